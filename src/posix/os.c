@@ -1,0 +1,197 @@
+/* POSIX backend: configuration, errno translation, files and views (open, mmap, msync,
+ * madvise, MADV_POPULATE_READ), processes and time. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "../os.h"
+#include "posix.h"
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14 */
+#endif
+
+static bm__os_config_t posix_config;
+static pthread_once_t posix_once = PTHREAD_ONCE_INIT;
+
+static void posix_config_init(void) {
+  long ps = sysconf(_SC_PAGESIZE);
+  void *p;
+
+  posix_config.page_size = ps > 0 ? (size_t)ps : 4096;
+  /* mmap offsets need only be page aligned on POSIX. */
+  posix_config.granularity = posix_config.page_size;
+#ifdef __linux__
+  /* Probe MADV_POPULATE_READ once: kernels before 5.14 answer EINVAL. */
+  p = mmap(NULL, posix_config.page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p != MAP_FAILED) {
+    posix_config.has_populate = madvise(p, posix_config.page_size, MADV_POPULATE_READ) == 0;
+    munmap(p, posix_config.page_size);
+  }
+#else
+  (void)p;
+#endif
+}
+
+const bm__os_config_t *bm__os_config(void) {
+  pthread_once(&posix_once, posix_config_init);
+  return &posix_config;
+}
+
+int bm__posix_error(int e) {
+  bm__set_os_error(e);
+  switch (e) {
+  case 0: return 0;
+  case EINVAL: return BM_EINVAL;
+  case ENOMEM: return BM_ENOMEM;
+  case ENOENT: case ENOTDIR: return BM_ENOENT;
+  case EEXIST: return BM_EEXIST;
+  case EACCES: case EPERM: return BM_EACCES;
+  case EISDIR: return BM_EISDIR;
+  case ENODEV: case ENXIO: return BM_ENOTREG;
+  case EOVERFLOW: case EFBIG: return BM_EOVERFLOW;
+  case EIO: return BM_EIO;
+  case ENOSPC: case EDQUOT: return BM_ENOSPC;
+  case EROFS: return BM_EREADONLY;
+  case ENAMETOOLONG: return BM_ENAME;
+  case ENOSYS: case EOPNOTSUPP: return BM_ENOTSUP;
+  case EBUSY: case ETXTBSY: return BM_EBUSY;
+  case EFAULT: return BM_ETRUNCATED;
+  }
+  return BM_EOS;
+}
+
+int bm__posix_check_regular(int fd, uint64_t *size) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return bm__posix_error(errno);
+  if (S_ISDIR(st.st_mode)) return bm__set_os_error(0), BM_EISDIR;
+  if (!S_ISREG(st.st_mode)) return bm__set_os_error(0), BM_ENOTREG;
+  *size = (uint64_t)st.st_size;
+  return 0;
+}
+
+int bm__os_file_open(bm_source_t *src, const char *path, unsigned flags) {
+  int oflags = O_CLOEXEC | O_NOCTTY | O_NONBLOCK, fd, err;
+
+  /* O_NONBLOCK: opening a FIFO for reading must not wait for a writer; it is refused
+   * below anyway, and the flag means nothing for regular files. */
+  if (flags & BM_FILE_WRITE) {
+    oflags |= O_RDWR;
+    if (flags & BM_FILE_CREATE) oflags |= O_CREAT;
+    if (flags & BM_FILE_EXCL) oflags |= O_EXCL;
+    if (flags & BM_FILE_TRUNC) oflags |= O_TRUNC;
+  } else {
+    oflags |= O_RDONLY;
+  }
+  do fd = open(path, oflags, 0644);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) return bm__posix_error(errno);
+  if ((err = bm__posix_check_regular(fd, &src->size)) != 0) {
+    close(fd);
+    return err;
+  }
+  src->fd = fd;
+  return 0;
+}
+
+int bm__os_file_extend(bm_source_t *src, uint64_t size) {
+  int r;
+  if (size > (uint64_t)INT64_MAX) return BM_EOVERFLOW;
+  do r = ftruncate(src->fd, (off_t)size);
+  while (r != 0 && errno == EINTR);
+  if (r != 0) return bm__posix_error(errno);
+  src->size = size;
+  return 0;
+}
+
+int bm__os_source_size(bm_source_t *src, uint64_t *size) {
+  struct stat st;
+  if (fstat(src->fd, &st) != 0) return bm__posix_error(errno);
+  *size = (uint64_t)st.st_size;
+  return 0;
+}
+
+void bm__os_source_close(bm_source_t *src) {
+  if (src->fd >= 0) close(src->fd);
+  src->fd = -1;
+}
+
+int bm__os_map(bm_source_t *src, uint64_t offset, size_t length, unsigned access, void **base) {
+  int prot = PROT_READ, flags = MAP_SHARED;
+  void *p;
+
+  if (offset > (uint64_t)INT64_MAX) return BM_EOVERFLOW;
+  if (access & BM_ACCESS_WRITE) prot |= PROT_WRITE;
+  if (access & BM_ACCESS_COPY) {
+    prot |= PROT_WRITE;
+    flags = MAP_PRIVATE;
+  }
+  p = mmap(NULL, length, prot, flags, src->fd, (off_t)offset);
+  if (p == MAP_FAILED) return bm__posix_error(errno);
+#ifdef MADV_HUGEPAGE
+  if (src->thp) madvise(p, length, MADV_HUGEPAGE);
+#endif
+  *base = p;
+  return 0;
+}
+
+int bm__os_unmap(void *base, size_t length) {
+  if (munmap(base, length) != 0) return bm__posix_error(errno);
+  return 0;
+}
+
+int bm__os_flush(bm_source_t *src, void *base, size_t length) {
+  if (msync(base, length, MS_SYNC) != 0) return bm__posix_error(errno);
+  if (fsync(src->fd) != 0 && errno != EINVAL && errno != EROFS) return bm__posix_error(errno);
+  return 0;
+}
+
+int bm__os_advise(void *base, size_t length, int advice) {
+  int a;
+  switch (advice) {
+  case BM_ADVICE_SEQUENTIAL: a = POSIX_MADV_SEQUENTIAL; break;
+  case BM_ADVICE_RANDOM: a = POSIX_MADV_RANDOM; break;
+  case BM_ADVICE_WILLNEED: a = POSIX_MADV_WILLNEED; break;
+#ifdef MADV_DONTNEED
+  /* posix_madvise's DONTNEED is a no-op on glibc; madvise's drops the pages (and for a
+   * shared mapping they are read back from the source, so nothing is lost). */
+  case BM_ADVICE_DONTNEED:
+    if (madvise(base, length, MADV_DONTNEED) != 0) return bm__posix_error(errno);
+    return 0;
+#else
+  case BM_ADVICE_DONTNEED: a = POSIX_MADV_DONTNEED; break;
+#endif
+  default: a = POSIX_MADV_NORMAL; break;
+  }
+  a = posix_madvise(base, length, a);
+  return a == 0 ? 0 : bm__posix_error(a);
+}
+
+int bm__os_populate(void *base, size_t length) {
+  if (!bm__os_config()->has_populate) return BM_ENOTSUP;
+  for (;;) {
+    if (madvise(base, length, MADV_POPULATE_READ) == 0) return 0;
+    if (errno == EINTR || errno == EAGAIN) continue;
+    /* EFAULT: a page could not be had where a touch would raise SIGBUS (past the end). */
+    if (errno == EFAULT) return bm__set_os_error(errno), BM_ETRUNCATED;
+    if (errno == EINVAL) return BM_ENOTSUP;
+    if (errno == ENOMEM) return bm__posix_error(errno);
+    return bm__set_os_error(errno), BM_EIO;
+  }
+}
+
+int64_t bm__os_pid(void) { return (int64_t)getpid(); }
+
+int bm__os_pid_alive(int64_t pid) {
+  if (pid <= 0 || pid != (int64_t)(pid_t)pid) return 0;
+  if (kill((pid_t)pid, 0) == 0) return 1;
+  return errno == EPERM; /* exists, owned by someone else */
+}
+
+int64_t bm__os_time(void) { return (int64_t)time(NULL); }

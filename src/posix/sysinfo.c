@@ -1,0 +1,135 @@
+/* POSIX backend: system facts from sysconf, /sys/kernel/mm and /proc/mounts. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+#include "../os.h"
+#include "posix.h"
+
+#define HUGEPAGES_DIR "/sys/kernel/mm/hugepages"
+
+static int read_u64(const char *path, uint64_t *out) {
+  FILE *f = fopen(path, "re");
+  unsigned long long v;
+  int ok;
+  if (f == NULL) return -1;
+  ok = fscanf(f, "%llu", &v) == 1;
+  fclose(f);
+  if (!ok) return -1;
+  *out = v;
+  return 0;
+}
+
+static size_t default_huge_size(void) {
+  FILE *f = fopen("/proc/meminfo", "re");
+  char line[256];
+  unsigned long kb;
+  size_t r = 0;
+  if (f == NULL) return 0;
+  while (fgets(line, sizeof(line), f))
+    if (sscanf(line, "Hugepagesize: %lu kB", &kb) == 1) r = (size_t)kb << 10;
+  fclose(f);
+  return r;
+}
+
+static int cmp_size(const void *a, const void *b) {
+  size_t x = *(const size_t *)a, y = *(const size_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void read_large_sizes(bm_sysinfo_t *info) {
+  DIR *d = opendir(HUGEPAGES_DIR);
+  struct dirent *e;
+  unsigned long kb;
+  char path[512];
+  int i;
+
+  if (d == NULL) return;
+  while ((e = readdir(d)) != NULL && info->n_large_sizes < BM_MAX_LARGE_SIZES)
+    if (sscanf(e->d_name, "hugepages-%lukB", &kb) == 1)
+      info->large_sizes[info->n_large_sizes++] = (size_t)kb << 10;
+  closedir(d);
+  qsort(info->large_sizes, (size_t)info->n_large_sizes, sizeof(size_t), cmp_size);
+  for (i = 0; i < info->n_large_sizes; i++) {
+    kb = (unsigned long)(info->large_sizes[i] >> 10);
+    snprintf(path, sizeof(path), HUGEPAGES_DIR "/hugepages-%lukB/free_hugepages", kb);
+    if (read_u64(path, &info->large_free[i]) != 0) info->large_free[i] = UINT64_MAX;
+    snprintf(path, sizeof(path), HUGEPAGES_DIR "/hugepages-%lukB/nr_hugepages", kb);
+    if (read_u64(path, &info->large_total[i]) != 0) info->large_total[i] = UINT64_MAX;
+  }
+}
+
+/* Parses a "pagesize=2M" mount option; 0 when absent. */
+static size_t mount_page_size(const char *opts) {
+  const char *p = strstr(opts, "pagesize=");
+  uint64_t v;
+  char buf[32];
+  size_t n;
+  if (p == NULL) return 0;
+  p += 9;
+  n = strcspn(p, ",");
+  if (n == 0 || n >= sizeof(buf)) return 0;
+  memcpy(buf, p, n);
+  buf[n] = '\0';
+  return bm_parse_size(buf, &v) == 0 ? (size_t)v : 0;
+}
+
+static void read_mounts(bm_sysinfo_t *info) {
+  FILE *f = fopen("/proc/mounts", "re");
+  char line[1024], dev[256], dir[BM_PATH_MAX], type[64], opts[512];
+  if (f == NULL) return;
+  while (fgets(line, sizeof(line), f) && info->n_mounts < BM_MAX_MOUNTS) {
+    if (sscanf(line, "%255s %511s %63s %511s", dev, dir, type, opts) != 4) continue;
+    if (strcmp(type, "hugetlbfs") != 0) continue;
+    /* /proc/mounts escapes spaces as \040; such a mount is skipped, not misread. */
+    if (strchr(dir, '\\') != NULL) continue;
+    strcpy(info->mounts[info->n_mounts].path, dir);
+    info->mounts[info->n_mounts].page_size = mount_page_size(opts);
+    if (info->mounts[info->n_mounts].page_size == 0)
+      info->mounts[info->n_mounts].page_size = info->default_large_size;
+    info->n_mounts++;
+  }
+  fclose(f);
+}
+
+static int read_thp(void) {
+  FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "re");
+  char buf[128];
+  int r = BM_THP_UNSUPPORTED;
+  if (f == NULL) return r;
+  if (fgets(buf, sizeof(buf), f)) {
+    if (strstr(buf, "[always]")) r = BM_THP_ALWAYS;
+    else if (strstr(buf, "[madvise]")) r = BM_THP_MADVISE;
+    else if (strstr(buf, "[never]")) r = BM_THP_NEVER;
+  }
+  fclose(f);
+  return r;
+}
+
+int bm__os_sysinfo(bm_sysinfo_t *info) {
+  const bm__os_config_t *cfg = bm__os_config();
+  struct utsname u;
+
+  if (uname(&u) == 0) {
+    size_t i;
+    snprintf(info->os, sizeof(info->os), "%.63s", u.sysname);
+    for (i = 0; info->os[i]; i++)
+      if (info->os[i] >= 'A' && info->os[i] <= 'Z') info->os[i] = (char)(info->os[i] + 32);
+  } else {
+    snprintf(info->os, sizeof(info->os), "posix");
+  }
+  info->page_size = cfg->page_size;
+  info->granularity = cfg->granularity;
+  info->has_populate = cfg->has_populate;
+  info->default_large_size = default_huge_size();
+  read_large_sizes(info);
+  read_mounts(info);
+  info->thp = read_thp();
+  /* Linux needs no privilege to map huge pages from the pool; reserving them (writing
+   * nr_hugepages, mounting hugetlbfs) needs root. */
+  info->privilege = 1;
+  return 0;
+}

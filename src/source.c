@@ -1,0 +1,180 @@
+/* Sources (files) and views at any offset: the portable arithmetic and checks; the OS
+ * calls are the backend's. */
+#include <stdlib.h>
+#include <string.h>
+#include "os.h"
+
+/* Where an empty view points, so that callers may pass data to memchr and friends. */
+static unsigned char bm__empty_view[1];
+
+int bm_file_open(bm_source_t **out, const char *path, unsigned flags) {
+  bm_source_t *src;
+  unsigned mode = flags & (BM_FILE_READ | BM_FILE_WRITE | BM_FILE_COW);
+  int err;
+
+  if (out == NULL || path == NULL || *path == '\0') return BM_EINVAL;
+  *out = NULL;
+  /* Exactly one access mode; CREATE, EXCL and TRUNC only make sense when writing. */
+  if (mode != BM_FILE_READ && mode != BM_FILE_WRITE && mode != BM_FILE_COW) return BM_EINVAL;
+  if ((flags & (BM_FILE_CREATE | BM_FILE_EXCL | BM_FILE_TRUNC)) && mode != BM_FILE_WRITE)
+    return BM_EINVAL;
+  if ((flags & BM_FILE_EXCL) && !(flags & BM_FILE_CREATE)) return BM_EINVAL;
+  if (flags & ~(unsigned)(BM_FILE_READ | BM_FILE_WRITE | BM_FILE_CREATE | BM_FILE_EXCL |
+                          BM_FILE_TRUNC | BM_FILE_COW))
+    return BM_EINVAL;
+  if (strlen(path) >= sizeof(src->path)) return BM_EINVAL;
+
+  src = calloc(1, sizeof(*src));
+  if (src == NULL) return BM_ENOMEM;
+  src->fd = BM_OS_INVALID_HANDLE;
+  src->mapping = BM_OS_INVALID_HANDLE;
+  src->kind = BM__SRC_FILE;
+  src->flags = flags;
+  src->granularity = bm__os_config()->granularity;
+  src->page_size = bm__os_config()->page_size;
+  src->large.reason = BM_REASON_NOT_REQUESTED;
+  strcpy(src->path, path);
+  err = bm__os_file_open(src, path, flags);
+  if (err != 0) {
+    free(src);
+    return err;
+  }
+  *out = src;
+  return 0;
+}
+
+int bm_file_extend(bm_source_t *src, uint64_t size) {
+  uint64_t cur;
+  int err;
+
+  if (src == NULL) return BM_EINVAL;
+  if (src->kind != BM__SRC_FILE) return BM_ENOTSUP;
+  if (!(src->flags & BM_FILE_WRITE)) return BM_EREADONLY;
+  if ((err = bm__os_source_size(src, &cur)) != 0) return err;
+  if (size < cur) return BM_EINVAL;
+  if (size == cur) return 0;
+  return bm__os_file_extend(src, size);
+}
+
+int bm_source_size(bm_source_t *src, uint64_t *size) {
+  if (src == NULL || size == NULL) return BM_EINVAL;
+  return bm__os_source_size(src, size);
+}
+
+size_t bm_source_granularity(const bm_source_t *src) {
+  return src != NULL ? src->granularity : bm__os_config()->granularity;
+}
+
+void bm_source_close(bm_source_t *src) {
+  if (src == NULL) return;
+  bm__os_source_close(src);
+  free(src);
+}
+
+int bm_view_map(bm_view_t *view, bm_source_t *src, uint64_t offset, uint64_t length,
+                unsigned access) {
+  uint64_t size, start, span;
+  void *base;
+  int err;
+
+  if (view == NULL) return BM_EINVAL;
+  memset(view, 0, sizeof(*view));
+  if (src == NULL) return BM_EINVAL;
+  if (access == 0) access = BM_ACCESS_READ;
+  if (access & ~(unsigned)(BM_ACCESS_READ | BM_ACCESS_WRITE | BM_ACCESS_COPY)) return BM_EINVAL;
+  if ((access & BM_ACCESS_WRITE) && (access & BM_ACCESS_COPY)) return BM_EINVAL;
+  if ((access & BM_ACCESS_WRITE) && !(src->flags & BM_FILE_WRITE)) return BM_EREADONLY;
+  /* A copy-on-write source hands out private copies, even when asked only to read. */
+  if (src->flags & BM_FILE_COW) access = BM_ACCESS_COPY;
+
+  if ((err = bm__os_source_size(src, &size)) != 0) return err;
+  if (offset > size) return BM_ERANGE;
+  if (length == BM_TO_END) length = size - offset;
+  if (offset + length < offset) return BM_EOVERFLOW;
+  if (offset + length > size) return BM_ERANGE;
+
+  view->offset = offset;
+  view->src = src;
+  view->access = access;
+  if (length == 0) {
+    view->data = bm__empty_view;
+    return 0;
+  }
+  start = bm__align_down(offset, src->granularity);
+  span = offset - start + length;
+  if (span < length || span > (uint64_t)SIZE_MAX) return BM_EOVERFLOW;
+  /* A large-page mapping must cover whole pages (hugetlbfs refuses a partial last page
+   * only on some kernels; Windows always needs it). The section size is a multiple. */
+  if (src->hugetlb || src->granularity > bm__os_config()->granularity) {
+    uint64_t end = bm__align_up(start + span, src->granularity);
+    if (end != 0 && end <= size) span = end - start;
+  }
+  if ((err = bm__os_map(src, start, (size_t)span, access, &base)) != 0) return err;
+  view->base = base;
+  view->map_length = (size_t)span;
+  view->data = (unsigned char *)base + (offset - start);
+  view->length = (size_t)length;
+  return 0;
+}
+
+int bm_view_flush(bm_view_t *view) {
+  if (view == NULL) return BM_EINVAL;
+  if (view->base == NULL || !(view->access & BM_ACCESS_WRITE)) return 0;
+  return bm__os_flush(view->src, view->base, view->map_length);
+}
+
+int bm_view_advise(bm_view_t *view, int advice) {
+  if (view == NULL || advice < BM_ADVICE_NORMAL || advice > BM_ADVICE_DONTNEED) return BM_EINVAL;
+  if (view->base == NULL) return 0;
+  return bm__os_advise(view->base, view->map_length, advice);
+}
+
+typedef struct {
+  const volatile unsigned char *p;
+  size_t n, step;
+} bm__touch_t;
+
+static int bm__touch(void *arg) {
+  bm__touch_t *t = arg;
+  size_t i;
+  unsigned char sink = 0;
+  for (i = 0; i < t->n; i += t->step) sink ^= t->p[i];
+  if (t->n > 0) sink ^= t->p[t->n - 1];
+  (void)sink;
+  return 0;
+}
+
+int bm_view_prefetch(bm_view_t *view) {
+  bm__touch_t t;
+  uint64_t size;
+  int err;
+
+  if (view == NULL) return BM_EINVAL;
+  if (view->base == NULL) return 0;
+  err = bm__os_populate(view->base, view->map_length);
+  if (err == BM_ENOTSUP) {
+    t.p = view->base;
+    t.n = view->map_length;
+    t.step = bm__os_config()->page_size;
+    err = bm__os_guard(bm__touch, &t);
+  }
+  if (err == BM_ETRUNCATED || err == BM_EIO) {
+    /* Say "truncated" only when the source really is shorter than the view now. */
+    if (bm__os_source_size(view->src, &size) == 0)
+      err = size < view->offset + view->length ? BM_ETRUNCATED : BM_EIO;
+  }
+  return err;
+}
+
+int bm_view_unmap(bm_view_t *view) {
+  int err = 0;
+  if (view == NULL) return BM_EINVAL;
+  if (view->base != NULL) err = bm__os_unmap(view->base, view->map_length);
+  memset(view, 0, sizeof(*view));
+  return err;
+}
+
+int bm_guard_call(int (*fn)(void *arg), void *arg) {
+  if (fn == NULL) return BM_EINVAL;
+  return bm__os_guard(fn, arg);
+}

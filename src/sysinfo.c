@@ -1,0 +1,12 @@
+/* System facts: the backend reads them; this is the public face. */
+#include <string.h>
+#include "os.h"
+
+int bm_sysinfo_get(bm_sysinfo_t *info) {
+  if (info == NULL) return BM_EINVAL;
+  memset(info, 0, sizeof(*info));
+  return bm__os_sysinfo(info);
+}
+
+size_t bm_granularity(void) { return bm__os_config()->granularity; }
+size_t bm_page_size(void) { return bm__os_config()->page_size; }

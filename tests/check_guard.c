@@ -1,0 +1,119 @@
+/* Guarded calls: SIGBUS from a view past the end of a shrunk file becomes BM_ETRUNCATED,
+ * in several threads at once, and the previous handler comes back. */
+#include <string.h>
+#include "testutil.h"
+#ifndef _WIN32
+#include <pthread.h>
+#include <signal.h>
+#endif
+
+typedef struct {
+  const volatile unsigned char *p;
+  size_t n;
+  int ret;
+} touch_t;
+
+static int touch_all(void *arg) {
+  touch_t *t = arg;
+  size_t i;
+  unsigned sum = 0;
+  for (i = 0; i < t->n; i += 512) sum += t->p[i];
+  (void)sum;
+  return t->ret;
+}
+
+START_TEST(passes_result_through) {
+  touch_t t = {(const unsigned char *)"abc", 3, 42};
+  ck_assert_int_eq(bm_guard_call(touch_all, &t), 42);
+  t.ret = 0;
+  ck_assert_int_eq(bm_guard_call(touch_all, &t), 0);
+  ck_assert_int_eq(bm_guard_call(NULL, &t), BM_EINVAL);
+}
+END_TEST
+
+#ifndef _WIN32
+static void my_handler(int sig) { (void)sig; }
+
+/* Maps 16 granules of a file, then cuts it to 1: touching the tail raises SIGBUS. */
+static void shrunk_view(const char *name, bm_source_t **src, bm_view_t *v) {
+  const uint64_t g = bm_granularity();
+  const char *path = bm_test_path(name);
+  bm_test_write_pattern(path, 16 * g);
+  ck_assert_bm_ok(bm_file_open(src, path, BM_FILE_READ));
+  ck_assert_bm_ok(bm_view_map(v, *src, 0, 16 * g, BM_ACCESS_READ));
+  bm_test_truncate(path, g);
+}
+
+START_TEST(sigbus_becomes_truncated) {
+  struct sigaction mine, now;
+  bm_source_t *src;
+  bm_view_t v;
+  touch_t t;
+  int i;
+  memset(&mine, 0, sizeof(mine));
+  mine.sa_handler = my_handler;
+  sigemptyset(&mine.sa_mask);
+  ck_assert_int_eq(sigaction(SIGBUS, &mine, NULL), 0);
+  shrunk_view("bus", &src, &v);
+  t.p = v.data;
+  t.n = v.length;
+  t.ret = 0;
+  for (i = 0; i < 3; i++) ck_assert_int_eq(bm_guard_call(touch_all, &t), BM_ETRUNCATED);
+  /* The part still backed by the file reads fine. */
+  t.n = bm_granularity();
+  ck_assert_int_eq(bm_guard_call(touch_all, &t), 0);
+  ck_assert_int_eq(sigaction(SIGBUS, NULL, &now), 0);
+  ck_assert_ptr_eq((void *)now.sa_handler, (void *)my_handler);
+  bm_view_unmap(&v);
+  bm_source_close(src);
+}
+END_TEST
+
+static void *guard_thread(void *arg) {
+  touch_t t = *(touch_t *)arg;
+  long bad = 0;
+  int i;
+  for (i = 0; i < 200; i++) {
+    t.n = (i & 1) ? bm_granularity() : 16 * bm_granularity();
+    if (bm_guard_call(touch_all, &t) != ((i & 1) ? 0 : BM_ETRUNCATED)) bad++;
+  }
+  return (void *)bad;
+}
+
+START_TEST(threads_at_once) {
+  bm_source_t *src;
+  bm_view_t v;
+  pthread_t th[4];
+  touch_t t;
+  void *bad;
+  int i;
+  struct sigaction before, now;
+  ck_assert_int_eq(sigaction(SIGBUS, NULL, &before), 0);
+  shrunk_view("bus2", &src, &v);
+  t.p = v.data;
+  t.ret = 0;
+  for (i = 0; i < 4; i++) ck_assert_int_eq(pthread_create(&th[i], NULL, guard_thread, &t), 0);
+  for (i = 0; i < 4; i++) {
+    ck_assert_int_eq(pthread_join(th[i], &bad), 0);
+    ck_assert_int_eq((long)bad, 0);
+  }
+  ck_assert_int_eq(sigaction(SIGBUS, NULL, &now), 0);
+  ck_assert_ptr_eq((void *)now.sa_handler, (void *)before.sa_handler);
+  bm_view_unmap(&v);
+  bm_source_close(src);
+}
+END_TEST
+#endif
+
+Suite *guard_suite(void) {
+  Suite *s = suite_create("guard");
+  TCase *tc = tcase_create("core");
+  tcase_add_checked_fixture(tc, NULL, bm_test_tmp_cleanup);
+  tcase_add_test(tc, passes_result_through);
+#ifndef _WIN32
+  tcase_add_test(tc, sigbus_becomes_truncated);
+  tcase_add_test(tc, threads_at_once);
+#endif
+  suite_add_tcase(s, tc);
+  return s;
+}

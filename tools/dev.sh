@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The two commands of README.md:
+#   tools/dev.sh demo   install what is needed, build, and run bulkmap on a demo dataset
+#   tools/dev.sh test   install what is needed, build and run every test lane
+# Packages come from Debian (apt-get); nothing is installed when all are present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS_BUILD="cmake make gcc pkg-config libuv1-dev check libxxhash-dev xxhash"
+PKGS_TEST="$PKGS_BUILD valgrind clang libclang-rt-14-dev gcc-mingw-w64-x86-64 wine64 dpkg-dev"
+
+need() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "dev.sh: installing ${missing[*]}" >&2
+  local SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+case "${1:-}" in
+demo)
+  need $PKGS_BUILD
+  cmake --preset default >/dev/null
+  cmake --build --preset default
+  exec bash tools/demo.sh build/default
+  ;;
+test)
+  need $PKGS_TEST
+  lanes=${BULKMAP_LANES:-"default asan windows"}
+  for lane in $lanes; do
+    if [ "$lane" = windows ] && [ ! -f CMakePresets.json ] || ! grep -q "\"$lane\"" CMakePresets.json; then
+      echo "dev.sh: no preset $lane" >&2; exit 1
+    fi
+    echo "=== lane: $lane ===" >&2
+    cmake --workflow --preset "$lane"
+  done
+  if [ -x tools/extra-lanes.sh ]; then tools/extra-lanes.sh; fi
+  echo "dev.sh: all lanes passed ($lanes)" >&2
+  ;;
+*)
+  echo "usage: tools/dev.sh demo|test" >&2
+  exit 2
+  ;;
+esac

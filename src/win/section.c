@@ -1,0 +1,275 @@
+/* Windows backend: named and anonymous pagefile-backed sections (CreateFileMappingW with
+ * INVALID_HANDLE_VALUE, OpenFileMappingW), large-page sections (SEC_COMMIT |
+ * SEC_LARGE_PAGES with SeLockMemoryPrivilege), and what an opened section is (size and
+ * page kind, from NtQuerySection, else from VirtualQuery of a view). */
+#include <string.h>
+#include "../os.h"
+#include "win.h"
+#include <psapi.h>
+
+/* "Global\" + BM_NAME_MAX + NUL, with room to spare; longer names were refused before. */
+#define WIN_NAME_CAP 256
+
+/* NtQuerySection's SectionBasicInformation (ntdll; stable since NT 3.1, documented in the
+ * WDK as ZwQuerySection's); looked up at run time. */
+typedef struct {
+  PVOID base;
+  ULONG attributes;
+  LARGE_INTEGER size;
+} win_section_basic_t;
+typedef LONG(NTAPI *win_query_section_fn)(HANDLE, int, PVOID, SIZE_T, PSIZE_T);
+typedef BOOL(WINAPI *win_query_ws_fn)(HANDLE, PVOID, DWORD);
+
+static void win_set_outcome(bm_large_t *o, int requested, int obtained, size_t page, int reason) {
+  o->requested = requested;
+  o->obtained = obtained;
+  o->transparent = 0;
+  o->page_size = page;
+  o->reason = reason;
+}
+
+static int win_name(const char *name, WCHAR *buf) {
+  if (name == NULL) return 0;
+  return bm__win_utf8_to_wide(name, buf, WIN_NAME_CAP);
+}
+
+/* Whether the page at p (touched here) is really a large page, as the working set says
+ * (QueryWorkingSetEx: the LargePage bit of a valid page). 1 yes, 0 no, -1 cannot tell. */
+static int win_page_is_large(volatile unsigned char *p) {
+  PSAPI_WORKING_SET_EX_INFORMATION ws;
+  win_query_ws_fn q;
+  HMODULE k32 = GetModuleHandleW(L"kernel32.dll");
+  q = k32 ? (win_query_ws_fn)(void (*)(void))GetProcAddress(k32, "K32QueryWorkingSetEx") : NULL;
+  if (q == NULL) return -1;
+  (void)*p;
+  memset(&ws, 0, sizeof(ws));
+  ws.VirtualAddress = (PVOID)p;
+  if (!q(GetCurrentProcess(), &ws, sizeof(ws)) || !ws.VirtualAttributes.Valid) return -1;
+  return ws.VirtualAttributes.LargePage ? 1 : 0;
+}
+
+/* Tries a SEC_LARGE_PAGES section of size bytes. 0 and *out on success; otherwise a
+ * bm_large_reason_t in *reason and a BM_E* result (BM_EEXIST ends the whole request). */
+static int win_create_large(const WCHAR *wname, uint64_t size, size_t lp, HANDLE *out,
+                            int *reason) {
+  HANDLE m;
+  DWORD e;
+  void *v;
+  int large;
+
+  if (bm__win_enable_lock_memory() != 0) {
+    *reason = BM_REASON_NO_PRIVILEGE;
+    return BM_ENOLARGE;
+  }
+  /* Large pages are committed when the section is made (SEC_COMMIT is required with
+   * SEC_LARGE_PAGES), so success means the pages were had. */
+  m = CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE | SEC_COMMIT | SEC_LARGE_PAGES,
+                         (DWORD)(size >> 32), (DWORD)size, wname);
+  e = GetLastError();
+  if (m == NULL) {
+    bm__set_os_error((int)e);
+    switch (e) {
+    case ERROR_PRIVILEGE_NOT_HELD:
+    case ERROR_NOT_ALL_ASSIGNED: *reason = BM_REASON_NO_PRIVILEGE; break;
+    case ERROR_NO_SYSTEM_RESOURCES:
+    case ERROR_NOT_ENOUGH_MEMORY:
+    case ERROR_OUTOFMEMORY:
+    case ERROR_COMMITMENT_LIMIT: *reason = BM_REASON_POOL_EMPTY; break;
+    case ERROR_INVALID_HANDLE: return BM_EEXIST; /* the name is another kind of object */
+    default: *reason = BM_REASON_UNSUPPORTED; break;
+    }
+    return BM_ENOLARGE;
+  }
+  if (e == ERROR_ALREADY_EXISTS) {
+    /* CreateFileMapping opened someone else's section: sections are made exclusively. */
+    CloseHandle(m);
+    bm__set_os_error((int)e);
+    return BM_EEXIST;
+  }
+  /* Check, do not assume: map the first large page and ask the working set. Views of a
+   * large-page section must be whole large pages (FILE_MAP_LARGE_PAGES, Windows 10 1703+;
+   * earlier systems use large pages without the flag). */
+  v = MapViewOfFile(m, FILE_MAP_WRITE | FILE_MAP_LARGE_PAGES, 0, 0, lp);
+  if (v == NULL) v = MapViewOfFile(m, FILE_MAP_WRITE, 0, 0, lp);
+  if (v == NULL) {
+    e = GetLastError();
+    CloseHandle(m);
+    bm__set_os_error((int)e);
+    *reason = BM_REASON_UNSUPPORTED;
+    return BM_ENOLARGE;
+  }
+  large = win_page_is_large(v);
+  UnmapViewOfFile(v);
+  if (large == 0) {
+    /* Accepted but backed by normal pages (Wine does this): not large pages. */
+    CloseHandle(m);
+    bm__set_os_error(0);
+    *reason = BM_REASON_UNSUPPORTED;
+    return BM_ENOLARGE;
+  }
+  *out = m;
+  return 0;
+}
+
+int bm__os_section_create(bm_source_t *src, const char *name, const bm_section_opts_t *opts,
+                          bm_large_t *outcome) {
+  const bm__os_config_t *cfg = bm__os_config();
+  WCHAR wbuf[WIN_NAME_CAP];
+  const WCHAR *wname = name != NULL ? wbuf : NULL;
+  uint64_t size;
+  size_t lp = bm__win_large_page_size();
+  HANDLE m = NULL;
+  DWORD e;
+  int err, reason = BM_REASON_NOT_REQUESTED, mode = opts->large;
+
+  if ((err = win_name(name, wbuf)) != 0) return err;
+  if (opts->size == 0) return BM_EINVAL;
+  /* opts->mode (POSIX permission bits) has no meaning here: the section gets the default
+   * security of the creator's token (its owner, SYSTEM and administrators). */
+
+  if (mode != BM_LARGE_OFF) {
+    size = opts->size;
+    if (lp == 0 || (opts->large_page_size != 0 && opts->large_page_size != lp)) {
+      /* GetLargePageMinimum() is the one large page size Windows gives applications. */
+      reason = BM_REASON_UNSUPPORTED;
+    } else if (size % lp != 0 && !opts->round) {
+      /* A large-page section's size must be a multiple of GetLargePageMinimum(). */
+      reason = BM_REASON_SIZE_NOT_MULTIPLE;
+      if (mode == BM_LARGE_ON) {
+        win_set_outcome(outcome, mode, 0, cfg->page_size, reason);
+        return bm__set_os_error(0), BM_EALIGN;
+      }
+    } else if ((size = bm__align_up(size, lp)) == 0) {
+      return BM_EOVERFLOW;
+    } else {
+      err = win_create_large(wname, size, lp, &m, &reason);
+      if (err == BM_EEXIST) return err;
+      if (err == 0) {
+        src->size = size;
+        src->granularity = lp;
+        src->page_size = lp;
+        win_set_outcome(outcome, mode, 1, lp, BM_REASON_NONE);
+        goto made;
+      }
+    }
+    if (mode == BM_LARGE_ON) {
+      win_set_outcome(outcome, mode, 0, cfg->page_size, reason);
+      return BM_ENOLARGE;
+    }
+  }
+
+  /* Normal pages: a pagefile-backed section, reserved and committed as a whole. */
+  if ((size = bm__align_up(opts->size, cfg->page_size)) == 0) return BM_EOVERFLOW;
+  m = CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE | SEC_COMMIT,
+                         (DWORD)(size >> 32), (DWORD)size, wname);
+  e = GetLastError();
+  if (m == NULL) return e == ERROR_INVALID_HANDLE ? (bm__set_os_error((int)e), BM_EEXIST) : bm__win_error(e);
+  if (e == ERROR_ALREADY_EXISTS) {
+    CloseHandle(m);
+    return bm__win_error(e);
+  }
+  src->size = size;
+  src->granularity = cfg->granularity;
+  src->page_size = cfg->page_size;
+  win_set_outcome(outcome, mode, 0, cfg->page_size, mode == BM_LARGE_OFF ? BM_REASON_NOT_REQUESTED : reason);
+
+made:
+  src->fd = BM_OS_INVALID_HANDLE;
+  src->mapping = m;
+  src->kind = name != NULL ? BM__SRC_SECTION : BM__SRC_ANON;
+  src->flags = BM_FILE_WRITE;
+  src->large = *outcome;
+  if (name != NULL && strlen(name) < sizeof(src->path)) strcpy(src->path, name);
+  return 0;
+}
+
+/* The size and page kind of an opened section. NtQuerySection gives both exactly (it needs
+ * SECTION_QUERY access); without it, a view of the whole section is mapped and measured
+ * with VirtualQuery, which rounds the size up to whole pages (for a section bulkmap made
+ * that is its size; for another program's it is the bytes a view can really reach). */
+static int win_section_facts(HANDLE m, int can_query, uint64_t *size, int *large) {
+  win_query_section_fn q = NULL;
+  HMODULE nt = GetModuleHandleW(L"ntdll.dll");
+  MEMORY_BASIC_INFORMATION mbi;
+  void *v;
+
+  *large = 0;
+  if (can_query && nt != NULL)
+    q = (win_query_section_fn)(void (*)(void))GetProcAddress(nt, "NtQuerySection");
+  if (q != NULL) {
+    win_section_basic_t sbi;
+    memset(&sbi, 0, sizeof(sbi));
+    if (q(m, 0 /* SectionBasicInformation */, &sbi, sizeof(sbi), NULL) >= 0 && sbi.size.QuadPart > 0) {
+      *size = (uint64_t)sbi.size.QuadPart;
+      *large = (sbi.attributes & SEC_LARGE_PAGES) != 0;
+      return 0;
+    }
+  }
+  v = MapViewOfFile(m, FILE_MAP_READ, 0, 0, 0);
+  if (v == NULL) return bm__win_last_error();
+  if (VirtualQuery(v, &mbi, sizeof(mbi)) == 0) {
+    int err = bm__win_last_error();
+    UnmapViewOfFile(v);
+    return err;
+  }
+  *size = (uint64_t)mbi.RegionSize;
+  UnmapViewOfFile(v);
+  return 0;
+}
+
+int bm__os_section_open(bm_source_t *src, const char *name, unsigned access) {
+  const bm__os_config_t *cfg = bm__os_config();
+  WCHAR wname[WIN_NAME_CAP];
+  DWORD want = FILE_MAP_READ;
+  HANDLE m;
+  uint64_t size = 0;
+  size_t lp;
+  int err, large, query = 1;
+
+  if ((err = win_name(name, wname)) != 0) return err;
+  if (access & BM_ACCESS_WRITE) want |= FILE_MAP_WRITE;
+  /* SECTION_QUERY lets NtQuerySection read the size; a section whose security refuses it
+   * is opened without and measured through a view. */
+  m = OpenFileMappingW(want | SECTION_QUERY, FALSE, wname);
+  if (m == NULL && GetLastError() == ERROR_ACCESS_DENIED) {
+    query = 0;
+    m = OpenFileMappingW(want, FALSE, wname);
+  }
+  if (m == NULL) return bm__win_last_error();
+  if ((err = win_section_facts(m, query, &size, &large)) != 0) {
+    CloseHandle(m);
+    return err;
+  }
+  lp = bm__win_large_page_size();
+  src->fd = BM_OS_INVALID_HANDLE;
+  src->mapping = m;
+  src->size = size;
+  src->kind = BM__SRC_SECTION;
+  src->flags = (access & BM_ACCESS_WRITE) ? BM_FILE_WRITE : BM_FILE_READ;
+  if (large && lp != 0) {
+    /* Views of a large-page section are whole large pages at multiples of
+     * GetLargePageMinimum(). */
+    src->granularity = lp;
+    src->page_size = lp;
+    win_set_outcome(&src->large, BM_LARGE_OFF, 1, lp, BM_REASON_NONE);
+  } else {
+    src->granularity = cfg->granularity;
+    src->page_size = cfg->page_size;
+    win_set_outcome(&src->large, BM_LARGE_OFF, 0, cfg->page_size, BM_REASON_NOT_REQUESTED);
+  }
+  if (strlen(name) < sizeof(src->path)) strcpy(src->path, name);
+  return 0;
+}
+
+int bm__os_section_remove(const char *name) {
+  (void)name;
+  /* A section has no name to unlink: it dies with its last handle and view. */
+  bm__set_os_error(0);
+  return BM_ENOTSUP;
+}
+
+int bm__os_section_large(bm_source_t *src, bm_large_t *outcome) {
+  *outcome = src->large;
+  outcome->page_size = src->page_size;
+  return 0;
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Fetches the Debian source packages of libuv and Check with `apt-get source` through a
+# private sources list (deb-src enabled only there; the system's apt lists are never
+# touched) and cross-builds them with mingw-w64 into PREFIX, which is reused when present.
+#   cmake/windeps.sh PREFIX
+# Needs dpkg-dev (for apt-get source), cmake and gcc-mingw-w64-x86-64.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+prefix="${1:?usage: windeps.sh PREFIX}"
+mkdir -p "$prefix"
+prefix="$(cd "$prefix" && pwd)"
+work="$prefix.work"
+toolchain="$here/mingw-w64-x86_64.cmake"
+
+# xxHash is used header-only: Debian's libxxhash-dev header serves every target. It is
+# copied (not the host's /usr/include put on the mingw include path, whose glibc headers
+# would shadow mingw's).
+mkdir -p "$prefix/include"
+for h in xxhash.h xxh3.h; do
+  if [ -f "/usr/include/$h" ] && ! cmp -s "/usr/include/$h" "$prefix/include/$h"; then cp "/usr/include/$h" "$prefix/include/$h"; fi
+done
+if [ -f "$prefix/.complete-v2" ]; then exit 0; fi
+for t in apt-get dpkg-source cmake x86_64-w64-mingw32-gcc; do
+  command -v "$t" >/dev/null || { echo "windeps: $t not found (apt-get install dpkg-dev cmake gcc-mingw-w64-x86-64)" >&2; exit 1; }
+done
+
+# The private apt state: a deb-src list mirroring the system's deb entries.
+apt="$work/apt"
+mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$work/src"
+list="$apt/sources.list"
+: >"$list"
+uris=""
+for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list; do
+  [ -f "$f" ] || continue
+  case "$f" in
+  *.sources)
+    # deb822: turn each "Types: deb" stanza into one-line deb-src entries.
+    awk -v RS= '
+      {
+        uri=""; suites=""; comps=""; key=""; isdeb=0
+        n=split($0, L, "\n")
+        for (i=1;i<=n;i++) {
+          if (L[i] ~ /^Types:/) { m=split(L[i], T, /[ \t]+/); for (k=2;k<=m;k++) if (T[k]=="deb") isdeb=1 }
+          else if (L[i] ~ /^URIs:/) { sub(/^URIs:[ \t]*/, "", L[i]); uri=L[i] }
+          else if (L[i] ~ /^Suites:/) { sub(/^Suites:[ \t]*/, "", L[i]); suites=L[i] }
+          else if (L[i] ~ /^Components:/) { sub(/^Components:[ \t]*/, "", L[i]); comps=L[i] }
+          else if (L[i] ~ /^Signed-By:/) { sub(/^Signed-By:[ \t]*/, "", L[i]); key=L[i] }
+        }
+        if (isdeb && uri != "" && suites != "") {
+          ns=split(suites, S, /[ \t]+/)
+          for (j=1;j<=ns;j++) printf "deb-src%s %s %s %s\n", (key!="" ? " [signed-by=" key "]" : ""), uri, S[j], comps
+        }
+      }' "$f" >>"$list" ;;
+  *)
+    sed -n 's/^[[:space:]]*deb[[:space:]]\+/deb-src /p' "$f" >>"$list" ;;
+  esac
+done
+# Only Debian's archive is reachable; keep the entries that point at it.
+grep -E 'debian\.org|/debian(-security)?([ /]|$)' "$list" >"$list.tmp" || true
+mv "$list.tmp" "$list"
+if [ ! -s "$list" ]; then
+  echo "windeps: no Debian entry found in the system's sources to mirror as deb-src" >&2
+  exit 1
+fi
+aptopts=(-o "Dir::Etc::SourceList=$list" -o Dir::Etc::SourceParts=/dev/null
+  -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o "Dir::State::Status=/var/lib/dpkg/status"
+  -o Acquire::Languages=none -o APT::Sandbox::User=root)
+echo "windeps: apt-get update (private deb-src list $list)" >&2
+apt-get -qq "${aptopts[@]}" update
+cd "$work/src"
+for pkg in libuv1 check; do
+  if ! ls -d "$work/src/$pkg"-*/ >/dev/null 2>&1; then
+    echo "windeps: apt-get source $pkg" >&2
+    apt-get -qq "${aptopts[@]}" source "$pkg" >/dev/null
+  fi
+done
+uvsrc=$(ls -d "$work"/src/libuv1-*/ | head -n1)
+cksrc=$(ls -d "$work"/src/check-*/ | head -n1)
+jobs=$(nproc 2>/dev/null || echo 2)
+
+# Fresh build trees: a cached one would keep flags of an older toolchain file.
+rm -rf "$work/build-uv" "$work/build-check"
+echo "windeps: building libuv from $uvsrc" >&2
+cmake -S "$uvsrc" -B "$work/build-uv" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
+  -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix" -DLIBUV_BUILD_TESTS=OFF \
+  -DLIBUV_BUILD_BENCH=OFF -DBUILD_TESTING=OFF >"$work/uv-configure.log" 2>&1
+cmake --build "$work/build-uv" -j "$jobs" >"$work/uv-build.log" 2>&1
+cmake --install "$work/build-uv" >"$work/uv-install.log"
+
+echo "windeps: building Check from $cksrc" >&2
+cmake -S "$cksrc" -B "$work/build-check" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
+  -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix" -DCHECK_ENABLE_TESTS=OFF \
+  -DBUILD_TESTING=OFF -DCHECK_ENABLE_SUBUNIT=OFF -DENABLE_MEMORY_LEAKING_TESTS=OFF \
+  -DHAVE_SUBUNIT=0 >"$work/check-configure.log" 2>&1
+cmake --build "$work/build-check" -j "$jobs" >"$work/check-build.log" 2>&1
+cmake --install "$work/build-check" >"$work/check-install.log"
+
+touch "$prefix/.complete-v2"
+echo "windeps: libuv and Check installed in $prefix" >&2

@@ -1,0 +1,92 @@
+/* bulkmap_uv: stream a source's windows through a libuv loop. Windows are mapped, faulted
+ * in and handed to a parallel callback on the thread pool (several in flight, so mapping
+ * the next window overlaps work on this one), then to an ordered callback, one at a time
+ * and strictly in source order (for sequential work such as a hash), then unmapped; the
+ * loop thread hears of each window in order. At most `inflight` windows are mapped at once.
+ *
+ * The core library stays free of libuv; this small library is what the bulkmap tool uses,
+ * and any libuv application can use it the same way. */
+#ifndef BULKMAP_UV_H
+#define BULKMAP_UV_H
+
+#include <uv.h>
+#include "bulkmap.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BM_UV_MAX_INFLIGHT 16
+
+typedef struct bm_uv_pipeline_s bm_uv_pipeline_t;
+
+typedef struct bm_uv_window_s {
+  /* Valid inside the parallel and ordered callbacks (the bytes are unmapped after). */
+  unsigned char *data;     /* first byte of the window, overlap included */
+  size_t length;           /* bytes at data */
+  size_t overlap;          /* leading bytes repeated from the previous window */
+  uint64_t offset;         /* source offset of data[0] */
+  uint64_t index;          /* 0, 1, 2, ... in source order */
+  int last;                /* 1 for the final window */
+  void *user;              /* opts.user_size bytes of scratch for this window, zeroed */
+  /* private */
+  bm_uv_pipeline_t *pipe;
+  bm_view_t view;
+  uv_work_t req;
+  int status, state;
+} bm_uv_window_t;
+
+typedef struct bm_uv_pipeline_opts_s {
+  uint64_t offset, length; /* the range to walk; length BM_TO_END for the rest */
+  uint64_t window;         /* bytes of new data a window (rounded to the granularity) */
+  uint64_t overlap;        /* < window */
+  unsigned inflight;       /* windows mapped at once, 1..BM_UV_MAX_INFLIGHT (0: 4) */
+  unsigned access;         /* BM_ACCESS_READ (0) or BM_ACCESS_WRITE */
+  int prefault;            /* fault each window in before the parallel callback */
+  size_t user_size;        /* scratch bytes a window */
+  /* Thread pool, any order, concurrently. Return 0 or a BM_E* code (stops the walk). */
+  int (*parallel)(bm_uv_window_t *w, void *data);
+  /* Thread pool, one at a time, in source order, after parallel. */
+  int (*ordered)(bm_uv_window_t *w, void *data);
+  /* Loop thread, in source order, after the window was unmapped (data is NULL). */
+  void (*merged)(bm_uv_window_t *w, void *data);
+  /* Loop thread, once, when every job has finished: 0, the first error, or the status
+   * given to bm_uv_pipeline_cancel. */
+  void (*done)(bm_uv_pipeline_t *p, int status, void *data);
+  void *data;
+} bm_uv_pipeline_opts_t;
+
+struct bm_uv_pipeline_s {
+  /* read-only for callers */
+  uint64_t bytes_done;     /* new bytes through the ordered stage */
+  uint64_t total;          /* bytes in the range */
+  uint64_t window;         /* window size used */
+  uint64_t peak_mapped;    /* the most bytes mapped at once (final once done is called) */
+  /* private */
+  uv_loop_t *loop;
+  bm_source_t *src;
+  bm_uv_pipeline_opts_t o;
+  uint64_t start, end, nwin, next_map, next_ordered;
+  unsigned active;         /* jobs queued or running */
+  int ordering;            /* an ordered job is queued or running */
+  int status, finished;
+  void *mapped;            /* atomic counters, allocated with the slots */
+  bm_uv_window_t *slots;
+  unsigned char *scratch;
+};
+
+/* Starts walking src on loop. The source, the pipeline and opts->data must outlive the
+ * walk (until done is called; the pipeline holds no memory after that). Errors (nothing started): BM_EINVAL (no done callback,
+ * overlap >= window, inflight out of range), BM_ERANGE, BM_EOVERFLOW, BM_ENOMEM. */
+int bm_uv_pipeline_start(bm_uv_pipeline_t *p, uv_loop_t *loop, bm_source_t *src,
+                         const bm_uv_pipeline_opts_t *opts);
+/* Stops scheduling new windows; done(status) follows once the jobs in flight have
+ * finished. status should be negative (e.g. BM_EBUSY or an application code). */
+void bm_uv_pipeline_cancel(bm_uv_pipeline_t *p, int status);
+/* The most bytes that were mapped at any one time. */
+uint64_t bm_uv_pipeline_peak_mapped(const bm_uv_pipeline_t *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

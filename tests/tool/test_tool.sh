@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# Integration test of the bulkmap tool against independent peers: xxhsum -H3, wc -l and a
+# perl literal count; bad inputs with their exit codes; load/cat across processes.
+# usage: test_tool.sh BULKMAP [QUICK]    (run by ctest)
+set -u
+BM=${1:?path to bulkmap}
+T=$(mktemp -d "${TMPDIR:-/tmp}/bmtool.XXXXXX")
+NAME="bmtest-$$"
+fails=0 checks=0
+cleanup() {
+  "$BM" rm "$NAME" >/dev/null 2>&1
+  "$BM" rm "$NAME-b" >/dev/null 2>&1
+  "$BM" rm "$NAME-int" >/dev/null 2>&1
+  "$BM" rm "$NAME-kill" >/dev/null 2>&1
+  rm -rf "$T"
+}
+trap cleanup EXIT
+
+ok()   { checks=$((checks + 1)); }
+fail() { checks=$((checks + 1)); fails=$((fails + 1)); echo "FAIL: $*" >&2; }
+json() { sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p" <<<"$1"; }
+
+# Runs bulkmap, expecting exit code $1; the process must not die of a signal.
+expect() {
+  local want=$1; shift
+  "$BM" "$@" >"$T/out" 2>"$T/err" </dev/null
+  local rc=$?
+  if [ $rc -ne "$want" ]; then
+    fail "bulkmap $* exited $rc, expected $want: $(head -c 300 "$T/err")"
+  elif [ "$want" -ne 0 ] && ! grep -q '^bulkmap: ' "$T/err"; then
+    fail "bulkmap $* gave no 'bulkmap: ...' message"
+  else
+    ok
+  fi
+}
+
+check_scan() { # file [scan options...]
+  local f=$1; shift
+  local out want_h want_l
+  out=$("$BM" scan "$f" --json --no-progress "$@") || { fail "scan $f $*: exit $?"; return; }
+  want_h=$(xxhsum -H3 "$f" 2>/dev/null | sed -n 's/^XXH3 (.*) = \([0-9a-f]*\)$/\1/p; s/^\([0-9a-f]\{16\}\)  .*/\1/p')
+  want_l=$(wc -l <"$f")
+  [ "$(json "$out" xxh3)" = "$want_h" ] && ok || fail "xxh3 of $f ($*): $(json "$out" xxh3) != $want_h"
+  [ "$(json "$out" lines)" = "$want_l" ] && ok || fail "lines of $f ($*): $(json "$out" lines) != $want_l"
+}
+
+check_count() { # file literal [scan options...]
+  local f=$1 lit=$2; shift 2
+  local out want
+  out=$("$BM" scan "$f" --count "$lit" --json --no-progress "$@") || { fail "count $f: exit $?"; return; }
+  want=$(LIT="$lit" perl -0777 -ne '$c = () = /\Q$ENV{LIT}\E/g; print $c' "$f")
+  [ "$(json "$out" count)" = "$want" ] && ok || fail "count '$lit' in $f ($*): $(json "$out" count) != $want"
+}
+
+# 1. Sizes on and around the page and allocation granularity.
+for n in 0 1 4095 4096 4097 65535 65536 65537; do
+  head -c "$n" /dev/urandom >"$T/s$n"
+  check_scan "$T/s$n"
+  check_scan "$T/s$n" --window 4096
+done
+out=$("$BM" scan "$T/s0" --json --no-progress)
+[ "$(json "$out" bytes)" = 0 ] && ok || fail "empty file: bytes $(json "$out" bytes)"
+
+# 2. A few MiB of random data with odd window sizes and thread counts.
+head -c 5000000 /dev/urandom >"$T/rand"
+for w in 4097 12345 1M 1000001 3M; do check_scan "$T/rand" --window "$w" --threads 2; done
+check_scan "$T/rand" --threads 1
+check_scan "$T/rand" --threads 7 --window 100000
+
+# 3. Literals straddling window edges, self-overlapping ones included.
+perl -e 'for (1..200000) { print "aaab" x ($_ % 7), "ab\nxyzzy", "a" x ($_ % 11), "\n" }' >"$T/text"
+for lit in a aa aaa ab aab xyzzy "zy
+a" "b
+x" "aaaaaaaaaa" "never-there"; do
+  check_count "$T/text" "$lit" --window 4096
+done
+check_count "$T/text" aaa --window 1M
+check_count "$T/rand" "$(head -c 2 "$T/rand" | tr -d '\0\n' | head -c 1)" --window 8192
+
+# 4. --offset/--length against the same bytes cut out with dd.
+for spec in "0 1" "1 4095" "4095 2" "65535 70000" "12345 1000000" "4999999 1" "5000000 0"; do
+  set -- $spec
+  dd if="$T/rand" of="$T/cut" bs=1 skip=0 count=0 status=none
+  tail -c +$(($1 + 1)) "$T/rand" | head -c "$2" >"$T/cut"
+  out=$("$BM" scan "$T/rand" --offset "$1" --length "$2" --json --no-progress --window 8192)
+  want=$(xxhsum -H3 "$T/cut" 2>/dev/null | sed -n 's/^XXH3 (.*) = \([0-9a-f]*\)$/\1/p; s/^\([0-9a-f]\{16\}\)  .*/\1/p')
+  [ "$(json "$out" xxh3)" = "$want" ] && ok || fail "--offset $1 --length $2: $(json "$out" xxh3) != $want"
+  [ "$(json "$out" lines)" = "$(wc -l <"$T/cut")" ] && ok || fail "--offset $1 --length $2 lines"
+done
+
+# 5. A sparse file of several GiB with data near the end.
+truncate -s 3G "$T/sparse"
+head -c 3000000 "$T/text" | dd of="$T/sparse" bs=1M seek=3060 conv=notrunc status=none
+check_scan "$T/sparse"
+check_count "$T/sparse" xyzzy --window 64M
+
+# 6. 64 GiB sparse under a 1 GiB address-space limit.
+truncate -s 64G "$T/huge"
+printf 'end\n' | dd of="$T/huge" bs=1 seek=$((64 * 1024 * 1024 * 1024 - 4)) conv=notrunc status=none
+printf 'mid\n' | dd of="$T/huge" bs=1 seek=$((32 * 1024 * 1024 * 1024 - 2)) conv=notrunc status=none
+out=$(ulimit -v 1048576; "$BM" scan "$T/huge" --json --no-progress)
+rc=$?
+if [ $rc -ne 0 ]; then fail "64 GiB scan under ulimit -v 1048576: exit $rc"; else
+  [ "$(json "$out" lines)" = 2 ] && ok || fail "64 GiB lines: $(json "$out" lines)"
+  [ "$(json "$out" bytes)" = $((64 << 30)) ] && ok || fail "64 GiB bytes: $(json "$out" bytes)"
+  peak=$(json "$out" peak_mapped_bytes)
+  [ "$peak" -le $((512 << 20)) ] && ok || fail "64 GiB peak_mapped_bytes $peak"
+  echo "64 GiB sparse scan under ulimit -v 1048576: peak_mapped_bytes=$peak seconds=$(json "$out" seconds)"
+fi
+rm -f "$T/huge"
+
+# 7. Bad input: a clear message, the DESIGN exit code, never a signal.
+expect 1 scan "$T/missing"
+expect 1 scan "$T"
+expect 1 scan /dev/null
+mkfifo "$T/fifo"
+expect 1 scan "$T/fifo"
+expect 2 scan "$T/rand" --offset 5000001
+expect 2 scan "$T/rand" --offset 10 --length 18446744073709551615
+expect 2 scan "$T/rand" --length 5000001
+expect 2 scan "$T/rand" --window 0
+expect 2 scan "$T/rand" --window 12Q
+expect 2 scan "$T/rand" --window 64MB
+expect 2 scan "$T/rand" --offset 99999999999999999999
+expect 2 scan "$T/rand" --threads 0
+expect 2 scan "$T/rand" --threads 100000
+expect 2 scan "$T/rand" --threads two
+expect 2 scan "$T/rand" --count ""
+expect 2 scan "$T/rand" --bogus
+expect 2 scan "$T/rand" --hash --hash
+expect 2 scan
+expect 2 scan "$T/rand" --window
+expect 2 frobnicate
+expect 2 load "$T/rand"
+expect 2 load "$T/rand" --name "bad/name"
+expect 2 load "$T/rand" --name ""
+expect 2 load "$T/rand" --name "$(printf 'x%.0s' $(seq 201))"
+expect 2 load "$T/rand" --name "$NAME" --large-pages maybe
+expect 1 load "$T/missing" --name "$NAME"
+expect 1 cat "nosuch-$$"
+expect 2 cat "bad name"
+expect 1 stat "nosuch-$$"
+expect 1 rm "nosuch-$$"
+expect 0 --version
+expect 0 --help
+for c in info scan load cat stat rm setup; do expect 0 "$c" --help; done
+expect 0 info
+expect 0 info --json
+
+# 8. load, then a second process cats and stats it.
+expect 0 load "$T/text" --name "$NAME" --large-pages off --json --no-progress
+loaded=$(cat "$T/out")
+[ "$(json "$loaded" xxh3)" = "$(xxhsum -H3 "$T/text" 2>/dev/null | sed -n 's/^XXH3 (.*) = \([0-9a-f]*\)$/\1/p; s/^\([0-9a-f]\{16\}\)  .*/\1/p')" ] && ok || fail "load xxh3: $loaded"
+"$BM" cat "$NAME" | cmp -s - "$T/text" && ok || fail "cat differs from the file loaded"
+"$BM" cat "$NAME" --no-verify | cmp -s - "$T/text" && ok || fail "cat --no-verify differs"
+expect 0 stat "$NAME" --json
+st=$(cat "$T/out")
+[ "$(json "$st" state)" = ready ] && ok || fail "stat state: $st"
+[ "$(json "$st" bytes)" = "$(stat -c %s "$T/text")" ] && ok || fail "stat bytes: $st"
+expect 1 load "$T/text" --name "$NAME" --no-progress          # exists already
+"$BM" cat "$NAME" --raw | head -c "$(stat -c %s "$T/text")" | cmp -s - "$T/text" && ok || fail "cat --raw prefix"
+expect 0 rm "$NAME"
+expect 1 cat "$NAME"
+# An empty file loads and cats as empty.
+expect 0 load "$T/s0" --name "$NAME-b" --no-progress
+[ "$("$BM" cat "$NAME-b" | wc -c)" = 0 ] && ok || fail "cat of an empty dataset"
+expect 0 rm "$NAME-b"
+
+# 9. A file that shrinks while scan runs: exit 1 saying so, no SIGBUS.
+# Sparse, so that it is read at page-cache zero-fill speed: seconds for 16 GiB.
+truncate -s 16G "$T/shrink"
+( sleep 0.5; truncate -s 4096 "$T/shrink" ) &
+"$BM" scan "$T/shrink" --window 1M --threads 1 --no-progress >"$T/out" 2>"$T/err"
+rc=$?
+wait
+if [ $rc -eq 0 ]; then
+  echo "note: the scan finished before the truncation (machine too fast); not a failure" >&2
+  ok
+elif [ $rc -eq 1 ] && grep -q shrank "$T/err"; then ok
+else fail "scan of a shrinking file: exit $rc: $(cat "$T/err")"; fi
+
+# 10. SIGINT during load: exit 130 and nothing left marked ready.
+truncate -s 8G "$T/big"
+"$BM" load "$T/big" --name "$NAME-int" --large-pages off --no-progress >"$T/out" 2>"$T/err" &
+pid=$!
+sleep 0.3
+kill -INT $pid
+wait $pid
+rc=$?
+if [ $rc -eq 130 ]; then
+  ok
+  "$BM" stat "$NAME-int" >/dev/null 2>&1 && fail "interrupted load left a section behind" || ok
+elif [ $rc -eq 0 ]; then
+  echo "note: the load finished before SIGINT; not a failure" >&2; ok
+else fail "load interrupted: exit $rc $(cat "$T/err")"; fi
+
+# 11. A writer killed mid-load: readers refuse the section as abandoned.
+"$BM" load "$T/big" --name "$NAME-kill" --large-pages off --no-progress >/dev/null 2>&1 &
+pid=$!
+sleep 0.3
+kill -KILL $pid
+wait $pid 2>/dev/null
+if "$BM" stat "$NAME-kill" --json >"$T/out" 2>/dev/null; then
+  [ "$(json "$(cat "$T/out")" state)" = abandoned ] && ok || fail "killed writer: $(cat "$T/out")"
+  expect 1 cat "$NAME-kill"
+  grep -q abandoned "$T/err" && ok || fail "cat of an abandoned section: $(cat "$T/err")"
+fi
+rm -f "$T/big" "$T/shrink"
+
+echo "tool tests: $checks checks, $fails failed"
+[ $fails -eq 0 ]

@@ -1,0 +1,62 @@
+/* bulkmap info: the machine's facts, and whether large pages can be had now. */
+#include <string.h>
+#include "cli.h"
+
+static const char *thp_name(int thp) {
+  switch (thp) {
+  case BM_THP_NEVER: return "never";
+  case BM_THP_MADVISE: return "madvise";
+  case BM_THP_ALWAYS: return "always";
+  }
+  return "unsupported";
+}
+
+int cmd_info(int argc, char **argv) {
+  const char *o_json = NULL, *pos[1];
+  const cli_opt_t opts[] = {{"--json", 0, &o_json}};
+  bm_sysinfo_t si;
+  uint64_t sizes[BM_MAX_LARGE_SIZES], free_bytes = 0;
+  int npos, rc, i, dflt = -1, available, reason = BM_REASON_NONE;
+  cli_out_t out;
+
+  rc = cli_parse("info", argc, argv, opts, 1, pos, 0, &npos);
+  if (rc != 0) return rc < 0 ? EXIT_DONE : rc;
+  if ((rc = bm_sysinfo_get(&si)) != 0) {
+    cli_lib_error("info", rc);
+    return EXIT_FAILED;
+  }
+  for (i = 0; i < si.n_large_sizes; i++) {
+    sizes[i] = si.large_sizes[i];
+    if (si.large_sizes[i] == si.default_large_size) dflt = i;
+  }
+  if (dflt < 0 && si.n_large_sizes > 0) dflt = 0;
+  if (dflt >= 0 && si.large_free[dflt] != UINT64_MAX)
+    free_bytes = si.large_free[dflt] * si.large_sizes[dflt];
+  /* "available": a large-page section of the default size could be created now. */
+  if (si.n_large_sizes == 0) reason = BM_REASON_UNSUPPORTED;
+  else if (si.privilege == 0) reason = BM_REASON_NO_PRIVILEGE;
+  else if (free_bytes == 0 && strcmp(si.os, "windows") != 0) reason = BM_REASON_POOL_EMPTY;
+  available = reason == BM_REASON_NONE;
+
+  out_begin(&out, o_json != NULL);
+  out_str(&out, "os", si.os);
+  out_u64(&out, "page_size", si.page_size);
+  out_u64(&out, "allocation_granularity", si.granularity);
+  out_arr_u64(&out, "large_page_sizes", sizes, si.n_large_sizes);
+  out_obj_begin(&out, "large_pages");
+  if (!out.json) printf("  ");
+  out_bool(&out, "available", available);
+  if (!out.json) printf("  ");
+  out_u64(&out, "free_bytes", free_bytes);
+  if (!out.json) printf("  ");
+  out_str(&out, "hugetlbfs", si.n_mounts > 0 ? si.mounts[0].path : NULL);
+  if (!out.json) printf("  ");
+  out_str(&out, "thp", thp_name(si.thp));
+  if (!out.json) printf("  ");
+  out_bool(&out, "privilege", si.privilege == 1);
+  if (!out.json) printf("  ");
+  out_str(&out, "reason", available ? NULL : bm_large_reason_str(reason));
+  out_obj_end(&out);
+  out_end(&out);
+  return EXIT_DONE;
+}

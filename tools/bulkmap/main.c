@@ -1,0 +1,100 @@
+/* bulkmap: the command-line tool. Dispatches to one cmd_<verb>.c a subcommand. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include "cli.h"
+
+static const cli_cmd_t commands[] = {
+  {"info", cmd_info, "bulkmap info  [--json]",
+   "Shows the machine's facts: page size, allocation granularity, large page sizes and\n"
+   "whether large pages can be had now (and why not).\n"
+   "  --json        one JSON object on stdout"},
+  {"scan", cmd_scan,
+   "bulkmap scan  FILE [--hash] [--lines] [--count LITERAL] [--offset N] [--length N]\n"
+   "              [--window SIZE] [--threads N] [--json] [--no-progress]",
+   "Streams FILE (of any size) through mapped windows. With none of --hash --lines --count\n"
+   "it computes the hash and the line count.\n"
+   "  --hash          XXH3-64 of the bytes (as xxhsum -H3)\n"
+   "  --lines         count newline bytes (as wc -l)\n"
+   "  --count LIT     count non-overlapping occurrences of LIT, left to right\n"
+   "  --offset N      first byte to scan (default 0)\n"
+   "  --length N      bytes to scan (default: to the end)\n"
+   "  --window SIZE   window size (default 64M; rounded up to the granularity)\n"
+   "  --threads N     thread pool size, 1-256 (default: the CPU count)\n"
+   "  --json          one JSON object on stdout\n"
+   "  --no-progress   no progress bar on stderr\n"
+   "SIZE and N: bytes, or a number with a K, M, G or T suffix (64M = 67108864)."},
+  {"load", cmd_load,
+   "bulkmap load  FILE --name NAME [--large-pages auto|on|off] [--hold] [--json] [--no-progress]",
+   "Copies FILE into a new named shared section NAME, checksums it and marks it ready.\n"
+   "  --name NAME            1-200 of [A-Za-z0-9._-] (Windows: Local\\ or Global\\ may lead)\n"
+   "  --large-pages MODE     auto (default): use them when they can be had; on: fail\n"
+   "                         without them; off: never\n"
+   "  --hold                 keep the section until interrupted, then remove it\n"
+   "                         (always on Windows, where a section dies with its last handle)\n"
+   "  --json                 one JSON object on stdout\n"
+   "  --no-progress          no progress bar on stderr"},
+  {"cat", cmd_cat, "bulkmap cat   NAME [--raw] [--no-verify]",
+   "Writes the payload of section NAME to stdout after verifying its checksum.\n"
+   "  --raw          write every mapped byte of a section that is not a bulkmap dataset\n"
+   "  --no-verify    skip the checksum"},
+  {"stat", cmd_stat, "bulkmap stat  NAME [--json]",
+   "Shows the trailer of section NAME: size, checksum, state, page size, writer.\n"
+   "  --json   one JSON object on stdout"},
+  {"rm", cmd_rm, "bulkmap rm    NAME", "Removes section NAME."},
+  {"setup", cmd_setup, "bulkmap setup --large-pages SIZE",
+   "Linux (root): reserves SIZE bytes of huge pages and mounts hugetlbfs if none is mounted.\n"
+   "Windows: says how to grant \"Lock pages in memory\"."},
+};
+#define NCOMMANDS (int)(sizeof(commands) / sizeof(commands[0]))
+
+static void usage_all(FILE *f) {
+  int i;
+  fprintf(f, "usage:\n");
+  for (i = 0; i < NCOMMANDS; i++) fprintf(f, "  %s\n", commands[i].usage);
+  fprintf(f, "  bulkmap --help | --version | COMMAND --help\n");
+}
+
+int cli_help(const char *cmd) {
+  int i;
+  for (i = 0; i < NCOMMANDS; i++)
+    if (strcmp(commands[i].name, cmd) == 0) {
+      printf("usage: %s\n\n%s\n", commands[i].usage, commands[i].help);
+      return 0;
+    }
+  return EXIT_USAGE;
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...) {
+  va_list ap;
+  int i;
+  fprintf(stderr, "bulkmap: %s: ", cmd);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  for (i = 0; i < NCOMMANDS; i++)
+    if (strcmp(commands[i].name, cmd) == 0) fprintf(stderr, "usage: %s\n", commands[i].usage);
+  return EXIT_USAGE;
+}
+
+int main(int argc, char **argv) {
+  int i;
+  if (argc < 2) {
+    usage_all(stderr);
+    return EXIT_USAGE;
+  }
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    usage_all(stdout);
+    return EXIT_DONE;
+  }
+  if (strcmp(argv[1], "--version") == 0) {
+    printf("bulkmap %s\n", bm_version());
+    return EXIT_DONE;
+  }
+  for (i = 0; i < NCOMMANDS; i++)
+    if (strcmp(commands[i].name, argv[1]) == 0) return commands[i].fn(argc - 1, argv + 1);
+  fprintf(stderr, "bulkmap: unknown command '%s'\n", argv[1]);
+  usage_all(stderr);
+  return EXIT_USAGE;
+}

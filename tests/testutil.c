@@ -29,11 +29,18 @@ const char *bm_test_tmpdir(void) {
 #ifdef _WIN32
   {
     char base[MAX_PATH];
+    static unsigned serial;
     unsigned n = GetTempPathA(sizeof(base), base);
+    BOOL made;
     ck_assert(n > 0 && n < sizeof(base));
-    snprintf(tmpdir, sizeof(tmpdir), "%sbmtest-%lu-%lu", base, (unsigned long)GetCurrentProcessId(),
-             (unsigned long)GetTickCount());
-    ck_assert(CreateDirectoryA(tmpdir, NULL));
+    /* Check runs every test in this one process (no fork on Windows): a serial keeps the
+     * names apart even when a failed test left its directory behind. */
+    do {
+      snprintf(tmpdir, sizeof(tmpdir), "%sbmtest-%lu-%lu-%u", base, (unsigned long)GetCurrentProcessId(),
+               (unsigned long)GetTickCount(), serial++);
+      made = CreateDirectoryA(tmpdir, NULL);
+    } while (!made && GetLastError() == ERROR_ALREADY_EXISTS);
+    ck_assert_msg(made, "cannot create %s: %lu", tmpdir, (unsigned long)GetLastError());
   }
 #else
   {

@@ -1,0 +1,506 @@
+/* Windows rules, pinned against what raw Win32 calls say: view offsets and the 64 KiB
+ * allocation granularity (ERROR_MAPPED_ALIGNMENT), empty files (ERROR_FILE_INVALID),
+ * mapped files that cannot shrink (ERROR_USER_MAPPED_FILE), files grown by others, UTF-8
+ * paths, named sections read by a plain second process, large-page view offsets, and the
+ * process facts of the trailer. Sections are driven through the backend (bm__os_section_*)
+ * so that these rules hold whatever the portable section code does. On other systems the
+ * suite has one case that says it was skipped. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "testutil.h"
+#include "os.h"
+#ifdef _WIN32
+#include <process.h>
+#include <windows.h>
+
+/* Wide form of a UTF-8 path, for the raw calls. */
+static const WCHAR *wide(const char *s) {
+  static WCHAR bufs[2][600];
+  static int next;
+  WCHAR *b = bufs[next++ & 1];
+  ck_assert(MultiByteToWideChar(CP_UTF8, 0, s, -1, b, 600) > 0);
+  return b;
+}
+
+/* A source over a section, made by the backend the way the portable code would. */
+static bm_source_t *new_source(void) {
+  bm_source_t *src = calloc(1, sizeof(*src));
+  ck_assert_ptr_nonnull(src);
+  src->fd = BM_OS_INVALID_HANDLE;
+  src->mapping = BM_OS_INVALID_HANDLE;
+  return src;
+}
+
+static const char *section_name(const char *what) {
+  static char buf[4][128];
+  static int next;
+  char *b = buf[next++ & 3];
+  snprintf(b, sizeof(buf[0]), "Local\\bmtest-%s-%lu-%lu", what, (unsigned long)GetCurrentProcessId(),
+           (unsigned long)GetTickCount());
+  return b;
+}
+
+static unsigned char plain_byte(uint64_t i) { return (unsigned char)((i * 31 + 7) & 0xff); }
+
+START_TEST(mapped_alignment) {
+  const uint64_t g = bm_granularity();
+  const char *path = bm_test_path("align");
+  HANDLE f, m;
+  void *p;
+  bm_source_t *src;
+  bm_view_t v;
+  uint64_t offs[] = {4096, g + 4096 + 3, 2 * g - 1}, i;
+  size_t k;
+  DWORD e;
+
+  ck_assert_uint_eq(g, 65536);
+  bm_test_write_pattern(path, 3 * g);
+  /* Raw: a view at a page-aligned offset that is not a multiple of the granularity. */
+  f = CreateFileW(wide(path), GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING, 0, NULL);
+  ck_assert(f != INVALID_HANDLE_VALUE);
+  m = CreateFileMappingW(f, NULL, PAGE_READONLY, 0, 0, NULL);
+  ck_assert_ptr_nonnull(m);
+  p = MapViewOfFile(m, FILE_MAP_READ, 0, 4096, 4096);
+  e = GetLastError(); /* read at once: Check's own calls may reset it */
+  ck_assert_ptr_null(p);
+  ck_assert_uint_eq(e, ERROR_MAPPED_ALIGNMENT);
+  p = MapViewOfFile(m, FILE_MAP_READ, 0, (DWORD)g, 4096);
+  ck_assert_ptr_nonnull(p);
+  UnmapViewOfFile(p);
+  CloseHandle(m);
+  CloseHandle(f);
+  /* The library: any offset, mapped from the granule below, data at the exact byte. */
+  ck_assert_bm_ok(bm_file_open(&src, path, BM_FILE_READ));
+  for (k = 0; k < sizeof(offs) / sizeof(offs[0]); k++) {
+    ck_assert_bm_ok(bm_view_map(&v, src, offs[k], 1000 < 3 * g - offs[k] ? 1000 : 3 * g - offs[k],
+                                BM_ACCESS_READ));
+    ck_assert_uint_eq((uintptr_t)v.base % g, 0);
+    ck_assert_uint_eq((uint64_t)((unsigned char *)v.data - (unsigned char *)v.base), offs[k] % g);
+    for (i = 0; i < v.length; i++) ck_assert_uint_eq(((unsigned char *)v.data)[i], bm_test_byte(offs[k] + i));
+    bm_view_unmap(&v);
+  }
+  bm_source_close(src);
+}
+END_TEST
+
+START_TEST(empty_file_no_mapping) {
+  const char *path = bm_test_path("empty");
+  HANDLE f, m;
+  DWORD e;
+  bm_source_t *src;
+  bm_view_t v;
+  bm_test_write_pattern(path, 0);
+  /* Raw: Windows cannot make a mapping object of an empty file. */
+  f = CreateFileW(wide(path), GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING, 0, NULL);
+  ck_assert(f != INVALID_HANDLE_VALUE);
+  m = CreateFileMappingW(f, NULL, PAGE_READONLY, 0, 0, NULL);
+  e = GetLastError();
+  ck_assert_ptr_null(m);
+  ck_assert_uint_eq(e, ERROR_FILE_INVALID);
+  CloseHandle(f);
+  /* The library: an empty view; once grown, the file maps. */
+  ck_assert_bm_ok(bm_file_open(&src, path, BM_FILE_WRITE));
+  ck_assert_bm_ok(bm_view_map(&v, src, 0, BM_TO_END, BM_ACCESS_READ));
+  ck_assert_uint_eq(v.length, 0);
+  ck_assert_bm_ok(bm_view_unmap(&v));
+  ck_assert_bm_ok(bm_file_extend(src, 70000));
+  ck_assert_bm_ok(bm_view_map(&v, src, 69999, 1, BM_ACCESS_WRITE));
+  ck_assert_uint_eq(*(unsigned char *)v.data, 0);
+  bm_view_unmap(&v);
+  bm_source_close(src);
+}
+END_TEST
+
+/* SetEndOfFile to size through a fresh handle; returns 0 or GetLastError(). */
+static DWORD try_truncate(const char *path, uint64_t size) {
+  HANDLE h = CreateFileW(wide(path), GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                         NULL, OPEN_EXISTING, 0, NULL);
+  LARGE_INTEGER li;
+  DWORD e = 0;
+  ck_assert(h != INVALID_HANDLE_VALUE);
+  li.QuadPart = (LONGLONG)size;
+  ck_assert(SetFilePointerEx(h, li, NULL, FILE_BEGIN));
+  if (!SetEndOfFile(h)) e = GetLastError();
+  CloseHandle(h);
+  return e;
+}
+
+START_TEST(shrink_refused_while_mapped) {
+  const uint64_t g = bm_granularity();
+  const char *path = bm_test_path("shrink");
+  bm_source_t *src;
+  bm_view_t v;
+  uint64_t size;
+  DWORD e;
+  bm_test_write_pattern(path, 4 * g);
+  ck_assert_bm_ok(bm_file_open(&src, path, BM_FILE_READ));
+  ck_assert_bm_ok(bm_view_map(&v, src, g + 1, 2 * g, BM_ACCESS_READ));
+  /* Windows refuses to cut a file short under a mapped view (where POSIX lets it and
+   * raises SIGBUS on the lost pages). */
+  ck_assert_uint_eq(try_truncate(path, 1000), ERROR_USER_MAPPED_FILE);
+  ck_assert_uint_eq(((unsigned char *)v.data)[2 * g - 1], bm_test_byte(3 * g));
+  bm_view_unmap(&v);
+  /* With no view but the source (and so its mapping object) open, the documentation
+   * says the mapping object must be closed first; whatever the system does, the
+   * library must tell the truth about the size. */
+  e = try_truncate(path, 1000);
+  ck_assert_bm_ok(bm_source_size(src, &size));
+  if (e == 0) {
+    ck_assert_uint_eq(size, 1000);
+    ck_assert_bm_err(bm_view_map(&v, src, 999, 2, BM_ACCESS_READ), BM_ERANGE);
+  } else {
+    ck_assert_uint_eq(e, ERROR_USER_MAPPED_FILE);
+    ck_assert_uint_eq(size, 4 * g);
+  }
+  bm_source_close(src);
+  /* Closed: the shrink is allowed, and a new source sees it. */
+  ck_assert_uint_eq(try_truncate(path, 1000), 0);
+  ck_assert_bm_ok(bm_file_open(&src, path, BM_FILE_READ));
+  ck_assert_bm_ok(bm_source_size(src, &size));
+  ck_assert_uint_eq(size, 1000);
+  bm_source_close(src);
+}
+END_TEST
+
+START_TEST(grown_by_another_writer) {
+  const uint64_t g = bm_granularity();
+  const char *path = bm_test_path("grow");
+  bm_source_t *src;
+  bm_view_t v, w;
+  unsigned char b[3] = {1, 2, 3};
+  bm_test_write_pattern(path, g + 10);
+  ck_assert_bm_ok(bm_file_open(&src, path, BM_FILE_READ));
+  ck_assert_bm_ok(bm_view_map(&v, src, 5, g, BM_ACCESS_READ));
+  /* Growing a mapped file is allowed; the source's mapping object was made for the old
+   * size and must be made anew for views past it. */
+  bm_test_pwrite(path, 3 * g + 7, b, 3);
+  ck_assert_bm_ok(bm_view_map(&w, src, 3 * g + 7, 3, BM_ACCESS_READ));
+  ck_assert_mem_eq(w.data, b, 3);
+  ck_assert_uint_eq(((unsigned char *)v.data)[0], bm_test_byte(5)); /* old view intact */
+  bm_view_unmap(&w);
+  bm_view_unmap(&v);
+  bm_source_close(src);
+}
+END_TEST
+
+START_TEST(utf8_paths) {
+  /* "dätä-€.bin" in UTF-8; the file must carry exactly that name in UTF-16. */
+  const char *path = bm_test_path("d\xc3\xa4t\xc3\xa4-\xe2\x82\xac.bin");
+  WCHAR expect[600];
+  WIN32_FIND_DATAW fd;
+  bm_source_t *src;
+  bm_view_t v;
+  HANDLE h;
+  ck_assert_bm_ok(bm_file_open(&src, path, BM_FILE_WRITE | BM_FILE_CREATE | BM_FILE_EXCL));
+  ck_assert_bm_ok(bm_file_extend(src, 5));
+  ck_assert_bm_ok(bm_view_map(&v, src, 4, 1, BM_ACCESS_WRITE));
+  *(unsigned char *)v.data = 0x5A;
+  ck_assert_bm_ok(bm_view_flush(&v));
+  bm_view_unmap(&v);
+  bm_source_close(src);
+  ck_assert(MultiByteToWideChar(CP_ACP, 0, bm_test_tmpdir(), -1, expect, 600) > 0);
+  wcscat(expect, L"\\d\x00e4t\x00e4-\x20ac.bin");
+  h = FindFirstFileW(expect, &fd);
+  ck_assert(h != INVALID_HANDLE_VALUE);
+  FindClose(h);
+  ck_assert(wcscmp(fd.cFileName, L"d\x00e4t\x00e4-\x20ac.bin") == 0);
+  ck_assert_uint_eq(fd.nFileSizeLow, 5);
+  h = CreateFileW(expect, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING, 0, NULL);
+  ck_assert(h != INVALID_HANDLE_VALUE);
+  {
+    unsigned char buf[5];
+    DWORD got;
+    ck_assert(ReadFile(h, buf, 5, &got, NULL) && got == 5);
+    ck_assert_uint_eq(buf[4], 0x5A);
+  }
+  CloseHandle(h);
+  DeleteFileW(expect);
+  /* Not UTF-8 at all. */
+  ck_assert_bm_err(bm_file_open(&src, "bad\xff\xfe.bin", BM_FILE_READ), BM_EINVAL);
+}
+END_TEST
+
+START_TEST(not_mappable) {
+  const char *ro = bm_test_path("readonly");
+  bm_source_t *src;
+  HANDLE h;
+  DWORD e;
+  ck_assert_bm_err(bm_file_open(&src, "NUL", BM_FILE_READ), BM_ENOTREG);
+  ck_assert_bm_err(bm_file_open(&src, bm_test_tmpdir(), BM_FILE_READ), BM_EISDIR);
+  bm_test_write_pattern(ro, 10);
+  ck_assert(SetFileAttributesW(wide(ro), FILE_ATTRIBUTE_READONLY));
+  /* Windows refuses write access to a read-only file; Wine run as root does not (it maps
+   * the attribute to Unix permission bits): judge by what the raw call says. */
+  h = CreateFileW(wide(ro), GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ, NULL, OPEN_EXISTING, 0, NULL);
+  e = GetLastError();
+  if (h == INVALID_HANDLE_VALUE) {
+    ck_assert_uint_eq(e, ERROR_ACCESS_DENIED);
+    ck_assert_bm_err(bm_file_open(&src, ro, BM_FILE_WRITE), BM_EACCES);
+    ck_assert_uint_eq(bm_last_os_error(), ERROR_ACCESS_DENIED);
+  } else {
+    CloseHandle(h);
+    fprintf(stderr, "not_mappable: this system lets a read-only file be opened for writing\n");
+  }
+  ck_assert_bm_ok(bm_file_open(&src, ro, BM_FILE_READ));
+  bm_source_close(src);
+  ck_assert(SetFileAttributesW(wide(ro), FILE_ATTRIBUTE_NORMAL));
+}
+END_TEST
+
+/* The second process lives beside the runner (tests/CMakeLists.txt puts it there). */
+static const char *second_process_path(void) {
+  static char p[MAX_PATH + 32];
+  char *slash;
+  GetModuleFileNameA(NULL, p, MAX_PATH);
+  slash = strrchr(p, '\\');
+  strcpy(slash ? slash + 1 : p, "second_process.exe");
+  return p;
+}
+
+START_TEST(named_section) {
+  const char *name = section_name("named");
+  bm_section_opts_t o;
+  bm_large_t out;
+  bm_source_t *src = new_source(), *again = new_source(), *rd = new_source();
+  bm_view_t v;
+  HANDLE m;
+  DWORD e;
+  uint64_t i, size;
+  char nbuf[32];
+
+  memset(&o, 0, sizeof(o));
+  o.size = 100000; /* not a multiple of the page: rounded up */
+  ck_assert_bm_ok(bm__os_section_create(src, name, &o, &out));
+  ck_assert_uint_eq(src->size, 102400);
+  ck_assert_uint_eq(src->granularity, 65536);
+  ck_assert_int_eq(out.obtained, 0);
+  ck_assert_int_eq(out.reason, BM_REASON_NOT_REQUESTED);
+  ck_assert_bm_ok(bm_source_size(src, &size));
+  ck_assert_uint_eq(size, 102400);
+  /* Exclusive: a second create of the name is refused, and leaves the first alone. */
+  ck_assert_bm_err(bm__os_section_create(again, name, &o, &out), BM_EEXIST);
+  ck_assert_uint_eq(bm_last_os_error(), ERROR_ALREADY_EXISTS);
+  free(again);
+  /* Fill through a view at an offset off the granularity. */
+  ck_assert_bm_ok(bm_view_map(&v, src, 0, 3, BM_ACCESS_WRITE));
+  for (i = 0; i < 3; i++) ((unsigned char *)v.data)[i] = plain_byte(i);
+  bm_view_unmap(&v);
+  ck_assert_bm_ok(bm_view_map(&v, src, 3, 99997, BM_ACCESS_WRITE));
+  for (i = 0; i < v.length; i++) ((unsigned char *)v.data)[i] = plain_byte(3 + i);
+  bm_view_unmap(&v);
+  /* A plain Win32 program in another process reads the bytes by name. */
+  snprintf(nbuf, sizeof(nbuf), "%d", 100000);
+  {
+    const char *argv[5] = {second_process_path(), name, "--pattern", nbuf, NULL};
+    intptr_t r = _spawnv(_P_WAIT, argv[0], argv);
+    ck_assert_msg(r == 0, "second_process exited with %d", (int)r);
+  }
+  /* Opened read-only by name: the size as made, writes refused. */
+  ck_assert_bm_ok(bm__os_section_open(rd, name, BM_ACCESS_READ));
+  ck_assert_uint_eq(rd->size, 102400);
+  ck_assert_bm_err(bm_view_map(&v, rd, 0, 1, BM_ACCESS_WRITE), BM_EREADONLY);
+  ck_assert_bm_ok(bm_view_map(&v, rd, 65537, 10, BM_ACCESS_READ));
+  ck_assert_uint_eq(((unsigned char *)v.data)[0], plain_byte(65537));
+  bm_view_unmap(&v);
+  /* No name to remove: a section dies with its last handle. */
+  ck_assert_bm_err(bm__os_section_remove(name), BM_ENOTSUP);
+  bm_source_close(rd);
+  bm_source_close(src);
+  m = OpenFileMappingW(FILE_MAP_READ, FALSE, wide(name));
+  e = GetLastError();
+  ck_assert_ptr_null(m);
+  ck_assert_uint_eq(e, ERROR_FILE_NOT_FOUND);
+  ck_assert_bm_err(bm__os_section_open((rd = new_source()), name, BM_ACCESS_READ), BM_ENOENT);
+  free(rd);
+}
+END_TEST
+
+START_TEST(anonymous_section) {
+  bm_section_opts_t o;
+  bm_large_t out;
+  bm_source_t *src = new_source();
+  bm_view_t v;
+  memset(&o, 0, sizeof(o));
+  o.size = 3 * 65536;
+  ck_assert_bm_ok(bm__os_section_create(src, NULL, &o, &out));
+  ck_assert_int_eq(src->kind, BM__SRC_ANON);
+  ck_assert_bm_ok(bm_view_map(&v, src, 65536 + 17, 100, BM_ACCESS_WRITE));
+  memset(v.data, 0xEE, 100);
+  ck_assert_bm_ok(bm_view_flush(&v)); /* no file behind it: only FlushViewOfFile */
+  bm_view_unmap(&v);
+  ck_assert_bm_ok(bm_view_map(&v, src, 65536 + 16, 2, BM_ACCESS_READ));
+  ck_assert_uint_eq(((unsigned char *)v.data)[0], 0);
+  ck_assert_uint_eq(((unsigned char *)v.data)[1], 0xEE);
+  bm_view_unmap(&v);
+  bm_source_close(src);
+}
+END_TEST
+
+/* View offsets of a large-page section are multiples of GetLargePageMinimum(). */
+static void check_large_views(bm_source_t *src, size_t lp) {
+  bm_view_t v;
+  ck_assert_uint_eq(src->granularity, lp);
+  ck_assert_uint_eq(bm_source_granularity(src), lp);
+  ck_assert_bm_ok(bm_view_map(&v, src, lp + 5, 10, BM_ACCESS_READ));
+  ck_assert_uint_eq((uint64_t)((unsigned char *)v.data - (unsigned char *)v.base), 5);
+  ck_assert_uint_eq(v.map_length % lp, 0);
+  bm_view_unmap(&v);
+  ck_assert_bm_ok(bm_view_map(&v, src, 65536 + 1, 1, BM_ACCESS_READ));
+  ck_assert_uint_eq((uint64_t)((unsigned char *)v.data - (unsigned char *)v.base), 65536 + 1);
+  ck_assert_uint_eq(v.map_length % lp, 0);
+  bm_view_unmap(&v);
+}
+
+START_TEST(large_page_sections) {
+  const size_t lp = (size_t)GetLargePageMinimum();
+  bm_section_opts_t o;
+  bm_large_t out;
+  bm_source_t *src;
+  const char *name = section_name("large");
+  HANDLE m;
+  bm_sysinfo_t si;
+  int err;
+
+  ck_assert_bm_ok(bm_sysinfo_get(&si));
+  if (lp == 0) {
+    ck_assert_int_eq(si.n_large_sizes, 0);
+    BM_TEST_SKIP("GetLargePageMinimum() is 0: no large pages on this system");
+  }
+  ck_assert_int_eq(si.n_large_sizes, 1);
+  ck_assert_uint_eq(si.large_sizes[0], lp);
+  /* A size that is not a multiple is refused (round = 0) before anything is asked. */
+  memset(&o, 0, sizeof(o));
+  o.size = lp + 1;
+  o.large = BM_LARGE_ON;
+  src = new_source();
+  ck_assert_bm_err(bm__os_section_create(src, NULL, &o, &out), BM_EALIGN);
+  ck_assert_int_eq(out.reason, BM_REASON_SIZE_NOT_MULTIPLE);
+  /* AUTO falls back to normal pages and says why. */
+  o.large = BM_LARGE_AUTO;
+  o.size = 2 * lp;
+  ck_assert_bm_ok(bm__os_section_create(src, NULL, &o, &out));
+  if (!out.obtained) {
+    ck_assert_int_ne(out.reason, BM_REASON_NONE);
+    ck_assert_uint_eq(src->granularity, 65536);
+    fprintf(stderr, "large_page_sections: AUTO fell back to normal pages: %s (os error %d)\n",
+            bm_large_reason_str(out.reason), bm_last_os_error());
+  } else {
+    ck_assert_uint_eq(out.page_size, lp);
+  }
+  bm_source_close(src);
+
+  /* Through the library: a strict request, made or refused with its reason. */
+  src = new_source();
+  o.large = BM_LARGE_ON;
+  err = bm__os_section_create(src, name, &o, &out);
+  if (err == 0) {
+    ck_assert_int_eq(out.obtained, 1);
+    ck_assert_uint_eq(out.page_size, lp);
+    check_large_views(src, lp);
+    bm_source_close(src);
+  } else {
+    ck_assert_int_eq(err, BM_ENOLARGE);
+    ck_assert_int_eq(out.obtained, 0);
+    ck_assert_int_ne(out.reason, BM_REASON_NONE);
+    free(src);
+    fprintf(stderr, "SKIP large_page_sections (create): %s (os error %d)\n",
+            bm_large_reason_str(out.reason), bm_last_os_error());
+  }
+
+  /* Opened by name: a SEC_LARGE_PAGES section made by another program is recognized and
+   * viewed at multiples of the large page size. Windows refuses to make one without
+   * SeLockMemoryPrivilege; Wine makes it (with normal pages behind it). */
+  name = section_name("rawlarge");
+  m = CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE | SEC_COMMIT | SEC_LARGE_PAGES,
+                         0, (DWORD)(2 * lp), wide(name));
+  if (m == NULL)
+    BM_TEST_SKIP("CreateFileMapping(SEC_LARGE_PAGES) refused with %lu (no \"Lock pages in memory\")",
+                 (unsigned long)GetLastError());
+  src = new_source();
+  ck_assert_bm_ok(bm__os_section_open(src, name, BM_ACCESS_READ));
+  ck_assert_uint_eq(src->size, 2 * lp);
+  ck_assert_int_eq(src->large.obtained, 1);
+  check_large_views(src, lp);
+  bm_source_close(src);
+  CloseHandle(m);
+}
+END_TEST
+
+BM_TEST_CHILD(win_exit_child) {
+  (void)argc, (void)argv;
+  return 7;
+}
+
+START_TEST(process_facts) {
+  STARTUPINFOA si;
+  PROCESS_INFORMATION pi;
+  char cmd[MAX_PATH + 64];
+  DWORD code;
+  int64_t now = bm__os_time(), t = (int64_t)time(NULL);
+  ck_assert_int_eq(bm__os_pid(), (int64_t)GetCurrentProcessId());
+  ck_assert_int_eq(bm__os_pid_alive(bm__os_pid()), 1);
+  ck_assert_int_eq(bm__os_pid_alive(0), 0);
+  ck_assert_int_eq(bm__os_pid_alive(-5), 0);
+  ck_assert_msg(now - t <= 2 && t - now <= 2, "bm__os_time %lld, time() %lld", (long long)now, (long long)t);
+  /* A process that has exited is gone, even while a handle keeps its object. */
+  memset(&si, 0, sizeof(si));
+  si.cb = sizeof(si);
+  snprintf(cmd, sizeof(cmd), "\"%s\" --child win_exit_child", bm_test_self());
+  ck_assert(CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi));
+  ck_assert_uint_eq(WaitForSingleObject(pi.hProcess, 60000), WAIT_OBJECT_0);
+  ck_assert(GetExitCodeProcess(pi.hProcess, &code));
+  ck_assert_uint_eq(code, 7);
+  ck_assert_int_eq(bm__os_pid_alive((int64_t)pi.dwProcessId), 0);
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+}
+END_TEST
+
+START_TEST(sysinfo_windows) {
+  bm_sysinfo_t si;
+  SYSTEM_INFO sys;
+  GetSystemInfo(&sys);
+  ck_assert_bm_ok(bm_sysinfo_get(&si));
+  ck_assert_str_eq(si.os, "windows");
+  ck_assert_uint_eq(si.page_size, sys.dwPageSize);
+  ck_assert_uint_eq(si.granularity, sys.dwAllocationGranularity);
+  ck_assert_uint_eq(si.default_large_size, (size_t)GetLargePageMinimum());
+  ck_assert_int_eq(si.thp, BM_THP_UNSUPPORTED);
+  ck_assert_int_eq(si.n_mounts, 0);
+  ck_assert(si.privilege >= -1 && si.privilege <= 1);
+}
+END_TEST
+#else
+START_TEST(not_windows) {
+  BM_TEST_SKIP("the Windows rules are pinned only on Windows");
+}
+END_TEST
+#endif
+
+Suite *win_suite(void) {
+  Suite *s = suite_create("win");
+  TCase *tc = tcase_create("core");
+  tcase_add_checked_fixture(tc, NULL, bm_test_tmp_cleanup);
+#ifdef _WIN32
+  tcase_add_test(tc, mapped_alignment);
+  tcase_add_test(tc, empty_file_no_mapping);
+  tcase_add_test(tc, shrink_refused_while_mapped);
+  tcase_add_test(tc, grown_by_another_writer);
+  tcase_add_test(tc, utf8_paths);
+  tcase_add_test(tc, not_mappable);
+  tcase_add_test(tc, sysinfo_windows);
+  tcase_add_test(tc, process_facts);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("sections");
+  tcase_add_test(tc, named_section);
+  tcase_add_test(tc, anonymous_section);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("large_pages");
+  tcase_add_test(tc, large_page_sections);
+#else
+  tcase_add_test(tc, not_windows);
+#endif
+  suite_add_tcase(s, tc);
+  return s;
+}

@@ -1,0 +1,126 @@
+/* Named and anonymous sections: the portable checks (names, options) and the source object;
+ * where a section lives and which pages it gets are the backend's. */
+#include <stdlib.h>
+#include <string.h>
+#include "os.h"
+
+/* Windows passes a "Local\" or "Global\" namespace prefix through to the kernel object;
+ * on POSIX a backslash is no name character, so such a name is refused there. */
+#ifdef _WIN32
+static const char *const bm__name_prefixes[] = {"Local\\", "Global\\", NULL};
+#else
+static const char *const bm__name_prefixes[] = {NULL};
+#endif
+
+int bm_name_check(const char *name) {
+  size_t n, i;
+  if (name == NULL) return BM_ENAME;
+  for (i = 0; bm__name_prefixes[i] != NULL; i++) {
+    size_t p = strlen(bm__name_prefixes[i]);
+    if (strncmp(name, bm__name_prefixes[i], p) == 0) {
+      name += p;
+      break;
+    }
+  }
+  for (n = 0; name[n] != '\0'; n++) {
+    char c = name[n];
+    if (n >= BM_NAME_MAX) return BM_ENAME;
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+          c == '.' || c == '_' || c == '-'))
+      return BM_ENAME;
+  }
+  if (n == 0) return BM_ENAME;
+  /* "." and ".." name directories, never a file that could hold a section. */
+  if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) return BM_ENAME;
+  return 0;
+}
+
+static int bm__is_pow2(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+static bm_source_t *bm__section_new(int kind, unsigned flags) {
+  bm_source_t *src = calloc(1, sizeof(*src));
+  if (src == NULL) return NULL;
+  src->fd = BM_OS_INVALID_HANDLE;
+  src->mapping = BM_OS_INVALID_HANDLE;
+  src->kind = kind;
+  src->flags = flags;
+  src->granularity = bm__os_config()->granularity;
+  src->page_size = bm__os_config()->page_size;
+  src->large.requested = BM_LARGE_OFF;
+  src->large.page_size = src->page_size;
+  src->large.reason = BM_REASON_NOT_REQUESTED;
+  return src;
+}
+
+int bm_section_create(bm_source_t **out, const char *name, const bm_section_opts_t *opts,
+                      bm_large_t *outcome) {
+  bm_large_t large;
+  bm_source_t *src;
+  int err;
+
+  memset(&large, 0, sizeof(large));
+  if (opts != NULL) large.requested = opts->large;
+  large.page_size = bm__os_config()->page_size;
+  large.reason = opts != NULL && opts->large != BM_LARGE_OFF ? BM_REASON_NONE
+                                                             : BM_REASON_NOT_REQUESTED;
+  if (outcome != NULL) *outcome = large;
+  if (out == NULL || opts == NULL) return BM_EINVAL;
+  *out = NULL;
+  if (opts->size == 0) return BM_EINVAL;
+  if (opts->large < BM_LARGE_OFF || opts->large > BM_LARGE_ON) return BM_EINVAL;
+  if (opts->mode & ~0777u) return BM_EINVAL;
+  if (opts->large_page_size != 0 && !bm__is_pow2(opts->large_page_size)) return BM_EINVAL;
+  if (name != NULL && (err = bm_name_check(name)) != 0) return err;
+
+  src = bm__section_new(name != NULL ? BM__SRC_SECTION : BM__SRC_ANON, BM_FILE_WRITE);
+  if (src == NULL) return BM_ENOMEM;
+  src->large = large;
+  err = bm__os_section_create(src, name, opts, &large);
+  /* The outcome is reported on failure too: a strict request says why it failed. */
+  if (outcome != NULL) *outcome = large;
+  if (err != 0) {
+    free(src);
+    return err;
+  }
+  src->large = large;
+  *out = src;
+  return 0;
+}
+
+int bm_section_open(bm_source_t **out, const char *name, unsigned access) {
+  bm_source_t *src;
+  int err;
+
+  if (out == NULL) return BM_EINVAL;
+  *out = NULL;
+  if ((err = bm_name_check(name)) != 0) return err;
+  if (access == 0 || (access & ~(unsigned)(BM_ACCESS_READ | BM_ACCESS_WRITE))) return BM_EINVAL;
+  src = bm__section_new(BM__SRC_SECTION,
+                        (access & BM_ACCESS_WRITE) ? BM_FILE_WRITE : BM_FILE_READ);
+  if (src == NULL) return BM_ENOMEM;
+  err = bm__os_section_open(src, name, access);
+  if (err != 0) {
+    free(src);
+    return err;
+  }
+  *out = src;
+  return 0;
+}
+
+int bm_section_remove(const char *name) {
+  int err;
+  if ((err = bm_name_check(name)) != 0) return err;
+  return bm__os_section_remove(name);
+}
+
+int bm_section_large(bm_source_t *src, bm_large_t *outcome) {
+  bm_large_t large;
+  int err;
+  if (src == NULL || outcome == NULL) return BM_EINVAL;
+  if (src->kind != BM__SRC_SECTION && src->kind != BM__SRC_ANON) return BM_EINVAL;
+  /* Ask the kernel again: what was requested and why stays; the page size is current. */
+  large = src->large;
+  if ((err = bm__os_section_large(src, &large)) != 0) return err;
+  *outcome = large;
+  return 0;
+}

@@ -1,0 +1,244 @@
+/* The dataset trailer (DESIGN section 2): the last BM_TRAILER_SIZE bytes of a dataset
+ * section, its encoding, its publish protocol and the judgement of its state.
+ *
+ * Layout (offsets within the trailer; integers little-endian, whatever the host):
+ *      0   8  magic "BULKMAP\0"
+ *      8   4  state: the ASCII bytes "LOAD", "REDY" or "FAIL"
+ *     12   4  format version (1)
+ *     16   8  payload size in bytes (the payload starts at offset 0 of the section)
+ *     24   8  XXH3-64 of the payload
+ *     32   8  page size the section was made with
+ *     40   8  writer pid (signed)
+ *     48   8  creation time, seconds since the Unix epoch (signed)
+ *     56 256  source file name, UTF-8, NUL-terminated, NUL-padded
+ *    312 ...  zero
+ *   4088   8  CRC-64/XZ of bytes [12, 4088)
+ *
+ * Publish protocol: the writer fills the payload, then bm_trailer_encode writes every field
+ * and stores the state word last with release ordering; bm_trailer_set_state changes only
+ * the state word (release). A reader loads the state with acquire ordering, copies the
+ * trailer, and loads the state again: a trailer that changed under the copy is read again,
+ * so no torn trailer is ever decoded.
+ *
+ * Why every single-byte change is caught: the magic is compared whole; the three state
+ * words differ from each other in all four bytes, so one changed byte never turns a valid
+ * state into another valid one (and zero, a fresh section's trailer, is none of them); every
+ * other byte is covered by the CRC, and a CRC of degree 64 detects every error burst of up to
+ * 64 bits, a changed byte among them. The state is outside the CRC so that publishing it
+ * is a single atomic store. */
+#include <string.h>
+#include "os.h"
+
+#define BM__MAGIC "BULKMAP\0"
+#define BM__OFF_STATE 8
+#define BM__OFF_VERSION 12
+#define BM__OFF_PAYLOAD 16
+#define BM__OFF_XXH3 24
+#define BM__OFF_PAGE 32
+#define BM__OFF_PID 40
+#define BM__OFF_CREATED 48
+#define BM__OFF_SOURCE 56
+#define BM__SOURCE_LEN 256
+#define BM__OFF_ZERO (BM__OFF_SOURCE + BM__SOURCE_LEN)
+#define BM__OFF_CRC (BM_TRAILER_SIZE - 8)
+
+_Static_assert(sizeof(((bm_trailer_t *)0)->source) == BM__SOURCE_LEN, "source field size");
+
+/* ---- CRC-64/XZ (ECMA-182 polynomial, reflected), a nibble at a time. */
+static const uint64_t bm__crc_nibble[16] = {
+    0x0000000000000000ull, 0x7d9ba13851336649ull, 0xfb374270a266cc92ull, 0x86ace348f355aadbull,
+    0x64b62bcaebc387a1ull, 0x192d8af2baf0e1e8ull, 0x9f8169ba49a54b33ull, 0xe21ac88218962d7aull,
+    0xc96c5795d7870f42ull, 0xb4f7f6ad86b4690bull, 0x325b15e575e1c3d0ull, 0x4fc0b4dd24d2a599ull,
+    0xadda7c5f3c4488e3ull, 0xd041dd676d77eeaaull, 0x56ed3e2f9e224471ull, 0x2b769f17cf112238ull};
+
+static uint64_t bm__crc64(const unsigned char *p, size_t n) {
+  uint64_t c = ~(uint64_t)0;
+  while (n--) {
+    c ^= *p++;
+    c = (c >> 4) ^ bm__crc_nibble[c & 15];
+    c = (c >> 4) ^ bm__crc_nibble[c & 15];
+  }
+  return ~c;
+}
+
+static void bm__put64(unsigned char *p, uint64_t v) {
+  int i;
+  for (i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static uint64_t bm__get64(const unsigned char *p) {
+  uint64_t v = 0;
+  int i;
+  for (i = 7; i >= 0; i--) v = (v << 8) | p[i];
+  return v;
+}
+static void bm__put32(unsigned char *p, uint32_t v) {
+  int i;
+  for (i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static uint32_t bm__get32(const unsigned char *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* ---- The state word: its bytes in memory are the ASCII tag, on any host. */
+static uint32_t bm__state_word(uint32_t state) {
+  const char *tag;
+  uint32_t w;
+  switch (state) {
+  case BM_STATE_LOADING: tag = "LOAD"; break;
+  case BM_STATE_READY: tag = "REDY"; break;
+  case BM_STATE_FAILED: tag = "FAIL"; break;
+  default: return 0;
+  }
+  memcpy(&w, tag, 4);
+  return w;
+}
+
+static uint32_t bm__word_state(uint32_t w) {
+  uint32_t s;
+  for (s = BM_STATE_LOADING; s <= BM_STATE_FAILED; s++)
+    if (w != 0 && w == bm__state_word(s)) return s;
+  return 0;
+}
+
+/* A section's trailer is page aligned, so the state word is naturally aligned and the
+ * atomics are real; a caller's unaligned scratch buffer is private, so a plain copy is as
+ * good there. */
+static void bm__store_state(unsigned char *p, uint32_t w) {
+  if (((uintptr_t)(p + BM__OFF_STATE) & 3) == 0)
+    __atomic_store_n((uint32_t *)(void *)(p + BM__OFF_STATE), w, __ATOMIC_RELEASE);
+  else
+    memcpy(p + BM__OFF_STATE, &w, 4);
+}
+
+static uint32_t bm__load_state(const unsigned char *p, int order) {
+  uint32_t w;
+  if (((uintptr_t)(p + BM__OFF_STATE) & 3) == 0)
+    return order == __ATOMIC_ACQUIRE
+               ? __atomic_load_n((const uint32_t *)(const void *)(p + BM__OFF_STATE),
+                                 __ATOMIC_ACQUIRE)
+               : __atomic_load_n((const uint32_t *)(const void *)(p + BM__OFF_STATE),
+                                 __ATOMIC_RELAXED);
+  memcpy(&w, p + BM__OFF_STATE, 4);
+  return w;
+}
+
+const char *bm_state_name(int state) {
+  switch (state) {
+  case BM_STATE_LOADING: return "loading";
+  case BM_STATE_READY: return "ready";
+  case BM_STATE_FAILED: return "failed";
+  }
+  return "unknown";
+}
+
+static int bm__page_ok(uint64_t ps) { return ps != 0 && (ps & (ps - 1)) == 0; }
+
+int bm_trailer_encode(void *bytes, const bm_trailer_t *t) {
+  unsigned char *p = bytes;
+  uint32_t w;
+
+  if (p == NULL || t == NULL) return BM_EINVAL;
+  if (t->version != 0 && t->version != BM_TRAILER_VERSION) return BM_EINVAL;
+  if ((w = bm__state_word(t->state)) == 0) return BM_EINVAL;
+  if (!bm__page_ok(t->page_size)) return BM_EINVAL;
+  if (memchr(t->source, '\0', sizeof(t->source)) == NULL) return BM_EINVAL;
+
+  /* Take the old state back first (seqlock style: the fence orders the invalid word
+   * before the field stores), so that a reader never pairs an old `ready` with new
+   * fields when a trailer is written over. */
+  bm__store_state(p, 0);
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+  memcpy(p, BM__MAGIC, 8);
+  bm__put32(p + BM__OFF_VERSION, BM_TRAILER_VERSION);
+  bm__put64(p + BM__OFF_PAYLOAD, t->payload_size);
+  bm__put64(p + BM__OFF_XXH3, t->xxh3);
+  bm__put64(p + BM__OFF_PAGE, t->page_size);
+  bm__put64(p + BM__OFF_PID, (uint64_t)t->writer_pid);
+  bm__put64(p + BM__OFF_CREATED, (uint64_t)t->created);
+  memset(p + BM__OFF_SOURCE, 0, BM__SOURCE_LEN);
+  memcpy(p + BM__OFF_SOURCE, t->source, strlen(t->source));
+  memset(p + BM__OFF_ZERO, 0, BM__OFF_CRC - BM__OFF_ZERO);
+  bm__put64(p + BM__OFF_CRC, bm__crc64(p + BM__OFF_VERSION, BM__OFF_CRC - BM__OFF_VERSION));
+  bm__store_state(p, w); /* last, release: everything above is visible first */
+  return 0;
+}
+
+int bm_trailer_set_state(void *bytes, uint32_t state) {
+  unsigned char *p = bytes;
+  uint32_t w;
+  if (p == NULL || (w = bm__state_word(state)) == 0) return BM_EINVAL;
+  if (memcmp(p, BM__MAGIC, 8) != 0) return BM_ENOTDATASET;
+  /* The CRC does not cover the state, so there is nothing else to update: one release
+   * store publishes the state after every payload and trailer write before it. */
+  bm__store_state(p, w);
+  return 0;
+}
+
+int bm_trailer_decode(const void *bytes, uint64_t section_size, bm_trailer_t *out) {
+  const unsigned char *p = bytes;
+  unsigned char b[BM_TRAILER_SIZE];
+  uint32_t w1 = 0, w2, state;
+  uint64_t payload, page;
+  int tries;
+
+  if (p == NULL || out == NULL) return BM_EINVAL;
+  memset(out, 0, sizeof(*out));
+  /* Copy between two loads of the state; a trailer being written over is read again.
+   * A writer publishes in microseconds, so a few tries are plenty. */
+  for (tries = 0; tries < 64; tries++) {
+    w1 = bm__load_state(p, __ATOMIC_ACQUIRE);
+    memcpy(b, p, sizeof(b));
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    w2 = bm__load_state(p, __ATOMIC_RELAXED);
+    if (w1 == w2 && w1 != 0) break;
+    if (w1 == w2 && memcmp(b, BM__MAGIC, 8) != 0) break;
+  }
+  if (memcmp(b, BM__MAGIC, 8) != 0) return BM_ENOTDATASET;
+  if ((state = bm__word_state(w1)) == 0 || w1 != w2) return BM_ECORRUPT;
+  if (bm__get64(b + BM__OFF_CRC) != bm__crc64(b + BM__OFF_VERSION, BM__OFF_CRC - BM__OFF_VERSION))
+    return BM_ECORRUPT;
+  if (bm__get32(b + BM__OFF_VERSION) != BM_TRAILER_VERSION) return BM_ECORRUPT;
+
+  /* The numbers must fit the section they describe, whatever the CRC says. */
+  payload = bm__get64(b + BM__OFF_PAYLOAD);
+  page = bm__get64(b + BM__OFF_PAGE);
+  if (section_size < BM_TRAILER_SIZE) return BM_ECORRUPT;
+  if (payload > section_size - BM_TRAILER_SIZE) return BM_ECORRUPT;
+  if (!bm__page_ok(page) || section_size % page != 0) return BM_ECORRUPT;
+  if ((int64_t)bm__get64(b + BM__OFF_PID) <= 0) return BM_ECORRUPT;
+  if (memchr(b + BM__OFF_SOURCE, '\0', BM__SOURCE_LEN) == NULL) return BM_ECORRUPT;
+
+  out->version = BM_TRAILER_VERSION;
+  out->state = state;
+  out->payload_size = payload;
+  out->xxh3 = bm__get64(b + BM__OFF_XXH3);
+  out->page_size = page;
+  out->writer_pid = (int64_t)bm__get64(b + BM__OFF_PID);
+  out->created = (int64_t)bm__get64(b + BM__OFF_CREATED);
+  memcpy(out->source, b + BM__OFF_SOURCE, BM__SOURCE_LEN);
+  return 0;
+}
+
+int bm_dataset_size(uint64_t payload, size_t page_size, uint64_t *size) {
+  uint64_t n;
+  if (size == NULL || !bm__page_ok(page_size)) return BM_EINVAL;
+  *size = 0;
+  if (payload > UINT64_MAX - BM_TRAILER_SIZE) return BM_EOVERFLOW;
+  n = bm__align_up(payload + BM_TRAILER_SIZE, page_size);
+  if (n == 0) return BM_EOVERFLOW;
+  *size = n;
+  return 0;
+}
+
+int bm_trailer_check_state(const bm_trailer_t *t) {
+  if (t == NULL) return BM_EINVAL;
+  switch (t->state) {
+  case BM_STATE_READY: return 0;
+  case BM_STATE_FAILED: return BM_EINCOMPLETE;
+  case BM_STATE_LOADING:
+    /* A pid in another pid namespace, or one reused since, can fool this either way;
+     * the kernel offers nothing better that works across unrelated processes. */
+    return bm__os_pid_alive(t->writer_pid) ? BM_EINCOMPLETE : BM_EABANDONED;
+  }
+  return BM_ECORRUPT;
+}

@@ -1,0 +1,378 @@
+/* The dataset trailer: its documented layout read back byte by byte, every single-byte
+ * change and random garbage refused, numbers that do not fit the section refused, the
+ * publish protocol across two processes, and a writer killed with SIGKILL while loading
+ * reported as abandoned. */
+#define _GNU_SOURCE
+#include <string.h>
+#include "testutil.h"
+#include "hugetest.h"
+#ifndef _WIN32
+/* The test's own XXH3, header-only like the library's, to check what the writer published. */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+extern char **environ;
+#endif
+
+#define SECTION (1u << 20) /* a section size the test trailers describe */
+
+/* Trailer bytes aligned as in a section (a page), so the state word is atomic. */
+static _Alignas(4096) unsigned char tb[BM_TRAILER_SIZE];
+
+static void sample(bm_trailer_t *t, uint32_t state) {
+  memset(t, 0, sizeof(*t));
+  t->version = BM_TRAILER_VERSION;
+  t->state = state;
+  t->payload_size = 1000000;
+  t->xxh3 = 0x0123456789abcdefull;
+  t->page_size = 4096;
+  t->writer_pid = 4242;
+  t->created = 1700000000;
+  strcpy(t->source, "/data/input.bin");
+}
+
+static uint64_t le64(const unsigned char *p) {
+  uint64_t v = 0;
+  int i;
+  for (i = 7; i >= 0; i--) v = v << 8 | p[i];
+  return v;
+}
+
+START_TEST(layout_round_trip) {
+  bm_trailer_t t, d;
+  size_t i;
+  sample(&t, BM_STATE_READY);
+  memset(tb, 0xee, sizeof(tb));
+  ck_assert_bm_ok(bm_trailer_encode(tb, &t));
+  /* The layout documented at the top of src/trailer.c, read with plain byte arithmetic. */
+  ck_assert_mem_eq(tb, "BULKMAP\0", 8);
+  ck_assert_mem_eq(tb + 8, "REDY", 4);
+  ck_assert_uint_eq(tb[12], 1);
+  ck_assert_uint_eq(le64(tb + 16), 1000000);
+  ck_assert_uint_eq(le64(tb + 24), 0x0123456789abcdefull);
+  ck_assert_uint_eq(le64(tb + 32), 4096);
+  ck_assert_uint_eq(le64(tb + 40), 4242);
+  ck_assert_uint_eq(le64(tb + 48), 1700000000);
+  ck_assert_str_eq((const char *)tb + 56, "/data/input.bin");
+  for (i = 56 + strlen(t.source); i < BM_TRAILER_SIZE - 8; i++)
+    ck_assert_msg(tb[i] == 0, "byte %zu of the trailer not zero", i);
+
+  ck_assert_bm_ok(bm_trailer_decode(tb, SECTION, &d));
+  ck_assert_uint_eq(d.version, BM_TRAILER_VERSION);
+  ck_assert_uint_eq(d.state, BM_STATE_READY);
+  ck_assert_uint_eq(d.payload_size, t.payload_size);
+  ck_assert_uint_eq(d.xxh3, t.xxh3);
+  ck_assert_uint_eq(d.page_size, t.page_size);
+  ck_assert_int_eq(d.writer_pid, t.writer_pid);
+  ck_assert_int_eq(d.created, t.created);
+  ck_assert_str_eq(d.source, t.source);
+
+  /* State changes touch only the state word and decode as the new state. */
+  ck_assert_bm_ok(bm_trailer_set_state(tb, BM_STATE_FAILED));
+  ck_assert_mem_eq(tb + 8, "FAIL", 4);
+  ck_assert_bm_ok(bm_trailer_decode(tb, SECTION, &d));
+  ck_assert_uint_eq(d.state, BM_STATE_FAILED);
+  ck_assert_bm_ok(bm_trailer_set_state(tb, BM_STATE_LOADING));
+  ck_assert_mem_eq(tb + 8, "LOAD", 4);
+  ck_assert_bm_ok(bm_trailer_decode(tb, SECTION, &d));
+  ck_assert_uint_eq(d.state, BM_STATE_LOADING);
+
+  ck_assert_str_eq(bm_state_name(BM_STATE_LOADING), "loading");
+  ck_assert_str_eq(bm_state_name(BM_STATE_READY), "ready");
+  ck_assert_str_eq(bm_state_name(BM_STATE_FAILED), "failed");
+  ck_assert_str_eq(bm_state_name(0), "unknown");
+}
+END_TEST
+
+/* Every byte of an encoded trailer changed in turn, to several values: never accepted. */
+static void flip_every_byte(uint32_t state) {
+  static const unsigned char deltas[] = {0xff, 0x01, 0x80, 0x10, 0x5a};
+  unsigned char orig[BM_TRAILER_SIZE];
+  bm_trailer_t t, d;
+  size_t i, k;
+  sample(&t, state);
+  ck_assert_bm_ok(bm_trailer_encode(tb, &t));
+  memcpy(orig, tb, sizeof(orig));
+  for (i = 0; i < BM_TRAILER_SIZE; i++) {
+    for (k = 0; k < sizeof(deltas); k++) {
+      int r;
+      memcpy(tb, orig, sizeof(orig));
+      tb[i] ^= deltas[k];
+      r = bm_trailer_decode(tb, SECTION, &d);
+      ck_assert_msg(r == BM_ECORRUPT || r == BM_ENOTDATASET,
+                    "byte %zu ^ 0x%02x accepted (%s), state %s", i, deltas[k], bm_err_name(r),
+                    bm_state_name((int)d.state));
+    }
+  }
+  memcpy(tb, orig, sizeof(orig));
+  ck_assert_bm_ok(bm_trailer_decode(tb, SECTION, &d));
+}
+
+START_TEST(every_byte_changed) {
+  flip_every_byte(BM_STATE_READY);
+  flip_every_byte(BM_STATE_LOADING); /* no change turns loading into ready */
+  flip_every_byte(BM_STATE_FAILED);
+}
+END_TEST
+
+START_TEST(garbage) {
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  bm_trailer_t d;
+  int n, r;
+  size_t i;
+  for (n = 0; n < 2000; n++) {
+    for (i = 0; i < BM_TRAILER_SIZE; i++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
+      tb[i] = (unsigned char)x;
+    }
+    /* Half the time with the right magic and a valid state word, so the CRC and the range
+     * checks are what must refuse it. */
+    if (n & 1) {
+      memcpy(tb, "BULKMAP\0", 8);
+      memcpy(tb + 8, (n & 2) ? "REDY" : "LOAD", 4);
+    }
+    r = bm_trailer_decode(tb, SECTION, &d);
+    ck_assert_msg(r == BM_ECORRUPT || r == BM_ENOTDATASET, "garbage %d accepted (%s)", n,
+                  bm_err_name(r));
+  }
+  memset(tb, 0, sizeof(tb)); /* a fresh section: zero */
+  ck_assert_bm_err(bm_trailer_decode(tb, SECTION, &d), BM_ENOTDATASET);
+}
+END_TEST
+
+START_TEST(numbers_must_fit) {
+  bm_trailer_t t, d;
+  sample(&t, BM_STATE_READY);
+  t.payload_size = SECTION - BM_TRAILER_SIZE; /* exactly fits */
+  ck_assert_bm_ok(bm_trailer_encode(tb, &t));
+  ck_assert_bm_ok(bm_trailer_decode(tb, SECTION, &d));
+  ck_assert_bm_err(bm_trailer_decode(tb, SECTION - 4096, &d), BM_ECORRUPT);
+  t.payload_size = SECTION - BM_TRAILER_SIZE + 1;
+  ck_assert_bm_ok(bm_trailer_encode(tb, &t));
+  ck_assert_bm_err(bm_trailer_decode(tb, SECTION, &d), BM_ECORRUPT);
+  t.payload_size = UINT64_MAX; /* would wrap payload + trailer */
+  ck_assert_bm_ok(bm_trailer_encode(tb, &t));
+  ck_assert_bm_err(bm_trailer_decode(tb, SECTION, &d), BM_ECORRUPT);
+  sample(&t, BM_STATE_READY);
+  ck_assert_bm_ok(bm_trailer_encode(tb, &t));
+  ck_assert_bm_err(bm_trailer_decode(tb, 100, &d), BM_ECORRUPT); /* section < trailer */
+  ck_assert_bm_err(bm_trailer_decode(tb, SECTION + 512, &d), BM_ECORRUPT); /* not in pages */
+  t.page_size = 2u << 20; /* a 1 MiB section cannot be made of 2 MiB pages */
+  ck_assert_bm_ok(bm_trailer_encode(tb, &t));
+  ck_assert_bm_err(bm_trailer_decode(tb, SECTION, &d), BM_ECORRUPT);
+  ck_assert_bm_ok(bm_trailer_decode(tb, 2u << 20, &d));
+
+  /* Encoding refuses what it cannot represent. */
+  sample(&t, BM_STATE_READY);
+  t.state = 9;
+  ck_assert_bm_err(bm_trailer_encode(tb, &t), BM_EINVAL);
+  sample(&t, BM_STATE_READY);
+  t.page_size = 3000;
+  ck_assert_bm_err(bm_trailer_encode(tb, &t), BM_EINVAL);
+  sample(&t, BM_STATE_READY);
+  t.version = 2;
+  ck_assert_bm_err(bm_trailer_encode(tb, &t), BM_EINVAL);
+  sample(&t, BM_STATE_READY);
+  memset(t.source, 'x', sizeof(t.source)); /* not NUL-terminated */
+  ck_assert_bm_err(bm_trailer_encode(tb, &t), BM_EINVAL);
+  ck_assert_bm_err(bm_trailer_encode(NULL, &t), BM_EINVAL);
+  ck_assert_bm_err(bm_trailer_decode(tb, SECTION, NULL), BM_EINVAL);
+  ck_assert_bm_err(bm_trailer_set_state(tb, 0), BM_EINVAL);
+  memset(tb, 0, sizeof(tb));
+  ck_assert_bm_err(bm_trailer_set_state(tb, BM_STATE_READY), BM_ENOTDATASET);
+}
+END_TEST
+
+START_TEST(dataset_sizes) {
+  uint64_t n;
+  ck_assert_bm_ok(bm_dataset_size(0, 4096, &n));
+  ck_assert_uint_eq(n, 4096);
+  ck_assert_bm_ok(bm_dataset_size(1, 4096, &n));
+  ck_assert_uint_eq(n, 8192);
+  ck_assert_bm_ok(bm_dataset_size(4096, 4096, &n));
+  ck_assert_uint_eq(n, 8192);
+  ck_assert_bm_ok(bm_dataset_size(2u << 20, 2u << 20, &n));
+  ck_assert_uint_eq(n, 4u << 20);
+  ck_assert_bm_ok(bm_dataset_size((2u << 20) - 4096, 2u << 20, &n));
+  ck_assert_uint_eq(n, 2u << 20);
+  ck_assert_bm_err(bm_dataset_size(UINT64_MAX - 100, 4096, &n), BM_EOVERFLOW);
+  ck_assert_bm_err(bm_dataset_size(UINT64_MAX - 8192, 1u << 30, &n), BM_EOVERFLOW);
+  ck_assert_bm_err(bm_dataset_size(1, 0, &n), BM_EINVAL);
+  ck_assert_bm_err(bm_dataset_size(1, 3000, &n), BM_EINVAL);
+}
+END_TEST
+
+START_TEST(state_judgement) {
+  bm_trailer_t t;
+  sample(&t, BM_STATE_READY);
+  ck_assert_bm_ok(bm_trailer_check_state(&t));
+  t.state = BM_STATE_FAILED;
+  ck_assert_bm_err(bm_trailer_check_state(&t), BM_EINCOMPLETE);
+  t.state = BM_STATE_LOADING;
+  t.writer_pid = ht_getpid(); /* alive: still loading */
+  ck_assert_bm_err(bm_trailer_check_state(&t), BM_EINCOMPLETE);
+  t.state = 0;
+  ck_assert_bm_err(bm_trailer_check_state(&t), BM_ECORRUPT);
+  ck_assert_bm_err(bm_trailer_check_state(NULL), BM_EINVAL);
+}
+END_TEST
+
+#ifndef _WIN32
+static int lock_fd = -1;
+static void proc_setup(void) {
+  ht_init_run();
+  lock_fd = ht_lock(LOCK_SH);
+}
+static void proc_teardown(void) {
+  ht_sweep_dir("/dev/shm");
+  ht_unlock(&lock_fd);
+}
+
+#define PAYLOAD (8u << 20)
+
+/* The writer side of a load: creates NAME, marks it loading, fills the payload with the
+ * pattern, then (argv[1] "ready") publishes it, or ("forever") keeps rewriting the payload
+ * until killed. argv: NAME MODE */
+BM_TEST_CHILD(trailer_writer) {
+  bm_section_opts_t o;
+  bm_source_t *src;
+  bm_trailer_t t;
+  bm_view_t v;
+  uint64_t size, i;
+  unsigned char *p;
+  int forever;
+
+  if (argc < 2) return 90;
+  forever = strcmp(argv[1], "forever") == 0;
+  memset(&o, 0, sizeof(o));
+  if (bm_dataset_size(PAYLOAD, bm_page_size(), &size) != 0) return 10;
+  o.size = size;
+  if (bm_section_create(&src, argv[0], &o, NULL) != 0) return 11;
+  if (bm_view_map(&v, src, 0, BM_TO_END, BM_ACCESS_WRITE) != 0) return 12;
+  p = v.data;
+  memset(&t, 0, sizeof(t));
+  t.state = BM_STATE_LOADING;
+  t.payload_size = PAYLOAD;
+  t.page_size = bm_page_size();
+  t.writer_pid = (int64_t)getpid();
+  t.created = 1700000000;
+  strcpy(t.source, "pattern");
+  if (bm_trailer_encode(p + size - BM_TRAILER_SIZE, &t) != 0) return 13;
+  do {
+    for (i = 0; i < PAYLOAD; i++) p[i] = bm_test_byte(i);
+  } while (forever);
+  t.xxh3 = XXH3_64bits(p, PAYLOAD);
+  if (bm_trailer_encode(p + size - BM_TRAILER_SIZE, &t) != 0) return 14;
+  if (bm_trailer_set_state(p + size - BM_TRAILER_SIZE, BM_STATE_READY) != 0) return 15;
+  bm_view_unmap(&v);
+  bm_source_close(src);
+  return 0;
+}
+
+/* Decodes the trailer of section NAME; returns the decode error, else 0 with *t filled and
+ * the section left mapped in *v. */
+static int read_trailer(const char *name, bm_source_t **src, bm_view_t *v, bm_trailer_t *t) {
+  uint64_t size;
+  int r;
+  if ((r = bm_section_open(src, name, BM_ACCESS_READ)) != 0) return r;
+  ck_assert_bm_ok(bm_source_size(*src, &size));
+  ck_assert_uint_ge(size, BM_TRAILER_SIZE);
+  ck_assert_bm_ok(bm_view_map(v, *src, 0, BM_TO_END, BM_ACCESS_READ));
+  r = bm_trailer_decode((unsigned char *)v->data + size - BM_TRAILER_SIZE, size, t);
+  if (r != 0) {
+    bm_view_unmap(v);
+    bm_source_close(*src);
+  }
+  return r;
+}
+
+START_TEST(published_across_processes) {
+  const char *name = ht_name("published");
+  const char *args[] = {name, "ready", NULL};
+  bm_source_t *src;
+  bm_view_t v;
+  bm_trailer_t t;
+  int rc = bm_test_spawn("trailer_writer", args);
+  ck_assert_msg(rc == 0, "writer exited %d", rc);
+  ck_assert_bm_ok(read_trailer(name, &src, &v, &t));
+  ck_assert_uint_eq(t.state, BM_STATE_READY);
+  ck_assert_bm_ok(bm_trailer_check_state(&t));
+  ck_assert_uint_eq(t.payload_size, PAYLOAD);
+  ck_assert_str_eq(t.source, "pattern");
+  /* The checksum the writer published is the one of the bytes we see. */
+  ck_assert_uint_eq(t.xxh3, XXH3_64bits(v.data, PAYLOAD));
+  /* The bytes between payload and trailer are zero (a plain reader may rely on it). */
+  {
+    const unsigned char *p = v.data;
+    uint64_t i;
+    for (i = PAYLOAD; i < v.length - BM_TRAILER_SIZE; i++) ck_assert_uint_eq(p[i], 0);
+  }
+  bm_view_unmap(&v);
+  bm_source_close(src);
+  ck_assert_bm_ok(bm_section_remove(name));
+}
+END_TEST
+
+START_TEST(killed_writer_is_abandoned) {
+  const char *name = ht_name("killed");
+  const char *argv[] = {bm_test_self(), "--child", "trailer_writer", name, "forever", NULL};
+  bm_source_t *src = NULL;
+  bm_view_t v;
+  bm_trailer_t t;
+  pid_t pid;
+  int st, r = BM_ENOENT, i, filling = 0;
+
+  ck_assert_int_eq(posix_spawn(&pid, bm_test_self(), NULL, NULL, (char *const *)argv, environ), 0);
+  /* Wait until the writer is in the middle of filling: loading, and payload bytes seen. */
+  for (i = 0; i < 1000 && !filling; i++) {
+    r = read_trailer(name, &src, &v, &t);
+    if (r == 0) {
+      const volatile unsigned char *p = v.data;
+      filling = t.state == BM_STATE_LOADING && p[PAYLOAD / 2] == bm_test_byte(PAYLOAD / 2);
+      if (filling) {
+        ck_assert_int_eq(t.writer_pid, (int64_t)pid);
+        ck_assert_bm_err(bm_trailer_check_state(&t), BM_EINCOMPLETE); /* writer alive */
+      }
+      bm_view_unmap(&v);
+      bm_source_close(src);
+    }
+    if (!filling) usleep(10000);
+  }
+  kill(pid, SIGKILL);
+  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  ck_assert_msg(filling, "writer never got to filling: last read %s", bm_err_name(r));
+  ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+
+  ck_assert_bm_ok(read_trailer(name, &src, &v, &t));
+  ck_assert_uint_eq(t.state, BM_STATE_LOADING);
+  ck_assert_bm_err(bm_trailer_check_state(&t), BM_EABANDONED);
+  bm_view_unmap(&v);
+  bm_source_close(src);
+  ck_assert_bm_ok(bm_section_remove(name));
+}
+END_TEST
+#endif
+
+Suite *trailer_suite(void) {
+  Suite *s = suite_create("trailer");
+  TCase *tc = tcase_create("core");
+  tcase_add_test(tc, layout_round_trip);
+  tcase_add_test(tc, dataset_sizes);
+  tcase_add_test(tc, state_judgement);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("corrupt");
+  tcase_add_test(tc, every_byte_changed);
+  tcase_add_test(tc, garbage);
+  tcase_add_test(tc, numbers_must_fit);
+  suite_add_tcase(s, tc);
+#ifndef _WIN32
+  tc = tcase_create("processes");
+  tcase_add_unchecked_fixture(tc, proc_setup, proc_teardown);
+  tcase_add_test(tc, published_across_processes);
+  tcase_add_test(tc, killed_writer_is_abandoned);
+  suite_add_tcase(s, tc);
+#endif
+  return s;
+}

@@ -33,9 +33,6 @@ test)
   need $PKGS_TEST
   lanes=${BULKMAP_LANES:-"default asan windows"}
   for lane in $lanes; do
-    if [ "$lane" = windows ] && [ ! -f CMakePresets.json ] || ! grep -q "\"$lane\"" CMakePresets.json; then
-      echo "dev.sh: no preset $lane" >&2; exit 1
-    fi
     echo "=== lane: $lane ===" >&2
     cmake --workflow --preset "$lane"
   done

@@ -4,6 +4,7 @@
  * (which run in the runner process, so even a failed test cannot skip them). Without root
  * or hugetlb support they skip and say why. */
 #define _GNU_SOURCE
+#include <stdlib.h>
 #include <string.h>
 #include "testutil.h"
 #include "hugetest.h"

@@ -3,6 +3,7 @@
  * publish protocol across two processes, and a writer killed with SIGKILL while loading
  * reported as abandoned. */
 #define _GNU_SOURCE
+#include <stdlib.h>
 #include <string.h>
 #include "testutil.h"
 #include "hugetest.h"

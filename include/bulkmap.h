@@ -300,7 +300,10 @@ BM_EXTERN int bm_name_check(const char *name);
  * private to this process and its children). *outcome (may be NULL) gets the large-page
  * truth, read from what the kernel says of the mapping. A strict request (BM_LARGE_ON)
  * that cannot be met fails with BM_ENOLARGE and outcome->reason set; BM_LARGE_AUTO falls
- * back to normal pages and sets the reason. The section is read-write. */
+ * back to normal pages and sets the reason. The section is read-write.
+ * Errors: BM_EINVAL, BM_ENAME, BM_EEXIST (also when the name exists in the other place,
+ * shared memory or a hugetlbfs mount), BM_EALIGN (BM_LARGE_ON, size not a multiple of the
+ * large page size and round 0), BM_ENOLARGE, BM_ENOMEM, BM_EOS. */
 BM_EXTERN int bm_section_create(bm_source_t **out, const char *name,
                                 const bm_section_opts_t *opts, bm_large_t *outcome);
 /* Opens an existing section by name (searching shared memory and the hugetlbfs mounts;
@@ -308,10 +311,11 @@ BM_EXTERN int bm_section_create(bm_source_t **out, const char *name,
  * Errors: BM_ENAME, BM_ENOENT, BM_EACCES, BM_EAMBIGUOUS. */
 BM_EXTERN int bm_section_open(bm_source_t **out, const char *name, unsigned access);
 /* Removes a named section (the memory lives on until the last mapping goes).
- * Errors: BM_ENAME, BM_ENOENT, BM_EACCES, BM_ENOTSUP (Windows: sections die with their
- * last handle). */
+ * Errors: BM_ENAME, BM_ENOENT, BM_EACCES, BM_EAMBIGUOUS (in both places: neither is
+ * removed), BM_ENOTSUP (Windows: sections die with their last handle). */
 BM_EXTERN int bm_section_remove(const char *name);
-/* The large-page outcome of an open section (page size from the kernel). */
+/* The large-page outcome of an open section (page size from the kernel). For a section
+ * opened by name, requested reads BM_LARGE_OFF: the opener asked for nothing. */
 BM_EXTERN int bm_section_large(bm_source_t *src, bm_large_t *outcome);
 
 /* ---------------------------------------------------------------------------------------

@@ -204,7 +204,9 @@ int bm_trailer_decode(const void *bytes, uint64_t section_size, bm_trailer_t *ou
   page = bm__get64(b + BM__OFF_PAGE);
   if (section_size < BM_TRAILER_SIZE) return BM_ECORRUPT;
   if (payload > section_size - BM_TRAILER_SIZE) return BM_ECORRUPT;
-  if (!bm__page_ok(page) || section_size % page != 0) return BM_ECORRUPT;
+  /* Not `section_size % page`: a section that fell back to transparent huge pages keeps
+   * the size it was asked for, which need not be a multiple of the PMD size. */
+  if (!bm__page_ok(page) || page > section_size) return BM_ECORRUPT;
   if ((int64_t)bm__get64(b + BM__OFF_PID) <= 0) return BM_ECORRUPT;
   if (memchr(b + BM__OFF_SOURCE, '\0', BM__SOURCE_LEN) == NULL) return BM_ECORRUPT;
 

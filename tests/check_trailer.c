@@ -159,7 +159,6 @@ START_TEST(numbers_must_fit) {
   sample(&t, BM_STATE_READY);
   ck_assert_bm_ok(bm_trailer_encode(tb, &t));
   ck_assert_bm_err(bm_trailer_decode(tb, 100, &d), BM_ECORRUPT); /* section < trailer */
-  ck_assert_bm_err(bm_trailer_decode(tb, SECTION + 512, &d), BM_ECORRUPT); /* not in pages */
   t.page_size = 2u << 20; /* a 1 MiB section cannot be made of 2 MiB pages */
   ck_assert_bm_ok(bm_trailer_encode(tb, &t));
   ck_assert_bm_err(bm_trailer_decode(tb, SECTION, &d), BM_ECORRUPT);

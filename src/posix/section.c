@@ -301,7 +301,7 @@ static int try_hugetlb(bm_source_t *src, const posix_mounts_t *ms, const char *n
                        const bm_section_opts_t *opts, unsigned mode, bm_large_t *out) {
 #ifdef __linux__
   const posix_mount_t *mnt = NULL;
-  size_t H = opts->large_page_size;
+  size_t H = opts->large_page_size, probe_len;
   uint64_t size = opts->size;
   bm__smaps_t sm;
   int fd, i, r, e, transparent;
@@ -365,17 +365,21 @@ static int try_hugetlb(bm_source_t *src, const posix_mounts_t *ms, const char *n
     if (huge_reason(e) != 0) goto not_had_e;
     goto hard;
   }
-  /* Allocate every huge page now. EOPNOTSUPP (kernels before 4.3): the probe's mmap
-   * below still reserves the whole file's pages through hugetlb accounting. */
+  /* Allocate every huge page now. Without fallocate (kernels before 4.3) the probe maps
+   * the whole section instead: a shared hugetlb mapping reserves all its pages at mmap. */
+  probe_len = H;
   while (fallocate(fd, 0, 0, (off_t)size) != 0) {
     e = errno;
     if (e == EINTR) continue;
-    if (e == EOPNOTSUPP || e == ENOSYS) break;
+    if (e == EOPNOTSUPP || e == ENOSYS) {
+      probe_len = (size_t)size;
+      break;
+    }
     if (huge_reason(e) != 0) goto not_had;
     r = bm__posix_error(e);
     goto hard;
   }
-  if ((r = probe(fd, (size_t)size, H, 1, 0, &sm)) != 0) {
+  if ((r = probe(fd, probe_len, H, 1, 0, &sm)) != 0) {
     e = bm_last_os_error();
     if (huge_reason(e) != 0) goto not_had_e;
     goto hard;

@@ -32,4 +32,34 @@ static inline uint64_t bm__align_up(uint64_t v, uint64_t a) {
   return (v + (a - r) < v) ? 0 : v + (a - r);
 }
 
+/* The view and window arithmetic (src/plan.c): pure, no OS calls. */
+#define BM__DEFAULT_WINDOW (64u << 20)
+
+typedef struct bm__view_plan_s {
+  uint64_t length; /* the length asked for, BM_TO_END resolved */
+  uint64_t start;  /* offset to map from: a multiple of the granularity */
+  uint64_t span;   /* bytes to map from start (0 for an empty view); fits in size_t */
+} bm__view_plan_t;
+
+/* Plans a view of [offset, offset+length) of a source of `size` bytes. whole_pages: round
+ * the end up to the granularity (large pages) where the source allows. Errors: BM_EINVAL,
+ * BM_ERANGE, BM_EOVERFLOW. */
+int bm__view_plan(uint64_t size, uint64_t gran, int whole_pages, uint64_t offset,
+                  uint64_t length, bm__view_plan_t *out);
+
+typedef struct bm__window_plan_s {
+  uint64_t start, end; /* the range walked */
+  uint64_t step;       /* new bytes a window: a multiple of the granularity */
+  uint64_t overlap;
+  int readahead;       /* may have been given up to honour max_mapped */
+} bm__window_plan_t;
+
+/* Plans a window cursor over a source of `size` bytes. Errors as bm_window_init. */
+int bm__window_plan(uint64_t size, uint64_t gran, const bm_window_opts_t *o,
+                    bm__window_plan_t *out);
+/* The range to map for the window whose new bytes start at pos (start <= pos < end);
+ * fresh: the first window, or the first after a seek (no overlap). */
+void bm__window_span(const bm__window_plan_t *p, uint64_t pos, int fresh, uint64_t *offset,
+                     uint64_t *length);
+
 #endif

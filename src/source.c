@@ -73,9 +73,10 @@ void bm_source_close(bm_source_t *src) {
 
 int bm_view_map(bm_view_t *view, bm_source_t *src, uint64_t offset, uint64_t length,
                 unsigned access) {
-  uint64_t size, start, span;
+  bm__view_plan_t plan;
+  uint64_t size;
   void *base;
-  int err;
+  int err, whole;
 
   if (view == NULL) return BM_EINVAL;
   memset(view, 0, sizeof(*view));
@@ -88,32 +89,21 @@ int bm_view_map(bm_view_t *view, bm_source_t *src, uint64_t offset, uint64_t len
   if (src->flags & BM_FILE_COW) access = BM_ACCESS_COPY;
 
   if ((err = bm__os_source_size(src, &size)) != 0) return err;
-  if (offset > size) return BM_ERANGE;
-  if (length == BM_TO_END) length = size - offset;
-  if (offset + length < offset) return BM_EOVERFLOW;
-  if (offset + length > size) return BM_ERANGE;
-
+  whole = src->hugetlb || src->granularity > bm__os_config()->granularity;
+  if ((err = bm__view_plan(size, src->granularity, whole, offset, length, &plan)) != 0)
+    return err;
   view->offset = offset;
   view->src = src;
   view->access = access;
-  if (length == 0) {
+  if (plan.length == 0) {
     view->data = bm__empty_view;
     return 0;
   }
-  start = bm__align_down(offset, src->granularity);
-  span = offset - start + length;
-  if (span < length || span > (uint64_t)SIZE_MAX) return BM_EOVERFLOW;
-  /* A large-page mapping must cover whole pages (hugetlbfs refuses a partial last page
-   * only on some kernels; Windows always needs it). The section size is a multiple. */
-  if (src->hugetlb || src->granularity > bm__os_config()->granularity) {
-    uint64_t end = bm__align_up(start + span, src->granularity);
-    if (end != 0 && end <= size) span = end - start;
-  }
-  if ((err = bm__os_map(src, start, (size_t)span, access, &base)) != 0) return err;
+  if ((err = bm__os_map(src, plan.start, (size_t)plan.span, access, &base)) != 0) return err;
   view->base = base;
-  view->map_length = (size_t)span;
-  view->data = (unsigned char *)base + (offset - start);
-  view->length = (size_t)length;
+  view->map_length = (size_t)plan.span;
+  view->data = (unsigned char *)base + (offset - plan.start);
+  view->length = (size_t)plan.length;
   return 0;
 }
 

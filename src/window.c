@@ -3,12 +3,11 @@
 #include <string.h>
 #include "os.h"
 
-#define BM__DEFAULT_WINDOW (64u << 20)
-
 int bm_window_init(bm_window_t *w, bm_source_t *src, const bm_window_opts_t *opts) {
   bm_window_opts_t o;
-  uint64_t size, gran, win, per;
-  int err, nwin;
+  bm__window_plan_t plan;
+  uint64_t size;
+  int err;
 
   if (w == NULL) return BM_EINVAL;
   memset(w, 0, sizeof(*w));
@@ -21,43 +20,14 @@ int bm_window_init(bm_window_t *w, bm_source_t *src, const bm_window_opts_t *opt
   if (o.access == 0) o.access = BM_ACCESS_READ;
   if (o.access != BM_ACCESS_READ && o.access != BM_ACCESS_COPY) return BM_EINVAL;
   if ((err = bm__os_source_size(src, &size)) != 0) return err;
-  if (o.start > size) return BM_ERANGE;
-  if (o.length == BM_TO_END) o.length = size - o.start;
-  if (o.start + o.length < o.start) return BM_EOVERFLOW;
-  if (o.start + o.length > size) return BM_ERANGE;
-
-  gran = src->granularity;
-  win = o.window == 0 ? BM__DEFAULT_WINDOW : o.window;
-  win = bm__align_up(win, gran);
-  if (win == 0 || win > (uint64_t)SIZE_MAX / 4) return BM_EOVERFLOW;
-  if (o.overlap >= win) return BM_EINVAL;
-
-  /* A window maps at most overlap + window bytes plus up to a granule of alignment slack;
-   * read-ahead keeps a second window mapped. Shrink the window to honour max_mapped. */
-  nwin = o.readahead ? 2 : 1;
-  if (o.max_mapped != 0) {
-    for (;;) {
-      per = o.max_mapped / (uint64_t)nwin;
-      if (per >= o.overlap + 2 * gran) {
-        uint64_t fit = bm__align_down(per - o.overlap - gran, gran);
-        if (fit > o.overlap && fit >= gran) {
-          if (fit < win) win = fit;
-          break;
-        }
-      }
-      if (nwin == 1) return BM_EINVAL;
-      nwin = 1; /* give up read-ahead before giving up */
-      o.readahead = 0;
-    }
-  }
-
+  if ((err = bm__window_plan(size, src->granularity, &o, &plan)) != 0) return err;
   w->src = src;
-  w->start = o.start;
-  w->end = o.start + o.length;
-  w->pos = o.start;
-  w->step = win;
-  w->ovl = o.overlap;
-  w->readahead = o.readahead;
+  w->start = plan.start;
+  w->end = plan.end;
+  w->pos = plan.start;
+  w->step = plan.step;
+  w->ovl = plan.overlap;
+  w->readahead = plan.readahead;
   w->prefault = o.prefault;
   w->access = o.access;
   w->next_pos = UINT64_MAX;
@@ -69,16 +39,21 @@ uint64_t bm_window_size(const bm_window_t *w) { return w->step; }
 
 /* Maps the window whose new bytes begin at pos into v. */
 static int bm__window_map(bm_window_t *w, uint64_t pos, int fresh, bm_view_t *v) {
-  uint64_t size, newlen, ovl;
+  bm__window_plan_t plan;
+  uint64_t size, off, len;
   int err;
 
-  newlen = w->end - pos < w->step ? w->end - pos : w->step;
-  ovl = fresh ? 0 : (pos - w->start < w->ovl ? pos - w->start : w->ovl);
+  plan.start = w->start;
+  plan.end = w->end;
+  plan.step = w->step;
+  plan.overlap = w->ovl;
+  plan.readahead = w->readahead;
+  bm__window_span(&plan, pos, fresh, &off, &len);
   /* The source must still hold the whole range being walked: a file cut short under the
    * cursor is reported here, before any byte past its end could be touched. */
   if ((err = bm__os_source_size(w->src, &size)) != 0) return err;
-  if (size < pos + newlen) return BM_ETRUNCATED;
-  return bm_view_map(v, w->src, pos - ovl, ovl + newlen, w->access);
+  if (size < off + len) return BM_ETRUNCATED;
+  return bm_view_map(v, w->src, off, len, w->access);
 }
 
 static void bm__window_account(bm_window_t *w) {

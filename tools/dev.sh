@@ -36,8 +36,14 @@ test)
     echo "=== lane: $lane ===" >&2
     cmake --workflow --preset "$lane"
   done
-  if [ -x tools/extra-lanes.sh ]; then tools/extra-lanes.sh; fi
-  echo "dev.sh: all lanes passed ($lanes)" >&2
+  # Hardening lanes on the native build: valgrind memcheck of the tool, bounded fuzzing.
+  if [ -x build/default/tools/bulkmap ]; then
+    echo "=== lane: valgrind ===" >&2
+    bash tests/valgrind.sh build/default/tools/bulkmap
+  fi
+  echo "=== lane: fuzz ===" >&2
+  bash tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
+  echo "dev.sh: all lanes passed ($lanes valgrind fuzz)" >&2
   ;;
 *)
   echo "usage: tools/dev.sh demo|test" >&2

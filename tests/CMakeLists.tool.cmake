@@ -3,3 +3,8 @@ if(TARGET bulkmap_tool AND NOT WIN32)
   add_test(NAME tool COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tool/test_tool.sh $<TARGET_FILE:bulkmap_tool>)
   set_tests_properties(tool PROPERTIES TIMEOUT 600)
 endif()
+
+# Install rules, the CMake package and the pkg-config file, used from outside the tree.
+if(NOT WIN32 AND NOT BULKMAP_SANITIZE)
+  add_test(NAME install COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/consumer/test_install.sh ${CMAKE_BINARY_DIR})
+endif()

@@ -20,11 +20,29 @@ static void win_guard_landing(void) {
   longjmp(*win_guard_jmp, 1);
 }
 
+/* Whether an access violation is really a page of a file view that could not be read
+ * in. Windows raises EXCEPTION_IN_PAGE_ERROR for that; Wine 8 turns the SIGBUS of a view
+ * past the end of its (shrunk) file into EXCEPTION_ACCESS_VIOLATION. A read of a
+ * committed, readable page of a mapped view has no other cause for a fault, so such a
+ * violation is taken as the in-page error it is; any other stays the caller's bug. */
+static int win_guard_is_view_read_fault(const EXCEPTION_RECORD *r) {
+  MEMORY_BASIC_INFORMATION mbi;
+  const DWORD readable = PAGE_READONLY | PAGE_READWRITE | PAGE_WRITECOPY | PAGE_EXECUTE_READ |
+                         PAGE_EXECUTE_READWRITE | PAGE_EXECUTE_WRITECOPY;
+  if (r->NumberParameters < 2 || r->ExceptionInformation[0] != 0 /* read */) return 0;
+  if (VirtualQuery((LPCVOID)r->ExceptionInformation[1], &mbi, sizeof(mbi)) == 0) return 0;
+  return mbi.State == MEM_COMMIT && mbi.Type == MEM_MAPPED && (mbi.Protect & readable) &&
+         !(mbi.Protect & (PAGE_GUARD | PAGE_NOACCESS));
+}
+
 static LONG CALLBACK win_guard_handler(PEXCEPTION_POINTERS ep) {
   CONTEXT *c = ep->ContextRecord;
+  DWORD code = ep->ExceptionRecord->ExceptionCode;
   uintptr_t sp;
 
-  if (ep->ExceptionRecord->ExceptionCode != EXCEPTION_IN_PAGE_ERROR || win_guard_jmp == NULL)
+  if (win_guard_jmp == NULL) return EXCEPTION_CONTINUE_SEARCH;
+  if (code != EXCEPTION_IN_PAGE_ERROR &&
+      !(code == EXCEPTION_ACCESS_VIOLATION && win_guard_is_view_read_fault(ep->ExceptionRecord)))
     return EXCEPTION_CONTINUE_SEARCH;
   /* Resume in win_guard_landing, as if called from the faulting instruction: the stack
    * pointer is moved below whatever the faulting code was using and aligned as the ABI

@@ -130,6 +130,22 @@ static LONG CALLBACK last_handler(PEXCEPTION_POINTERS ep) {
   return EXCEPTION_CONTINUE_SEARCH;
 }
 
+/* A fault that is not an in-page error: reading reserved, uncommitted memory. The
+ * test's handler commits the page (demand commit) and lets the read run again. */
+static LONG CALLBACK commit_handler(PEXCEPTION_POINTERS ep) {
+  EXCEPTION_RECORD *r = ep->ExceptionRecord;
+  if (r->ExceptionCode != EXCEPTION_ACCESS_VIOLATION || r->NumberParameters < 2)
+    return EXCEPTION_CONTINUE_SEARCH;
+  if (VirtualAlloc((void *)r->ExceptionInformation[1], 4096, MEM_COMMIT, PAGE_READWRITE) == NULL)
+    return EXCEPTION_CONTINUE_SEARCH;
+  InterlockedIncrement(&seen_outside);
+  return EXCEPTION_CONTINUE_EXECUTION;
+}
+
+static int read_reserved(void *arg) {
+  return *(volatile unsigned char *)arg + 3;
+}
+
 static int raise_other(void *arg) {
   (void)arg;
   RaiseException(0xE0424D01, 0, 0, NULL);
@@ -146,6 +162,17 @@ START_TEST(in_page_error_becomes_truncated) {
   /* Other exceptions inside a guarded call are not ours: they go on down the chain. */
   ck_assert_int_eq(bm_guard_call(raise_other, NULL), 5);
   ck_assert_int_eq(seen_outside, 1);
+  /* An access violation that is not a view's page failing is the caller's: passed on. */
+  {
+    void *reserved = VirtualAlloc(NULL, 65536, MEM_RESERVE, PAGE_NOACCESS);
+    PVOID ch = AddVectoredExceptionHandler(0, commit_handler);
+    ck_assert_ptr_nonnull(reserved);
+    ck_assert_int_eq(bm_guard_call(read_reserved, reserved), 3);
+    ck_assert_int_eq(seen_outside, 2);
+    RemoveVectoredExceptionHandler(ch);
+    VirtualFree(reserved, 0, MEM_RELEASE);
+    seen_outside = 1;
+  }
   /* Outside any guarded call the guard's handler is gone: the fault reaches the others. */
   raise_in_page(NULL);
   ck_assert_int_eq(seen_outside, 2);

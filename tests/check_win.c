@@ -427,6 +427,57 @@ START_TEST(large_page_sections) {
 }
 END_TEST
 
+typedef struct {
+  const volatile unsigned char *p;
+  size_t n;
+} win_touch_t;
+
+static int win_touch(void *arg) {
+  win_touch_t *t = arg;
+  size_t i;
+  unsigned sum = 0;
+  for (i = 0; i < t->n; i += 4096) sum += t->p[i];
+  return (int)(sum & 0);
+}
+
+/* Driven by tests/win/host_shrink_test.sh under Wine: maps 16 granules of FILE, creates
+ * READY, waits for GO while the host (where nothing stops it) cuts FILE to 70000 bytes,
+ * then the lost pages must come back as BM_ETRUNCATED, not a crash. argv: FILE READY GO */
+BM_TEST_CHILD(win_shrunk_child) {
+  const uint64_t g = bm_granularity();
+  bm_source_t *src;
+  bm_view_t v;
+  win_touch_t t;
+  HANDLE h;
+  int i, r;
+  if (argc < 3) return 90;
+  if (bm_file_open(&src, argv[0], BM_FILE_READ) != 0) return 10;
+  if (bm_view_map(&v, src, 3, 16 * g - 3, BM_ACCESS_READ) != 0) return 11;
+  h = CreateFileA(argv[1], GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, 0, NULL);
+  if (h == INVALID_HANDLE_VALUE) return 12;
+  CloseHandle(h);
+  for (i = 0; GetFileAttributesA(argv[2]) == INVALID_FILE_ATTRIBUTES; i++) {
+    if (i > 1200) return 13;
+    Sleep(50);
+  }
+  if ((r = bm_view_prefetch(&v)) != BM_ETRUNCATED) {
+    fprintf(stderr, "win_shrunk_child: prefetch gave %s\n", bm_err_name(r));
+    return 20;
+  }
+  t.p = v.data;
+  t.n = v.length;
+  for (i = 0; i < 3; i++)
+    if ((r = bm_guard_call(win_touch, &t)) != BM_ETRUNCATED) {
+      fprintf(stderr, "win_shrunk_child: guarded touch gave %s\n", bm_err_name(r));
+      return 21;
+    }
+  t.n = 65536 - 3; /* still backed by the file */
+  if (bm_guard_call(win_touch, &t) != 0) return 22;
+  bm_view_unmap(&v);
+  bm_source_close(src);
+  return 0;
+}
+
 BM_TEST_CHILD(win_exit_child) {
   (void)argc, (void)argv;
   return 7;

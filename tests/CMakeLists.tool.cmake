@@ -2,6 +2,9 @@
 if(TARGET bulkmap_tool AND NOT WIN32)
   add_test(NAME tool COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tool/test_tool.sh $<TARGET_FILE:bulkmap_tool>)
   set_tests_properties(tool PROPERTIES TIMEOUT 600)
+  if(BULKMAP_SANITIZE)
+    set_tests_properties(tool PROPERTIES ENVIRONMENT "BULKMAP_TEST_SANITIZED=1")
+  endif()
 endif()
 
 # Install rules, the CMake package and the pkg-config file, used from outside the tree.

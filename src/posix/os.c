@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -60,6 +61,7 @@ int bm__posix_error(int e) {
   case ENOSPC: case EDQUOT: return BM_ENOSPC;
   case EROFS: return BM_EREADONLY;
   case ENAMETOOLONG: return BM_ENAME;
+  case ELOOP: return BM_EACCES; /* O_NOFOLLOW met a symlink: refused */
   case ENOSYS: case EOPNOTSUPP: return BM_ENOTSUP;
   case EBUSY: case ETXTBSY: return BM_EBUSY;
   case EFAULT: return BM_ETRUNCATED;
@@ -190,8 +192,25 @@ int64_t bm__os_pid(void) { return (int64_t)getpid(); }
 
 int bm__os_pid_alive(int64_t pid) {
   if (pid <= 0 || pid != (int64_t)(pid_t)pid) return 0;
-  if (kill((pid_t)pid, 0) == 0) return 1;
-  return errno == EPERM; /* exists, owned by someone else */
+  if (kill((pid_t)pid, 0) != 0 && errno != EPERM) return 0; /* EPERM: someone else's */
+#ifdef __linux__
+  {
+    /* A killed writer its parent has not reaped yet is a zombie: it will never finish. */
+    char path[64], buf[256], *rp;
+    FILE *f;
+    size_t n;
+    snprintf(path, sizeof(path), "/proc/%lld/stat", (long long)pid);
+    if ((f = fopen(path, "re")) != NULL) {
+      n = fread(buf, 1, sizeof(buf) - 1, f);
+      fclose(f);
+      buf[n] = '\0';
+      /* "PID (COMM) STATE ...": COMM may hold anything, so look after the last ')'. */
+      if ((rp = strrchr(buf, ')')) != NULL && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'))
+        return 0;
+    }
+  }
+#endif
+  return 1;
 }
 
 int64_t bm__os_time(void) { return (int64_t)time(NULL); }

@@ -22,6 +22,9 @@ static int load_window_read(bm_uv_window_t *w, void *data) {
     ssize_t n = uv_fs_read(NULL, &req, l->fd, &buf, 1, (int64_t)(w->offset + done), NULL);
     uv_fs_req_cleanup(&req);
     if (n == UV_EINTR) continue;
+    /* EFAULT: the kernel could not get a page of the section to copy into (shared memory
+     * full); the read itself was fine. */
+    if (n == UV_EFAULT) return BM_ENOSPC;
     if (n < 0) return BM_EIO;
     if (n == 0) return BM_ETRUNCATED; /* the file ended early: it shrank */
     done += (size_t)n;
@@ -44,16 +47,33 @@ static const char *base_name(const char *path) {
   return s ? s + 1 : path;
 }
 
-/* Writes the trailer into the section's last BM_TRAILER_SIZE bytes, state last. */
+typedef struct {
+  void *at;
+  const bm_trailer_t *t;
+  uint32_t state;
+} load_trailer_t;
+
+static int load_encode_trailer(void *arg) {
+  load_trailer_t *lt = arg;
+  int err = bm_trailer_encode(lt->at, lt->t);
+  if (err == 0 && lt->state != lt->t->state) err = bm_trailer_set_state(lt->at, lt->state);
+  return err;
+}
+
+/* Writes the trailer into the section's last BM_TRAILER_SIZE bytes, state last. Guarded:
+ * shared memory that cannot get a page (tmpfs full) faults on the first write. */
 static int load_write_trailer(bm_source_t *sec, uint64_t secsize, const bm_trailer_t *t,
                               uint32_t state) {
+  load_trailer_t lt;
   bm_view_t v;
   int err = bm_view_map(&v, sec, secsize - BM_TRAILER_SIZE, BM_TRAILER_SIZE, BM_ACCESS_WRITE);
   if (err != 0) return err;
-  err = bm_trailer_encode(v.data, t);
-  if (err == 0 && state != t->state) err = bm_trailer_set_state(v.data, state);
+  lt.at = v.data;
+  lt.t = t;
+  lt.state = state;
+  err = bm_guard_call(load_encode_trailer, &lt);
   bm_view_unmap(&v);
-  return err;
+  return err == BM_ETRUNCATED ? BM_ENOSPC : err;
 }
 
 int cmd_load(int argc, char **argv) {
@@ -187,6 +207,8 @@ int cmd_load(int argc, char **argv) {
   }
   if (err != 0) {
     if (err == BM_ETRUNCATED) cli_error(pos[0], "the file shrank while it was loaded");
+    else if (err == BM_ENOSPC)
+      cli_error(o_name, "no memory left for the section's pages (shared memory full?)");
     else cli_lib_error(pos[0], err);
     load_write_trailer(sec, secsize, &t, BM_STATE_FAILED);
     goto fail_section;

@@ -107,6 +107,12 @@ int bm__win_utf8_to_wide(const char *s, WCHAR *buf, int cap) {
 /* ---------------------------------------------------------------------------------------
  * Files. */
 
+/* Guards each file source's mapping object, which a remap replaces while other threads
+ * may be mapping views of the same source (a pipeline mapping from worker threads):
+ * views are mapped under the shared lock, the object is replaced under the exclusive
+ * one. One lock for all sources: replacing is rare (the file grew). */
+static SRWLOCK win_remap_lock = SRWLOCK_INIT;
+
 /* (Re)creates the source's file-mapping object over the file's current size. A mapping
  * object's maximum size is fixed when it is made (size 0 means "the file's size now"), so
  * a file grown since needs a new one; views of the old one stay valid (the object lives
@@ -183,9 +189,13 @@ int bm__os_file_extend(bm_source_t *src, uint64_t size) {
   FILE_END_OF_FILE_INFO eof;
   if (size > (uint64_t)INT64_MAX) return BM_EOVERFLOW;
   eof.EndOfFile.QuadPart = (LONGLONG)size;
+  int err;
   if (!SetFileInformationByHandle(src->fd, FileEndOfFileInfo, &eof, sizeof(eof)))
     return bm__win_last_error();
-  return win_file_remap(src);
+  AcquireSRWLockExclusive(&win_remap_lock);
+  err = win_file_remap(src);
+  ReleaseSRWLockExclusive(&win_remap_lock);
+  return err;
 }
 
 int bm__os_source_size(bm_source_t *src, uint64_t *size) {
@@ -210,19 +220,39 @@ void bm__os_source_close(bm_source_t *src) {
 /* ---------------------------------------------------------------------------------------
  * Views. */
 
+static int win_map_view(bm_source_t *src, uint64_t offset, size_t length, unsigned access,
+                        void **base);
+
 int bm__os_map(bm_source_t *src, uint64_t offset, size_t length, unsigned access, void **base) {
-  DWORD want;
-  void *p;
   int err;
 
   if (offset > (uint64_t)INT64_MAX || offset + length < offset) return BM_EOVERFLOW;
-  /* The file grew (here or in another process) past what the mapping object covers. */
-  if (src->kind == BM__SRC_FILE &&
-      (src->mapping == BM_OS_INVALID_HANDLE || offset + length > src->size)) {
-    if ((err = win_file_remap(src)) != 0) return err;
-    if (src->mapping == BM_OS_INVALID_HANDLE || offset + length > src->size)
-      return bm__set_os_error(0), BM_ERANGE;
+  if (src->kind != BM__SRC_FILE) return win_map_view(src, offset, length, access, base);
+  AcquireSRWLockShared(&win_remap_lock);
+  if (src->mapping != BM_OS_INVALID_HANDLE && offset + length <= src->size) {
+    err = win_map_view(src, offset, length, access, base);
+    ReleaseSRWLockShared(&win_remap_lock);
+    return err;
   }
+  ReleaseSRWLockShared(&win_remap_lock);
+  /* The file grew (here or in another process) past what the mapping object covers. */
+  AcquireSRWLockExclusive(&win_remap_lock);
+  err = 0;
+  if (src->mapping == BM_OS_INVALID_HANDLE || offset + length > src->size) {
+    if ((err = win_file_remap(src)) == 0 &&
+        (src->mapping == BM_OS_INVALID_HANDLE || offset + length > src->size))
+      err = (bm__set_os_error(0), BM_ERANGE);
+  }
+  if (err == 0) err = win_map_view(src, offset, length, access, base);
+  ReleaseSRWLockExclusive(&win_remap_lock);
+  return err;
+}
+
+static int win_map_view(bm_source_t *src, uint64_t offset, size_t length, unsigned access,
+                        void **base) {
+  DWORD want;
+  void *p;
+
   if (access & BM_ACCESS_COPY) want = FILE_MAP_COPY;
   else if (access & BM_ACCESS_WRITE) want = FILE_MAP_WRITE;
   else want = FILE_MAP_READ;

@@ -1,0 +1,60 @@
+# perf/plots.gp: run by perf/run.sh inside perf/results, on the .dat files perf/report.py wrote.
+set terminal pngcairo size 900,500 font ",10"
+set style fill solid 0.7 border -1
+set boxwidth 0.6
+set grid ytics
+set yrange [0:*]
+set xtics rotate by -30
+have(f) = system("test -s ".f." && echo 1 || echo 0") + 0
+
+if (have("scan_medians.dat")) {
+  set output "scan.png"
+  set title "Warm sequential scan, 4 GiB file (median GB/s, one interleaved run)"
+  set ylabel "GB/s"
+  plot "scan_medians.dat" using 0:2:xtic(1) with boxes notitle lc rgb "#4477aa", \
+       "" using 0:2:(sprintf("%.1f", $2)) with labels offset 0,0.7 notitle
+}
+if (have("load_medians.dat")) {
+  set output "load.png"
+  set title "Loading a 4 GiB file into shared memory (median GB/s)"
+  set ylabel "GB/s"
+  plot "load_medians.dat" using 0:2:xtic(1) with boxes notitle lc rgb "#228833", \
+       "" using 0:2:(sprintf("%.2f", $2)) with labels offset 0,0.7 notitle
+}
+if (have("cold_medians.dat")) {
+  set output "cold.png"
+  set title "Cold scan (page cache dropped before each run), median GB/s"
+  set ylabel "GB/s"
+  plot "cold_medians.dat" using 0:2:xtic(1) with boxes notitle lc rgb "#aa3377", \
+       "" using 0:2:(sprintf("%.2f", $2)) with labels offset 0,0.7 notitle
+}
+if (have("sweep_medians.dat")) {
+  set output "sweep.png"
+  set title "bulkmap scan: window size sweep (2 threads, median GB/s)"
+  set xtics norotate
+  set logscale x 2
+  set xlabel "window (MiB)"
+  set ylabel "GB/s"
+  plot "sweep_medians.dat" using 1:2 with linespoints lw 2 title "--hash", \
+       "" using 1:3 with linespoints lw 2 title "--lines"
+  unset logscale x
+  unset xlabel
+  set xtics rotate by -30
+}
+if (have("bench_medians.dat")) {
+  set output "bench.png"
+  set terminal pngcairo size 1200,450 font ",10"
+  set multiplot layout 1,3 title "bulkmap bench: page kinds (medians)"
+  set title "populate (GB/s)"
+  set logscale y
+  set yrange [*:*]
+  unset ylabel
+  plot "bench_medians.dat" using 0:2:xtic(1) with boxes notitle lc rgb "#4477aa"
+  unset logscale y
+  set yrange [0:*]
+  set title "random 8-byte read (ns)"
+  plot "bench_medians.dat" using 0:4:xtic(1) with boxes notitle lc rgb "#ee6677"
+  set title "dependent load (ns)"
+  plot "bench_medians.dat" using 0:5:xtic(1) with boxes notitle lc rgb "#ccbb44"
+  unset multiplot
+}

@@ -292,6 +292,11 @@ typedef struct bm_section_opts_s {
   size_t large_page_size;   /* 0: the OS default large page size */
   unsigned mode;            /* POSIX permission bits; 0 means 0600 (owner only) */
   int round;                /* 1: round size up to the large page size; 0: BM_EALIGN */
+  int transparent;          /* 1: ask for transparent huge pages (never hugetlb) instead;
+                               `large` says how strict: BM_LARGE_ON fails with BM_ENOLARGE
+                               when the kernel does not give them, AUTO falls back to normal
+                               pages with the reason; the outcome says transparent. Windows
+                               has none (BM_REASON_UNSUPPORTED) */
 } bm_section_opts_t;
 
 /* Checks a section name. Errors: BM_ENAME. */

@@ -127,7 +127,14 @@ int bm__os_section_create(bm_source_t *src, const char *name, const bm_section_o
   /* opts->mode (POSIX permission bits) has no meaning here: the section gets the default
    * security of the creator's token (its owner, SYSTEM and administrators). */
 
-  if (mode != BM_LARGE_OFF) {
+  if (opts->transparent) {
+    /* Windows has no transparent huge pages (SEC_LARGE_PAGES is the hugetlb kind). */
+    reason = BM_REASON_UNSUPPORTED;
+    if (mode == BM_LARGE_ON) {
+      win_set_outcome(outcome, mode, 0, cfg->page_size, reason);
+      return bm__set_os_error(0), BM_ENOLARGE;
+    }
+  } else if (mode != BM_LARGE_OFF) {
     size = opts->size;
     if (lp == 0 || (opts->large_page_size != 0 && opts->large_page_size != lp)) {
       /* GetLargePageMinimum() is the one large page size Windows gives applications. */

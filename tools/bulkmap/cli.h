@@ -96,5 +96,6 @@ int cmd_cat(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_setup(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -42,6 +42,16 @@ static const cli_cmd_t commands[] = {
    "Shows the trailer of section NAME: size, checksum, state, page size, writer.\n"
    "  --json   one JSON object on stdout"},
   {"rm", cmd_rm, "bulkmap rm    NAME", "Removes section NAME."},
+  {"bench", cmd_bench, "bulkmap bench [--size SIZE] [--pages 4k,thp,large] [--csv FILE] [--json]",
+   "Compares page kinds on an anonymous region of SIZE (default 1G): populate time,\n"
+   "sequential read rate, random 8-byte read latency, dependent-load (pointer chase)\n"
+   "latency, and the page size the kernel really gave. A kind that cannot be had is shown\n"
+   "with its reason.\n"
+   "  --size SIZE    bytes of each region (default 1G, at least 1M)\n"
+   "  --pages LIST   kinds, comma separated: 4k (normal pages), thp (transparent huge\n"
+   "                 pages), large (hugetlb / SEC_LARGE_PAGES); default all three\n"
+   "  --csv FILE     also write one CSV row a kind to FILE\n"
+   "  --json         one JSON object on stdout"},
   {"setup", cmd_setup, "bulkmap setup --large-pages SIZE",
    "Linux (root): reserves SIZE bytes of huge pages and mounts hugetlbfs if none is mounted.\n"
    "Windows: says how to grant \"Lock pages in memory\"."},

@@ -43,7 +43,17 @@ test)
   fi
   echo "=== lane: fuzz ===" >&2
   bash tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
-  echo "dev.sh: all lanes passed ($lanes valgrind fuzz)" >&2
+  # Fault injection: every OS call of the POSIX backend made to fail in turn (tests only).
+  echo "=== lane: fault ===" >&2
+  cmake -S . -B build/fault -DBULKMAP_FAULT_INJECTION=ON -DBULKMAP_BUILD_TOOLS=OFF \
+    -DBULKMAP_BUILD_PERF=OFF >/dev/null
+  cmake --build build/fault -j"$(nproc)"
+  if ! ctest --test-dir build/fault -R check_fault -V >build/fault/fault.log 2>&1; then
+    cat build/fault/fault.log >&2
+    exit 1
+  fi
+  grep -E '^[0-9]+: (fault|note|SKIP)' build/fault/fault.log >&2 || true
+  echo "dev.sh: all lanes passed ($lanes valgrind fuzz fault)" >&2
   ;;
 *)
   echo "usage: tools/dev.sh demo|test" >&2

@@ -3,14 +3,20 @@
  * under a mutex) and the previous one restored after the last; faults outside a guarded
  * call are passed on to that previous handler. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stddef.h>
 #include "../os.h"
+#include "posix.h"
 
 static pthread_mutex_t posix_guard_lock = PTHREAD_MUTEX_INITIALIZER;
 static int posix_guard_users;
+/* Our handler is installed. Kept apart from the count: when restoring the previous handler
+ * fails, ours stays in place, and the next guarded call must not save it as "previous"
+ * (a fault outside any guarded call would then be passed to ourselves, for ever). */
+static int posix_guard_installed;
 static struct sigaction posix_guard_prev;
 static _Thread_local sigjmp_buf *posix_guard_jmp;
 
@@ -32,11 +38,14 @@ static int posix_guard_enter(void) {
   struct sigaction sa;
   int err = 0;
   pthread_mutex_lock(&posix_guard_lock);
-  if (posix_guard_users == 0) {
+  if (!posix_guard_installed) {
     sa.sa_sigaction = posix_guard_handler;
     sa.sa_flags = SA_SIGINFO | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGBUS, &sa, &posix_guard_prev) != 0) err = BM_EOS;
+    if (bm__sys_sigaction(SIGBUS, &sa, &posix_guard_prev) != 0)
+      bm__set_os_error(errno), err = BM_EOS;
+    else
+      posix_guard_installed = 1;
   }
   if (err == 0) posix_guard_users++;
   pthread_mutex_unlock(&posix_guard_lock);
@@ -45,7 +54,8 @@ static int posix_guard_enter(void) {
 
 static void posix_guard_leave(void) {
   pthread_mutex_lock(&posix_guard_lock);
-  if (--posix_guard_users == 0) sigaction(SIGBUS, &posix_guard_prev, NULL);
+  if (--posix_guard_users == 0 && bm__sys_sigaction(SIGBUS, &posix_guard_prev, NULL) == 0)
+    posix_guard_installed = 0;
   pthread_mutex_unlock(&posix_guard_lock);
 }
 

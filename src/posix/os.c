@@ -21,6 +21,7 @@
 static bm__os_config_t posix_config;
 static pthread_once_t posix_once = PTHREAD_ONCE_INIT;
 
+/* Direct calls, not bm__sys_*: see posix.h. */
 static void posix_config_init(void) {
   long ps = sysconf(_SC_PAGESIZE);
   void *p;
@@ -71,7 +72,7 @@ int bm__posix_error(int e) {
 
 int bm__posix_check_regular(int fd, uint64_t *size) {
   struct stat st;
-  if (fstat(fd, &st) != 0) return bm__posix_error(errno);
+  if (bm__sys_fstat(fd, &st) != 0) return bm__posix_error(errno);
   if (S_ISDIR(st.st_mode)) return bm__set_os_error(0), BM_EISDIR;
   if (!S_ISREG(st.st_mode)) return bm__set_os_error(0), BM_ENOTREG;
   *size = (uint64_t)st.st_size;
@@ -91,11 +92,13 @@ int bm__os_file_open(bm_source_t *src, const char *path, unsigned flags) {
   } else {
     oflags |= O_RDONLY;
   }
-  do fd = open(path, oflags, 0644);
+  do fd = bm__sys_open(path, oflags, 0644);
   while (fd < 0 && errno == EINTR);
   if (fd < 0) return bm__posix_error(errno);
   if ((err = bm__posix_check_regular(fd, &src->size)) != 0) {
     close(fd);
+    /* An exclusive create made the file: take it back, or a retry meets BM_EEXIST. */
+    if ((oflags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) bm__sys_unlink(path);
     return err;
   }
   src->fd = fd;
@@ -105,7 +108,7 @@ int bm__os_file_open(bm_source_t *src, const char *path, unsigned flags) {
 int bm__os_file_extend(bm_source_t *src, uint64_t size) {
   int r;
   if (size > (uint64_t)INT64_MAX) return BM_EOVERFLOW;
-  do r = ftruncate(src->fd, (off_t)size);
+  do r = bm__sys_ftruncate(src->fd, (off_t)size);
   while (r != 0 && errno == EINTR);
   if (r != 0) return bm__posix_error(errno);
   src->size = size;
@@ -114,7 +117,7 @@ int bm__os_file_extend(bm_source_t *src, uint64_t size) {
 
 int bm__os_source_size(bm_source_t *src, uint64_t *size) {
   struct stat st;
-  if (fstat(src->fd, &st) != 0) return bm__posix_error(errno);
+  if (bm__sys_fstat(src->fd, &st) != 0) return bm__posix_error(errno);
   *size = (uint64_t)st.st_size;
   return 0;
 }
@@ -134,23 +137,24 @@ int bm__os_map(bm_source_t *src, uint64_t offset, size_t length, unsigned access
     prot |= PROT_WRITE;
     flags = MAP_PRIVATE;
   }
-  p = mmap(NULL, length, prot, flags, src->fd, (off_t)offset);
+  p = bm__sys_mmap(NULL, length, prot, flags, src->fd, (off_t)offset);
   if (p == MAP_FAILED) return bm__posix_error(errno);
 #ifdef MADV_HUGEPAGE
-  if (src->thp) madvise(p, length, MADV_HUGEPAGE);
+  if (src->thp) bm__sys_madvise(p, length, MADV_HUGEPAGE);
 #endif
   *base = p;
   return 0;
 }
 
 int bm__os_unmap(void *base, size_t length) {
-  if (munmap(base, length) != 0) return bm__posix_error(errno);
+  if (bm__sys_munmap(base, length) != 0) return bm__posix_error(errno);
   return 0;
 }
 
 int bm__os_flush(bm_source_t *src, void *base, size_t length) {
-  if (msync(base, length, MS_SYNC) != 0) return bm__posix_error(errno);
-  if (fsync(src->fd) != 0 && errno != EINVAL && errno != EROFS) return bm__posix_error(errno);
+  if (bm__sys_msync(base, length, MS_SYNC) != 0) return bm__posix_error(errno);
+  if (bm__sys_fsync(src->fd) != 0 && errno != EINVAL && errno != EROFS)
+    return bm__posix_error(errno);
   return 0;
 }
 
@@ -164,21 +168,21 @@ int bm__os_advise(void *base, size_t length, int advice) {
   /* posix_madvise's DONTNEED is a no-op on glibc; madvise's drops the pages (and for a
    * shared mapping they are read back from the source, so nothing is lost). */
   case BM_ADVICE_DONTNEED:
-    if (madvise(base, length, MADV_DONTNEED) != 0) return bm__posix_error(errno);
+    if (bm__sys_madvise(base, length, MADV_DONTNEED) != 0) return bm__posix_error(errno);
     return 0;
 #else
   case BM_ADVICE_DONTNEED: a = POSIX_MADV_DONTNEED; break;
 #endif
   default: a = POSIX_MADV_NORMAL; break;
   }
-  a = posix_madvise(base, length, a);
+  a = bm__sys_posix_madvise(base, length, a);
   return a == 0 ? 0 : bm__posix_error(a);
 }
 
 int bm__os_populate(void *base, size_t length) {
   if (!bm__os_config()->has_populate) return BM_ENOTSUP;
   for (;;) {
-    if (madvise(base, length, MADV_POPULATE_READ) == 0) return 0;
+    if (bm__sys_madvise(base, length, MADV_POPULATE_READ) == 0) return 0;
     if (errno == EINTR || errno == EAGAIN) continue;
     /* EFAULT: a page could not be had where a touch would raise SIGBUS (past the end). */
     if (errno == EFAULT) return bm__set_os_error(errno), BM_ETRUNCATED;
@@ -200,7 +204,7 @@ int bm__os_pid_alive(int64_t pid) {
     FILE *f;
     size_t n;
     snprintf(path, sizeof(path), "/proc/%lld/stat", (long long)pid);
-    if ((f = fopen(path, "re")) != NULL) {
+    if ((f = bm__sys_fopen(path, "re")) != NULL) {
       n = fread(buf, 1, sizeof(buf) - 1, f);
       fclose(f);
       buf[n] = '\0';

@@ -56,6 +56,7 @@ typedef struct {
   size_t default_size; /* the OS default huge page size */
   int n_sizes;
   size_t sizes[BM_MAX_LARGE_SIZES];
+  int err; /* errno of a listed mount that could not be opened (0: none) */
 } posix_mounts_t;
 
 static void mounts_close(posix_mounts_t *ms) {
@@ -80,14 +81,24 @@ static void mounts_open(posix_mounts_t *ms) {
   for (i = 0; i < info.n_mounts; i++) {
     struct stat st;
     int dup = 0;
-    fd = open(info.mounts[i].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) continue;
+    fd = bm__sys_open(info.mounts[i].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+      /* Gone since /proc/mounts was read: nothing to search. Unreadable: remembered, so
+       * that a name not found elsewhere is not reported missing from where we could not
+       * look. */
+      if (errno != ENOENT && errno != ENOTDIR && ms->err == 0) ms->err = errno;
+      continue;
+    }
 #ifdef __linux__
     {
       /* /proc/mounts may name a path that something else now covers: trust the inode. */
       struct statfs sf;
-      if (fstatfs(fd, &sf) != 0 || (unsigned long)sf.f_type != (unsigned long)HUGETLBFS_MAGIC ||
-          sf.f_bsize <= 0) {
+      if (bm__sys_fstatfs(fd, &sf) != 0) {
+        if (ms->err == 0) ms->err = errno;
+        close(fd);
+        continue;
+      }
+      if ((unsigned long)sf.f_type != (unsigned long)HUGETLBFS_MAGIC || sf.f_bsize <= 0) {
         close(fd);
         continue;
       }
@@ -96,7 +107,8 @@ static void mounts_open(posix_mounts_t *ms) {
 #else
     ms->m[ms->n].page_size = info.mounts[i].page_size;
 #endif
-    if (fstat(fd, &st) != 0) {
+    if (bm__sys_fstat(fd, &st) != 0) {
+      if (ms->err == 0) ms->err = errno;
       close(fd);
       continue;
     }
@@ -115,7 +127,7 @@ static void mounts_open(posix_mounts_t *ms) {
 /* 1 when an entry NAME (of any type) exists in dirfd, 0 when not, < 0 on error. */
 static int entry_exists(int dirfd, const char *name) {
   struct stat st;
-  if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) return 1;
+  if (bm__sys_fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) return 1;
   if (errno == ENOENT) return 0;
   return bm__posix_error(errno);
 }
@@ -124,7 +136,7 @@ static int shm_exists(const char *name) {
   char path[BM_PATH_MAX];
   struct stat st;
   snprintf(path, sizeof(path), SHM_DIR "/%s", name);
-  if (lstat(path, &st) == 0) return 1;
+  if (bm__sys_lstat(path, &st) == 0) return 1;
   if (errno == ENOENT || errno == ENOTDIR) return 0;
   return bm__posix_error(errno);
 }
@@ -138,6 +150,7 @@ static int locate(const posix_mounts_t *ms, const char *name, int *where) {
     if ((r = entry_exists(ms->m[i].dirfd, name)) < 0) return r;
     if (r) *where = i, n++;
   }
+  if (n == 0 && ms->err != 0) return bm__posix_error(ms->err);
   if (n == 0) return bm__set_os_error(ENOENT), BM_ENOENT;
   if (n > 1) return bm__set_os_error(0), BM_EAMBIGUOUS;
   return 0;
@@ -149,7 +162,7 @@ static size_t pmd_size(void) {
   unsigned long long v;
   if (cached != 0) return cached;
   v = 2u << 20;
-  f = fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", "re");
+  f = bm__sys_fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", "re");
   if (f != NULL) {
     if (fscanf(f, "%llu", &v) != 1 || v == 0) v = 2u << 20;
     fclose(f);
@@ -176,25 +189,26 @@ static int probe(int fd, size_t len, size_t align, int writable, int thp, bm__sm
 
   bm__set_os_error(0);
   if (len + align < len) return BM_EOVERFLOW;
-  res = mmap(NULL, len + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  res = bm__sys_mmap(NULL, len + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                     -1, 0);
   if (res == MAP_FAILED) return bm__posix_error(errno);
   a = ((uintptr_t)res + align - 1) & ~(uintptr_t)(align - 1);
-  p = mmap((void *)a, len, prot, MAP_SHARED | MAP_FIXED, fd, 0);
+  p = bm__sys_mmap((void *)a, len, prot, MAP_SHARED | MAP_FIXED, fd, 0);
   if (p == MAP_FAILED) {
     err = bm__posix_error(errno);
-    munmap(res, len + align);
+    bm__sys_munmap(res, len + align);
     return err;
   }
   /* Give back the parts of the reservation around the probe. */
-  if (p > res) munmap(res, (size_t)(p - res));
-  if (res + len + align > p + len) munmap(p + len, (size_t)(res + len + align - (p + len)));
+  if (p > res) bm__sys_munmap(res, (size_t)(p - res));
+  if (res + len + align > p + len) bm__sys_munmap(p + len, (size_t)(res + len + align - (p + len)));
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (thp) madvise(p, len, MADV_HUGEPAGE);
+  if (thp) bm__sys_madvise(p, len, MADV_HUGEPAGE);
 #else
   (void)thp;
 #endif
 #ifdef __linux__
-  while (madvise(p, len, writable ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) != 0) {
+  while (bm__sys_madvise(p, len, writable ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) != 0) {
     if (errno == EINTR || errno == EAGAIN) continue;
     if (errno == EINVAL) {
       /* Before Linux 5.14: the pages were reserved or allocated already (fallocate or
@@ -209,7 +223,7 @@ static int probe(int fd, size_t len, size_t align, int writable, int thp, bm__sm
   }
 #endif
   if (err == 0) err = bm__posix_smaps(p, sm);
-  munmap(p, len);
+  bm__sys_munmap(p, len);
   return err;
 }
 
@@ -229,14 +243,14 @@ static size_t probe_page_size(const bm__smaps_t *sm, int *transparent) {
 static int set_size(int fd, uint64_t size) {
   int r;
   if (size > (uint64_t)INT64_MAX) return BM_EOVERFLOW;
-  do r = ftruncate(fd, (off_t)size);
+  do r = bm__sys_ftruncate(fd, (off_t)size);
   while (r != 0 && errno == EINTR);
   return r == 0 ? 0 : bm__posix_error(errno);
 }
 
 /* Exact permission bits: the umask must not widen or narrow what was asked for. */
 static int set_mode(int fd, unsigned mode) {
-  return fchmod(fd, (mode_t)mode) == 0 ? 0 : bm__posix_error(errno);
+  return bm__sys_fchmod(fd, (mode_t)mode) == 0 ? 0 : bm__posix_error(errno);
 }
 
 static int pool_errno(int e) { return e == ENOMEM || e == ENOSPC || e == EFBIG; }
@@ -255,7 +269,7 @@ static int make_shm(const posix_mounts_t *ms, const char *name, unsigned mode, i
   int fd, i, r;
   if (name == NULL) {
 #ifdef __linux__
-    fd = memfd_create("bulkmap", MFD_CLOEXEC);
+    fd = bm__sys_memfd_create("bulkmap", MFD_CLOEXEC);
     if (fd < 0) return bm__posix_error(errno);
     snprintf(path, pathlen, "memfd:bulkmap");
     *fdp = fd;
@@ -272,11 +286,11 @@ static int make_shm(const posix_mounts_t *ms, const char *name, unsigned mode, i
   {
     char oname[BM_NAME_MAX + 2];
     snprintf(oname, sizeof(oname), "/%s", name);
-    fd = shm_open(oname, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
+    fd = bm__sys_shm_open(oname, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
     if (fd < 0) return bm__posix_error(errno);
     if ((r = set_mode(fd, mode)) != 0) {
       close(fd);
-      shm_unlink(oname);
+      bm__sys_shm_unlink(oname);
       return r;
     }
   }
@@ -290,7 +304,7 @@ static void unmake_shm(const char *name, int fd) {
   if (name != NULL) {
     char oname[BM_NAME_MAX + 2];
     snprintf(oname, sizeof(oname), "/%s", name);
-    shm_unlink(oname);
+    bm__sys_shm_unlink(oname);
   }
 }
 
@@ -337,7 +351,7 @@ static int try_hugetlb(bm_source_t *src, const posix_mounts_t *ms, const char *n
     }
     /* O_NOFOLLOW and a bare name resolved in the mount's directory: never a path
      * outside the mount, even if someone plants a symlink there. */
-    fd = openat(mnt->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+    fd = bm__sys_openat(mnt->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                 (mode_t)mode);
     if (fd < 0) {
       e = errno;
@@ -350,7 +364,8 @@ static int try_hugetlb(bm_source_t *src, const posix_mounts_t *ms, const char *n
   } else {
     int lg = 0;
     while (((size_t)1 << lg) < H) lg++;
-    fd = memfd_create("bulkmap", MFD_CLOEXEC | MFD_HUGETLB | ((unsigned)lg << MFD_HUGE_SHIFT));
+    fd = bm__sys_memfd_create("bulkmap",
+                              MFD_CLOEXEC | MFD_HUGETLB | ((unsigned)lg << MFD_HUGE_SHIFT));
     if (fd < 0) {
       e = errno;
       if (huge_reason(e) == 0) return bm__posix_error(e);
@@ -368,7 +383,7 @@ static int try_hugetlb(bm_source_t *src, const posix_mounts_t *ms, const char *n
   /* Allocate every huge page now. Without fallocate (kernels before 4.3) the probe maps
    * the whole section instead: a shared hugetlb mapping reserves all its pages at mmap. */
   probe_len = H;
-  while (fallocate(fd, 0, 0, (off_t)size) != 0) {
+  while (bm__sys_fallocate(fd, 0, 0, (off_t)size) != 0) {
     e = errno;
     if (e == EINTR) continue;
     if (e == EOPNOTSUPP || e == ENOSYS) {
@@ -411,7 +426,7 @@ not_had_e:
 hard:
 undo:
   close(fd);
-  if (name != NULL) unlinkat(mnt->dirfd, name, 0);
+  if (name != NULL) bm__sys_unlinkat(mnt->dirfd, name, 0);
   return r;
 #else
   (void)src, (void)ms, (void)name, (void)opts, (void)mode;
@@ -422,7 +437,7 @@ undo:
 
 /* Reads a "[mode]" knob of /sys/kernel/mm/transparent_hugepage into buf. */
 static int read_knob(const char *path, char *buf, size_t n) {
-  FILE *f = fopen(path, "re");
+  FILE *f = bm__sys_fopen(path, "re");
   char line[256], *a, *b;
   if (f == NULL) return -1;
   if (fgets(line, sizeof(line), f) == NULL) line[0] = '\0';
@@ -437,7 +452,7 @@ static int read_knob(const char *path, char *buf, size_t n) {
 
 /* The huge= option of the tmpfs mounted at SHM_DIR (the last mount there wins). */
 static void shm_huge_option(char *buf, size_t n) {
-  FILE *f = fopen("/proc/mounts", "re");
+  FILE *f = bm__sys_fopen("/proc/mounts", "re");
   char line[1024], dev[256], dir[BM_PATH_MAX], type[64], opts[512], *p;
   snprintf(buf, n, "never");
   if (f == NULL) return;
@@ -543,10 +558,10 @@ int bm__os_section_open(bm_source_t *src, const char *name, unsigned access) {
   if (where < 0) {
     char oname[BM_NAME_MAX + 2];
     snprintf(oname, sizeof(oname), "/%s", name);
-    fd = shm_open(oname, oflags, 0);
+    fd = bm__sys_shm_open(oname, oflags, 0);
     snprintf(src->path, sizeof(src->path), SHM_DIR "/%s", name);
   } else {
-    fd = openat(ms.m[where].dirfd, name, oflags);
+    fd = bm__sys_openat(ms.m[where].dirfd, name, oflags);
     path_join(src->path, sizeof(src->path), ms.m[where].path, name);
   }
   if (fd < 0) {
@@ -584,8 +599,8 @@ int bm__os_section_remove(const char *name) {
     if (where < 0) {
       char oname[BM_NAME_MAX + 2];
       snprintf(oname, sizeof(oname), "/%s", name);
-      if (shm_unlink(oname) != 0) r = bm__posix_error(errno);
-    } else if (unlinkat(ms.m[where].dirfd, name, 0) != 0) {
+      if (bm__sys_shm_unlink(oname) != 0) r = bm__posix_error(errno);
+    } else if (bm__sys_unlinkat(ms.m[where].dirfd, name, 0) != 0) {
       r = bm__posix_error(errno);
     }
   }

@@ -20,7 +20,7 @@ static int smaps_field(const char *line, const char *key, uint64_t *bytes) {
 }
 
 int bm__posix_smaps(const void *addr, bm__smaps_t *out) {
-  FILE *f = fopen("/proc/self/smaps", "re");
+  FILE *f = bm__sys_fopen("/proc/self/smaps", "re");
   char line[512];
   uintptr_t a = (uintptr_t)addr, lo, hi;
   int in = 0, found = 0, bol = 1;

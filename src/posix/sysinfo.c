@@ -12,7 +12,7 @@
 #define HUGEPAGES_DIR "/sys/kernel/mm/hugepages"
 
 static int read_u64(const char *path, uint64_t *out) {
-  FILE *f = fopen(path, "re");
+  FILE *f = bm__sys_fopen(path, "re");
   unsigned long long v;
   int ok;
   if (f == NULL) return -1;
@@ -24,7 +24,7 @@ static int read_u64(const char *path, uint64_t *out) {
 }
 
 static size_t default_huge_size(void) {
-  FILE *f = fopen("/proc/meminfo", "re");
+  FILE *f = bm__sys_fopen("/proc/meminfo", "re");
   char line[256];
   unsigned long kb;
   size_t r = 0;
@@ -78,7 +78,7 @@ static size_t mount_page_size(const char *opts) {
 }
 
 static void read_mounts(bm_sysinfo_t *info) {
-  FILE *f = fopen("/proc/mounts", "re");
+  FILE *f = bm__sys_fopen("/proc/mounts", "re");
   char line[1024], dev[256], dir[BM_PATH_MAX], type[64], opts[512];
   if (f == NULL) return;
   while (fgets(line, sizeof(line), f) && info->n_mounts < BM_MAX_MOUNTS) {
@@ -96,7 +96,7 @@ static void read_mounts(bm_sysinfo_t *info) {
 }
 
 static int read_thp(void) {
-  FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "re");
+  FILE *f = bm__sys_fopen("/sys/kernel/mm/transparent_hugepage/enabled", "re");
   char buf[128];
   int r = BM_THP_UNSUPPORTED;
   if (f == NULL) return r;

@@ -12,6 +12,7 @@ cleanup() {
   "$BM" rm "$NAME-b" >/dev/null 2>&1
   "$BM" rm "$NAME-int" >/dev/null 2>&1
   "$BM" rm "$NAME-kill" >/dev/null 2>&1
+  for n in h r w x; do "$BM" rm "$NAME-$n" >/dev/null 2>&1; done
   rm -rf "$T"
 }
 trap cleanup EXIT
@@ -224,6 +225,89 @@ if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
 else
   echo "SKIP full /dev/shm: needs root and unshare -m" >&2
 fi
+
+# 13. A section cut short and scribbled over (its /dev/shm file, by a background loop) while
+# cat reads it: every cat exits 0 with exactly the loaded bytes, or 1 with a message; never
+# dies of a signal.
+head -c 3000000 /dev/urandom >"$T/h"
+expect 0 load "$T/h" --name "$NAME-h" --large-pages off --no-progress
+if [ -f "/dev/shm/$NAME-h" ]; then
+  cp "/dev/shm/$NAME-h" "$T/h.img"
+  hsize=$(stat -c %s "$T/h.img")
+  (
+    end=$((SECONDS + 3))
+    while [ $SECONDS -lt $end ]; do
+      case $((RANDOM % 4)) in
+      0) truncate -s $((RANDOM * 97 % hsize)) "/dev/shm/$NAME-h" ;;
+      1) head -c $((1 + RANDOM % 200)) /dev/urandom |
+           dd of="/dev/shm/$NAME-h" bs=1 seek=$((hsize - 4096 + RANDOM % 4096)) conv=notrunc status=none ;;
+      2) truncate -s $((hsize + 4096)) "/dev/shm/$NAME-h" ;;
+      3) # cut and grown back: the payload's tail turns to zeros, the trailer stays
+         truncate -s $((RANDOM * 97 % (hsize - 4096))) "/dev/shm/$NAME-h"
+         truncate -s "$hsize" "/dev/shm/$NAME-h"
+         dd if="$T/h.img" of="/dev/shm/$NAME-h" bs=4096 skip=$((hsize / 4096 - 1)) \
+           seek=$((hsize / 4096 - 1)) conv=notrunc status=none ;;
+      esac
+      sleep 0.0$((RANDOM % 5))
+      cat "$T/h.img" >"/dev/shm/$NAME-h" # back whole (truncated, then rewritten)
+      sleep 0.0$((RANDOM % 5))
+    done
+  ) &
+  hpid=$!
+  runs=0 good=0 refused=0
+  while kill -0 $hpid 2>/dev/null; do
+    "$BM" cat "$NAME-h" >"$T/hout" 2>"$T/herr" </dev/null
+    rc=$?
+    runs=$((runs + 1))
+    if [ $rc -eq 0 ]; then
+      cmp -s "$T/hout" "$T/h" && good=$((good + 1)) || fail "hostile cat: exit 0 with other bytes"
+    elif [ $rc -eq 1 ] && grep -q '^bulkmap: ' "$T/herr"; then
+      refused=$((refused + 1))
+    else
+      fail "hostile cat: exit $rc: $(head -c 300 "$T/herr")"
+    fi
+  done
+  wait $hpid
+  cat "$T/h.img" >"/dev/shm/$NAME-h"
+  [ $runs -gt 0 ] && ok || fail "hostile cat: never ran"
+  "$BM" cat "$NAME-h" | cmp -s - "$T/h" && ok || fail "cat after the hostile loop"
+  echo "note: hostile cat: $runs runs, $good verified, $refused refused" >&2
+else
+  echo "SKIP hostile cat: no /dev/shm/$NAME-h" >&2
+fi
+
+# 14. Concurrency: three readers cat one section while a writer loads another; loads racing
+# for one name: exactly one wins, the other exits 1 saying the section exists.
+expect 0 load "$T/h" --name "$NAME-r" --large-pages off --no-progress
+head -c 7000000 /dev/urandom >"$T/w"
+rpids=""
+for i in 1 2 3; do
+  (
+    for k in 1 2 3 4 5 6; do "$BM" cat "$NAME-r" </dev/null | cmp -s - "$T/h" || exit 1; done
+  ) &
+  rpids="$rpids $!"
+done
+for k in 1 2 3; do
+  expect 0 load "$T/w" --name "$NAME-w" --large-pages off --no-progress
+  "$BM" cat "$NAME-w" </dev/null | cmp -s - "$T/w" && ok || fail "cat of the section loaded beside readers"
+  expect 0 rm "$NAME-w"
+done
+for p in $rpids; do wait "$p" && ok || fail "a reader's cat gave other bytes while a writer loaded"; done
+for round in 1 2 3 4 5; do
+  "$BM" load "$T/w" --name "$NAME-x" --large-pages off --no-progress >/dev/null 2>"$T/e1" </dev/null &
+  p1=$!
+  "$BM" load "$T/w" --name "$NAME-x" --large-pages off --no-progress >/dev/null 2>"$T/e2" </dev/null &
+  p2=$!
+  wait $p1; r1=$?
+  wait $p2; r2=$?
+  if [ "$r1$r2" = 01 ] && grep -q exists "$T/e2"; then ok
+  elif [ "$r1$r2" = 10 ] && grep -q exists "$T/e1"; then ok
+  else fail "racing loads, round $round: exits $r1 and $r2: $(cat "$T/e1" "$T/e2")"; fi
+  "$BM" cat "$NAME-x" </dev/null | cmp -s - "$T/w" && ok || fail "the racing load that won: other bytes"
+  expect 0 rm "$NAME-x"
+done
+expect 0 rm "$NAME-r"
+expect 0 rm "$NAME-h"
 
 echo "tool tests: $checks checks, $fails failed"
 [ $fails -eq 0 ]

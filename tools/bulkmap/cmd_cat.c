@@ -16,8 +16,13 @@ static int cat_hash(const unsigned char *p, size_t n, void *arg) {
   return 0;
 }
 
-static int cat_write(const unsigned char *p, size_t n, void *arg) {
-  int *oserr = arg;
+typedef struct {
+  int oserr;         /* libuv error of a failed write to stdout */
+  XXH3_state_t *xxh; /* hashes what is written, when verifying */
+  unsigned char buf[1u << 20];
+} cat_out_t;
+
+static int cat_write_out(const unsigned char *p, size_t n, cat_out_t *o) {
   while (n > 0) {
     uv_fs_t req;
     size_t want = n > (1u << 30) ? (1u << 30) : n;
@@ -25,8 +30,10 @@ static int cat_write(const unsigned char *p, size_t n, void *arg) {
     ssize_t w = uv_fs_write(NULL, &req, 1, &buf, 1, -1, NULL);
     uv_fs_req_cleanup(&req);
     if (w == UV_EINTR || w == UV_EAGAIN) continue;
+    /* EFAULT: the kernel could not read the section's page to copy out: it shrank. */
+    if (w == UV_EFAULT) return BM_ETRUNCATED;
     if (w < 0) {
-      *oserr = (int)w;
+      o->oserr = (int)w;
       return w == UV_EPIPE ? CAT_EPIPE : BM_EIO;
     }
     p += w;
@@ -35,12 +42,32 @@ static int cat_write(const unsigned char *p, size_t n, void *arg) {
   return 0;
 }
 
+static int cat_write(const unsigned char *p, size_t n, void *arg) {
+  cat_out_t *o = arg;
+  if (o->xxh == NULL) return cat_write_out(p, n, o);
+  /* Verifying: what goes out is hashed again, since a writer may change the payload
+   * between the verifying pass and this one, and exit 0 must mean verified bytes went
+   * out. Hashed and written from one private copy: the shared pages may change between
+   * a hash of them and the kernel's copy of them. */
+  while (n > 0) {
+    size_t k = n < sizeof(o->buf) ? n : sizeof(o->buf);
+    int err;
+    memcpy(o->buf, p, k);
+    XXH3_64bits_update(o->xxh, o->buf, k);
+    if ((err = cat_write_out(o->buf, k, o)) != 0) return err;
+    p += k;
+    n -= k;
+  }
+  return 0;
+}
+
 int cmd_cat(int argc, char **argv) {
   const char *o_raw = NULL, *o_noverify = NULL, *pos[1];
   const cli_opt_t opts[] = {{"--raw", 0, &o_raw}, {"--no-verify", 0, &o_noverify}};
   dataset_t d;
-  int npos, rc, err, uverr = 0;
-  uint64_t length;
+  static cat_out_t out; /* 1 MiB: not on the stack */
+  int npos, rc, err;
+  uint64_t length, h2 = 0;
 
   rc = cli_parse("cat", argc, argv, opts, 2, pos, 1, &npos);
   if (rc != 0) return rc < 0 ? EXIT_DONE : rc;
@@ -93,18 +120,39 @@ int cmd_cat(int argc, char **argv) {
       }
     }
   }
-  err = dataset_walk(&d, length, cat_write, &uverr);
+  if (!o_raw && !o_noverify) {
+    if ((out.xxh = XXH3_createState()) == NULL || XXH3_64bits_reset(out.xxh) != XXH_OK) {
+      cli_error("cat", "out of memory");
+      XXH3_freeState(out.xxh);
+      dataset_close(&d);
+      return EXIT_FAILED;
+    }
+  }
+  err = dataset_walk(&d, length, cat_write, &out);
+  if (out.xxh != NULL) {
+    h2 = XXH3_64bits_digest(out.xxh);
+    XXH3_freeState(out.xxh);
+  }
   dataset_close(&d);
   if (err == CAT_EPIPE) {
     cli_error("cat", "stdout: the reader closed the pipe");
     return EXIT_FAILED;
   }
-  if (err != 0 && uverr != 0) {
-    cli_error("cat", "stdout: %s", uv_strerror(uverr));
+  if (err != 0 && out.oserr != 0) {
+    cli_error("cat", "stdout: %s", uv_strerror(out.oserr));
+    return EXIT_FAILED;
+  }
+  if (err == BM_ETRUNCATED) {
+    cli_error(pos[0], "the section shrank while it was written out");
     return EXIT_FAILED;
   }
   if (err != 0) {
     cli_lib_error(pos[0], err);
+    return EXIT_FAILED;
+  }
+  if (out.xxh != NULL && h2 != d.t.xxh3) {
+    cli_error(pos[0], "the payload changed while it was written out: it hashed to %016llx, "
+              "the trailer says %016llx", (unsigned long long)h2, (unsigned long long)d.t.xxh3);
     return EXIT_FAILED;
   }
   return EXIT_DONE;

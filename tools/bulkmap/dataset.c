@@ -2,8 +2,22 @@
 #include <string.h>
 #include "dataset.h"
 
+typedef struct {
+  const bm_view_t *v;
+  uint64_t size;
+  bm_trailer_t *t;
+  int decode;
+} decode_call_t;
+
+static int decode_call(void *arg) {
+  decode_call_t *c = arg;
+  c->decode = bm_trailer_decode(c->v->data, c->size, c->t);
+  return 0;
+}
+
 int dataset_open(const char *cmd, const char *name, dataset_t *d) {
   bm_view_t v;
+  uint64_t now;
   int err;
   memset(d, 0, sizeof(*d));
   if (bm_name_check(name) != 0)
@@ -25,14 +39,24 @@ int dataset_open(const char *cmd, const char *name, dataset_t *d) {
   }
   err = bm_view_map(&v, d->src, d->size - BM_TRAILER_SIZE, BM_TRAILER_SIZE, BM_ACCESS_READ);
   if (err == 0) err = bm_view_prefetch(&v);
+  if (err == 0) {
+    /* Guarded: another process may cut the section short between the prefetch and the
+     * copy the decoder makes (the fault then becomes BM_ETRUNCATED). */
+    decode_call_t c = {&v, d->size, &d->t, 0};
+    err = bm_guard_call(decode_call, &c);
+    d->decode = c.decode;
+  }
+  /* A section whose size changed since it was opened is being rewritten under us: what
+   * was decoded may belong to another layout. */
+  if (err == 0 && ((err = bm_source_size(d->src, &now)) == 0) && now != d->size)
+    err = BM_ETRUNCATED;
+  bm_view_unmap(&v);
   if (err != 0) {
-    cli_lib_error(name, err);
-    bm_view_unmap(&v);
+    if (err == BM_ETRUNCATED) cli_error(name, "the section changed size while it was read");
+    else cli_lib_error(name, err);
     dataset_close(d);
     return EXIT_FAILED;
   }
-  d->decode = bm_trailer_decode(v.data, d->size, &d->t);
-  bm_view_unmap(&v);
   return 0;
 }
 

@@ -1,0 +1,450 @@
+/* Hostile shared memory and racing processes (POSIX: the hostile side works on
+ * /dev/shm/NAME with plain open/pwrite/ftruncate). A reader that opens, decodes, verifies
+ * and reads a dataset section through the public API while a spawned child scribbles over
+ * its trailer or cuts the section short must end every attempt in a clean error or a fully
+ * verified success, never in a signal and never reading past what it mapped; writers that
+ * race to create one name: exactly one wins, the others get BM_EEXIST. */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+#include "testutil.h"
+#include "hugetest.h"
+
+#ifndef _WIN32
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define PAYLOAD ((3u << 20) + 12345u) /* not a multiple of any page */
+#define HOSTILE_SECONDS 3
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Starts child NAME of the runner without waiting for it. */
+static pid_t spawn_child(const char *name, const char *const *args) {
+  const char *argv[16];
+  pid_t pid;
+  int n = 0;
+  argv[n++] = bm_test_self();
+  argv[n++] = "--child";
+  argv[n++] = name;
+  while (args != NULL && *args != NULL && n < 15) argv[n++] = *args++;
+  argv[n] = NULL;
+  ck_assert_int_eq(posix_spawn(&pid, bm_test_self(), NULL, NULL, (char *const *)argv, environ), 0);
+  return pid;
+}
+
+static int wait_child(pid_t pid) {
+  int st;
+  while (waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR) return -1;
+  return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+}
+
+/* Makes dataset section NAME holding the pattern, ready; returns the payload's XXH3
+ * (computed here, by xxHash, over the bytes this test wrote). */
+static uint64_t make_dataset(const char *name) {
+  bm_section_opts_t o;
+  bm_source_t *src;
+  bm_view_t v;
+  bm_trailer_t t;
+  uint64_t size, i, h;
+  unsigned char *p;
+
+  memset(&o, 0, sizeof(o));
+  ck_assert_bm_ok(bm_dataset_size(PAYLOAD, bm_page_size(), &o.size));
+  ck_assert_bm_ok(bm_section_create(&src, name, &o, NULL));
+  ck_assert_bm_ok(bm_source_size(src, &size));
+  ck_assert_bm_ok(bm_view_map(&v, src, 0, BM_TO_END, BM_ACCESS_READ | BM_ACCESS_WRITE));
+  p = v.data;
+  for (i = 0; i < PAYLOAD; i++) p[i] = bm_test_byte(i);
+  h = XXH3_64bits(p, PAYLOAD);
+  memset(&t, 0, sizeof(t));
+  t.version = BM_TRAILER_VERSION;
+  t.state = BM_STATE_READY;
+  t.payload_size = PAYLOAD;
+  t.xxh3 = h;
+  t.page_size = bm_page_size();
+  t.writer_pid = (int64_t)getpid();
+  t.created = (int64_t)time(NULL);
+  snprintf(t.source, sizeof(t.source), "hostile");
+  ck_assert_bm_ok(bm_trailer_encode(p + size - BM_TRAILER_SIZE, &t));
+  ck_assert_bm_ok(bm_view_unmap(&v));
+  bm_source_close(src);
+  return h;
+}
+
+/* The hostile writer: works on /dev/shm/NAME with plain calls for SECONDS seconds.
+ * MODE scribble: random bytes over random parts of the trailer, the good trailer put back
+ * now and then; truncate: the file cut to a random smaller (or larger) size, then put back
+ * whole. argv: NAME MODE SECONDS SEED */
+BM_TEST_CHILD(hostile_writer) {
+  char path[512];
+  unsigned char *good, junk[256];
+  struct stat s;
+  double end;
+  unsigned seed;
+  size_t size;
+  int fd, scribble, k;
+
+  if (argc < 4) return 90;
+  snprintf(path, sizeof(path), "/dev/shm/%s", argv[0]);
+  scribble = strcmp(argv[1], "scribble") == 0;
+  end = now_s() + atof(argv[2]);
+  seed = (unsigned)strtoul(argv[3], NULL, 10);
+  if ((fd = open(path, O_RDWR)) < 0 || fstat(fd, &s) != 0) return 91;
+  size = (size_t)s.st_size;
+  if ((good = malloc(size)) == NULL || pread(fd, good, size, 0) != (ssize_t)size) return 92;
+  while (now_s() < end) {
+    if (scribble) {
+      size_t n = 1 + rand_r(&seed) % sizeof(junk);
+      size_t at = size - BM_TRAILER_SIZE + rand_r(&seed) % BM_TRAILER_SIZE;
+      if (at + n > size) n = size - at;
+      for (k = 0; k < (int)n; k++) junk[k] = (unsigned char)rand_r(&seed);
+      if (pwrite(fd, junk, n, (off_t)at) != (ssize_t)n) return 93;
+      usleep(rand_r(&seed) % 500);
+      if (rand_r(&seed) % 3 == 0) {
+        if (pwrite(fd, good + size - BM_TRAILER_SIZE, BM_TRAILER_SIZE,
+                   (off_t)(size - BM_TRAILER_SIZE)) != BM_TRAILER_SIZE)
+          return 94;
+        usleep(rand_r(&seed) % 3000);
+      }
+    } else {
+      static const int cuts[] = {0, 1, 4096, 65536, 1 << 20, -4096, -1, 8192 /* grow */};
+      int c = cuts[rand_r(&seed) % (sizeof(cuts) / sizeof(cuts[0]))];
+      off_t to = c == 8192 ? (off_t)(size + 8192) : c < 0 ? (off_t)size + c : (off_t)c;
+      if (ftruncate(fd, to) != 0) return 95;
+      usleep(rand_r(&seed) % 2000);
+      if (ftruncate(fd, (off_t)size) != 0 || pwrite(fd, good, size, 0) != (ssize_t)size)
+        return 96;
+      usleep(rand_r(&seed) % 3000);
+    }
+  }
+  /* Leave it whole, so that the parent's last look may succeed. */
+  if (ftruncate(fd, (off_t)size) != 0 || pwrite(fd, good, size, 0) != (ssize_t)size) return 97;
+  close(fd);
+  free(good);
+  return 0;
+}
+
+/* The reader's side: the steps a program reading a dataset takes with the public API. */
+typedef struct {
+  const bm_view_t *v;
+  uint64_t size;
+  bm_trailer_t *t;
+  int decode;
+} decode_t;
+
+static int decode_fn(void *arg) {
+  decode_t *d = arg;
+  d->decode = bm_trailer_decode(d->v->data, d->size, d->t);
+  return 0;
+}
+
+typedef struct {
+  XXH3_state_t *x;
+  const unsigned char *p;
+  size_t n;
+} hash_t;
+
+static int hash_fn(void *arg) {
+  hash_t *h = arg;
+  XXH3_64bits_update(h->x, h->p, h->n);
+  return 0;
+}
+
+typedef struct {
+  unsigned long tries, ok, refused[32], mismatch;
+} tally_t;
+
+/* One attempt: 0 verified success, a BM_E* code, 1 for a checksum that did not match, or
+ * 2 for a read that verified but is not the dataset (never allowed). No ck_assert here:
+ * spawned children call it too. */
+static int read_once(const char *name, uint64_t want_xxh3) {
+  bm_source_t *src = NULL;
+  bm_view_t v;
+  bm_trailer_t t;
+  bm_window_opts_t o;
+  bm_window_t w;
+  decode_t d;
+  hash_t h;
+  uint64_t size, got;
+  int r;
+
+  memset(&v, 0, sizeof(v));
+  if ((r = bm_section_open(&src, name, BM_ACCESS_READ)) != 0) return r;
+  if ((r = bm_source_size(src, &size)) != 0) goto out;
+  if (size < BM_TRAILER_SIZE) {
+    r = BM_ENOTDATASET;
+    goto out;
+  }
+  if ((r = bm_view_map(&v, src, size - BM_TRAILER_SIZE, BM_TRAILER_SIZE, BM_ACCESS_READ)) != 0)
+    goto out;
+  if ((r = bm_view_prefetch(&v)) != 0) goto out;
+  d.v = &v;
+  d.size = size;
+  d.t = &t;
+  d.decode = 0;
+  if ((r = bm_guard_call(decode_fn, &d)) != 0 || (r = d.decode) != 0) goto out;
+  bm_view_unmap(&v);
+  if ((r = bm_trailer_check_state(&t)) != 0) goto out;
+
+  memset(&o, 0, sizeof(o));
+  o.length = t.payload_size;
+  o.window = 256u << 10;
+  o.prefault = 1;
+  o.readahead = 1;
+  if ((r = bm_window_init(&w, src, &o)) != 0) goto out;
+  if ((h.x = XXH3_createState()) == NULL) {
+    bm_window_close(&w);
+    r = BM_ENOMEM;
+    goto out;
+  }
+  XXH3_64bits_reset(h.x);
+  while ((r = bm_window_next(&w)) == 1) {
+    h.p = w.data + w.overlap;
+    h.n = w.length - w.overlap;
+    if ((r = bm_guard_call(hash_fn, &h)) != 0) break;
+  }
+  bm_window_close(&w);
+  got = XXH3_64bits_digest(h.x);
+  XXH3_freeState(h.x);
+  if (r != 0) goto out;
+  if (got != t.xxh3) {
+    r = 1;
+    goto out;
+  }
+  /* Verified against the trailer: then it must be what was written, every byte. */
+  if (t.payload_size != PAYLOAD || got != want_xxh3) {
+    fprintf(stderr, "a verified read gave %llu bytes hashing to %016llx, not the dataset\n",
+            (unsigned long long)t.payload_size, (unsigned long long)got);
+    r = 2;
+  }
+out:
+  bm_view_unmap(&v);
+  bm_source_close(src);
+  return r;
+}
+
+static void tally_add(tally_t *t, int r) {
+  t->tries++;
+  ck_assert_msg(r != 2, "a verified read was not the dataset");
+  if (r == 0) t->ok++;
+  else if (r == 1) t->mismatch++;
+  else {
+    ck_assert_msg(r < 0 && r > BM__ERR_MIN, "attempt returned %d, no BM_E* code", r);
+    t->refused[-r]++;
+  }
+}
+
+static void tally_print(const char *what, const tally_t *t) {
+  char b[512] = "";
+  int i;
+  for (i = 1; i < 32; i++)
+    if (t->refused[i] != 0)
+      snprintf(b + strlen(b), sizeof(b) - strlen(b), " %s %lu", bm_err_name(-i), t->refused[i]);
+  fprintf(stderr, "hostile: %s: %lu attempts: %lu verified, %lu checksum refusals,%s\n", what,
+          t->tries, t->ok, t->mismatch, b[0] ? b : " no other refusal");
+}
+
+static int count_fds(void) {
+  char p[64];
+  int i, n = 0;
+  for (i = 0; i < 1024; i++) {
+    snprintf(p, sizeof(p), "/proc/self/fd/%d", i);
+    n += access(p, F_OK) == 0;
+  }
+  return n;
+}
+
+static void hostile(const char *mode) {
+  const char *name = ht_name(mode);
+  char secs[16];
+  const char *args[5];
+  uint64_t want = make_dataset(name);
+  tally_t t;
+  pid_t pid;
+  int rc, fds = count_fds(), refused = 0, i;
+
+  memset(&t, 0, sizeof(t));
+  tally_add(&t, read_once(name, want)); /* untouched: must succeed */
+  ck_assert_msg(t.ok == 1, "reading the untouched dataset failed");
+  snprintf(secs, sizeof(secs), "%d", HOSTILE_SECONDS);
+  args[0] = name;
+  args[1] = mode;
+  args[2] = secs;
+  args[3] = "12345";
+  args[4] = NULL;
+  pid = spawn_child("hostile_writer", args);
+  while (waitpid(pid, &rc, WNOHANG) == 0) tally_add(&t, read_once(name, want));
+  ck_assert_msg(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "hostile writer: status 0x%x", rc);
+  tally_add(&t, read_once(name, want)); /* left whole: must succeed again */
+  ck_assert_msg(read_once(name, want) == 0, "reading the restored dataset failed");
+  tally_print(mode, &t);
+  for (i = 1; i < 32; i++) refused += t.refused[i] != 0;
+  ck_assert_msg(t.mismatch + refused > 0, "the hostile writer never got in the way");
+  ck_assert_int_eq(count_fds(), fds);
+  ck_assert_bm_ok(bm_section_remove(name));
+}
+
+static int lock_fd = -1;
+static void shm_setup(void) {
+  ht_init_run();
+  lock_fd = ht_lock(LOCK_SH);
+}
+static void shm_teardown(void) {
+  ht_sweep_dir("/dev/shm");
+  ht_unlock(&lock_fd);
+}
+
+START_TEST(scribbled_trailer) { hostile("scribble"); }
+END_TEST
+
+START_TEST(truncated_section) { hostile("truncate"); }
+END_TEST
+
+/* Racing creators: argv NAME GO_FILE. Waits until GO_FILE exists, then creates NAME and
+ * fills it; exits 0 when it made the section, 17 on BM_EEXIST, 1 otherwise. */
+BM_TEST_CHILD(racing_creator) {
+  bm_section_opts_t o;
+  bm_source_t *src;
+  int r;
+  if (argc < 2) return 90;
+  while (access(argv[1], F_OK) != 0) usleep(100);
+  memset(&o, 0, sizeof(o));
+  o.size = 1u << 20;
+  r = bm_section_create(&src, argv[0], &o, NULL);
+  if (r == BM_EEXIST) return 17;
+  if (r != 0) {
+    fprintf(stderr, "racing creator: %s\n", bm_err_name(r));
+    return 1;
+  }
+  bm_source_close(src);
+  return 0;
+}
+
+START_TEST(racing_creators) {
+  enum { N = 6, ROUNDS = 20 };
+  const char *go = bm_test_path("go");
+  int round, i, won, lost;
+  for (round = 0; round < ROUNDS; round++) {
+    char nm[96];
+    const char *args[3];
+    pid_t pids[N];
+    snprintf(nm, sizeof(nm), "%s-%d", ht_name("race"), round);
+    args[0] = nm;
+    args[1] = go;
+    args[2] = NULL;
+    unlink(go);
+    for (i = 0; i < N; i++) pids[i] = spawn_child("racing_creator", args);
+    usleep(20000);
+    bm_test_truncate(go, 0); /* go */
+    for (won = lost = i = 0; i < N; i++) {
+      int rc = wait_child(pids[i]);
+      ck_assert_msg(rc == 0 || rc == 17, "round %d: a creator exited %d", round, rc);
+      won += rc == 0;
+      lost += rc == 17;
+    }
+    ck_assert_msg(won == 1 && lost == N - 1, "round %d: %d won, %d got EEXIST", round, won, lost);
+    ck_assert_bm_ok(bm_section_remove(nm));
+  }
+  fprintf(stderr, "hostile: racing creators: %d rounds of %d, one winner each\n", ROUNDS, N);
+}
+END_TEST
+
+/* Readers of one section while a writer makes another: argv NAME SECONDS; reads NAME over
+ * and over; exits 0 when every read was verified. */
+BM_TEST_CHILD(steady_reader) {
+  double end;
+  uint64_t want;
+  int n = 0, r;
+  if (argc < 3) return 90;
+  end = now_s() + atof(argv[1]);
+  want = strtoull(argv[2], NULL, 16);
+  do {
+    if ((r = read_once(argv[0], want)) != 0) {
+      fprintf(stderr, "steady reader: read %d: %s\n", n, r > 0 ? "checksum" : bm_err_name(r));
+      return 1;
+    }
+    n++;
+  } while (now_s() < end);
+  return 0;
+}
+
+START_TEST(readers_while_a_writer_loads) {
+  enum { READERS = 3 };
+  const char *a = ht_name("steady"), *b = ht_name("loading");
+  char hex[32];
+  const char *args[4];
+  pid_t pids[READERS];
+  uint64_t want = make_dataset(a);
+  int i, made = 0;
+  double end;
+  snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)want);
+  args[0] = a;
+  args[1] = "2";
+  args[2] = hex;
+  args[3] = NULL;
+  for (i = 0; i < READERS; i++) pids[i] = spawn_child("steady_reader", args);
+  end = now_s() + 2;
+  while (now_s() < end) { /* the writer: make, check, remove the other section */
+    ck_assert_uint_eq(make_dataset(b), want);
+    ck_assert_int_eq(read_once(b, want), 0);
+    ck_assert_bm_ok(bm_section_remove(b));
+    made++;
+  }
+  for (i = 0; i < READERS; i++)
+    ck_assert_msg(wait_child(pids[i]) == 0, "reader %d failed", i);
+  ck_assert_bm_ok(bm_section_remove(a));
+  fprintf(stderr, "hostile: %d readers stayed verified while %d sections were loaded\n", READERS,
+          made);
+}
+END_TEST
+
+Suite *hostile_suite(void) {
+  Suite *s = suite_create("hostile");
+  TCase *tc = tcase_create("hostile_writer");
+  tcase_add_unchecked_fixture(tc, shm_setup, shm_teardown);
+  tcase_add_checked_fixture(tc, NULL, bm_test_tmp_cleanup);
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, scribbled_trailer);
+  tcase_add_test(tc, truncated_section);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("concurrency");
+  tcase_add_unchecked_fixture(tc, shm_setup, shm_teardown);
+  tcase_add_checked_fixture(tc, NULL, bm_test_tmp_cleanup);
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, racing_creators);
+  tcase_add_test(tc, readers_while_a_writer_loads);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+#else /* _WIN32 */
+
+START_TEST(hostile) {
+  BM_TEST_SKIP("the hostile writer cuts /dev/shm files short; Windows sections cannot shrink");
+}
+END_TEST
+
+Suite *hostile_suite(void) {
+  Suite *s = suite_create("hostile");
+  TCase *tc = tcase_create("hostile_writer");
+  tcase_add_test(tc, hostile);
+  suite_add_tcase(s, tc);
+  return s;
+}
+#endif

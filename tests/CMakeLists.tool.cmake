@@ -11,3 +11,10 @@ endif()
 if(NOT WIN32 AND NOT BULKMAP_SANITIZE)
   add_test(NAME install COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/consumer/test_install.sh ${CMAKE_BINARY_DIR})
 endif()
+
+# The Windows build's tool test, under the crosscompiling emulator (Wine).
+if(TARGET bulkmap_tool AND WIN32 AND CMAKE_CROSSCOMPILING_EMULATOR)
+  add_test(NAME tool COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tool/test_tool_wine.sh
+           ${CMAKE_CROSSCOMPILING_EMULATOR} $<TARGET_FILE:bulkmap_tool>)
+  set_tests_properties(tool PROPERTIES TIMEOUT 600)
+endif()

@@ -521,6 +521,35 @@ fail:
   return r;
 }
 
+/* The transparent request (opts->transparent): normal pages with MADV_HUGEPAGE, kept as
+ * such only when the kernel really maps PMDs for them (smaps); never hugetlb pages. A size
+ * that is not a whole number of PMDs is rounded up when allowed, as for hugetlb. When the
+ * kernel allows them but gives none (no free huge page), AUTO keeps the normal pages made. */
+static int try_transparent(bm_source_t *src, const posix_mounts_t *ms, const char *name,
+                           const bm_section_opts_t *opts, unsigned mode, bm_large_t *out) {
+  bm_section_opts_t o = *opts;
+  size_t pmd = pmd_size();
+  int r;
+
+  if (!is_pow2(pmd)) return out->reason = BM_REASON_UNSUPPORTED, POSIX_NOT_HAD;
+  if (o.size % pmd != 0) {
+    if (!o.round) return out->reason = BM_REASON_SIZE_NOT_MULTIPLE, POSIX_NOT_HAD;
+    if ((o.size = bm__align_up(o.size, pmd)) == 0) return BM_EOVERFLOW;
+  }
+  /* shmem_enabled (and /dev/shm's huge= option) decide for shared memory. */
+  if (!thp_allowed(name != NULL)) return out->reason = BM_REASON_UNSUPPORTED, POSIX_NOT_HAD;
+  if ((r = make_normal(src, ms, name, &o, mode, 1, out)) != 0) return r;
+  if (out->transparent) {
+    out->reason = BM_REASON_NONE;
+    return POSIX_MADE;
+  }
+  out->reason = BM_REASON_POOL_EMPTY;
+  if (opts->large == BM_LARGE_AUTO) return POSIX_MADE;
+  unmake_shm(name, src->fd);
+  src->fd = -1;
+  return POSIX_NOT_HAD;
+}
+
 int bm__os_section_create(bm_source_t *src, const char *name, const bm_section_opts_t *opts,
                           bm_large_t *outcome) {
   posix_mounts_t ms;
@@ -528,6 +557,17 @@ int bm__os_section_create(bm_source_t *src, const char *name, const bm_section_o
   int r = POSIX_NOT_HAD;
 
   mounts_open(&ms);
+  if (opts->transparent && opts->large != BM_LARGE_OFF) {
+    r = try_transparent(src, &ms, name, opts, mode, outcome);
+    if (r == POSIX_NOT_HAD && opts->large == BM_LARGE_ON) {
+      mounts_close(&ms);
+      return outcome->reason == BM_REASON_SIZE_NOT_MULTIPLE ? BM_EALIGN : BM_ENOLARGE;
+    }
+    /* AUTO: normal pages, the reason kept. */
+    if (r == POSIX_NOT_HAD) r = make_normal(src, &ms, name, opts, mode, 0, outcome);
+    mounts_close(&ms);
+    return r;
+  }
   if (opts->large != BM_LARGE_OFF) {
     r = try_hugetlb(src, &ms, name, opts, mode, outcome);
     if (r == POSIX_NOT_HAD && opts->large == BM_LARGE_ON) {

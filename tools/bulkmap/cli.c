@@ -13,13 +13,17 @@
 #include <unistd.h>
 #endif
 
+void cli_verror(const char *context, const char *fmt, va_list ap) {
+  fprintf(stderr, "bulkmap: %s: ", context);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+}
+
 void cli_error(const char *context, const char *fmt, ...) {
   va_list ap;
-  fprintf(stderr, "bulkmap: %s: ", context);
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  cli_verror(context, fmt, ap);
   va_end(ap);
-  fputc('\n', stderr);
 }
 
 void cli_lib_error(const char *context, int err) {

@@ -2,6 +2,7 @@
 #ifndef BULKMAP_CLI_H
 #define BULKMAP_CLI_H
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include "bulkmap.h"
@@ -21,6 +22,7 @@ void cli_error(const char *context, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+void cli_verror(const char *context, const char *fmt, va_list ap);
 /* Reports a library error: message, name and the raw OS error when there is one. */
 void cli_lib_error(const char *context, int err);
 /* Prints the usage of a command to stderr and returns EXIT_USAGE. */

@@ -78,11 +78,9 @@ int cli_help(const char *cmd) {
 int cli_usage(const char *cmd, const char *fmt, ...) {
   va_list ap;
   int i;
-  fprintf(stderr, "bulkmap: %s: ", cmd);
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  cli_verror(cmd, fmt, ap);
   va_end(ap);
-  fputc('\n', stderr);
   for (i = 0; i < NCOMMANDS; i++)
     if (strcmp(commands[i].name, cmd) == 0) fprintf(stderr, "usage: %s\n", commands[i].usage);
   return EXIT_USAGE;

@@ -56,6 +56,8 @@ if ((BENCH_R > R)); then BENCH_R=$R; fi
 
 T_START=$(date +%s)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+PR=/sys/module/page_reporting/parameters
+REPORTED_START=$(cat "$PR/reported_kib" 2>/dev/null || echo 0)
 log() { printf '[%4ds] %s\n' $(($(date +%s) - T_START)) "$*" >&2; }
 
 # ------------------------------------------------------------------------------------------
@@ -161,12 +163,13 @@ if [ -n "$BM_GIVEN" ]; then
 else
   log "building (cmake --preset default; cmake --build --preset default)"
   (cd "$REPO" && cmake --preset default >/dev/null &&
-    cmake --build --preset default --target bulkmap_tool bm_probe_populate >"$WORK/build.log" 2>&1) ||
+    cmake --build --preset default --target bulkmap_tool bm_probe_populate bm_probe_load >"$WORK/build.log" 2>&1) ||
     { tail -20 "$WORK/build.log" >&2; exit 1; }
   # A private copy: others may rebuild build/default while this runs.
   cp "$REPO/build/default/tools/bulkmap" "$WORK/bin/bulkmap"
   cp "$REPO/build/default/perf/bm_probe_populate" "$WORK/bin/"
   PROBE=$WORK/bin/bm_probe_populate
+  cp "$REPO/build/default/perf/bm_probe_load" "$WORK/bin/"
 fi
 BM=$WORK/bin/bulkmap
 BM_VERSION=$("$BM" --version)
@@ -254,7 +257,7 @@ run_set() { # run_set BENCH BYTES ROUNDS
 }
 
 # ------------------------------------------------------------------------------------------
-rm -f "$RES"/*.csv "$RES"/*.png "$RES"/*.txt "$RES"/*.json
+rm -f "$RES"/*.csv "$RES"/*.png "$RES"/*.txt "$RES"/*.json "$RES"/*.dat "$RES"/*.tsv
 : >"$WORK/commands.tsv"
 echo "bench,name,error" >"$RES/failures.csv"
 
@@ -331,6 +334,10 @@ if has_phase load; then
   fi
   set_add cp_shm "cp $QF /dev/shm/$TAG-cp" "rm -f /dev/shm/$TAG-cp"
   set_add dd_shm "dd if=$QF of=/dev/shm/$TAG-dd bs=64M status=none" "rm -f /dev/shm/$TAG-dd"
+  if [ -x "$WORK/bin/bm_probe_load" ]; then
+    # Reference, not a peer: what two threads reach through the write path (perf/probe_load.c).
+    set_add probe_pwrite_2t "$(q "$WORK/bin/bm_probe_load") $QF /dev/shm/$TAG-pw write 2" "rm -f /dev/shm/$TAG-pw"
+  fi
   run_set load "$SCAN_SIZE" "$R"
   for k in 4k large; do
     if [ -f "$WORK/out/load.bulkmap_load_$k.0" ]; then echo "$k: $(cat "$WORK/out/load.bulkmap_load_$k.0")"; fi
@@ -364,8 +371,10 @@ if has_phase bench; then
       printf 'bench\tbench_%s\t%s\n' "$s" "$QBM bench --size $s --json" >>"$WORK/commands.tsv"
     done
     echo "size,round,pages,page_size,populate_seconds,seq_bytes_per_second,random_ns,dependent_ns,reason" >"$RES/bench_runs.csv"
-    # Each bench run holds the kinds side by side; rounds interleave the sizes.
-    for ((r = 1; r <= BENCH_R; r++)); do
+    # Each bench run holds the kinds side by side; rounds interleave the sizes. Round 0 (not
+    # recorded) touches every reserved huge page once, so that no recorded round pays for
+    # the host backing them for the first time.
+    for ((r = 0; r <= BENCH_R; r++)); do
       for s in $BENCH_SIZES; do
         rc=0
         "$BM" bench --size "$s" --json >"$WORK/out/bench.$s.$r" 2>"$WORK/out/err" || rc=$?
@@ -374,6 +383,7 @@ if has_phase bench; then
           echo "bench,bench_$s,exit $rc" >>"$RES/failures.csv"
           continue
         fi
+        if ((r == 0)); then log "bench --size $s: warm-up done"; continue; fi
         python3 - "$WORK/out/bench.$s.$r" "$s" "$r" >>"$RES/bench_runs.csv" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
@@ -440,6 +450,11 @@ T_END=$(date +%s)
   echo "shmem_thp=$(cat "$SHMEM_KNOB")"
   echo "huge_sizes=$(ls /sys/kernel/mm/hugepages | sed 's/hugepages-//' | tr '\n' ' ')"
   echo "fs=$FSTYPE on $(df --output=source "$WORK" | tail -1)"
+  if [ -d /sys/bus/virtio/drivers/virtio_balloon ] && [ -r /sys/module/page_reporting/parameters/page_reporting_order ]; then
+    echo "page_reporting=virtio_balloon free page reporting (order $(cat "$PR/page_reporting_order"), min_free_ms $(cat "$PR/min_free_ms" 2>/dev/null || echo ?)); $(( ($(cat "$PR/reported_kib" 2>/dev/null || echo 0) - REPORTED_START) / 1048576 )) GiB given back to the host during this run"
+  else
+    echo "page_reporting=none seen"
+  fi
   echo "loadavg_start=$LOAD_START"
   echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "tools=$(wc --version | head -1); $(xxhsum --version 2>&1 | head -1); $(rg --version | head -1); $(fio --version); $(cp --version | head -1)"

@@ -1,10 +1,35 @@
 /* bulkmap load: copies a file into a new named section through the bulkmap_uv pipeline
  * (reads in parallel, checksum in order), then publishes the trailer as ready. */
 #define XXH_INLINE_ALL
+#if defined(__x86_64__) && defined(__GNUC__)
+/* XXH3's AVX2 kernels beside the baseline ones, picked at run time (as in cmd_scan.c). */
+#define XXH_DISPATCH_AVX2 1
+#define XXH_TARGET_AVX2 __attribute__((__target__("avx2")))
+#include <immintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 #include "run.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((__target__("avx2"))) static XXH_errorcode load_xxh3_avx2(XXH3_state_t *st,
+                                                                        const void *p, size_t n) {
+  return XXH3_update(st, (const xxh_u8 *)p, n, XXH3_accumulate_512_avx2, XXH3_scrambleAcc_avx2);
+}
+#endif
+
+static void load_xxh3_update(XXH3_state_t *st, const void *p, size_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static int have_avx2 = -1;
+  if (have_avx2 < 0) have_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+  if (have_avx2) {
+    load_xxh3_avx2(st, p, n);
+    return;
+  }
+#endif
+  XXH3_64bits_update(st, p, n);
+}
 
 typedef struct {
   uv_file fd;
@@ -34,7 +59,7 @@ static int load_window_read(bm_uv_window_t *w, void *data) {
 
 static int load_window_hash(bm_uv_window_t *w, void *data) {
   load_t *l = ((cli_run_t *)data)->ctx;
-  XXH3_64bits_update(l->xxh, w->data, w->length);
+  load_xxh3_update(l->xxh, w->data, w->length);
   return 0;
 }
 

@@ -1,10 +1,37 @@
 /* bulkmap scan: hash, count lines and count a literal over a file of any size, streaming
  * its windows through the bulkmap_uv pipeline (counts in parallel, the hash in order). */
 #define XXH_INLINE_ALL
+#if defined(__x86_64__) && defined(__GNUC__)
+/* The AVX2 kernels of XXH3 compiled beside the baseline (SSE2) ones, picked at run time as
+ * xxhsum does (xxh_x86dispatch.c): the hash is the one sequential stage of a scan, so its
+ * speed is the scan's speed. */
+#define XXH_DISPATCH_AVX2 1
+#define XXH_TARGET_AVX2 __attribute__((__target__("avx2")))
+#include <immintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 #include "run.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((__target__("avx2"))) static XXH_errorcode scan_xxh3_avx2(XXH3_state_t *st,
+                                                                        const void *p, size_t n) {
+  return XXH3_update(st, (const xxh_u8 *)p, n, XXH3_accumulate_512_avx2, XXH3_scrambleAcc_avx2);
+}
+#endif
+
+static void scan_xxh3_update(XXH3_state_t *st, const void *p, size_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static int have_avx2 = -1;
+  if (have_avx2 < 0) have_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+  if (have_avx2) {
+    scan_xxh3_avx2(st, p, n);
+    return;
+  }
+#endif
+  XXH3_64bits_update(st, p, n);
+}
 
 #define LIT_KEEP 64 /* match positions a window keeps for re-synchronising the count */
 
@@ -45,8 +72,7 @@ static int scan_window_parallel(bm_uv_window_t *w, void *data) {
 static int scan_window_ordered(bm_uv_window_t *w, void *data) {
   scan_t *s = ((cli_run_t *)data)->ctx;
   scan_win_t *u = w->user;
-  if (s->hash) XXH3_64bits_update(s->xxh, w->data + w->overlap, w->length - w->overlap);
-  s->lines_total += u->lines;
+  if (s->hash) scan_xxh3_update(s->xxh, w->data + w->overlap, w->length - w->overlap);
   if (s->count) {
     if (s->carry <= w->offset) {
       s->count_total += u->count;
@@ -73,6 +99,12 @@ static int scan_window_ordered(bm_uv_window_t *w, void *data) {
     }
   }
   return 0;
+}
+
+/* Loop thread, in order: counts that need no bytes are merged here. */
+static void scan_window_merged(bm_uv_window_t *w, void *data) {
+  scan_t *s = ((cli_run_t *)data)->ctx;
+  s->lines_total += ((scan_win_t *)w->user)->lines;
 }
 
 int cmd_scan(int argc, char **argv) {
@@ -161,6 +193,7 @@ int cmd_scan(int argc, char **argv) {
   po.user_size = sizeof(scan_win_t);
   po.parallel = (s.lines || s.count) ? scan_window_parallel : NULL;
   po.ordered = scan_window_ordered;
+  po.merged = scan_window_merged;
   t0 = cli_now();
   err = cli_run(&run, src, &po, o_noprog == NULL);
   secs = cli_now() - t0;

@@ -84,6 +84,13 @@ void out_large(cli_out_t *o, const bm_large_t *l);
 /* Ignores SIGPIPE (writes to a closed pipe become errors) where that exists. */
 void cli_ignore_sigpipe(void);
 
+/* XXH3-64 of a byte stream, as xxhsum -H3 (AVX2 where the CPU has it). */
+typedef struct cli_hash_s cli_hash_t;
+cli_hash_t *hash_new(void); /* NULL when out of memory */
+void hash_update(cli_hash_t *h, const void *p, size_t n);
+uint64_t hash_digest(const cli_hash_t *h);
+void hash_free(cli_hash_t *h); /* NULL is ignored */
+
 /* Counting kernels. */
 uint64_t count_byte(const unsigned char *p, size_t n, unsigned char c);
 /* Finds the first occurrence of lit (len >= 1) in [p, p+n); NULL when none. */

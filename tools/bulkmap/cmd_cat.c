@@ -1,7 +1,5 @@
 /* bulkmap cat: writes a dataset's payload to stdout after verifying its checksum. */
-#define XXH_INLINE_ALL
 #include <string.h>
-#include <xxhash.h>
 #include <uv.h>
 #include "dataset.h"
 #ifdef _WIN32
@@ -12,13 +10,13 @@
 #define CAT_EPIPE (-1000) /* the reader went away */
 
 static int cat_hash(const unsigned char *p, size_t n, void *arg) {
-  XXH3_64bits_update(arg, p, n);
+  hash_update(arg, p, n);
   return 0;
 }
 
 typedef struct {
   int oserr;         /* libuv error of a failed write to stdout */
-  XXH3_state_t *xxh; /* hashes what is written, when verifying */
+  cli_hash_t *xxh; /* hashes what is written, when verifying */
   unsigned char buf[1u << 20];
 } cat_out_t;
 
@@ -53,7 +51,7 @@ static int cat_write(const unsigned char *p, size_t n, void *arg) {
     size_t k = n < sizeof(o->buf) ? n : sizeof(o->buf);
     int err;
     memcpy(o->buf, p, k);
-    XXH3_64bits_update(o->xxh, o->buf, k);
+    hash_update(o->xxh, o->buf, k);
     if ((err = cat_write_out(o->buf, k, o)) != 0) return err;
     p += k;
     n -= k;
@@ -97,16 +95,16 @@ int cmd_cat(int argc, char **argv) {
     }
     length = d.t.payload_size;
     if (!o_noverify) {
-      XXH3_state_t *x = XXH3_createState();
+      cli_hash_t *x = hash_new();
       uint64_t h;
-      if (x == NULL || XXH3_64bits_reset(x) != XXH_OK) {
+      if (x == NULL) {
         cli_error("cat", "out of memory");
         dataset_close(&d);
         return EXIT_FAILED;
       }
       err = dataset_walk(&d, length, cat_hash, x);
-      h = XXH3_64bits_digest(x);
-      XXH3_freeState(x);
+      h = hash_digest(x);
+      hash_free(x);
       if (err != 0) {
         cli_lib_error(pos[0], err);
         dataset_close(&d);
@@ -121,17 +119,16 @@ int cmd_cat(int argc, char **argv) {
     }
   }
   if (!o_raw && !o_noverify) {
-    if ((out.xxh = XXH3_createState()) == NULL || XXH3_64bits_reset(out.xxh) != XXH_OK) {
+    if ((out.xxh = hash_new()) == NULL) {
       cli_error("cat", "out of memory");
-      XXH3_freeState(out.xxh);
       dataset_close(&d);
       return EXIT_FAILED;
     }
   }
   err = dataset_walk(&d, length, cat_write, &out);
   if (out.xxh != NULL) {
-    h2 = XXH3_64bits_digest(out.xxh);
-    XXH3_freeState(out.xxh);
+    h2 = hash_digest(out.xxh);
+    hash_free(out.xxh);
   }
   dataset_close(&d);
   if (err == CAT_EPIPE) {

@@ -1,39 +1,12 @@
 /* bulkmap load: copies a file into a new named section through the bulkmap_uv pipeline
  * (reads in parallel, checksum in order), then publishes the trailer as ready. */
-#define XXH_INLINE_ALL
-#if defined(__x86_64__) && defined(__GNUC__)
-/* XXH3's AVX2 kernels beside the baseline ones, picked at run time (as in cmd_scan.c). */
-#define XXH_DISPATCH_AVX2 1
-#define XXH_TARGET_AVX2 __attribute__((__target__("avx2")))
-#include <immintrin.h>
-#endif
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 #include "run.h"
-
-#if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((__target__("avx2"))) static XXH_errorcode load_xxh3_avx2(XXH3_state_t *st,
-                                                                        const void *p, size_t n) {
-  return XXH3_update(st, (const xxh_u8 *)p, n, XXH3_accumulate_512_avx2, XXH3_scrambleAcc_avx2);
-}
-#endif
-
-static void load_xxh3_update(XXH3_state_t *st, const void *p, size_t n) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  static int have_avx2 = -1;
-  if (have_avx2 < 0) have_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-  if (have_avx2) {
-    load_xxh3_avx2(st, p, n);
-    return;
-  }
-#endif
-  XXH3_64bits_update(st, p, n);
-}
 
 typedef struct {
   uv_file fd;
-  XXH3_state_t *xxh;
+  cli_hash_t *xxh;
 } load_t;
 
 /* Pool thread: read the file's bytes for this window straight into the section. */
@@ -59,7 +32,7 @@ static int load_window_read(bm_uv_window_t *w, void *data) {
 
 static int load_window_hash(bm_uv_window_t *w, void *data) {
   load_t *l = ((cli_run_t *)data)->ctx;
-  load_xxh3_update(l->xxh, w->data, w->length);
+  hash_update(l->xxh, w->data, w->length);
   return 0;
 }
 
@@ -207,7 +180,7 @@ int cmd_load(int argc, char **argv) {
     goto fail_section;
   }
 
-  if ((l.xxh = XXH3_createState()) == NULL || XXH3_64bits_reset(l.xxh) != XXH_OK) {
+  if ((l.xxh = hash_new()) == NULL) {
     cli_error("load", "out of memory");
     goto fail_section;
   }
@@ -238,7 +211,7 @@ int cmd_load(int argc, char **argv) {
     load_write_trailer(sec, secsize, &t, BM_STATE_FAILED);
     goto fail_section;
   }
-  t.xxh3 = XXH3_64bits_digest(l.xxh);
+  t.xxh3 = hash_digest(l.xxh);
   if ((err = load_write_trailer(sec, secsize, &t, BM_STATE_READY)) != 0) {
     cli_lib_error(o_name, err);
     goto fail_section;
@@ -271,7 +244,7 @@ fail_section:
 fail_file:
   rc = EXIT_FAILED;
 done:
-  if (l.xxh) XXH3_freeState(l.xxh);
+  hash_free(l.xxh);
   uv_fs_close(NULL, &req, l.fd, NULL);
   uv_fs_req_cleanup(&req);
   bm_source_close(sec);

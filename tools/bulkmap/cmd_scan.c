@@ -1,37 +1,8 @@
 /* bulkmap scan: hash, count lines and count a literal over a file of any size, streaming
  * its windows through the bulkmap_uv pipeline (counts in parallel, the hash in order). */
-#define XXH_INLINE_ALL
-#if defined(__x86_64__) && defined(__GNUC__)
-/* The AVX2 kernels of XXH3 compiled beside the baseline (SSE2) ones, picked at run time as
- * xxhsum does (xxh_x86dispatch.c): the hash is the one sequential stage of a scan, so its
- * speed is the scan's speed. */
-#define XXH_DISPATCH_AVX2 1
-#define XXH_TARGET_AVX2 __attribute__((__target__("avx2")))
-#include <immintrin.h>
-#endif
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 #include "run.h"
-
-#if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((__target__("avx2"))) static XXH_errorcode scan_xxh3_avx2(XXH3_state_t *st,
-                                                                        const void *p, size_t n) {
-  return XXH3_update(st, (const xxh_u8 *)p, n, XXH3_accumulate_512_avx2, XXH3_scrambleAcc_avx2);
-}
-#endif
-
-static void scan_xxh3_update(XXH3_state_t *st, const void *p, size_t n) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  static int have_avx2 = -1;
-  if (have_avx2 < 0) have_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-  if (have_avx2) {
-    scan_xxh3_avx2(st, p, n);
-    return;
-  }
-#endif
-  XXH3_64bits_update(st, p, n);
-}
 
 #define LIT_KEEP 64 /* match positions a window keeps for re-synchronising the count */
 
@@ -44,7 +15,7 @@ typedef struct {
   int hash, lines, count;
   const unsigned char *lit;
   size_t litlen;
-  XXH3_state_t *xxh;
+  cli_hash_t *xxh;
   uint64_t lines_total, count_total;
   uint64_t carry; /* the next offset at which a literal match may start */
 } scan_t;
@@ -72,7 +43,7 @@ static int scan_window_parallel(bm_uv_window_t *w, void *data) {
 static int scan_window_ordered(bm_uv_window_t *w, void *data) {
   scan_t *s = ((cli_run_t *)data)->ctx;
   scan_win_t *u = w->user;
-  if (s->hash) scan_xxh3_update(s->xxh, w->data + w->overlap, w->length - w->overlap);
+  if (s->hash) hash_update(s->xxh, w->data + w->overlap, w->length - w->overlap);
   if (s->count) {
     if (s->carry <= w->offset) {
       s->count_total += u->count;
@@ -175,7 +146,7 @@ int cmd_scan(int argc, char **argv) {
   }
   if (o_length == NULL) length = size - offset;
   s.carry = offset;
-  if (s.hash && ((s.xxh = XXH3_createState()) == NULL || XXH3_64bits_reset(s.xxh) != XXH_OK)) {
+  if (s.hash && (s.xxh = hash_new()) == NULL) {
     cli_error("scan", "out of memory");
     bm_source_close(src);
     return EXIT_FAILED;
@@ -215,7 +186,7 @@ int cmd_scan(int argc, char **argv) {
     out_u64(&out, "offset", offset);
     out_u64(&out, "length", length);
     out_u64(&out, "bytes", run.pipe.bytes_done);
-    if (s.hash) out_hex64(&out, "xxh3", XXH3_64bits_digest(s.xxh));
+    if (s.hash) out_hex64(&out, "xxh3", hash_digest(s.xxh));
     if (s.lines) out_u64(&out, "lines", s.lines_total);
     if (s.count) out_u64(&out, "count", s.count_total);
     out_f(&out, "seconds", secs, 6);
@@ -226,7 +197,7 @@ int cmd_scan(int argc, char **argv) {
     out_end(&out);
     rc = EXIT_DONE;
   }
-  if (s.xxh) XXH3_freeState(s.xxh);
+  hash_free(s.xxh);
   bm_source_close(src);
   return rc;
 }

@@ -1,0 +1,55 @@
+/* The tool's XXH3-64 (equal to xxhsum -H3): xxHash header-only, with the AVX2 kernels
+ * compiled beside the baseline (SSE2) ones and picked at run time, as xxhsum does
+ * (xxh_x86dispatch.c). The hash is the one sequential stage of scan and load, so its speed
+ * is theirs. */
+#define XXH_INLINE_ALL
+#if defined(__x86_64__) && defined(__GNUC__)
+#define XXH_DISPATCH_AVX2 1
+#define XXH_TARGET_AVX2 __attribute__((__target__("avx2")))
+#include <immintrin.h>
+#endif
+#include <stdlib.h>
+#include <xxhash.h>
+#include "cli.h"
+
+struct cli_hash_s {
+  XXH3_state_t *st;
+};
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((__target__("avx2"))) static void hash_update_avx2(XXH3_state_t *st,
+                                                                 const void *p, size_t n) {
+  XXH3_update(st, (const xxh_u8 *)p, n, XXH3_accumulate_512_avx2, XXH3_scrambleAcc_avx2);
+}
+#endif
+
+cli_hash_t *hash_new(void) {
+  cli_hash_t *h = malloc(sizeof(*h));
+  if (h == NULL) return NULL;
+  if ((h->st = XXH3_createState()) == NULL || XXH3_64bits_reset(h->st) != XXH_OK) {
+    XXH3_freeState(h->st);
+    free(h);
+    return NULL;
+  }
+  return h;
+}
+
+void hash_update(cli_hash_t *h, const void *p, size_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static int have_avx2 = -1;
+  if (have_avx2 < 0) have_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+  if (have_avx2) {
+    hash_update_avx2(h->st, p, n);
+    return;
+  }
+#endif
+  XXH3_64bits_update(h->st, p, n);
+}
+
+uint64_t hash_digest(const cli_hash_t *h) { return XXH3_64bits_digest(h->st); }
+
+void hash_free(cli_hash_t *h) {
+  if (h == NULL) return;
+  XXH3_freeState(h->st);
+  free(h);
+}

@@ -1,5 +1,5 @@
 # perf/plots.gp: run by perf/run.sh inside perf/results, on the .dat files perf/report.py wrote.
-set terminal pngcairo size 900,500 font ",10"
+set terminal pngcairo noenhanced size 900,500 font ",10"
 set style fill solid 0.7 border -1
 set boxwidth 0.6
 set grid ytics
@@ -43,7 +43,7 @@ if (have("sweep_medians.dat")) {
 }
 if (have("bench_medians.dat")) {
   set output "bench.png"
-  set terminal pngcairo size 1200,450 font ",10"
+  set terminal pngcairo noenhanced size 1200,450 font ",10"
   set multiplot layout 1,3 title "bulkmap bench: page kinds (medians)"
   set title "populate (GB/s)"
   set logscale y

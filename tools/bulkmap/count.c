@@ -55,12 +55,12 @@ uint64_t count_byte(const unsigned char *p, size_t n, unsigned char c) {
   return count_byte_plain(p, n, c);
 }
 
-const unsigned char *find_literal(const unsigned char *p, size_t n, const unsigned char *lit,
-                                  size_t len) {
+static const unsigned char *find_literal_plain(const unsigned char *p, size_t n,
+                                              const unsigned char *lit, size_t len) {
 #if defined(__GLIBC__)
   return memmem(p, n, lit, len);
 #else
-  const unsigned char *end = p + n, *q;
+  const unsigned char *end, *q;
   if (len > n) return NULL;
   end = p + (n - len + 1);
   while (p < end && (q = memchr(p, lit[0], (size_t)(end - p))) != NULL) {
@@ -69,4 +69,39 @@ const unsigned char *find_literal(const unsigned char *p, size_t n, const unsign
   }
   return NULL;
 #endif
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* The "packed pair" search (W. Mula's SIMD-friendly substring search, as in ripgrep's
+ * memchr crate): 32 candidate positions at a time must match the literal's first and last
+ * bytes before the middle is compared. */
+__attribute__((target("avx2"))) static const unsigned char *
+find_literal_avx2(const unsigned char *p, size_t n, const unsigned char *lit, size_t len) {
+  const __m256i first = _mm256_set1_epi8((char)lit[0]), last = _mm256_set1_epi8((char)lit[len - 1]);
+  size_t i = 0;
+  for (; n >= len - 1 + 32 && i <= n - (len - 1) - 32; i += 32) {
+    __m256i a = _mm256_cmpeq_epi8(_mm256_loadu_si256((const void *)(p + i)), first);
+    __m256i b = _mm256_cmpeq_epi8(_mm256_loadu_si256((const void *)(p + i + len - 1)), last);
+    unsigned mask = (unsigned)_mm256_movemask_epi8(_mm256_and_si256(a, b));
+    while (mask != 0) {
+      unsigned bit = (unsigned)__builtin_ctz(mask);
+      if (memcmp(p + i + bit + 1, lit + 1, len - 2) == 0) return p + i + bit;
+      mask &= mask - 1;
+    }
+  }
+  return find_literal_plain(p + i, n - i, lit, len);
+}
+#endif
+
+const unsigned char *find_literal(const unsigned char *p, size_t n, const unsigned char *lit,
+                                  size_t len) {
+  if (len == 1) return memchr(p, lit[0], n);
+#if defined(__x86_64__) && defined(__GNUC__)
+  {
+    static int have_avx2 = -1;
+    if (have_avx2 < 0) have_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+    if (have_avx2) return find_literal_avx2(p, n, lit, len);
+  }
+#endif
+  return find_literal_plain(p, n, lit, len);
 }

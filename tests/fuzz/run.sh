@@ -13,8 +13,12 @@ flags=(-g -O1 -std=c11 -w -fsanitize=fuzzer,address,undefined -fno-sanitize-reco
 lib=("$top"/src/error.c "$top"/src/parse.c "$top"/src/plan.c "$top"/src/section.c "$top"/src/trailer.c
      "$top"/src/source.c "$top"/src/sysinfo.c "$top"/src/window.c "$top"/src/posix/*.c)
 total=0
-for name in plan parse trailer; do
-  clang "${flags[@]}" "$here/fuzz_$name.c" "${lib[@]}" -o "$out/fuzz_$name" -lpthread -lrt
+for name in plan parse trailer literal; do
+  if [ "$name" = literal ]; then
+    clang "${flags[@]}" -I"$top/tools/bulkmap" "$here/fuzz_$name.c" "$top/tools/bulkmap/count.c" -o "$out/fuzz_$name"
+  else
+    clang "${flags[@]}" "$here/fuzz_$name.c" "${lib[@]}" -o "$out/fuzz_$name" -lpthread -lrt
+  fi
   corpus="$out/corpus-$name"
   rm -rf "$corpus"; mkdir -p "$corpus"
   cp "$here/corpus/$name/"* "$corpus/" 2>/dev/null || true

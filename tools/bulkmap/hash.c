@@ -5,6 +5,10 @@
 #define XXH_INLINE_ALL
 #if defined(__x86_64__) && defined(__GNUC__)
 #define XXH_DISPATCH_AVX2 1
+/* The AVX2 kernel loads the accumulators with aligned 32-byte loads, and XXH3_update works
+ * on a stack copy aligned to XXH_ACC_ALIGN, which the SSE2 baseline would set to 16. 64 is
+ * what xxHash's own dispatcher (XXH_X86DISPATCH) uses. */
+#define XXH_ACC_ALIGN 64
 #define XXH_TARGET_AVX2 __attribute__((__target__("avx2")))
 #include <immintrin.h>
 #endif

@@ -21,6 +21,10 @@ struct bm_source_s {
   char path[BM_PATH_MAX]; /* file path, or where the section lives */
 };
 
+/* A zeroed source of the given kind with no OS object yet, the granularity and page size
+ * of normal pages, and no large pages; NULL when out of memory. */
+bm_source_t *bm__source_new(int kind, unsigned flags);
+
 /* Records the raw OS error of the calling thread's last failure. */
 void bm__set_os_error(int oserr);
 

@@ -37,21 +37,6 @@ int bm_name_check(const char *name) {
 
 static int bm__is_pow2(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
-static bm_source_t *bm__section_new(int kind, unsigned flags) {
-  bm_source_t *src = calloc(1, sizeof(*src));
-  if (src == NULL) return NULL;
-  src->fd = BM_OS_INVALID_HANDLE;
-  src->mapping = BM_OS_INVALID_HANDLE;
-  src->kind = kind;
-  src->flags = flags;
-  src->granularity = bm__os_config()->granularity;
-  src->page_size = bm__os_config()->page_size;
-  src->large.requested = BM_LARGE_OFF;
-  src->large.page_size = src->page_size;
-  src->large.reason = BM_REASON_NOT_REQUESTED;
-  return src;
-}
-
 int bm_section_create(bm_source_t **out, const char *name, const bm_section_opts_t *opts,
                       bm_large_t *outcome) {
   bm_large_t large;
@@ -72,7 +57,7 @@ int bm_section_create(bm_source_t **out, const char *name, const bm_section_opts
   if (opts->large_page_size != 0 && !bm__is_pow2(opts->large_page_size)) return BM_EINVAL;
   if (name != NULL && (err = bm_name_check(name)) != 0) return err;
 
-  src = bm__section_new(name != NULL ? BM__SRC_SECTION : BM__SRC_ANON, BM_FILE_WRITE);
+  src = bm__source_new(name != NULL ? BM__SRC_SECTION : BM__SRC_ANON, BM_FILE_WRITE);
   if (src == NULL) return BM_ENOMEM;
   src->large = large;
   err = bm__os_section_create(src, name, opts, &large);
@@ -95,7 +80,7 @@ int bm_section_open(bm_source_t **out, const char *name, unsigned access) {
   *out = NULL;
   if ((err = bm_name_check(name)) != 0) return err;
   if (access == 0 || (access & ~(unsigned)(BM_ACCESS_READ | BM_ACCESS_WRITE))) return BM_EINVAL;
-  src = bm__section_new(BM__SRC_SECTION,
+  src = bm__source_new(BM__SRC_SECTION,
                         (access & BM_ACCESS_WRITE) ? BM_FILE_WRITE : BM_FILE_READ);
   if (src == NULL) return BM_ENOMEM;
   err = bm__os_section_open(src, name, access);

@@ -7,6 +7,21 @@
 /* Where an empty view points, so that callers may pass data to memchr and friends. */
 static unsigned char bm__empty_view[1];
 
+bm_source_t *bm__source_new(int kind, unsigned flags) {
+  bm_source_t *src = calloc(1, sizeof(*src));
+  if (src == NULL) return NULL;
+  src->fd = BM_OS_INVALID_HANDLE;
+  src->mapping = BM_OS_INVALID_HANDLE;
+  src->kind = kind;
+  src->flags = flags;
+  src->granularity = bm__os_config()->granularity;
+  src->page_size = bm__os_config()->page_size;
+  src->large.requested = BM_LARGE_OFF;
+  src->large.page_size = src->page_size;
+  src->large.reason = BM_REASON_NOT_REQUESTED;
+  return src;
+}
+
 int bm_file_open(bm_source_t **out, const char *path, unsigned flags) {
   bm_source_t *src;
   unsigned mode = flags & (BM_FILE_READ | BM_FILE_WRITE | BM_FILE_COW);
@@ -24,15 +39,7 @@ int bm_file_open(bm_source_t **out, const char *path, unsigned flags) {
     return BM_EINVAL;
   if (strlen(path) >= sizeof(src->path)) return BM_EINVAL;
 
-  src = calloc(1, sizeof(*src));
-  if (src == NULL) return BM_ENOMEM;
-  src->fd = BM_OS_INVALID_HANDLE;
-  src->mapping = BM_OS_INVALID_HANDLE;
-  src->kind = BM__SRC_FILE;
-  src->flags = flags;
-  src->granularity = bm__os_config()->granularity;
-  src->page_size = bm__os_config()->page_size;
-  src->large.reason = BM_REASON_NOT_REQUESTED;
+  if ((src = bm__source_new(BM__SRC_FILE, flags)) == NULL) return BM_ENOMEM;
   strcpy(src->path, path);
   err = bm__os_file_open(src, path, flags);
   if (err != 0) {

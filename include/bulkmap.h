@@ -159,7 +159,8 @@ enum {
 /* Opens a regular file. flags: one of READ, WRITE, COW, plus CREATE/EXCL/TRUNC with WRITE.
  * Errors: BM_EINVAL (flags, NULL), BM_ENOENT, BM_EACCES, BM_EISDIR, BM_ENOTREG (FIFO,
  * device, socket: not mappable), BM_EEXIST, BM_EOS. On success *out is owned by the caller
- * (bm_source_close). Paths are UTF-8 on every platform. */
+ * (bm_source_close). Paths are UTF-8 on every platform. Linux: a file on hugetlbfs gets the
+ * huge page size as its granularity; procfs and sysfs files are refused (BM_ENOTREG). */
 BM_EXTERN int bm_file_open(bm_source_t **out, const char *path, unsigned flags);
 /* Grows a file opened for writing to size bytes (never shrinks: BM_EINVAL when smaller).
  * Errors: BM_EREADONLY, BM_ENOSPC, BM_EIO, BM_ENOTSUP (a section). */
@@ -269,7 +270,7 @@ typedef struct bm_window_s {
  * the end), BM_EOVERFLOW (start+length wraps). */
 BM_EXTERN int bm_window_init(bm_window_t *w, bm_source_t *src, const bm_window_opts_t *opts);
 /* Advances to the next window: returns 1 with w->data/length/offset set, 0 at the end (an
- * empty range ends at once), or a negative error: BM_ETRUNCATED when the source became
+ * empty range gives one empty window, then 0), or a negative error: BM_ETRUNCATED when the source became
  * shorter than the range being walked, BM_ENOMEM, BM_EOS. The previous window is unmapped. */
 BM_EXTERN int bm_window_next(bm_window_t *w);
 /* Moves the cursor so that the next window starts at absolute offset `offset` (no overlap

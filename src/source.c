@@ -1,5 +1,6 @@
 /* Sources (files) and views at any offset: the portable arithmetic and checks; the OS
  * calls are the backend's. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "os.h"
@@ -37,10 +38,10 @@ int bm_file_open(bm_source_t **out, const char *path, unsigned flags) {
   if (flags & ~(unsigned)(BM_FILE_READ | BM_FILE_WRITE | BM_FILE_CREATE | BM_FILE_EXCL |
                           BM_FILE_TRUNC | BM_FILE_COW))
     return BM_EINVAL;
-  if (strlen(path) >= sizeof(src->path)) return BM_EINVAL;
 
   if ((src = bm__source_new(BM__SRC_FILE, flags)) == NULL) return BM_ENOMEM;
-  strcpy(src->path, path);
+  /* Kept for messages only (truncated when long); the OS gets the caller's path. */
+  snprintf(src->path, sizeof(src->path), "%s", path);
   err = bm__os_file_open(src, path, flags);
   if (err != 0) {
     free(src);

@@ -441,6 +441,33 @@ START_TEST(never_outside_the_mount) {
 }
 END_TEST
 
+START_TEST(file_on_hugetlbfs) {
+  /* A plain file on a hugetlbfs mount maps at any offset through the library, which aligns
+   * views to the huge page (the kernel refuses base-page offsets there). */
+  char p[512];
+  bm_source_t *src = NULL;
+  bm_view_t v;
+  uint64_t i;
+  SKIP_UNLESS_READY();
+  snprintf(p, sizeof(p), "%s/%s", fx.mnt, ht_name("file"));
+  ck_assert_bm_ok(bm_file_open(&src, p, BM_FILE_WRITE | BM_FILE_CREATE | BM_FILE_EXCL));
+  ck_assert_uint_eq(bm_source_granularity(src), 2 * MiB);
+  ck_assert_bm_ok(bm_file_extend(src, 4 * MiB));
+  ck_assert_bm_ok(bm_view_map(&v, src, 0, 4 * MiB, BM_ACCESS_WRITE));
+  for (i = 0; i < 4 * MiB; i++) ((unsigned char *)v.data)[i] = bm_test_byte(i);
+  bm_view_unmap(&v);
+  ck_assert_bm_ok(bm_view_map(&v, src, 5000, 10, BM_ACCESS_READ));
+  ck_assert_uint_eq((uintptr_t)v.base % (2 * MiB), 0);
+  for (i = 0; i < 10; i++) ck_assert_uint_eq(((unsigned char *)v.data)[i], bm_test_byte(5000 + i));
+  bm_view_unmap(&v);
+  ck_assert_bm_ok(bm_view_map(&v, src, 2 * MiB + 1, BM_TO_END, BM_ACCESS_READ));
+  ck_assert_uint_eq(((unsigned char *)v.data)[0], bm_test_byte(2 * MiB + 1));
+  bm_view_unmap(&v);
+  bm_source_close(src);
+  ck_assert_int_eq(unlink(p), 0);
+}
+END_TEST
+
 START_TEST(strict_with_empty_pool) {
   const char *name = ht_name("strict");
   bm_section_opts_t o;
@@ -589,6 +616,7 @@ Suite *large_suite(void) {
   tcase_add_test(tc, gigantic_1g);
   tcase_add_test(tc, size_rules);
   tcase_add_test(tc, never_outside_the_mount);
+  tcase_add_test(tc, file_on_hugetlbfs);
   suite_add_tcase(s, tc);
   tc = tcase_create("pool_empty");
   tcase_add_unchecked_fixture(tc, empty_setup, fx_restore);

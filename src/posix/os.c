@@ -14,6 +14,19 @@
 #include "../os.h"
 #include "posix.h"
 
+#ifdef __linux__
+#include <sys/statfs.h>
+#endif
+#ifndef HUGETLBFS_MAGIC
+#define HUGETLBFS_MAGIC 0x958458f6
+#endif
+#ifndef PROC_SUPER_MAGIC
+#define PROC_SUPER_MAGIC 0x9fa0
+#endif
+#ifndef SYSFS_MAGIC
+#define SYSFS_MAGIC 0x62656572
+#endif
+
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22 /* Linux 5.14 */
 #endif
@@ -61,7 +74,7 @@ int bm__posix_error(int e) {
   case EIO: return BM_EIO;
   case ENOSPC: case EDQUOT: return BM_ENOSPC;
   case EROFS: return BM_EREADONLY;
-  case ENAMETOOLONG: return BM_ENAME;
+  case ENAMETOOLONG: return BM_EINVAL; /* the OS error (36) says which */
   case ELOOP: return BM_EACCES; /* O_NOFOLLOW met a symlink: refused */
   case ENOSYS: case EOPNOTSUPP: return BM_ENOTSUP;
   case EBUSY: case ETXTBSY: return BM_EBUSY;
@@ -101,6 +114,25 @@ int bm__os_file_open(bm_source_t *src, const char *path, unsigned flags) {
     if ((oflags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) bm__sys_unlink(path);
     return err;
   }
+#ifdef __linux__
+  {
+    /* A file on hugetlbfs maps only in whole huge pages at huge-page offsets, so views of
+     * it align to that; procfs and sysfs files say they are empty when they are not, so
+     * they cannot be read by mapping. (fstatfs failing leaves an ordinary file.) */
+    struct statfs sf;
+    if (bm__sys_fstatfs(fd, &sf) == 0) {
+      if ((unsigned long)sf.f_type == (unsigned long)HUGETLBFS_MAGIC && sf.f_bsize > 0) {
+        src->hugetlb = 1;
+        src->granularity = src->page_size = (size_t)sf.f_bsize;
+      } else if ((unsigned long)sf.f_type == (unsigned long)PROC_SUPER_MAGIC ||
+                 (unsigned long)sf.f_type == (unsigned long)SYSFS_MAGIC) {
+        close(fd);
+        bm__set_os_error(0);
+        return BM_ENOTREG;
+      }
+    }
+  }
+#endif
   src->fd = fd;
   return 0;
 }

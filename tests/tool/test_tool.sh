@@ -136,6 +136,10 @@ expect 2 scan "$T/rand" --hash --hash
 expect 2 scan
 expect 2 scan "$T/rand" --window
 expect 2 frobnicate
+expect 2 scan ""
+expect 1 scan /proc/self/status                                # says it is empty: refused
+expect 2 load "$T/rand" --name --no-progress                   # a flag is not a name
+expect 2 bench --size 16T --pages 4k                           # would only summon the OOM killer
 expect 2 load "$T/rand"
 expect 2 load "$T/rand" --name "bad/name"
 expect 2 load "$T/rand" --name ""

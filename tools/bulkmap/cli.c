@@ -69,7 +69,9 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt_t *opts, int
       } else if (eq) {
         *opts[k].value = eq + 1;
       } else {
-        if (i + 1 >= argc) return cli_usage(cmd, "%s needs a value", opts[k].flag);
+        /* "--name --json" is a forgotten value, not a name; --flag=--x still passes one. */
+        if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)
+          return cli_usage(cmd, "%s needs a value", opts[k].flag);
         *opts[k].value = argv[++i];
       }
       continue;

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 #include "cli.h"
 
 enum { KIND_4K, KIND_THP, KIND_LARGE, NKINDS };
@@ -218,6 +219,14 @@ int cmd_bench(int argc, char **argv) {
   if (size < (1u << 20)) return cli_usage("bench", "--size %s: at least 1M", o_size);
   if (size > (uint64_t)SIZE_MAX / 2)
     return cli_usage("bench", "--size %s: larger than this process can map", o_size);
+  {
+    /* Each kind faults the whole region in: past the machine's memory that would only
+     * summon the OOM killer (for everyone), so refuse what cannot fit with room to spare. */
+    uint64_t total = uv_get_total_memory();
+    if (total != 0 && size > total / 4 * 3)
+      return cli_usage("bench", "--size %s: more than 3/4 of this machine's memory (%llu MiB)",
+                       o_size, (unsigned long long)(total >> 20));
+  }
   if (o_pages == NULL) {
     for (k = 0; k < NKINDS; k++) order[n++] = k;
   } else {

@@ -1,5 +1,6 @@
 /* bulkmap load: copies a file into a new named section through the bulkmap_uv pipeline
  * (reads in parallel, checksum in order), then publishes the trailer as ready. */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include "run.h"
@@ -74,6 +75,21 @@ static int load_write_trailer(bm_source_t *sec, uint64_t secsize, const bm_trail
   return err == BM_ETRUNCATED ? BM_ENOSPC : err;
 }
 
+/* Outside the pipeline (libuv's handlers cover it), a signal is only noted, so that making
+ * the section and publishing its trailer are never cut off half-way: the load stops at the
+ * next step and removes what it made. */
+static volatile sig_atomic_t load_signalled;
+
+static void load_on_signal(int signum) {
+  (void)signum;
+  load_signalled = 1;
+}
+
+static void load_note_signals(void) {
+  signal(SIGINT, load_on_signal);
+  signal(SIGTERM, load_on_signal);
+}
+
 int cmd_load(int argc, char **argv) {
   const char *o_name = NULL, *o_large = NULL, *o_hold = NULL, *o_json = NULL, *o_noprog = NULL,
              *pos[1];
@@ -97,6 +113,7 @@ int cmd_load(int argc, char **argv) {
   rc = cli_parse("load", argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), pos, 1, &npos);
   if (rc != 0) return rc < 0 ? EXIT_DONE : rc;
   if (npos != 1) return cli_usage("load", "missing FILE");
+  if (pos[0][0] == '\0') return cli_usage("load", "FILE is an empty string");
   if (o_name == NULL) return cli_usage("load", "missing --name NAME");
   if (bm_name_check(o_name) != 0)
     return cli_usage("load", "--name '%s': a name is 1-200 characters of A-Z a-z 0-9 . _ -",
@@ -121,7 +138,20 @@ int cmd_load(int argc, char **argv) {
     return EXIT_FAILED;
   }
   memset(&l, 0, sizeof(l));
-  l.fd = uv_fs_open(NULL, &req, pos[0], UV_FS_O_RDONLY, 0, NULL);
+  /* The reads go through libuv's descriptor. The path was checked to be a regular file
+   * above; should it have been swapped since, O_NONBLOCK keeps a FIFO from hanging us and
+   * fstat refuses it. */
+  l.fd = uv_fs_open(NULL, &req, pos[0], UV_FS_O_RDONLY | UV_FS_O_NONBLOCK, 0, NULL);
+  uv_fs_req_cleanup(&req);
+  if (l.fd >= 0 && (uv_fs_fstat(NULL, &req, l.fd, NULL) != 0 ||
+                    (req.statbuf.st_mode & S_IFMT) != S_IFREG)) {
+    uv_fs_req_cleanup(&req);
+    uv_fs_close(NULL, &req, l.fd, NULL);
+    uv_fs_req_cleanup(&req);
+    cli_error(pos[0], "changed while it was opened: no longer a regular file");
+    bm_source_close(file);
+    return EXIT_FAILED;
+  }
   uv_fs_req_cleanup(&req);
   if (l.fd < 0) {
     cli_error(pos[0], "cannot open: %s", uv_strerror(l.fd));
@@ -145,6 +175,7 @@ int cmd_load(int argc, char **argv) {
     }
   }
   memset(&large, 0, sizeof(large));
+  load_note_signals();
   err = bm_section_create(&sec, o_name, &so, &large);
   if (err == BM_EEXIST) {
     cli_error(o_name, "a section of that name exists already (bulkmap rm %s removes it)", o_name);
@@ -179,6 +210,7 @@ int cmd_load(int argc, char **argv) {
     cli_lib_error(o_name, err);
     goto fail_section;
   }
+  if (load_signalled) goto interrupted;
 
   if ((l.xxh = hash_new()) == NULL) {
     cli_error("load", "out of memory");
@@ -196,13 +228,8 @@ int cmd_load(int argc, char **argv) {
   t0 = cli_now();
   err = cli_run(&run, sec, &po, o_noprog == NULL);
   secs = cli_now() - t0;
-  if (run.interrupted) {
-    cli_error("load", "interrupted: %s removed, nothing published", o_name);
-    load_write_trailer(sec, secsize, &t, BM_STATE_FAILED);
-    bm_section_remove(o_name);
-    rc = EXIT_INTERRUPTED;
-    goto done;
-  }
+  load_note_signals(); /* libuv put the default action back when its handles closed */
+  if (run.interrupted || load_signalled) goto interrupted;
   if (err != 0) {
     if (err == BM_ETRUNCATED) cli_error(pos[0], "the file shrank while it was loaded");
     else if (err == BM_ENOSPC)
@@ -212,10 +239,14 @@ int cmd_load(int argc, char **argv) {
     goto fail_section;
   }
   t.xxh3 = hash_digest(l.xxh);
+  if (load_signalled) goto interrupted;
   if ((err = load_write_trailer(sec, secsize, &t, BM_STATE_READY)) != 0) {
     cli_lib_error(o_name, err);
     goto fail_section;
   }
+  /* Published: from here a signal ends a --hold, or is too late to matter. */
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
 
   out_begin(&out, o_json != NULL);
   out_str(&out, "name", o_name);
@@ -237,6 +268,13 @@ int cmd_load(int argc, char **argv) {
     bm_section_remove(o_name);
 #endif
   }
+  goto done;
+
+interrupted:
+  cli_error("load", "interrupted: %s removed, nothing published", o_name);
+  load_write_trailer(sec, secsize, &t, BM_STATE_FAILED);
+  bm_section_remove(o_name);
+  rc = EXIT_INTERRUPTED;
   goto done;
 
 fail_section:

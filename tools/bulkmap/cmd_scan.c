@@ -100,6 +100,7 @@ int cmd_scan(int argc, char **argv) {
   rc = cli_parse("scan", argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), pos, 1, &npos);
   if (rc != 0) return rc < 0 ? EXIT_DONE : rc;
   if (npos != 1) return cli_usage("scan", "missing FILE");
+  if (pos[0][0] == '\0') return cli_usage("scan", "FILE is an empty string");
   if (o_offset && (rc = cli_size("scan", "--offset", o_offset, &offset))) return rc;
   if (o_length && (rc = cli_size("scan", "--length", o_length, &length))) return rc;
   if (o_window && (rc = cli_size("scan", "--window", o_window, &window))) return rc;

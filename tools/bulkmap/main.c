@@ -102,7 +102,7 @@ int main(int argc, char **argv) {
   }
   for (i = 0; i < NCOMMANDS; i++)
     if (strcmp(commands[i].name, argv[1]) == 0) return commands[i].fn(argc - 1, argv + 1);
-  fprintf(stderr, "bulkmap: unknown command '%s'\n", argv[1]);
+  fprintf(stderr, "bulkmap: %s: unknown command\n", argv[1]);
   usage_all(stderr);
   return EXIT_USAGE;
 }

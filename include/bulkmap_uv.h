@@ -33,7 +33,7 @@ typedef struct bm_uv_window_s {
   bm_uv_pipeline_t *pipe;
   bm_view_t view;
   uv_work_t req;
-  int status, state;
+  int status, state, os_error;
 } bm_uv_window_t;
 
 typedef struct bm_uv_pipeline_opts_s {
@@ -62,6 +62,8 @@ struct bm_uv_pipeline_s {
   uint64_t total;          /* bytes in the range */
   uint64_t window;         /* window size used */
   uint64_t peak_mapped;    /* the most bytes mapped at once (final once done is called) */
+  int os_error;            /* the raw OS error behind a failed status (0 when none): the
+                              failure happened on a pool thread, not the caller's */
   /* private */
   uv_loop_t *loop;
   bm_source_t *src;

@@ -65,12 +65,14 @@ static void pipe_parallel_work(uv_work_t *req) {
     if (err != 0 || p->o.ordered == NULL) pipe_unmap(w);
   }
   w->status = err;
+  w->os_error = err != 0 ? bm_last_os_error() : 0;
 }
 
 /* Pool thread: the ordered callback, then unmap. */
 static void pipe_ordered_work(uv_work_t *req) {
   bm_uv_window_t *w = req->data;
   w->status = bm_guard_call(pipe_call_ordered, w);
+  w->os_error = w->status != 0 ? bm_last_os_error() : 0;
   pipe_unmap(w);
 }
 
@@ -106,7 +108,10 @@ static void pipe_ordered_done(uv_work_t *req, int uvstatus) {
   p->active--;
   p->ordering = 0;
   if (uvstatus != 0 && w->status == 0) w->status = BM_EOS;
-  if (w->status != 0 && p->status == 0) p->status = w->status;
+  if (w->status != 0 && p->status == 0) {
+    p->status = w->status;
+    p->os_error = w->os_error;
+  }
   if (w->status == 0) pipe_window_finished(p, w);
   else w->state = SLOT_FREE;
   pipe_schedule(p);
@@ -143,7 +148,10 @@ static void pipe_parallel_done(uv_work_t *req, int uvstatus) {
   if (uvstatus != 0 && w->status == 0) w->status = BM_EOS;
   if (w->status != 0) {
     /* The lowest window's error wins: it is what a sequential walk would have met. */
-    if (p->status == 0) p->status = w->status;
+    if (p->status == 0) {
+      p->status = w->status;
+      p->os_error = w->os_error;
+    }
     pipe_unmap(w);
     w->state = SLOT_FREE;
   } else {

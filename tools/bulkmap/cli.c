@@ -27,7 +27,10 @@ void cli_error(const char *context, const char *fmt, ...) {
 }
 
 void cli_lib_error(const char *context, int err) {
-  int os = bm_last_os_error();
+  cli_lib_error_os(context, err, bm_last_os_error());
+}
+
+void cli_lib_error_os(const char *context, int err, int os) {
   if (os != 0)
     cli_error(context, "%s (%s; OS error %d (0x%x))", bm_strerror(err), bm_err_name(err), os,
               (unsigned)os);
@@ -127,13 +130,36 @@ static void out_key(cli_out_t *o, const char *key) {
   }
 }
 
-static void json_string(const char *s) {
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlongs, no surrogates,
+ * nothing past U+10FFFF), or 0. */
+static int utf8_len(const unsigned char *p) {
+  int n, i;
+  unsigned c = p[0];
+  if (c < 0x80) return 1;
+  if (c >= 0xc2 && c <= 0xdf) n = 2;
+  else if (c >= 0xe0 && c <= 0xef) n = 3;
+  else if (c >= 0xf0 && c <= 0xf4) n = 4;
+  else return 0;
+  for (i = 1; i < n; i++)
+    if ((p[i] & 0xc0) != 0x80) return 0;
+  if (c == 0xe0 && p[1] < 0xa0) return 0;
+  if (c == 0xed && p[1] > 0x9f) return 0;
+  if (c == 0xf0 && p[1] < 0x90) return 0;
+  if (c == 0xf4 && p[1] > 0x8f) return 0;
+  return n;
+}
+
+/* A JSON string: escapes what JSON needs, and shows bytes that are not UTF-8 (a file name
+ * on Linux may hold any) as U+FFFD, so that the output is always valid JSON. */
+void json_string(const char *s) {
   const unsigned char *p = (const unsigned char *)s;
+  int n;
   putchar('"');
-  for (; *p; p++) {
-    if (*p == '"' || *p == '\\') printf("\\%c", *p);
-    else if (*p < 0x20) printf("\\u%04x", *p);
-    else putchar(*p);
+  while (*p) {
+    if (*p == '"' || *p == '\\') printf("\\%c", *p++);
+    else if (*p < 0x20 || *p == 0x7f) printf("\\u%04x", *p++);
+    else if ((n = utf8_len(p)) == 0) printf("\\ufffd"), p++;
+    else fwrite(p, 1, (size_t)n, stdout), p += n;
   }
   putchar('"');
 }

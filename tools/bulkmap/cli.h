@@ -25,6 +25,8 @@ void cli_error(const char *context, const char *fmt, ...)
 void cli_verror(const char *context, const char *fmt, va_list ap);
 /* Reports a library error: message, name and the raw OS error when there is one. */
 void cli_lib_error(const char *context, int err);
+/* The same with the OS error given (one that happened on another thread). */
+void cli_lib_error_os(const char *context, int err, int os);
 /* Prints the usage of a command to stderr and returns EXIT_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...);
 /* --help for a command, on stdout. */
@@ -53,6 +55,7 @@ typedef struct cli_out_s {
   int depth;
 } cli_out_t;
 void out_begin(cli_out_t *o, int json);
+void json_string(const char *s); /* a quoted, escaped JSON string (always valid UTF-8) */
 void out_str(cli_out_t *o, const char *key, const char *val); /* NULL: JSON null */
 void out_u64(cli_out_t *o, const char *key, uint64_t v);
 void out_i64(cli_out_t *o, const char *key, int64_t v);

@@ -193,16 +193,6 @@ static void csv_row(FILE *f, const bench_result_t *r) {
             r->reason);
 }
 
-static void json_str(const char *s) {
-  putchar('"');
-  for (; *s; s++) {
-    if (*s == '"' || *s == '\\') printf("\\%c", *s);
-    else if ((unsigned char)*s < 0x20) printf("\\u%04x", (unsigned char)*s);
-    else putchar(*s);
-  }
-  putchar('"');
-}
-
 int cmd_bench(int argc, char **argv) {
   const char *o_size = NULL, *o_pages = NULL, *o_csv = NULL, *o_json = NULL, *pos[1];
   const cli_opt_t opts[] = {{"--size", 1, &o_size}, {"--pages", 1, &o_pages},
@@ -284,7 +274,7 @@ int cmd_bench(int argc, char **argv) {
         printf("\"page_size\":null,\"size\":%llu,\"populate_seconds\":null,"
                "\"seq_bytes_per_second\":null,\"random_ns\":null,\"dependent_ns\":null,\"reason\":",
                (unsigned long long)r->size);
-        json_str(r->reason);
+        json_string(r->reason);
         putchar('}');
       }
     }

@@ -234,7 +234,7 @@ int cmd_load(int argc, char **argv) {
     if (err == BM_ETRUNCATED) cli_error(pos[0], "the file shrank while it was loaded");
     else if (err == BM_ENOSPC)
       cli_error(o_name, "no memory left for the section's pages (shared memory full?)");
-    else cli_lib_error(pos[0], err);
+    else cli_lib_error_os(pos[0], err, run.pipe.os_error);
     load_write_trailer(sec, secsize, &t, BM_STATE_FAILED);
     goto fail_section;
   }

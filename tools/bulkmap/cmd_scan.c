@@ -179,7 +179,7 @@ int cmd_scan(int argc, char **argv) {
               (unsigned long long)now, (unsigned long long)(offset + length));
     rc = EXIT_FAILED;
   } else if (err != 0) {
-    cli_lib_error(pos[0], err);
+    cli_lib_error_os(pos[0], err, run.pipe.os_error);
     rc = EXIT_FAILED;
   } else {
     out_begin(&out, o_json != NULL);

@@ -112,19 +112,6 @@ START_TEST(empty_file_no_mapping) {
 }
 END_TEST
 
-/* SetEndOfFile to size through a fresh handle; returns 0 or GetLastError(). */
-static DWORD try_truncate(const char *path, uint64_t size) {
-  HANDLE h = CreateFileW(wide(path), GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
-                         NULL, OPEN_EXISTING, 0, NULL);
-  LARGE_INTEGER li;
-  DWORD e = 0;
-  ck_assert(h != INVALID_HANDLE_VALUE);
-  li.QuadPart = (LONGLONG)size;
-  ck_assert(SetFilePointerEx(h, li, NULL, FILE_BEGIN));
-  if (!SetEndOfFile(h)) e = GetLastError();
-  CloseHandle(h);
-  return e;
-}
 
 START_TEST(shrink_refused_while_mapped) {
   const uint64_t g = bm_granularity();
@@ -138,13 +125,13 @@ START_TEST(shrink_refused_while_mapped) {
   ck_assert_bm_ok(bm_view_map(&v, src, g + 1, 2 * g, BM_ACCESS_READ));
   /* Windows refuses to cut a file short under a mapped view (where POSIX lets it and
    * raises SIGBUS on the lost pages). */
-  ck_assert_uint_eq(try_truncate(path, 1000), ERROR_USER_MAPPED_FILE);
+  ck_assert_uint_eq(bm_test_try_truncate(path, 1000), ERROR_USER_MAPPED_FILE);
   ck_assert_uint_eq(((unsigned char *)v.data)[2 * g - 1], bm_test_byte(3 * g));
   bm_view_unmap(&v);
   /* With no view but the source (and so its mapping object) open, the documentation
    * says the mapping object must be closed first; whatever the system does, the
    * library must tell the truth about the size. */
-  e = try_truncate(path, 1000);
+  e = bm_test_try_truncate(path, 1000);
   ck_assert_bm_ok(bm_source_size(src, &size));
   if (e == 0) {
     ck_assert_uint_eq(size, 1000);
@@ -155,7 +142,7 @@ START_TEST(shrink_refused_while_mapped) {
   }
   bm_source_close(src);
   /* Closed: the shrink is allowed, and a new source sees it. */
-  ck_assert_uint_eq(try_truncate(path, 1000), 0);
+  ck_assert_uint_eq(bm_test_try_truncate(path, 1000), 0);
   ck_assert_bm_ok(bm_file_open(&src, path, BM_FILE_READ));
   ck_assert_bm_ok(bm_source_size(src, &size));
   ck_assert_uint_eq(size, 1000);

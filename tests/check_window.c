@@ -9,20 +9,6 @@
 #include <unistd.h>
 #else
 #include <windows.h>
-
-/* SetEndOfFile through a fresh handle: 0, or the Win32 error it failed with. */
-static DWORD win_try_truncate(const char *path, uint64_t size) {
-  HANDLE h = CreateFileA(path, GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
-                         NULL, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
-  LARGE_INTEGER li;
-  DWORD e = 0;
-  ck_assert(h != INVALID_HANDLE_VALUE);
-  li.QuadPart = (LONGLONG)size;
-  ck_assert(SetFilePointerEx(h, li, NULL, FILE_BEGIN));
-  if (!SetEndOfFile(h)) e = GetLastError();
-  CloseHandle(h);
-  return e;
-}
 #endif
 
 /* Walks path with the options and checks every byte against the pattern. */
@@ -215,7 +201,7 @@ START_TEST(truncated_under_cursor) {
 #ifdef _WIN32
     /* Windows refuses to cut a file short while a view of it is mapped
      * (ERROR_USER_MAPPED_FILE): the cursor cannot lose its bytes, and walks on. */
-    ck_assert_uint_eq(win_try_truncate(path, 10 * g), ERROR_USER_MAPPED_FILE);
+    ck_assert_uint_eq(bm_test_try_truncate(path, 10 * g), ERROR_USER_MAPPED_FILE);
     while ((r = bm_window_next(&w)) == 1) {
       size_t i;
       for (i = 0; i < w.length; i++)
@@ -245,7 +231,7 @@ START_TEST(prefetch_reports_truncation) {
 #ifdef _WIN32
   /* The shrink is refused under the view (ERROR_USER_MAPPED_FILE), so the prefetch has
    * every page to read (check_guard pins EXCEPTION_IN_PAGE_ERROR itself). */
-  ck_assert_uint_eq(win_try_truncate(path, 2 * g), ERROR_USER_MAPPED_FILE);
+  ck_assert_uint_eq(bm_test_try_truncate(path, 2 * g), ERROR_USER_MAPPED_FILE);
   r = bm_view_prefetch(&v);
   ck_assert_msg(r == 0, "prefetch gave %s", bm_err_name(r));
 #else

@@ -134,6 +134,24 @@ void bm_test_truncate(const char *path, uint64_t size) {
 #endif
 }
 
+#ifdef _WIN32
+unsigned long bm_test_try_truncate(const char *path, uint64_t size) {
+  WCHAR w[600];
+  HANDLE h;
+  LARGE_INTEGER li;
+  DWORD e = 0;
+  ck_assert(MultiByteToWideChar(CP_UTF8, 0, path, -1, w, 600) > 0);
+  h = CreateFileW(w, GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                  OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
+  ck_assert(h != INVALID_HANDLE_VALUE);
+  li.QuadPart = (LONGLONG)size;
+  ck_assert(SetFilePointerEx(h, li, NULL, FILE_BEGIN));
+  if (!SetEndOfFile(h)) e = GetLastError();
+  CloseHandle(h);
+  return e;
+}
+#endif
+
 void bm_test_make_sparse(const char *path, uint64_t size) {
 #ifdef _WIN32
   HANDLE h = CreateFileA(path, GENERIC_READ | GENERIC_WRITE, 0, NULL, CREATE_ALWAYS,

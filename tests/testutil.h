@@ -29,6 +29,11 @@ void bm_test_pwrite(const char *path, uint64_t offset, const void *buf, size_t n
 size_t bm_test_pread(const char *path, uint64_t offset, void *buf, size_t n);
 /* Sets the size of a file (truncate). */
 void bm_test_truncate(const char *path, uint64_t size);
+#ifdef _WIN32
+/* SetEndOfFile through a fresh handle (UTF-8 path): 0, or the Win32 error it failed with
+ * (Windows refuses to shrink a file a view maps: ERROR_USER_MAPPED_FILE). */
+unsigned long bm_test_try_truncate(const char *path, uint64_t size);
+#endif
 
 /* Child processes: the runner itself is re-executed as `check_bulkmap --child NAME ARGS`,
  * so a second process is spawned (not forked-and-shared). Children register here. */

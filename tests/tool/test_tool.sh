@@ -140,6 +140,20 @@ expect 2 scan ""
 expect 1 scan /proc/self/status                                # says it is empty: refused
 expect 2 load "$T/rand" --name --no-progress                   # a flag is not a name
 expect 2 bench --size 16T --pages 4k                           # would only summon the OOM killer
+# A value that looks like a flag passes with '=': a literal "--x" is searched for.
+printf 'a--xb--x\n' >"$T/dashes"
+out=$("$BM" scan "$T/dashes" --count=--x --json --no-progress)
+[ "$(json "$out" count)" = 2 ] && ok || fail "--count=--x: $out"
+# A path longer than the library keeps for messages (512) still opens.
+long="$T/$(printf 'd%.0s' $(seq 150))/$(printf 'e%.0s' $(seq 150))/$(printf 'f%.0s' $(seq 150))"
+mkdir -p "$long" && cp "$T/s4097" "$long/file"
+out=$("$BM" scan "$long/file" --json --no-progress)
+[ "$(json "$out" xxh3)" = "$(xxhsum -H3 "$T/s4097" 2>/dev/null | sed -n 's/^XXH3 (.*) = \([0-9a-f]*\)$/\1/p; s/^\([0-9a-f]\{16\}\)  .*/\1/p')" ] && ok || fail "path of ${#long} bytes: $out"
+# A file name that is not UTF-8 still gives valid (UTF-8) JSON.
+odd="$T/$(printf 'x\377\376"q\\\001\303\251')"
+cp "$T/s1" "$odd"
+if "$BM" scan "$odd" --json --no-progress | iconv -f UTF-8 -t UTF-8 >/dev/null 2>&1; then ok
+else fail "JSON for a name that is not UTF-8 is not UTF-8"; fi
 expect 2 load "$T/rand"
 expect 2 load "$T/rand" --name "bad/name"
 expect 2 load "$T/rand" --name ""

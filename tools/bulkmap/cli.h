@@ -94,7 +94,8 @@ void hash_update(cli_hash_t *h, const void *p, size_t n);
 uint64_t hash_digest(const cli_hash_t *h);
 void hash_free(cli_hash_t *h); /* NULL is ignored */
 
-/* Counting kernels. */
+/* Counting kernels (AVX2 where cli_cpu_avx2 says the CPU has it). */
+int cli_cpu_avx2(void);
 uint64_t count_byte(const unsigned char *p, size_t n, unsigned char c);
 /* Finds the first occurrence of lit (len >= 1) in [p, p+n); NULL when none. */
 const unsigned char *find_literal(const unsigned char *p, size_t n, const unsigned char *lit,

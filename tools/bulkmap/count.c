@@ -36,6 +36,16 @@ __attribute__((target("avx2"))) static uint64_t count_byte_avx2(const unsigned c
 }
 #endif
 
+int cli_cpu_avx2(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  /* A load from libgcc's CPU model, filled before main: cheap enough to ask every time, and
+   * no cached flag for pool threads to race on. */
+  return __builtin_cpu_supports("avx2") != 0;
+#else
+  return 0;
+#endif
+}
+
 static uint64_t count_byte_plain(const unsigned char *p, size_t n, unsigned char c) {
   uint64_t total = 0;
   const unsigned char *q, *end = p + n;
@@ -48,9 +58,7 @@ static uint64_t count_byte_plain(const unsigned char *p, size_t n, unsigned char
 
 uint64_t count_byte(const unsigned char *p, size_t n, unsigned char c) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  static int have_avx2 = -1;
-  if (have_avx2 < 0) have_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-  if (have_avx2) return count_byte_avx2(p, n, c);
+  if (cli_cpu_avx2()) return count_byte_avx2(p, n, c);
 #endif
   return count_byte_plain(p, n, c);
 }
@@ -97,11 +105,7 @@ const unsigned char *find_literal(const unsigned char *p, size_t n, const unsign
                                   size_t len) {
   if (len == 1) return memchr(p, lit[0], n);
 #if defined(__x86_64__) && defined(__GNUC__)
-  {
-    static int have_avx2 = -1;
-    if (have_avx2 < 0) have_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-    if (have_avx2) return find_literal_avx2(p, n, lit, len);
-  }
+  if (cli_cpu_avx2()) return find_literal_avx2(p, n, lit, len);
 #endif
   return find_literal_plain(p, n, lit, len);
 }

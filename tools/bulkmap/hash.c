@@ -40,9 +40,7 @@ cli_hash_t *hash_new(void) {
 
 void hash_update(cli_hash_t *h, const void *p, size_t n) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  static int have_avx2 = -1;
-  if (have_avx2 < 0) have_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-  if (have_avx2) {
+  if (cli_cpu_avx2()) {
     hash_update_avx2(h->st, p, n);
     return;
   }

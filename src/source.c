@@ -13,6 +13,7 @@ bm_source_t *bm__source_new(int kind, unsigned flags) {
   if (src == NULL) return NULL;
   src->fd = BM_OS_INVALID_HANDLE;
   src->mapping = BM_OS_INVALID_HANDLE;
+  src->lock = BM_OS_INVALID_HANDLE;
   src->kind = kind;
   src->flags = flags;
   src->granularity = bm__os_config()->granularity;

@@ -439,7 +439,8 @@ BM_EXTERN int bm_dataset_hash_view(bm_dataset_t *ds, const bm_view_t *view);
 BM_EXTERN int bm_dataset_publish(bm_dataset_t *ds, bm_dataset_info_t *info);
 /* Marks an unpublished dataset `failed` and removes its name if the name still refers to
  * this dataset's section (else leaves the name alone and returns BM_EREPLACED). A
- * published one is only removed the same way. Errors: BM_EINVAL, BM_EREPLACED, BM_EOS. */
+ * published one is only removed the same way. On Windows the name goes with the last
+ * handle (0). Errors: BM_EINVAL, BM_EREPLACED, BM_EOS. */
 BM_EXTERN int bm_dataset_fail(bm_dataset_t *ds);
 /* Removes the dataset's name if it still refers to this dataset's section (same device and
  * inode), whether or not it was published; the memory lives on while mapped. Errors:
@@ -458,7 +459,8 @@ enum {
  * BM_ECHECKSUM, BM_ETRUNCATED (the section changed size while it was read). */
 BM_EXTERN int bm_dataset_open(bm_dataset_t **out, const char *name, unsigned flags,
                               bm_dataset_info_t *info);
-/* The trailer as last read or written by this handle. */
+/* What the dataset is now: a writer's own state; for a reader the trailer read again and
+ * judged (a writer may have published, failed or died since the open). */
 BM_EXTERN int bm_dataset_info(bm_dataset_t *ds, bm_dataset_info_t *info);
 /* Maps the whole payload read-only into *view (an empty view for an empty payload).
  * Errors: as bm_view_map (BM_EOVERFLOW where the payload is larger than the address

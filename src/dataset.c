@@ -19,7 +19,7 @@ struct bm_dataset_s {
   uint64_t hashed;
   bm_source_t *watched;  /* the file the payload comes from */
   bm__identity_t id_fd, id_path;
-  char watch_path[BM_PATH_MAX];
+  char *watch_path;      /* the file's whole path, to see what it names at publish */
 };
 
 /* ---- The trailer through a view of the section's last BM_TRAILER_SIZE bytes. Guarded:
@@ -142,6 +142,7 @@ static bm_dataset_t *bm__dataset_new(const char *name) {
 
 static void bm__dataset_free(bm_dataset_t *ds) {
   bm_xxh3_free(ds->h);
+  free(ds->watch_path);
   bm_source_close(ds->src);
   free(ds);
 }
@@ -215,10 +216,13 @@ bm_source_t *bm_dataset_source(bm_dataset_t *ds) { return ds != NULL ? ds->src :
 
 int bm_dataset_watch(bm_dataset_t *ds, bm_source_t *file) {
   int err;
-  if (ds == NULL || file == NULL || !ds->writer || ds->published) return BM_EINVAL;
+  if (ds == NULL || file == NULL || !ds->writer || ds->published || file->full_path == NULL)
+    return BM_EINVAL;
   if ((err = bm__os_identity(file, NULL, &ds->id_fd)) != 0) return err;
-  snprintf(ds->watch_path, sizeof(ds->watch_path), "%s", file->path);
-  if ((err = bm__os_identity(NULL, ds->watch_path, &ds->id_path)) != 0) return err;
+  if ((err = bm__os_identity(NULL, file->full_path, &ds->id_path)) != 0) return err;
+  free(ds->watch_path);
+  if ((ds->watch_path = malloc(strlen(file->full_path) + 1)) == NULL) return BM_ENOMEM;
+  strcpy(ds->watch_path, file->full_path);
   ds->watched = file;
   return 0;
 }
@@ -281,6 +285,7 @@ int bm_dataset_publish(bm_dataset_t *ds, bm_dataset_info_t *info) {
 }
 
 int bm_dataset_fail(bm_dataset_t *ds) {
+  int err;
   if (ds == NULL || !ds->writer) return BM_EINVAL;
   if (!ds->published && !ds->failed) {
     /* Anyone who mapped it meanwhile sees `failed`, not a writer that seems to live on. */
@@ -288,7 +293,9 @@ int bm_dataset_fail(bm_dataset_t *ds) {
     bm__trailer_io(ds->src, ds->section, &ds->t, 1);
   }
   ds->failed = 1;
-  return bm_dataset_remove(ds);
+  err = bm_dataset_remove(ds);
+  /* Where a name dies with its last handle (Windows), closing is the removal. */
+  return err == BM_ENOTSUP ? 0 : err;
 }
 
 int bm_dataset_remove(bm_dataset_t *ds) {
@@ -349,10 +356,13 @@ int bm_dataset_info(bm_dataset_t *ds, bm_dataset_info_t *info) {
   if (ds == NULL || info == NULL) return BM_EINVAL;
   if (ds->writer)
     state = ds->published ? BM_STATE_READY : ds->failed ? BM_STATE_FAILED : BM_STATE_LOADING;
-  else if (ds->t.state == 0)
-    state = ds->open_state; /* no trailer was read: as found at open */
-  else
-    state = bm__judge(ds->src, &ds->t);
+  else {
+    /* A reader asks again: the writer may have published, failed or died since. */
+    bm__trailer_t t;
+    memset(&t, 0, sizeof(t));
+    if (bm__trailer_io(ds->src, ds->section, &t, 0) == 0) ds->t = t;
+    state = ds->t.state == 0 ? ds->open_state : bm__judge(ds->src, &ds->t);
+  }
   bm__fill_info(ds, state, info);
   return 0;
 }

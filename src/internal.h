@@ -21,7 +21,9 @@ struct bm_source_s {
   uint64_t dev, ino;      /* POSIX: identity of a named section's object (0: none) */
   bm_os_handle_t lock;    /* Windows: the writer mutex a section's creator holds */
   int writer;             /* created by this process (it holds the writer lock) */
-  char path[BM_PATH_MAX]; /* file path, or where the section lives */
+  char path[BM_PATH_MAX]; /* file path, or where the section lives (for messages:
+                             truncated when long) */
+  char *full_path;        /* a file's path as given, whole (NULL for sections) */
 };
 
 /* A zeroed source of the given kind with no OS object yet, the granularity and page size

@@ -45,7 +45,8 @@ int bm__os_section_open(bm_source_t *src, const char *name, unsigned access);
 int bm__os_section_large(bm_source_t *src, bm_large_t *outcome);
 
 /* Datasets. A named section's creator holds its writer lock from creation until it
- * closes the source (POSIX: flock LOCK_EX on the section; Windows: a named mutex owned).
+ * closes the source (POSIX: flock LOCK_EX on the section; Windows: a handle to a named mutex, held
+ * but not owned, which the kernel deletes with the writer's last handle).
  * bm__os_writer_alive: 1 when some process holds it, 0 when free (the writer died or
  * closed), < 0 on error. */
 int bm__os_writer_alive(bm_source_t *src);

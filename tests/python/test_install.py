@@ -19,6 +19,7 @@ def test_installed_package_imports(tmp_path):
     out = subprocess.run([sys.executable, "-c",
                           "import bulkmap, bulkmap.dask; print(bulkmap.__file__); "
                           "print(bulkmap.scan(bulkmap.__file__)['bytes'])"],
-                         env=env, capture_output=True, text=True, check=True).stdout.split()
+                         env=env, cwd=str(tmp_path), capture_output=True, text=True,
+                         check=True).stdout.split()
     assert out[0] == str(site / "bulkmap" / "__init__.py")
     assert int(out[1]) == os.path.getsize(out[0])

@@ -368,6 +368,7 @@ static void *pipe_worker(void *arg) {
 static int pipe_run(pipe_t *p, char *scratch, size_t user_size) {
   pthread_t tid[64];
   pthread_condattr_t ca;
+  struct timespec next;
   unsigned i, started = 0;
   int polled = 0;
 
@@ -387,12 +388,18 @@ static int pipe_run(pipe_t *p, char *scratch, size_t user_size) {
     else break;
   pthread_mutex_lock(&p->mu);
   if (started == 0) p->status = BM_ENOMEM;
+  /* Workers wake us often (every window); poll on a clock, not on quiet. */
+  clock_gettime(CLOCK_MONOTONIC, &next);
   while (p->exited < started) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += 100 * 1000 * 1000;
-    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-    if (pthread_cond_timedwait(&p->cv, &p->mu, &ts) == ETIMEDOUT && p->poll && !polled) {
+    struct timespec now;
+    next.tv_nsec += 100 * 1000 * 1000;
+    if (next.tv_nsec >= 1000000000L) next.tv_sec++, next.tv_nsec -= 1000000000L;
+    do {
+      pthread_cond_timedwait(&p->cv, &p->mu, &next);
+      clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (p->exited < started &&
+             (now.tv_sec < next.tv_sec || (now.tv_sec == next.tv_sec && now.tv_nsec < next.tv_nsec)));
+    if (p->exited < started && p->poll && !polled) {
       int stop;
       pthread_mutex_unlock(&p->mu);
       stop = p->poll(p->poll_arg);

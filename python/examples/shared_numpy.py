@@ -39,6 +39,15 @@ def mapping_kib(name):
     return rss, pss
 
 
+def process_pss_kib():
+    """This whole process's Pss (KiB), from smaps_rollup: the section's share plus Python."""
+    with open("/proc/self/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
 def worker(name, barrier, out):
     with bulkmap.open(name) as ds:
         a = np.frombuffer(ds, dtype=np.uint64)
@@ -47,9 +56,10 @@ def worker(name, barrier, out):
         secs = time.monotonic() - t0
         barrier.wait()  # every worker has it mapped and faulted in
         rss, pss = mapping_kib(name)
+        whole = process_pss_kib()
         barrier.wait()  # nobody unmaps before everyone has measured
         out.put({"pid": os.getpid(), "sum": total, "seconds": secs, "rss_kib": rss,
-                 "pss_kib": pss})
+                 "pss_kib": pss, "process_pss_kib": whole})
         del a
 
 
@@ -82,6 +92,7 @@ def run(size, workers, name=None):
         "pss_kib": [r["pss_kib"] for r in results],
         "total_pss_kib": sum(r["pss_kib"] for r in results),
         "total_rss_kib": sum(r["rss_kib"] for r in results),
+        "total_process_pss_kib": sum(r["process_pss_kib"] for r in results),
         "sum_seconds": [round(r["seconds"], 3) for r in results],
     }
 
@@ -99,9 +110,11 @@ def main():
     print("dataset: %d bytes (%.0f KiB), %d workers" % (r["bytes"], r["bytes"] / 1024, r["workers"]))
     for rss, pss in zip(r["rss_kib"], r["pss_kib"]):
         print("  worker: Rss %d KiB  Pss %d KiB" % (rss, pss))
-    print("total Pss: %d KiB = %.2f copies (total Rss %.2f copies); sums %s"
+    print("total Pss of the section: %d KiB = %.2f copies (total Rss %.2f copies); sums %s"
           % (r["total_pss_kib"], r["total_pss_kib"] * 1024 / r["bytes"],
              r["total_rss_kib"] * 1024 / r["bytes"], "ok" if r["sums_ok"] else "WRONG"))
+    print("total Pss of the %d processes (smaps_rollup, Python and numpy included): %d KiB"
+          % (r["workers"], r["total_process_pss_kib"]))
 
 
 if __name__ == "__main__":

@@ -122,3 +122,33 @@ def test_scan_releases_the_gil(pattern_file):
     assert t1 - t0 > 0.1, "the scan was too fast to tell"
     during = [x for x in seen if t0 + 0.03 < x < t1 - 0.03]
     assert len(during) >= 5, (len(during), t1 - t0)
+
+
+def test_keyboard_interrupt_stops_a_scan(tmp_path):
+    p = tmp_path / "sparse"
+    with open(p, "wb") as f:
+        f.truncate(512 << 20)
+    timer = threading.Timer(0.2, lambda: os.kill(os.getpid(), __import__("signal").SIGINT))
+    timer.start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        bulkmap.scan(p, window=4096, threads=2)  # small windows: seconds of work
+    timer.join()
+    assert time.monotonic() - t0 < 3
+
+
+def test_file_shrinking_under_a_scan_is_an_error_not_a_crash(tmp_path):
+    p = tmp_path / "shrinks"
+    with open(p, "wb") as f:
+        f.truncate(256 << 20)
+
+    def shrink():
+        time.sleep(0.1)
+        os.truncate(p, 1 << 20)
+
+    t = threading.Thread(target=shrink)
+    t.start()
+    with pytest.raises(bulkmap.Error) as e:
+        bulkmap.scan(p, window=8192, threads=2)
+    t.join()
+    assert e.value.code == "ETRUNCATED"

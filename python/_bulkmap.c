@@ -16,6 +16,15 @@ static PyObject *bm_error; /* bulkmap.Error */
 /* ---------------------------------------------------------------------------------------
  * Errors: bulkmap.Error(message) with .code ("ENOENT"), .os_error (int, 0 when the failure
  * was the library's own decision) and .context (the path or name). */
+/* Sets o.name = v, taking v's reference. */
+static int set_attr(PyObject *o, const char *name, PyObject *v) {
+  int r;
+  if (v == NULL) return -1;
+  r = PyObject_SetAttrString(o, name, v);
+  Py_DECREF(v);
+  return r;
+}
+
 static PyObject *raise_msg(const char *context, int err, int os, const char *msg) {
   PyObject *text, *exc;
   if (os != 0)
@@ -27,9 +36,9 @@ static PyObject *raise_msg(const char *context, int err, int os, const char *msg
   exc = PyObject_CallOneArg(bm_error, text);
   Py_DECREF(text);
   if (exc == NULL) return NULL;
-  if (PyObject_SetAttrString(exc, "code", PyUnicode_FromString(bm_err_name(err))) < 0 ||
-      PyObject_SetAttrString(exc, "os_error", PyLong_FromLong(os)) < 0 ||
-      PyObject_SetAttrString(exc, "context", PyUnicode_DecodeFSDefault(context)) < 0) {
+  if (set_attr(exc, "code", PyUnicode_FromString(bm_err_name(err))) < 0 ||
+      set_attr(exc, "os_error", PyLong_FromLong(os)) < 0 ||
+      set_attr(exc, "context", PyUnicode_DecodeFSDefault(context)) < 0) {
     Py_DECREF(exc);
     return NULL;
   }

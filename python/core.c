@@ -154,7 +154,8 @@ static int machine_node(machine_t *m, size_t *id) {
 }
 
 static int machine_push(machine_t *m, uint64_t r, size_t node) {
-  if (m->tail == m->qcap && m->head > 0) {
+  /* Compacted only when half is free, so that each push is O(1) amortized. */
+  if (m->tail == m->qcap && m->head > 0 && m->head >= m->qcap / 2) {
     memmove(m->q, m->q + m->head, (m->tail - m->head) * sizeof(state_t));
     m->tail -= m->head;
     m->head = 0;
@@ -164,13 +165,43 @@ static int machine_push(machine_t *m, uint64_t r, size_t node) {
   return 0;
 }
 
+/* Match p for every state that resumes at or before it (none: it is skipped). */
+static int machine_take(machine_t *m, uint64_t p, uint64_t L, uint64_t *u_lo) {
+  uint64_t pops = 0;
+  size_t node;
+  int err, untouched = *u_lo < L && *u_lo <= p;
+  while (m->head + pops < m->tail && m->q[m->head + pops].r <= p) pops++;
+  if (pops == 0 && !untouched) return 0;
+  if (pops == 1 && !untouched) {
+    /* One state takes it alone: no merge. */
+    state_t s = m->q[m->head++];
+    m->nodes[s.node].count++;
+    return machine_push(m, p + L, s.node);
+  }
+  if ((err = machine_node(m, &node)) != 0) return err;
+  if (untouched) {
+    uint64_t hi = p < L - 1 ? p : L - 1;
+    if ((err = grow((void **)&m->runs, &m->rcap, m->nr, sizeof(run_t))) != 0) return err;
+    m->runs[m->nr++] = (run_t){*u_lo, hi, node};
+    *u_lo = hi + 1;
+  }
+  for (; pops > 0; pops--) m->nodes[m->q[m->head++].node].parent = node;
+  return machine_push(m, p + L, node);
+}
+
 /* The phase function of d[0, n) for a literal of len L, where bytes up to d[avail) may be
- * read (a match must start before n). */
+ * read (a match must start before n). fail: the literal's KMP border table (NULL: none).
+ *
+ * Matches are found with find_literal; while several states live, the matches that
+ * overlap the last one are found by running the KMP automaton on from it (each byte once)
+ * until no partial match is left: periodic data ("aaaa" for "aa") then costs one step a
+ * byte, not one search (and a compare of the literal) a match. */
 static int window_phases(const unsigned char *d, size_t n, size_t avail,
-                         const unsigned char *lit, size_t L, machine_t *m, bmpy_phases_t *f) {
-  uint64_t u_lo = 0, search_end;
-  size_t i;
-  int err;
+                         const unsigned char *lit, size_t L, const size_t *fail, machine_t *m,
+                         bmpy_phases_t *f) {
+  uint64_t u_lo = 0, search_end, pos = 0;
+  size_t i, j = 0;
+  int err, kmp = 0;
 
   f->n = 0;
   if (L == 1) {
@@ -181,30 +212,45 @@ static int window_phases(const unsigned char *d, size_t n, size_t avail,
   search_end = (uint64_t)n - 1 + L < avail ? (uint64_t)n - 1 + L : avail;
   for (;;) {
     uint64_t min_r = u_lo < L ? u_lo : m->head < m->tail ? m->q[m->head].r : UINT64_MAX;
+    uint64_t start, p;
     const unsigned char *q;
-    uint64_t p, pops = 0;
-    size_t node;
-    if (min_r >= n || search_end < min_r + L) break;
-    q = find_literal(d + min_r, (size_t)(search_end - min_r), lit, L);
-    if (q == NULL) break;
-    p = (uint64_t)(q - d);
-    while (m->head + pops < m->tail && m->q[m->head + pops].r <= p) pops++;
-    if (pops == 1 && !(u_lo < L && u_lo <= p)) {
-      /* One state takes it alone: no merge. */
-      state_t s = m->q[m->head++];
-      m->nodes[s.node].count++;
-      if ((err = machine_push(m, p + L, s.node)) != 0) return err;
+    if (min_r >= n) break;
+    if (kmp && !(u_lo >= L && m->tail - m->head == 1)) {
+      int found = 0;
+      while (pos < search_end) {
+        unsigned char c = d[pos++];
+        while (j > 0 && lit[j] != c) j = fail[j];
+        if (lit[j] == c) j++;
+        if (j == L) {
+          found = 1;
+          j = fail[L];
+          break;
+        }
+        if (j == 0) break;
+      }
+      if (!found) {
+        if (pos >= search_end) break; /* no match starts in what is left */
+        kmp = 0;                      /* none in progress: search from here */
+        start = pos > min_r ? pos : min_r;
+        goto search;
+      }
+      p = pos - L;
+      if (p >= n) break;
+      if ((err = machine_take(m, p, L, &u_lo)) != 0) return err;
       continue;
     }
-    if ((err = machine_node(m, &node)) != 0) return err;
-    if (u_lo < L && u_lo <= p) {
-      uint64_t hi = p < L - 1 ? p : L - 1;
-      if ((err = grow((void **)&m->runs, &m->rcap, m->nr, sizeof(run_t))) != 0) return err;
-      m->runs[m->nr++] = (run_t){u_lo, hi, node};
-      u_lo = hi + 1;
+    start = min_r;
+  search:
+    if (search_end < start + L) break;
+    q = find_literal(d + start, (size_t)(search_end - start), lit, L);
+    if (q == NULL) break;
+    p = (uint64_t)(q - d);
+    if ((err = machine_take(m, p, L, &u_lo)) != 0) return err;
+    if (fail != NULL) {
+      kmp = 1;
+      j = fail[L];
+      pos = p + L;
     }
-    for (; pops > 0; pops--) m->nodes[m->q[m->head++].node].parent = node;
-    if ((err = machine_push(m, p + L, node)) != 0) return err;
   }
   for (i = m->head; i < m->tail; i++) m->nodes[m->q[i].node].next = m->q[i].r > n ? m->q[i].r - n : 0;
   /* Parents are made after their children: totals and roots from the last node down. */
@@ -423,6 +469,17 @@ static int pipe_run(pipe_t *p, char *scratch, size_t user_size) {
 
 /* ---------------------------------------------------------------------------------------
  * Scan. */
+
+/* fail[j]: the length of the longest proper border of lit[0, j) (Knuth-Morris-Pratt). */
+static void kmp_borders(const unsigned char *lit, size_t L, size_t *fail) {
+  size_t i, k = 0;
+  fail[0] = fail[1] = 0;
+  for (i = 1; i < L; i++) {
+    while (k > 0 && lit[i] != lit[k]) k = fail[k];
+    if (lit[i] == lit[k]) k++;
+    fail[i + 1] = k;
+  }
+}
 typedef struct {
   uint64_t lines;
   machine_t m;
@@ -432,6 +489,7 @@ typedef struct {
 typedef struct {
   bmpy_scan_t *s;
   bm_xxh3_t *h;
+  size_t *fail;           /* the literal's KMP border table, or NULL */
   uint64_t phase;         /* plain scan: where the next window's search resumes */
   bmpy_phases_t acc, tmp; /* range scan: the function so far */
 } scan_ctx_t;
@@ -442,7 +500,8 @@ static int scan_parallel(win_t *w, void *ctx) {
   size_t n = (size_t)(w->end - w->start);
   const unsigned char *d = w->view.data;
   if (c->s->lines) u->lines = count_byte(d, n, '\n');
-  if (c->s->lit) return window_phases(d, n, w->view.length, c->s->lit, c->s->litlen, &u->m, &u->fn);
+  if (c->s->lit)
+    return window_phases(d, n, w->view.length, c->s->lit, c->s->litlen, c->fail, &u->m, &u->fn);
   return 0;
 }
 
@@ -489,6 +548,11 @@ int bmpy_scan(bm_source_t *src, bmpy_scan_t *s, int (*poll)(void *), void *poll_
   }
   err = 0;
   if (s->lit && s->phases) err = phases_push(&c.acc, 0, s->litlen - 1, 0, 0, 1);
+  /* A border table for literals up to 1 MiB (8 bytes a byte); longer ones go without. */
+  if (err == 0 && s->lit && s->litlen > 1 && s->litlen <= (1u << 20)) {
+    if ((c.fail = malloc((s->litlen + 1) * sizeof(size_t))) == NULL) err = BM_ENOMEM;
+    else kmp_borders(s->lit, s->litlen, c.fail);
+  }
   p.src = src;
   p.access = BM_ACCESS_READ;
   p.prefault = 1;
@@ -515,6 +579,7 @@ int bmpy_scan(bm_source_t *src, bmpy_scan_t *s, int (*poll)(void *), void *poll_
     bmpy_phases_eval(&s->fn, 0, &s->count, &dummy);
   }
   bm_xxh3_free(c.h);
+  free(c.fail);
   bmpy_phases_free(&c.acc);
   bmpy_phases_free(&c.tmp);
   for (i = 0; i < p.inflight; i++) {

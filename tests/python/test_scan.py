@@ -152,3 +152,15 @@ def test_file_shrinking_under_a_scan_is_an_error_not_a_crash(tmp_path):
         bulkmap.scan(p, window=8192, threads=2)
     t.join()
     assert e.value.code == "ETRUNCATED"
+
+
+def test_periodic_data_and_a_long_self_overlapping_literal(tmp_path):
+    """Every byte starts a match of 'a' * 64 in 'aaaa...': 64 search phases that never meet.
+    The count stays exact and the cost one step a byte (this finishes in well under a
+    second, not in minutes)."""
+    p = tmp_path / "aaaa"
+    data = b"a" * (8 << 20) + b"b" + b"a" * 1000
+    p.write_bytes(data)
+    for lit in (b"a" * 64, b"aa", b"a" * 63 + b"b"):
+        r = bulkmap.scan(p, count=lit, window="1M")
+        assert r["count"] == data.count(lit), lit

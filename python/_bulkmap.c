@@ -79,12 +79,20 @@ static int to_u64(PyObject *o, const char *what, uint64_t *out) {
     PyErr_Format(PyExc_TypeError, "%s must be an int, not %.80s", what, Py_TYPE(o)->tp_name);
     return -1;
   }
-  if (PyObject_RichCompareBool(o, Py_False, Py_LT) == 1) { /* 0 == False */
-    PyErr_Format(PyExc_ValueError, "%s must not be negative", what);
+  v = PyLong_AsUnsignedLongLong(o);
+  if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+    /* Negative (OverflowError from CPython) reads better as a ValueError here. */
+    PyObject *zero;
+    if (PyErr_ExceptionMatches(PyExc_OverflowError) && (zero = PyLong_FromLong(0)) != NULL) {
+      int neg = PyObject_RichCompareBool(o, zero, Py_LT);
+      Py_DECREF(zero);
+      if (neg == 1) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "%s must not be negative", what);
+      }
+    }
     return -1;
   }
-  v = PyLong_AsUnsignedLongLong(o);
-  if (v == (unsigned long long)-1 && PyErr_Occurred()) return -1;
   *out = v;
   return 0;
 }

@@ -92,3 +92,14 @@ def test_without_a_client_runs_locally(tmp_path):
     f.write_bytes(data)
     r = bd.scan(str(f), chunk=7, count="aa")  # the client fixture may exist: either way
     assert r["total"] == {"bytes": len(data), "lines": 1000, "count": data.count(b"aa")}
+
+
+def test_a_worker_error_arrives_as_bulkmap_error(client, tmp_path):
+    """A file cut short after the ranges were planned: the task's bulkmap.Error travels
+    back (pickled) with its code."""
+    f = tmp_path / "short"
+    f.write_bytes(b"x" * 100)
+    fut = client.submit(bd.scan_range, str(f), 50, 100, pure=False)
+    with pytest.raises(bulkmap.Error) as e:
+        fut.result()
+    assert e.value.code == "ERANGE" and e.value.context == str(f)

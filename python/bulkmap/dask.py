@@ -69,10 +69,10 @@ def fold(results, count=None):
     count of each range for the phase the ranges before it in the same file leave."""
     total = {"bytes": 0}
     ranges = []
-    phase, last_file = 0, None
+    phase = 0
     for r in results:
-        if r["file"] != last_file:
-            phase, last_file = 0, r["file"]  # matches never run from one file into another
+        if r["offset"] == 0:
+            phase = 0  # a file's first range: matches never run from one file into another
         out = {"file": r["file"], "offset": r["offset"], "length": r["length"]}
         for key in ("xxh3", "lines"):
             if key in r:

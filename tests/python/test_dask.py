@@ -105,3 +105,28 @@ def test_a_worker_error_arrives_as_bulkmap_error(client, tmp_path):
     with pytest.raises(bulkmap.Error) as e:
         fut.result()
     assert e.value.code == "ERANGE" and e.value.context == str(f)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_range_functions_fold_to_python_count(tmp_path, seed):
+    """Without a cluster: ranges of a few bytes, each scanned in windows of a few bytes
+    (so each task composes its windows' phase functions), folded in order."""
+    rnd = random.Random(100 + seed)
+    f = tmp_path / "r.bin"
+    for _ in range(150):
+        n = rnd.randint(0, 300)
+        alpha = rnd.choice([b"ab", b"abc", b"a", b"aab"])
+        if rnd.random() < 0.3:
+            data = (rnd.choice([b"a", b"ab", b"aab", b"abaab"]) * n)[:n]
+        else:
+            data = bytes(rnd.choice(alpha) for _ in range(n))
+        f.write_bytes(data)
+        lit = rnd.choice([b"a", b"aa", b"aaa", b"aba", b"abab", b"ab", b"aab", b"aaaaa",
+                          b"baab", b"aaaaaaaaaaa", b"abaababaab", b"abcab", b"abaab"])
+        chunk = rnd.randint(1, 40)
+        window = rnd.randint(len(lit) + 1, len(lit) + 20)
+        res = [bd.scan_range(str(f), off, ln, count=lit, window=window, hash=False)
+               for _, off, ln in bd.plan(str(f), chunk)]
+        r = bd.fold(res, lit)
+        assert r["total"]["count"] == data.count(lit), (data, lit, chunk, window)
+        assert r["total"]["bytes"] == n

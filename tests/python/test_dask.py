@@ -113,7 +113,7 @@ def test_range_functions_fold_to_python_count(tmp_path, seed):
     (so each task composes its windows' phase functions), folded in order."""
     rnd = random.Random(100 + seed)
     f = tmp_path / "r.bin"
-    for _ in range(150):
+    for _ in range(80):
         n = rnd.randint(0, 300)
         alpha = rnd.choice([b"ab", b"abc", b"a", b"aab"])
         if rnd.random() < 0.3:

@@ -308,3 +308,19 @@ def test_large_pages_on_is_had_or_refused_with_a_reason(pattern_file, names):
     assert r["large_pages"]["obtained"] is True and r["large_pages"]["page_size"] > 4096
     with bulkmap.open(name) as ds:
         assert bytes(memoryview(ds)) == data
+
+
+def test_removed_while_open_stays_readable(pattern_file, names):
+    p, data = pattern_file(2 << 20)
+    name = names("rmopen")
+    bulkmap.load(p, name, large_pages="off")
+    with bulkmap.open(name) as ds:
+        a = np.frombuffer(ds, np.uint8)
+        bulkmap.rm(name)  # the name goes; the memory lives while it is mapped
+        assert not os.path.exists("/dev/shm/" + name)
+        assert a.tobytes() == data
+        ds.verify()
+        del a
+    with pytest.raises(bulkmap.Error) as e:
+        bulkmap.open(name)
+    assert e.value.code == "ENOENT"

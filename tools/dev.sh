@@ -6,8 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS_BUILD="cmake make gcc pkg-config libuv1-dev check libxxhash-dev xxhash"
-PKGS_TEST="$PKGS_BUILD valgrind clang libclang-rt-14-dev gcc-mingw-w64-x86-64 wine64 dpkg-dev"
+PKGS_BUILD="cmake make gcc pkg-config libuv1-dev check libxxhash-dev xxhash python3-dev python3-numpy"
+# The Python suite (tests/python): pytest, and Dask for bulkmap.dask.
+PKGS_PY_TEST="python3-pytest python3-dask python3-distributed"
+PKGS_TEST="$PKGS_BUILD $PKGS_PY_TEST valgrind clang libclang-rt-14-dev gcc-mingw-w64-x86-64 wine64 dpkg-dev"
 
 need() {
   local missing=()

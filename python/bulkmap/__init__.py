@@ -1,0 +1,23 @@
+"""bulkmap from Python: scan files, load them into named shared sections and map those
+read-only with zero copies (DESIGN section 5).
+
+    bulkmap.scan(path, offset=0, length=None, hash=True, lines=True, count=None) -> dict
+    bulkmap.load(path, name, large_pages="auto", mode=0o600) -> dict
+    bulkmap.open(name) -> Dataset   (verified, read-only, buffer protocol, context manager)
+    bulkmap.stat(name) -> dict      bulkmap.ls() -> {"sections": [...]}   bulkmap.rm(name)
+
+Dicts carry the keys of the tool's --json output. Failures raise bulkmap.Error with .code
+("ENOENT", "EINCOMPLETE", ...) and .os_error. bulkmap.dask.scan spreads a scan over a Dask
+cluster (import bulkmap.dask).
+"""
+from ._bulkmap import Dataset, Error, library_version, parse_size
+from ._bulkmap import load, ls, rm, scan, stat
+from ._bulkmap import open  # noqa: A004 (bulkmap.open, as DESIGN names it)
+
+# What an Error made by hand carries (the library's always set all three).
+Error.code = None
+Error.os_error = 0
+Error.context = None
+
+__version__ = library_version
+__all__ = ["Dataset", "Error", "load", "ls", "open", "parse_size", "rm", "scan", "stat"]

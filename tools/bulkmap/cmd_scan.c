@@ -1,8 +1,15 @@
-/* bulkmap scan: hash, count lines and count a literal over a file of any size, streaming
- * its windows through the bulkmap_uv pipeline (counts in parallel, the hash in order). */
+/* bulkmap scan: hash, count lines and count a literal over files of any size, streaming
+ * their windows through the bulkmap_uv pipeline (counts in parallel, the hash in order).
+ * A pipe, a FIFO or `-` (standard input) is read into buffers that go through the same
+ * pipeline and the same callbacks. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "run.h"
+#ifdef _WIN32
+#include <fcntl.h>
+#include <io.h>
+#endif
 
 #define LIT_KEEP 64 /* match positions a window keeps for re-synchronising the count */
 
@@ -78,40 +85,229 @@ static void scan_window_merged(bm_uv_window_t *w, void *data) {
   s->lines_total += ((scan_win_t *)w->user)->lines;
 }
 
+typedef struct {
+  uint64_t offset, length, window;
+  int have_length, progress, window_given;
+  unsigned threads;
+} scan_args_t;
+
+typedef struct {
+  uint64_t offset, length, bytes, xxh3, lines, count, window, peak;
+  double seconds;
+} scan_result_t;
+
+/* A named file that is a FIFO (or a pipe, as /dev/fd/N of a process substitution) is read
+ * as a stream; anything else that cannot be mapped is refused as before. */
+static int scan_is_fifo(const char *path) {
+#ifdef _WIN32
+  (void)path;
+  return 0;
+#else
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISFIFO(st.st_mode);
+#endif
+}
+
+/* Scans one FILE into res. Returns EXIT_DONE, EXIT_FAILED or EXIT_USAGE after saying why,
+ * or 128+N when a signal N arrived. */
+static int scan_one(const char *file, const scan_args_t *a, scan_t *s, scan_result_t *res) {
+  uint64_t size = 0, length = a->length;
+  bm_source_t *src = NULL;
+  bm_uv_pipeline_opts_t po;
+  cli_run_t run;
+  uv_file fd = -1;
+  int err, rc, stream = 0, own_fd = 0;
+  double t0;
+
+  memset(res, 0, sizeof(*res));
+  if (strcmp(file, "-") == 0) {
+    stream = 1;
+    fd = 0;
+#ifdef _WIN32
+    _setmode(0, _O_BINARY);
+#endif
+  } else if ((err = bm_file_open(&src, file, BM_FILE_READ)) != 0) {
+    if (err == BM_ENOTREG && scan_is_fifo(file)) {
+      uv_fs_t req;
+      /* Blocks until a writer comes, as cat and wc do; a signal still ends it. */
+      fd = uv_fs_open(NULL, &req, file, UV_FS_O_RDONLY, 0, NULL);
+      uv_fs_req_cleanup(&req);
+      if (fd < 0) {
+        cli_error(file, "cannot open: %s", uv_strerror(fd));
+        return EXIT_FAILED;
+      }
+      stream = own_fd = 1;
+    } else {
+      cli_lib_error(file, err);
+      return EXIT_FAILED;
+    }
+  } else if ((err = bm_source_size(src, &size)) != 0) {
+    cli_lib_error(file, err);
+    bm_source_close(src);
+    return EXIT_FAILED;
+  }
+  if (!stream) {
+    if (a->offset > size) {
+      bm_source_close(src);
+      return cli_usage("scan", "--offset %llu is past the end of %s (%llu bytes)",
+                       (unsigned long long)a->offset, file, (unsigned long long)size);
+    }
+    if (a->have_length && a->offset + length > size) {
+      bm_source_close(src);
+      return cli_usage("scan", "--offset %llu --length %llu runs past the end of %s (%llu bytes)",
+                       (unsigned long long)a->offset, (unsigned long long)length, file,
+                       (unsigned long long)size);
+    }
+    if (!a->have_length) length = size - a->offset;
+  }
+  s->carry = a->offset;
+  s->lines_total = s->count_total = 0;
+  hash_free(s->xxh);
+  s->xxh = NULL;
+  if (s->hash && (s->xxh = hash_new()) == NULL) {
+    cli_error("scan", "out of memory");
+    bm_source_close(src);
+    return EXIT_FAILED;
+  }
+  run.ctx = s;
+
+  memset(&po, 0, sizeof(po));
+  po.offset = a->offset;
+  po.length = stream && !a->have_length ? BM_TO_END : length;
+  /* A stream is read into buffers: the default window is smaller there (they are
+   * allocated, not mapped views of the page cache). */
+  po.window = stream && !a->window_given ? (8u << 20) : a->window;
+  po.overlap = s->count ? s->litlen - 1 : 0;
+  /* One window a thread being worked on, one being mapped ahead, one in the ordered stage. */
+  po.inflight = a->threads + 2 > BM_UV_MAX_INFLIGHT ? BM_UV_MAX_INFLIGHT : a->threads + 2;
+  po.prefault = 1;
+  po.user_size = sizeof(scan_win_t);
+  po.parallel = (s->lines || s->count) ? scan_window_parallel : NULL;
+  po.ordered = scan_window_ordered;
+  po.merged = scan_window_merged;
+  t0 = cli_now();
+  err = stream ? cli_run_fd(&run, fd, &po, a->progress) : cli_run(&run, src, &po, a->progress);
+  res->seconds = cli_now() - t0;
+  if (run.interrupted) {
+    cli_error("scan", "interrupted by %s", cli_signal_name(run.signum));
+    rc = cli_signal_status(run.signum);
+  } else if (err == BM_ETRUNCATED && !stream) {
+    uint64_t now = 0;
+    bm_source_size(src, &now);
+    cli_error(file, "the file shrank while it was scanned (%llu bytes now, %llu expected)",
+              (unsigned long long)now, (unsigned long long)(a->offset + length));
+    rc = EXIT_FAILED;
+  } else if (err == BM_ERANGE && stream) {
+    rc = cli_usage("scan", "--offset %llu%s runs past the end of %s (%llu bytes)",
+                   (unsigned long long)a->offset, a->have_length ? " plus --length" : "", file,
+                   (unsigned long long)run.pipe.bytes_done + a->offset);
+  } else if (err != 0) {
+    cli_lib_error_os(file, err, run.pipe.os_error);
+    rc = EXIT_FAILED;
+  } else {
+    res->offset = a->offset;
+    res->length = stream ? run.pipe.bytes_done : length;
+    res->bytes = run.pipe.bytes_done;
+    if (s->hash) res->xxh3 = hash_digest(s->xxh);
+    res->lines = s->lines_total;
+    res->count = s->count_total;
+    res->window = run.pipe.window;
+    res->peak = run.pipe.peak_mapped;
+    rc = EXIT_DONE;
+  }
+  if (own_fd) {
+    uv_fs_t req;
+    uv_fs_close(NULL, &req, fd, NULL);
+    uv_fs_req_cleanup(&req);
+  }
+  bm_source_close(src);
+  return rc;
+}
+
+static void scan_print(cli_out_t *out, const char *file, const scan_t *s, const scan_result_t *r,
+                       unsigned threads) {
+  out_str(out, "file", file);
+  out_u64(out, "offset", r->offset);
+  out_u64(out, "length", r->length);
+  out_u64(out, "bytes", r->bytes);
+  if (s->hash) out_hex64(out, "xxh3", r->xxh3);
+  if (s->lines) out_u64(out, "lines", r->lines);
+  if (s->count) out_u64(out, "count", r->count);
+  out_f(out, "seconds", r->seconds, 6);
+  out_f(out, "bytes_per_second", r->seconds > 0 ? (double)r->bytes / r->seconds : 0, 0);
+  out_u64(out, "window", r->window);
+  out_u64(out, "threads", threads);
+  out_u64(out, "peak_mapped_bytes", r->peak);
+}
+
 int cmd_scan(int argc, char **argv) {
   const char *o_hash = NULL, *o_lines = NULL, *o_count = NULL, *o_offset = NULL,
              *o_length = NULL, *o_window = NULL, *o_threads = NULL, *o_json = NULL,
-             *o_noprog = NULL, *pos[1];
+             *o_noprog = NULL, **pos;
   const cli_opt_t opts[] = {
     {"--hash", 0, &o_hash}, {"--lines", 0, &o_lines}, {"--count", 1, &o_count},
     {"--offset", 1, &o_offset}, {"--length", 1, &o_length}, {"--window", 1, &o_window},
     {"--threads", 1, &o_threads}, {"--json", 0, &o_json}, {"--no-progress", 0, &o_noprog},
   };
-  uint64_t offset = 0, length = BM_TO_END, window = 64u << 20, size;
-  unsigned threads;
-  int npos, rc, err;
-  bm_source_t *src;
-  bm_uv_pipeline_opts_t po;
-  cli_run_t run;
+  uint64_t window = 64u << 20, tbytes = 0, tlines = 0, tcount = 0;
+  scan_args_t a;
+  scan_result_t *res = NULL;
+  unsigned char *ok = NULL;
+  int npos, rc, i, worst = EXIT_DONE, multi, stdin_seen = 0;
   scan_t s;
-  double t0, secs;
   cli_out_t out;
 
-  rc = cli_parse("scan", argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), pos, 1, &npos);
-  if (rc != 0) return rc < 0 ? EXIT_DONE : rc;
-  if (npos != 1) return cli_usage("scan", "missing FILE");
-  if (pos[0][0] == '\0') return cli_usage("scan", "FILE is an empty string");
-  if (o_offset && (rc = cli_size("scan", "--offset", o_offset, &offset))) return rc;
-  if (o_length && (rc = cli_size("scan", "--length", o_length, &length))) return rc;
-  if (o_window && (rc = cli_size("scan", "--window", o_window, &window))) return rc;
-  if (window == 0) return cli_usage("scan", "--window 0: a window must hold at least one byte");
-  if (window > (sizeof(size_t) > 4 ? (4ull << 30) : (256u << 20)))
-    return cli_usage("scan", "--window %s: at most %s", o_window,
-                     sizeof(size_t) > 4 ? "4G" : "256M");
-  if (o_count && o_count[0] == '\0') return cli_usage("scan", "--count: the literal is empty");
-  if (o_count && strlen(o_count) >= window)
-    return cli_usage("scan", "--count: the literal must be shorter than the window");
-  if ((rc = cli_threads("scan", o_threads, &threads)) != 0) return rc;
+  if ((pos = malloc(sizeof(*pos) * (size_t)(argc > 0 ? argc : 1))) == NULL) {
+    cli_error("scan", "out of memory");
+    return EXIT_FAILED;
+  }
+  memset(&a, 0, sizeof(a));
+  rc = cli_parse("scan", argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), pos, argc, &npos);
+  if (rc != 0) goto out_pos;
+  rc = EXIT_USAGE;
+  if (npos < 1) {
+    rc = cli_usage("scan", "missing FILE (- for standard input)");
+    goto out_pos;
+  }
+  for (i = 0; i < npos; i++) {
+    if (pos[i][0] == '\0') {
+      rc = cli_usage("scan", "FILE is an empty string");
+      goto out_pos;
+    }
+    if (strcmp(pos[i], "-") == 0 && stdin_seen++) {
+      rc = cli_usage("scan", "- (standard input) given twice");
+      goto out_pos;
+    }
+  }
+  if (o_offset && (rc = cli_size("scan", "--offset", o_offset, &a.offset))) goto out_pos;
+  if (o_length && (rc = cli_size("scan", "--length", o_length, &a.length))) goto out_pos;
+  if (o_window && (rc = cli_size("scan", "--window", o_window, &window))) goto out_pos;
+  rc = EXIT_USAGE;
+  if (window == 0) {
+    rc = cli_usage("scan", "--window 0: a window must hold at least one byte");
+    goto out_pos;
+  }
+  if (window > (sizeof(size_t) > 4 ? (4ull << 30) : (256u << 20))) {
+    rc = cli_usage("scan", "--window %s: at most %s", o_window, sizeof(size_t) > 4 ? "4G" : "256M");
+    goto out_pos;
+  }
+  if (o_count && o_count[0] == '\0') {
+    rc = cli_usage("scan", "--count: the literal is empty");
+    goto out_pos;
+  }
+  if (o_count && strlen(o_count) >= window) {
+    rc = cli_usage("scan", "--count: the literal must be shorter than the window");
+    goto out_pos;
+  }
+  if (o_length != NULL && a.offset + a.length < a.offset) {
+    rc = cli_usage("scan", "--offset plus --length overflows 64 bits");
+    goto out_pos;
+  }
+  if ((rc = cli_threads("scan", o_threads, &a.threads)) != 0) goto out_pos;
+  a.window = window;
+  a.window_given = o_window != NULL;
+  a.have_length = o_length != NULL;
+  a.progress = o_noprog == NULL;
 
   memset(&s, 0, sizeof(s));
   s.hash = o_hash != NULL;
@@ -121,84 +317,77 @@ int cmd_scan(int argc, char **argv) {
   s.lit = (const unsigned char *)o_count;
   s.litlen = o_count ? strlen(o_count) : 0;
 
-  if ((err = bm_file_open(&src, pos[0], BM_FILE_READ)) != 0) {
-    cli_lib_error(pos[0], err);
-    return EXIT_FAILED;
-  }
-  if ((err = bm_source_size(src, &size)) != 0) {
-    cli_lib_error(pos[0], err);
-    bm_source_close(src);
-    return EXIT_FAILED;
-  }
-  if (offset > size) {
-    bm_source_close(src);
-    return cli_usage("scan", "--offset %llu is past the end of %s (%llu bytes)",
-                     (unsigned long long)offset, pos[0], (unsigned long long)size);
-  }
-  if (o_length != NULL && offset + length < offset) {
-    bm_source_close(src);
-    return cli_usage("scan", "--offset plus --length overflows 64 bits");
-  }
-  if (o_length != NULL && offset + length > size) {
-    bm_source_close(src);
-    return cli_usage("scan", "--offset %llu --length %llu runs past the end of %s (%llu bytes)",
-                     (unsigned long long)offset, (unsigned long long)length, pos[0],
-                     (unsigned long long)size);
-  }
-  if (o_length == NULL) length = size - offset;
-  s.carry = offset;
-  if (s.hash && (s.xxh = hash_new()) == NULL) {
+  multi = npos > 1;
+  /* Results are printed once every FILE was scanned: an interrupted scan prints none. */
+  if ((res = calloc((size_t)npos, sizeof(*res))) == NULL || (ok = calloc((size_t)npos, 1)) == NULL) {
     cli_error("scan", "out of memory");
-    bm_source_close(src);
-    return EXIT_FAILED;
-  }
-  run.ctx = &s;
-
-  memset(&po, 0, sizeof(po));
-  po.offset = offset;
-  po.length = length;
-  po.window = window;
-  po.overlap = s.count ? s.litlen - 1 : 0;
-  /* One window a thread being worked on, one being mapped ahead, one in the ordered stage. */
-  po.inflight = threads + 2 > BM_UV_MAX_INFLIGHT ? BM_UV_MAX_INFLIGHT : threads + 2;
-  po.prefault = 1;
-  po.user_size = sizeof(scan_win_t);
-  po.parallel = (s.lines || s.count) ? scan_window_parallel : NULL;
-  po.ordered = scan_window_ordered;
-  po.merged = scan_window_merged;
-  t0 = cli_now();
-  err = cli_run(&run, src, &po, o_noprog == NULL);
-  secs = cli_now() - t0;
-  if (run.interrupted) {
-    cli_error("scan", "interrupted");
-    rc = EXIT_INTERRUPTED;
-  } else if (err == BM_ETRUNCATED) {
-    uint64_t now = 0;
-    bm_source_size(src, &now);
-    cli_error(pos[0], "the file shrank while it was scanned (%llu bytes now, %llu expected)",
-              (unsigned long long)now, (unsigned long long)(offset + length));
     rc = EXIT_FAILED;
-  } else if (err != 0) {
-    cli_lib_error_os(pos[0], err, run.pipe.os_error);
-    rc = EXIT_FAILED;
-  } else {
-    out_begin(&out, o_json != NULL);
-    out_str(&out, "file", pos[0]);
-    out_u64(&out, "offset", offset);
-    out_u64(&out, "length", length);
-    out_u64(&out, "bytes", run.pipe.bytes_done);
-    if (s.hash) out_hex64(&out, "xxh3", hash_digest(s.xxh));
-    if (s.lines) out_u64(&out, "lines", s.lines_total);
-    if (s.count) out_u64(&out, "count", s.count_total);
-    out_f(&out, "seconds", secs, 6);
-    out_f(&out, "bytes_per_second", secs > 0 ? (double)length / secs : 0, 0);
-    out_u64(&out, "window", run.pipe.window);
-    out_u64(&out, "threads", threads);
-    out_u64(&out, "peak_mapped_bytes", run.pipe.peak_mapped);
-    out_end(&out);
-    rc = EXIT_DONE;
+    goto out_res;
   }
+  for (i = 0; i < npos; i++) {
+    rc = scan_one(pos[i], &a, &s, &res[i]);
+    if (rc > EXIT_USAGE) { /* a signal: stop here */
+      worst = rc;
+      break;
+    }
+    if (rc != EXIT_DONE) {
+      if (rc > worst) worst = rc;
+      continue;
+    }
+    ok[i] = 1;
+    tbytes += res[i].bytes;
+    tlines += res[i].lines;
+    tcount += res[i].count;
+  }
+  if (worst > EXIT_USAGE || (!multi && worst != EXIT_DONE)) {
+    rc = worst;
+    goto out_res;
+  }
+  out_begin(&out, o_json != NULL);
+  if (multi && out.json) {
+    printf("\"files\":[");
+    out.fields = 0;
+  }
+  for (i = 0; i < npos; i++) {
+    if (!ok[i]) continue;
+    if (!multi) {
+      scan_print(&out, pos[i], &s, &res[i], a.threads);
+    } else if (out.json) {
+      cli_out_t one;
+      if (out.fields++) putchar(',');
+      out_begin(&one, 1);
+      scan_print(&one, pos[i], &s, &res[i], a.threads);
+      putchar('}');
+    } else {
+      scan_print(&out, pos[i], &s, &res[i], a.threads);
+      putchar('\n');
+    }
+  }
+  if (multi) {
+    if (out.json) {
+      putchar(']');
+      out.fields = 1;
+    }
+    out_obj_begin(&out, "total");
+    if (!out.json) printf("  ");
+    out_u64(&out, "bytes", tbytes);
+    if (s.lines) {
+      if (!out.json) printf("  ");
+      out_u64(&out, "lines", tlines);
+    }
+    if (s.count) {
+      if (!out.json) printf("  ");
+      out_u64(&out, "count", tcount);
+    }
+    out_obj_end(&out);
+  }
+  out_end(&out);
+  rc = worst;
+out_res:
+  free(res);
+  free(ok);
   hash_free(s.xxh);
-  bm_source_close(src);
-  return rc;
+out_pos:
+  free(pos);
+  return rc < 0 ? EXIT_DONE : rc;
 }

@@ -62,7 +62,7 @@ BM_EXTERN const char *bm_version(void);
   XX(ELOOP, -27, "a symbolic link where none is followed")                                 \
   XX(EFBIG, -28, "file too large (over the file size limit, ulimit -f)")                    \
   XX(EMFILE, -29, "too many open files (ulimit -n)")                                       \
-  XX(EAGAIN, -30, "resource temporarily unavailable (a process or thread limit, ulimit -u)")
+  XX(EAGAIN, -30, "resource temporarily unavailable (a process, thread or memory limit: ulimit -u, -v)")
 
 typedef enum {
 #define BM__ERR_ENUM(name, val, msg) BM_##name = (val),

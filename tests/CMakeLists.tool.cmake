@@ -7,6 +7,13 @@ if(TARGET bulkmap_tool AND NOT WIN32)
   endif()
 endif()
 
+# The tool in the shell: several files, pipes, limits, signals, write errors, help, man page.
+if(TARGET bulkmap_tool AND NOT WIN32)
+  add_test(NAME tool_shell COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tool/test_shell.sh
+           $<TARGET_FILE:bulkmap_tool> ${PROJECT_BINARY_DIR}/tools/bulkmap.1)
+  set_tests_properties(tool_shell PROPERTIES TIMEOUT 600)
+endif()
+
 # Install rules, the CMake package and the pkg-config file, used from outside the tree.
 if(NOT WIN32 AND NOT BULKMAP_SANITIZE)
   add_test(NAME install COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/consumer/test_install.sh ${CMAKE_BINARY_DIR})

@@ -126,6 +126,16 @@ static void cli_on_signal(int signum) {
   if (cli_signal_wake != NULL) cli_signal_wake();
 }
 
+void cli_signals_ensure(void) {
+#ifndef _WIN32
+  struct sigaction cur;
+  if (sigaction(SIGINT, NULL, &cur) == 0 && cur.sa_handler == cli_on_signal &&
+      sigaction(SIGTERM, NULL, &cur) == 0 && cur.sa_handler == cli_on_signal)
+    return;
+#endif
+  cli_signals_init();
+}
+
 void cli_signals_init(void) {
   int i;
 #ifdef _WIN32

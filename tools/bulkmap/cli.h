@@ -105,6 +105,8 @@ void cli_ignore_sigpipe(void);
  *   returns cli_signal_status(signum). A command that makes something that must not be
  *   left half-made defers from before it makes it until it is done or removed. */
 void cli_signals_init(void);
+/* cli_signals_init again if a command put handlers of its own in (cli_run does this). */
+void cli_signals_ensure(void);
 /* Sets deferring on (1) or off (0); returns the previous setting. Turning it off with a
  * signal noted does not end the process: the caller acts on cli_signal_caught(). */
 int cli_signals_defer(int on);

@@ -9,6 +9,8 @@
 #ifdef _WIN32
 #include <fcntl.h>
 #include <io.h>
+#else
+#include <sys/resource.h>
 #endif
 
 #define LIT_KEEP 64 /* match positions a window keeps for re-synchronising the count */
@@ -108,6 +110,88 @@ static int scan_is_fifo(const char *path) {
 #endif
 }
 
+/* Under an address-space limit (ulimit -v) the windows in flight keep to a quarter of it,
+ * leaving the rest to the threads' stacks, the heap and the program. */
+static uint64_t scan_max_mapped(void) {
+#ifndef _WIN32
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) return (uint64_t)rl.rlim_cur / 4;
+#endif
+  return 0;
+}
+
+/* A small regular file is read on this thread into one buffer and given to the same
+ * callbacks as one window: for many small files the hops to the thread pool and back, and
+ * mapping, cost more than the work (10,000 files of 4 KiB: see perf/RESULTS.md). Returns
+ * 1 when done, 0 when the file is not one for this path (the pipeline then takes it,
+ * and reports whatever is wrong with it). */
+#define SCAN_SMALL (256u << 10)
+
+static int scan_small(const char *file, const scan_args_t *a, scan_t *s, scan_result_t *res) {
+  static unsigned char buf[SCAN_SMALL];
+  uv_fs_t req;
+  uv_file fd;
+  uv_buf_t b;
+  uint64_t size, length;
+  ssize_t n;
+  cli_run_t run;
+  scan_win_t u;
+  bm_uv_window_t w;
+  double t0 = cli_now();
+  int done = 0;
+
+  fd = uv_fs_open(NULL, &req, file, UV_FS_O_RDONLY | UV_FS_O_NONBLOCK, 0, NULL);
+  uv_fs_req_cleanup(&req);
+  if (fd < 0) return 0;
+  if (uv_fs_fstat(NULL, &req, fd, NULL) != 0 || (req.statbuf.st_mode & S_IFMT) != S_IFREG ||
+      req.statbuf.st_size == 0 || req.statbuf.st_size > SCAN_SMALL) {
+    /* Empty files too: procfs and sysfs files claim to be, and the pipeline refuses them. */
+    uv_fs_req_cleanup(&req);
+    goto out;
+  }
+  size = req.statbuf.st_size;
+  uv_fs_req_cleanup(&req);
+  if (a->offset > size || (a->have_length && a->offset + a->length > size)) goto out;
+  length = a->have_length ? a->length : size - a->offset;
+  /* One byte more than the size, to see a file that grew; a short read, one that shrank:
+   * both are left to the pipeline. */
+  b = uv_buf_init((char *)buf, (unsigned)(size < SCAN_SMALL ? size + 1 : size));
+  do n = uv_fs_read(NULL, &req, fd, &b, 1, 0, NULL);
+  while (n == UV_EINTR);
+  uv_fs_req_cleanup(&req);
+  if (n < 0 || (uint64_t)n != size) goto out;
+
+  memset(&w, 0, sizeof(w));
+  memset(&u, 0, sizeof(u));
+  w.data = buf + a->offset;
+  w.length = (size_t)length;
+  w.offset = a->offset;
+  w.last = 1;
+  w.user = &u;
+  s->carry = a->offset;
+  s->lines_total = s->count_total = 0;
+  hash_free(s->xxh);
+  s->xxh = NULL;
+  if (s->hash && (s->xxh = hash_new()) == NULL) goto out;
+  run.ctx = s;
+  if (s->lines || s->count) scan_window_parallel(&w, &run);
+  scan_window_ordered(&w, &run);
+  scan_window_merged(&w, &run);
+  res->offset = a->offset;
+  res->length = res->bytes = length;
+  if (s->hash) res->xxh3 = hash_digest(s->xxh);
+  res->lines = s->lines_total;
+  res->count = s->count_total;
+  res->window = a->window;
+  res->peak = 0; /* nothing mapped: read */
+  res->seconds = cli_now() - t0;
+  done = 1;
+out:
+  uv_fs_close(NULL, &req, fd, NULL);
+  uv_fs_req_cleanup(&req);
+  return done;
+}
+
 /* Scans one FILE into res. Returns EXIT_DONE, EXIT_FAILED or EXIT_USAGE after saying why,
  * or 128+N when a signal N arrived. */
 static int scan_one(const char *file, const scan_args_t *a, scan_t *s, scan_result_t *res) {
@@ -120,6 +204,7 @@ static int scan_one(const char *file, const scan_args_t *a, scan_t *s, scan_resu
   double t0;
 
   memset(res, 0, sizeof(*res));
+  if (strcmp(file, "-") != 0 && scan_small(file, a, s, res)) return EXIT_DONE;
   if (strcmp(file, "-") == 0) {
     stream = 1;
     fd = 0;
@@ -181,6 +266,7 @@ static int scan_one(const char *file, const scan_args_t *a, scan_t *s, scan_resu
   /* One window a thread being worked on, one being mapped ahead, one in the ordered stage. */
   po.inflight = a->threads + 2 > BM_UV_MAX_INFLIGHT ? BM_UV_MAX_INFLIGHT : a->threads + 2;
   po.prefault = 1;
+  po.max_mapped = scan_max_mapped();
   po.user_size = sizeof(scan_win_t);
   po.parallel = (s->lines || s->count) ? scan_window_parallel : NULL;
   po.ordered = scan_window_ordered;

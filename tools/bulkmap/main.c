@@ -34,7 +34,8 @@ static const cli_cmd_t commands[] = {
    "one block a file and the totals.\n"
    "  --hash          XXH3-64 of the bytes, as 16 hex digits (as xxhsum -H3)\n"
    "  --lines         count newline bytes (as wc -l)\n"
-   "  --count LITERAL count non-overlapping occurrences of LITERAL, found left to right,\n"
+   "  --count LITERAL\n"
+   "                  count non-overlapping occurrences of LITERAL, found left to right,\n"
    "                  those across window edges included\n"
    "  --offset N      first byte to scan (default 0)\n"
    "  --length N      bytes to scan (default: to the end)\n"
@@ -295,6 +296,7 @@ int main(int argc, char **argv) {
   keep_std_fds();
   cli_signals_init();
   if (argc < 2) {
+    cli_error("bulkmap", "missing COMMAND");
     usage_short(stderr);
     fprintf(stderr, "Try 'bulkmap --help' for more information.\n");
     return EXIT_USAGE;

@@ -2,10 +2,10 @@
  * and a uv_async woken by cli.c's signal handler turns a signal into a clean cancel.
  * libuv aborts the process when it cannot get what its loop and thread pool need (a pipe,
  * a thread), so that is checked first and reported as an error. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #ifndef _WIN32
-#include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
 #endif
@@ -39,17 +39,17 @@ static void run_on_async(uv_async_t *h) {
   if (run_waiting) uv_stop(h->loop);
 }
 
-/* The loop, made once. Before libuv makes it, the descriptors it needs (a pipe of its
- * signal lock, the epoll descriptor, an eventfd) are checked to be available: libuv
- * aborts when the pipe cannot be made. */
+/* The loop, made once. Before libuv makes it, the descriptors it needs (the pipe of its
+ * global signal lock, the epoll descriptor, the loop's signal pipe, an eventfd: 6) are
+ * checked to be available: libuv aborts when the lock's pipe cannot be made. */
 static int run_get_loop(int *os) {
   int err;
   *os = 0;
   if (run_loop != NULL) return 0;
 #ifndef _WIN32
   {
-    int fds[4], n = 0, e = 0, i;
-    for (i = 0; i < 4; i++) {
+    int fds[6], n = 0, e = 0, i;
+    for (i = 0; i < 6; i++) {
       if ((fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
         e = errno;
         break;
@@ -60,7 +60,11 @@ static int run_get_loop(int *os) {
     if (e == EMFILE || e == ENFILE) return *os = e, BM_EMFILE;
   }
 #endif
-  if ((run_loop = uv_default_loop()) == NULL) return *os = 0, BM_ENOMEM;
+  errno = 0;
+  if ((run_loop = uv_default_loop()) == NULL) {
+    *os = errno;
+    return errno == EMFILE || errno == ENFILE ? BM_EMFILE : BM_ENOMEM;
+  }
   if ((err = uv_async_init(run_loop, &run_async, run_on_async)) != 0) {
     run_loop = NULL;
     return run_uv_error(err, os);
@@ -140,7 +144,7 @@ static int run_go(cli_run_t *r, bm_source_t *src, uv_file fd, bm_uv_pipeline_opt
     return err;
   }
   r->timer.data = r;
-  cli_signals_init(); /* ours again, should a command have put its own in */
+  cli_signals_ensure(); /* ours again, should a command have put its own in */
   was = cli_signals_defer(1);
   run_current = r;
   err = src != NULL ? bm_uv_pipeline_start(&r->pipe, r->loop, src, o)
@@ -177,7 +181,7 @@ int cli_wait_for_signal(void) {
     cli_lib_error_os(cli_command, err, os);
     return 0;
   }
-  cli_signals_init();
+  cli_signals_ensure();
   was = cli_signals_defer(1);
   if (cli_signal_caught() == 0) {
     run_waiting = 1;

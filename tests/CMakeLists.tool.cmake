@@ -7,6 +7,20 @@ if(TARGET bulkmap_tool AND NOT WIN32)
   endif()
 endif()
 
+# bulkmap_uv's own suite, in its own runner (the core's runner never links libuv).
+if(TARGET bulkmap_uv)
+  add_executable(check_uv uv/check_uv.c)
+  target_link_libraries(check_uv PRIVATE bulkmap_uv bulkmap_dep_check)
+  if(NOT WIN32)
+    target_compile_definitions(check_uv PRIVATE _GNU_SOURCE) # uv.h under strict C11
+  endif()
+  if(MINGW)
+    target_compile_options(check_uv PRIVATE -Wno-format)
+  endif()
+  add_test(NAME check_uv COMMAND check_uv)
+  set_tests_properties(check_uv PROPERTIES TIMEOUT 300 ENVIRONMENT "CK_DEFAULT_TIMEOUT=120")
+endif()
+
 # The tool in the shell: several files, pipes, limits, signals, write errors, help, man page.
 if(TARGET bulkmap_tool AND NOT WIN32)
   add_test(NAME tool_shell COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tool/test_shell.sh

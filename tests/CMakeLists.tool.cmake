@@ -21,6 +21,13 @@ if(TARGET bulkmap_uv)
   set_tests_properties(check_uv PROPERTIES TIMEOUT 300 ENVIRONMENT "CK_DEFAULT_TIMEOUT=120")
 endif()
 
+# README's library example, compiled and run.
+if(NOT WIN32 AND NOT BULKMAP_SANITIZE)
+  add_test(NAME readme_example COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/readme/test_readme.sh
+           ${PROJECT_SOURCE_DIR}/README.md ${CMAKE_C_COMPILER} ${PROJECT_SOURCE_DIR}/include
+           $<TARGET_FILE:bulkmap>)
+endif()
+
 # The tool in the shell: several files, pipes, limits, signals, write errors, help, man page.
 if(TARGET bulkmap_tool AND NOT WIN32)
   add_test(NAME tool_shell COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tool/test_shell.sh

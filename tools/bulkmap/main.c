@@ -165,8 +165,13 @@ static void usage_all(FILE *f) {
 
 static void usage_short(FILE *f) {
   int i;
+  const char *p;
   fprintf(f, "Usage:\n");
-  for (i = 0; i < NCOMMANDS; i++) fprintf(f, "  %s\n", commands[i].usage);
+  for (i = 0; i < NCOMMANDS; i++) {
+    fputs("  ", f);
+    for (p = commands[i].usage; *p; p++) fputs(*p == '\n' ? "\n  " : (char[2]){*p, 0}, f);
+    fputc('\n', f);
+  }
   fprintf(f, "  bulkmap --help | -h | --version | -V | COMMAND --help\n");
 }
 

@@ -169,6 +169,11 @@ static void cli_flush_stdout(void) {
   if (fflush(stdout) != 0 && cli_out_errno == 0) cli_out_errno = errno ? errno : EIO;
 }
 
+int cli_out_failed(void) {
+  cli_flush_stdout();
+  return ferror(stdout) ? (cli_out_errno ? cli_out_errno : EIO) : 0;
+}
+
 int cli_finish(const char *cmd, int rc) {
   int err;
   cli_flush_stdout();

@@ -120,6 +120,9 @@ const char *cli_signal_name(int signum);
  * its loop. */
 extern void (*volatile cli_signal_wake)(void);
 
+/* Flushes stdout; returns 0, or the errno of the first failed write of the result (for a
+ * command that must act on it before it ends, e.g. load --hold stops holding). */
+int cli_out_failed(void);
 /* The end of main(): flushes and closes stdout. When a command succeeded but its result
  * could not be written (disk full, closed pipe, ulimit -f), prints why and returns
  * EXIT_FAILED; else returns rc. */

@@ -20,7 +20,7 @@ const char *cli_command = "bulkmap";
 
 /* A name or path for human eyes: control characters (a newline in a file name would forge
  * a line of output) are shown as C escapes; everything else as it is. */
-static void put_escaped(FILE *f, const char *s) {
+void cli_put_escaped(FILE *f, const char *s) {
   const unsigned char *p = (const unsigned char *)s;
   for (; *p; p++) {
     if (*p == '\n') fputs("\\n", f);
@@ -34,7 +34,7 @@ static void put_escaped(FILE *f, const char *s) {
 void cli_verror(const char *context, const char *fmt, va_list ap) {
   char msg[1024];
   fprintf(stderr, "bulkmap: ");
-  put_escaped(stderr, context);
+  cli_put_escaped(stderr, context);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   fprintf(stderr, ": %s\n", msg);
 }
@@ -315,7 +315,7 @@ void out_begin(cli_out_t *o, int json) {
 void out_str(cli_out_t *o, const char *key, const char *val) {
   out_key(o, key);
   if (!o->json) {
-    put_escaped(stdout, val ? val : "-");
+    cli_put_escaped(stdout, val ? val : "-");
     putchar('\n');
   }
   else if (val == NULL) printf("null");

@@ -57,6 +57,9 @@ typedef struct cli_out_s {
 } cli_out_t;
 void out_begin(cli_out_t *o, int json);
 void json_string(const char *s); /* a quoted, escaped JSON string (always valid UTF-8) */
+/* A name or path for human output: control characters as C escapes (\n, \t, \x1b), so
+ * that a name cannot forge a line; out_str and cli_error do this already. */
+void cli_put_escaped(FILE *f, const char *s);
 void out_str(cli_out_t *o, const char *key, const char *val); /* NULL: JSON null */
 void out_u64(cli_out_t *o, const char *key, uint64_t v);
 void out_i64(cli_out_t *o, const char *key, int64_t v);

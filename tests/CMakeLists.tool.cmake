@@ -33,6 +33,9 @@ if(TARGET bulkmap_tool AND NOT WIN32)
   add_test(NAME tool_shell COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tool/test_shell.sh
            $<TARGET_FILE:bulkmap_tool> ${PROJECT_BINARY_DIR}/tools/bulkmap.1)
   set_tests_properties(tool_shell PROPERTIES TIMEOUT 600)
+  if(BULKMAP_SANITIZE)
+    set_tests_properties(tool_shell PROPERTIES ENVIRONMENT "BULKMAP_TEST_SANITIZED=1")
+  endif()
 endif()
 
 # Install rules, the CMake package and the pkg-config file, used from outside the tree.

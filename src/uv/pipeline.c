@@ -147,7 +147,7 @@ static void pipe_read_work(uv_work_t *req) {
   }
   if (err == 0) {
     ovl = p->tail_len;
-    memcpy(w->buf, p->tail, ovl);
+    if (ovl > 0) memcpy(w->buf, p->tail, ovl);
     want = (size_t)p->plan.step;
     if (p->end != UINT64_MAX && p->end - p->read_pos < want) want = (size_t)(p->end - p->read_pos);
     err = pipe_read_fill(p, w->buf + ovl, want, &got, &os);
@@ -164,7 +164,7 @@ static void pipe_read_work(uv_work_t *req) {
       w->overlap = ovl;
       w->offset = p->read_pos - got - ovl;
       keep = w->length < p->plan.overlap ? w->length : (size_t)p->plan.overlap;
-      memcpy(p->tail, w->buf + w->length - keep, keep);
+      if (keep > 0) memcpy(p->tail, w->buf + w->length - keep, keep);
       p->tail_len = keep;
     }
   }

@@ -101,12 +101,17 @@ expect 2 scan - -
 
 # 3. Resource limits: a clean exit 1 with the reason, never a signal.
 for n in 9 8 6 5 4; do
-  (ulimit -n "$n"; exec timeout 60 "$BM" scan "$T/text" --no-progress) >/dev/null 2>"$T/err"
+  (ulimit -n "$n"; exec "$BM" scan "$T/text" --no-progress) >/dev/null 2>"$T/err"
   rc=$?
-  if [ $rc -eq 0 ] || { [ $rc -eq 1 ] && grep -q 'too many open files' "$T/err"; }; then ok
+  # (127: the dynamic loader itself found no descriptor for a library, before main)
+  if [ $rc -eq 0 ] || { [ $rc -eq 1 ] && grep -q 'too many open files' "$T/err"; } ||
+     { [ $rc -eq 127 ] && grep -q 'error while loading shared libraries' "$T/err"; }; then ok
   else fail "ulimit -n $n: exit $rc: $(cat "$T/err")"; fi
 done
 (ulimit -n 12; exec "$BM" scan "$T/text" --no-progress) >/dev/null 2>&1 && ok || fail "ulimit -n 12: scan failed"
+if [ -n "${BULKMAP_TEST_SANITIZED:-}" ]; then
+  echo "SKIP ulimit -v: AddressSanitizer reserves terabytes of shadow address space" >&2
+else
 for v in 15000 30000 60000 120000; do
   (ulimit -v "$v"; exec timeout 60 "$BM" scan "$T/rand" --no-progress) >/dev/null 2>"$T/err"
   rc=$?
@@ -115,6 +120,7 @@ for v in 15000 30000 60000 120000; do
 done
 out=$(ulimit -v 120000; "$BM" scan "$T/rand" --json --no-progress) && [ "$(json "$out" xxh3)" = "$(xxh "$T/rand")" ] && ok ||
   fail "scan under ulimit -v 120000 (windows shrink to fit): $out"
+fi
 # (stderr through a pipe: the limit binds every file written, the error file too)
 err=$( (ulimit -f 0; exec "$BM" scan "$T/text" --json >"$T/f0.json" </dev/null) 2>&1 )
 rc=$?

@@ -98,18 +98,6 @@ typedef struct {
   double seconds;
 } scan_result_t;
 
-/* A named file that is a FIFO (or a pipe, as /dev/fd/N of a process substitution) is read
- * as a stream; anything else that cannot be mapped is refused as before. */
-static int scan_is_fifo(const char *path) {
-#ifdef _WIN32
-  (void)path;
-  return 0;
-#else
-  struct stat st;
-  return stat(path, &st) == 0 && S_ISFIFO(st.st_mode);
-#endif
-}
-
 /* Under an address-space limit (ulimit -v) the windows in flight keep to a quarter of it,
  * leaving the rest to the threads' stacks, the heap and the program. */
 static uint64_t scan_max_mapped(void) {
@@ -127,7 +115,8 @@ static uint64_t scan_max_mapped(void) {
  * and reports whatever is wrong with it). */
 #define SCAN_SMALL (256u << 10)
 
-static int scan_small(const char *file, const scan_args_t *a, scan_t *s, scan_result_t *res) {
+static int scan_small(const char *file, const scan_args_t *a, scan_t *s, scan_result_t *res,
+                      uv_file *fifo) {
   static unsigned char buf[SCAN_SMALL];
   uv_fs_t req;
   uv_file fd;
@@ -140,9 +129,20 @@ static int scan_small(const char *file, const scan_args_t *a, scan_t *s, scan_re
   double t0 = cli_now();
   int done = 0;
 
+  *fifo = -1;
+  /* O_NONBLOCK: a FIFO opens at once, writer or not (and is then read through poll). */
   fd = uv_fs_open(NULL, &req, file, UV_FS_O_RDONLY | UV_FS_O_NONBLOCK, 0, NULL);
   uv_fs_req_cleanup(&req);
   if (fd < 0) return 0;
+#ifdef S_IFIFO
+  if (uv_fs_fstat(NULL, &req, fd, NULL) == 0 && (req.statbuf.st_mode & S_IFMT) == S_IFIFO) {
+    /* Kept open: closing a FIFO its writer has just opened would end that writer (EPIPE). */
+    uv_fs_req_cleanup(&req);
+    *fifo = fd;
+    return 0;
+  }
+  uv_fs_req_cleanup(&req);
+#endif
   if (uv_fs_fstat(NULL, &req, fd, NULL) != 0 || (req.statbuf.st_mode & S_IFMT) != S_IFREG ||
       req.statbuf.st_size == 0 || req.statbuf.st_size > SCAN_SMALL) {
     /* Empty files too: procfs and sysfs files claim to be, and the pipeline refuses them. */
@@ -204,28 +204,18 @@ static int scan_one(const char *file, const scan_args_t *a, scan_t *s, scan_resu
   double t0;
 
   memset(res, 0, sizeof(*res));
-  if (strcmp(file, "-") != 0 && scan_small(file, a, s, res)) return EXIT_DONE;
-  if (strcmp(file, "-") == 0) {
+  if (strcmp(file, "-") != 0 && scan_small(file, a, s, res, &fd)) return EXIT_DONE;
+  if (fd >= 0) {
+    stream = own_fd = 1; /* a FIFO, or a pipe as /dev/fd/N */
+  } else if (strcmp(file, "-") == 0) {
     stream = 1;
     fd = 0;
 #ifdef _WIN32
     _setmode(0, _O_BINARY);
 #endif
   } else if ((err = bm_file_open(&src, file, BM_FILE_READ)) != 0) {
-    if (err == BM_ENOTREG && scan_is_fifo(file)) {
-      uv_fs_t req;
-      /* Blocks until a writer comes, as cat and wc do; a signal still ends it. */
-      fd = uv_fs_open(NULL, &req, file, UV_FS_O_RDONLY, 0, NULL);
-      uv_fs_req_cleanup(&req);
-      if (fd < 0) {
-        cli_error(file, "cannot open: %s", uv_strerror(fd));
-        return EXIT_FAILED;
-      }
-      stream = own_fd = 1;
-    } else {
-      cli_lib_error(file, err);
-      return EXIT_FAILED;
-    }
+    cli_lib_error(file, err);
+    return EXIT_FAILED;
   } else if ((err = bm_source_size(src, &size)) != 0) {
     cli_lib_error(file, err);
     bm_source_close(src);

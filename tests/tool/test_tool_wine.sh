@@ -47,7 +47,7 @@ tail -c +70001 "$T/text" | head -c 123457 >"$T/cut"
 [ "$(json "$out" xxh3)" = "$(xxh "$T/cut")" ] && ok || fail "--offset/--length: $out"
 
 # Several FILEs and standard input (issue 11).
-out=$(BM scan "$(win "$T/text")" "$(win "$T/s300000")" --json --no-progress)
+out=$(BM scan "$(win "$T/text")" "$(win "$T/s300000")" --json --no-progress | tr -d '\r')
 [ "$(json "$(sed -n 's/.*"total":\(.*\)}$/\1/p' <<<"$out")" lines)" = $(( $(wc -l <"$T/text") + $(wc -l <"$T/s300000") )) ] && ok || fail "two files: $out"
 out=$(BM scan - --json --no-progress --window 4096 <"$T/text")
 [ "$(json "$out" xxh3)" = "$(xxh "$T/text")" ] && [ "$(json "$out" lines)" = "$(wc -l <"$T/text")" ] && ok || fail "scan - <file: $out"

@@ -26,10 +26,25 @@ b=$(cat f* | wc -l)
 [ "$("$BM" scan f00042 --hash --json --no-progress | sed -n 's/.*"xxh3":"\([0-9a-f]*\)".*/\1/p')" = \
   "$(xxhsum -H3 f00042 | sed -n 's/^XXH3 (.*) = \([0-9a-f]*\)$/\1/p; s/^\([0-9a-f]\{16\}\)  .*/\1/p')" ] ||
   { echo "hashes differ" >&2; exit 1; }
-hyperfine -N --warmup 3 --runs 20 --export-markdown "$T/table.md" \
-  -n "bulkmap scan (hash + lines)" "$BM scan $(echo f*) --no-progress" \
-  -n "bulkmap scan --lines" "$BM scan $(echo f*) --lines --no-progress" \
-  -n "wc -l" "wc -l $(echo f*)" \
-  -n "bulkmap scan --hash" "$BM scan $(echo f*) --hash --no-progress" \
-  -n "xxhsum -H3" "xxhsum -H3 $(echo f*)" >&2
-cat "$T/table.md"
+# Interleaved rounds (the order rotated each round) after one unrecorded warm-up, medians:
+# on a shared machine only ratios from one run mean anything.
+names=("bulkmap scan" "wc -l" "xxhsum -H3" "bulkmap scan --lines" "bulkmap scan --hash")
+cmds=("$BM scan f* --no-progress" "wc -l f*" "xxhsum -H3 f*" "$BM scan f* --lines --no-progress"
+      "$BM scan f* --hash --no-progress")
+ROUNDS=${ROUNDS:-21}
+declare -A times
+for ((r = -1; r < ROUNDS; r++)); do
+  for ((k = 0; k < ${#cmds[@]}; k++)); do
+    i=$(( (k + (r < 0 ? 0 : r)) % ${#cmds[@]} ))
+    t0=$EPOCHREALTIME
+    eval "${cmds[$i]}" >/dev/null 2>&1
+    t1=$EPOCHREALTIME
+    [ $r -ge 0 ] && times[$i]+="$(echo "$t1 - $t0" | bc -l) "
+  done
+done
+echo "| command ($N files of $SIZE bytes) | median ms | min ms | max ms |"
+echo "|---|---:|---:|---:|"
+for ((i = 0; i < ${#cmds[@]}; i++)); do
+  tr ' ' '\n' <<<"${times[$i]}" | grep . | sort -g |
+    awk -v n="${names[$i]}" '{v[NR]=$1} END {printf "| `%s` | %.1f | %.1f | %.1f |\n", n, 1000*v[int((NR+1)/2)], 1000*v[1], 1000*v[NR]}'
+done

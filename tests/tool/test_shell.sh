@@ -55,6 +55,23 @@ expect 1 scan "$T/small" "$T/missing" "$T/text" --json --no-progress
 grep -q "\"file\":\"$T/text\"" "$T/out" && ok || fail "the other files after a missing one: $(cat "$T/out")"
 grep -q 'no such file or directory' "$T/err" && ok || fail "missing file message: $(cat "$T/err")"
 
+# Many small files (scanned on the pool, 64 a job) mixed with a large one, an empty one, a
+# FIFO and a missing one: the same totals as the peers, the order kept.
+mkdir "$T/many"
+for i in $(seq 1 300); do head -c $((i * 37)) "$T/text" >"$T/many/f$(printf %03d "$i")"; done
+mkfifo "$T/many/zfifo"
+( cat "$T/small" >"$T/many/zfifo" ) &
+out=$(timeout 60 "$BM" scan "$T/many"/f* "$T/rand" "$T/empty" "$T/many/zfifo" "$T/nope" --json --no-progress 2>"$T/err")
+rc=$?
+wait
+[ $rc -eq 1 ] && grep -q nope "$T/err" && ok || fail "many files with a missing one: exit $rc: $(cat "$T/err")"
+want=$(cat "$T/many"/f* "$T/rand" "$T/small" | wc -l)
+[ "$(json "$(sed -n 's/.*"total":\(.*\)}$/\1/p' <<<"$out")" lines)" = "$want" ] && ok || fail "many files: total lines, want $want: $(tail -c 200 <<<"$out")"
+order=$(grep -o '"file":"[^"]*"' <<<"$out" | sed 's/.*\///; s/"$//' | tr '\n' ' ')
+[ "$order" = "$(cd "$T/many" && echo f*) rand empty zfifo " ] && ok || fail "many files: order $order"
+obj=$(sed 's/},{/}\n{/g' <<<"$out" | grep -F '/f123"')
+[ "$(json "$obj" xxh3)" = "$(xxh "$T/many/f123")" ] && ok || fail "many files: xxh3 of f123: $obj"
+
 # 2. - and pipes: the same results as the file, across buffer edges.
 for w in 7 100 4096 65537 1M; do
   out=$(cat "$T/text" | "$BM" scan - --window "$w" --json --no-progress) || fail "scan - --window $w: exit $?"

@@ -117,7 +117,7 @@ static uint64_t scan_max_mapped(void) {
 
 static int scan_small(const char *file, const scan_args_t *a, scan_t *s, scan_result_t *res,
                       uv_file *fifo) {
-  static unsigned char buf[SCAN_SMALL];
+  unsigned char *buf = NULL;
   uv_fs_t req;
   uv_file fd;
   uv_buf_t b;
@@ -153,9 +153,10 @@ static int scan_small(const char *file, const scan_args_t *a, scan_t *s, scan_re
   uv_fs_req_cleanup(&req);
   if (a->offset > size || (a->have_length && a->offset + a->length > size)) goto out;
   length = a->have_length ? a->length : size - a->offset;
+  if ((buf = malloc((size_t)size + 1)) == NULL) goto out;
   /* One byte more than the size, to see a file that grew; a short read, one that shrank:
    * both are left to the pipeline. */
-  b = uv_buf_init((char *)buf, (unsigned)(size < SCAN_SMALL ? size + 1 : size));
+  b = uv_buf_init((char *)buf, (unsigned)size + 1);
   do n = uv_fs_read(NULL, &req, fd, &b, 1, 0, NULL);
   while (n == UV_EINTR);
   uv_fs_req_cleanup(&req);
@@ -187,24 +188,58 @@ static int scan_small(const char *file, const scan_args_t *a, scan_t *s, scan_re
   res->seconds = cli_now() - t0;
   done = 1;
 out:
+  free(buf);
   uv_fs_close(NULL, &req, fd, NULL);
   uv_fs_req_cleanup(&req);
   return done;
 }
 
+/* Many FILEs: the small ones are read and scanned on the thread pool, several at once
+ * (each job with its own hash and counts); the rest are left to scan_one, in order. */
+typedef struct {
+  const char **files;
+  size_t n;
+  const scan_args_t *a;
+  const scan_t *proto;
+  scan_result_t *res;
+  unsigned char *state; /* SMALL_* */
+  uv_file *fifo;
+} scan_batch_t;
+
+enum { SMALL_UNTRIED = 0, SMALL_DONE, SMALL_NOT };
+
+/* Files a job: a hop to the pool and back costs more than a small file's scan. */
+#define SCAN_BATCH 64
+
+static void scan_batch_job(size_t k, void *arg) {
+  scan_batch_t *b = arg;
+  size_t i;
+  for (i = k * SCAN_BATCH; i < (k + 1) * SCAN_BATCH && i < b->n; i++) {
+    scan_t s = *b->proto;
+    s.xxh = NULL;
+    if (strcmp(b->files[i], "-") == 0) {
+      b->state[i] = SMALL_NOT;
+      continue;
+    }
+    b->state[i] = scan_small(b->files[i], b->a, &s, &b->res[i], &b->fifo[i]) ? SMALL_DONE : SMALL_NOT;
+    hash_free(s.xxh);
+  }
+}
+
 /* Scans one FILE into res. Returns EXIT_DONE, EXIT_FAILED or EXIT_USAGE after saying why,
  * or 128+N when a signal N arrived. */
-static int scan_one(const char *file, const scan_args_t *a, scan_t *s, scan_result_t *res) {
+static int scan_one(const char *file, const scan_args_t *a, scan_t *s, scan_result_t *res,
+                    int try_small, uv_file fifo) {
   uint64_t size = 0, length = a->length;
   bm_source_t *src = NULL;
   bm_uv_pipeline_opts_t po;
   cli_run_t run;
-  uv_file fd = -1;
+  uv_file fd = fifo;
   int err, rc, stream = 0, own_fd = 0;
   double t0;
 
   memset(res, 0, sizeof(*res));
-  if (strcmp(file, "-") != 0 && scan_small(file, a, s, res, &fd)) return EXIT_DONE;
+  if (try_small && strcmp(file, "-") != 0 && scan_small(file, a, s, res, &fd)) return EXIT_DONE;
   if (fd >= 0) {
     stream = own_fd = 1; /* a FIFO, or a pipe as /dev/fd/N */
   } else if (strcmp(file, "-") == 0) {
@@ -328,7 +363,8 @@ int cmd_scan(int argc, char **argv) {
   uint64_t window = 64u << 20, tbytes = 0, tlines = 0, tcount = 0;
   scan_args_t a;
   scan_result_t *res = NULL;
-  unsigned char *ok = NULL;
+  unsigned char *ok = NULL, *state = NULL;
+  uv_file *fifo = NULL;
   int npos, rc, i, worst = EXIT_DONE, multi, stdin_seen = 0;
   scan_t s;
   cli_out_t out;
@@ -400,8 +436,40 @@ int cmd_scan(int argc, char **argv) {
     rc = EXIT_FAILED;
     goto out_res;
   }
+  if (multi) {
+    /* The small files first, on both cores; an interrupted batch prints nothing. */
+    scan_batch_t b;
+    size_t done;
+    int sig;
+    if ((state = calloc((size_t)npos, 1)) == NULL || (fifo = malloc(sizeof(*fifo) * (size_t)npos)) == NULL) {
+      cli_error("scan", "out of memory");
+      rc = EXIT_FAILED;
+      goto out_res;
+    }
+    for (i = 0; i < npos; i++) fifo[i] = -1;
+    b.files = pos;
+    b.n = (size_t)npos;
+    b.a = &a;
+    b.proto = &s;
+    b.res = res;
+    b.state = state;
+    b.fifo = fifo;
+    if (cli_run_jobs(((size_t)npos + SCAN_BATCH - 1) / SCAN_BATCH, scan_batch_job, &b, &done, &sig) == 0 &&
+        sig != 0) {
+      cli_error("scan", "interrupted by %s", cli_signal_name(sig));
+      rc = cli_signal_status(sig);
+      goto out_res;
+    }
+  }
   for (i = 0; i < npos; i++) {
-    rc = scan_one(pos[i], &a, &s, &res[i]);
+    if (state != NULL && state[i] == SMALL_DONE) {
+      rc = EXIT_DONE;
+      res[i].window = a.window;
+    } else {
+      rc = scan_one(pos[i], &a, &s, &res[i], state == NULL || state[i] == SMALL_UNTRIED,
+                    fifo != NULL ? fifo[i] : -1);
+      if (fifo != NULL) fifo[i] = -1; /* closed by scan_one */
+    }
     if (rc > EXIT_USAGE) { /* a signal: stop here */
       worst = rc;
       break;
@@ -460,6 +528,15 @@ int cmd_scan(int argc, char **argv) {
   out_end(&out);
   rc = worst;
 out_res:
+  if (fifo != NULL)
+    for (i = 0; i < npos; i++)
+      if (fifo[i] >= 0) {
+        uv_fs_t req;
+        uv_fs_close(NULL, &req, fifo[i], NULL);
+        uv_fs_req_cleanup(&req);
+      }
+  free(fifo);
+  free(state);
   free(res);
   free(ok);
   hash_free(s.xxh);

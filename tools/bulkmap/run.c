@@ -3,6 +3,7 @@
  * libuv aborts the process when it cannot get what its loop and thread pool need (a pipe,
  * a thread), so that is checked first and reported as an error. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #ifndef _WIN32
@@ -28,6 +29,22 @@ static int run_uv_error(int e, int *os) {
 
 static void run_wake(void) { uv_async_send(&run_async); }
 
+/* cli_run_jobs: jobs queued a few at a time, so that a signal stops the rest at once. */
+typedef struct {
+  uv_work_t req;
+  size_t i;
+} run_job_t;
+
+static struct {
+  void (*fn)(size_t i, void *ctx);
+  void *ctx;
+  size_t n, next, active, window;
+  atomic_int stop; /* a signal: jobs not yet run do nothing */
+  int full;        /* a job could not be queued: no more are */
+  int signum;
+  run_job_t *jobs;
+} run_jobs;
+
 static void run_on_async(uv_async_t *h) {
   int sig = cli_signal_caught();
   if (sig == 0) return;
@@ -37,6 +54,10 @@ static void run_on_async(uv_async_t *h) {
     bm_uv_pipeline_cancel(&run_current->pipe, BM_EBUSY);
   }
   if (run_waiting) uv_stop(h->loop);
+  if (run_jobs.jobs != NULL && !atomic_load(&run_jobs.stop)) {
+    run_jobs.signum = sig;
+    atomic_store(&run_jobs.stop, 1);
+  }
 }
 
 /* The loop, made once. Before libuv makes it, the descriptors it needs (the pipe of its
@@ -192,4 +213,60 @@ int cli_wait_for_signal(void) {
   }
   cli_signals_defer(was);
   return cli_signal_caught();
+}
+
+static void run_jobs_fill(void);
+
+static void run_job_work(uv_work_t *req) {
+  run_job_t *j = req->data;
+  if (!atomic_load(&run_jobs.stop)) run_jobs.fn(j->i, run_jobs.ctx);
+}
+
+static void run_job_after(uv_work_t *req, int status) {
+  (void)req;
+  (void)status;
+  run_jobs.active--;
+  run_jobs_fill();
+}
+
+static void run_jobs_fill(void) {
+  while (!atomic_load(&run_jobs.stop) && !run_jobs.full && run_jobs.next < run_jobs.n &&
+         run_jobs.active < run_jobs.window) {
+    run_job_t *j = &run_jobs.jobs[run_jobs.next]; /* jobs end in any order: one each */
+    j->i = run_jobs.next;
+    j->req.data = j;
+    if (uv_queue_work(run_loop, &j->req, run_job_work, run_job_after) != 0) {
+      run_jobs.full = 1; /* the caller does what is left itself */
+      return;
+    }
+    run_jobs.next++;
+    run_jobs.active++;
+  }
+}
+
+int cli_run_jobs(size_t n, void (*fn)(size_t i, void *ctx), void *ctx, size_t *done, int *signum) {
+  const char *env = getenv("UV_THREADPOOL_SIZE");
+  int err, os, was;
+  *done = 0;
+  *signum = 0;
+  if ((err = run_get_loop(&os)) != 0 || (err = run_check_pool(&os)) != 0) return err;
+  memset(&run_jobs, 0, sizeof(run_jobs));
+  run_jobs.fn = fn;
+  run_jobs.ctx = ctx;
+  run_jobs.n = n;
+  run_jobs.window = 4 * (env != NULL && atoi(env) > 0 ? (size_t)atoi(env) : 4);
+  if ((run_jobs.jobs = calloc(n ? n : 1, sizeof(run_job_t))) == NULL) return BM_ENOMEM;
+  cli_signals_ensure();
+  was = cli_signals_defer(1);
+  if (cli_signal_caught() != 0) run_on_async(&run_async);
+  run_jobs_fill();
+  uv_run(run_loop, UV_RUN_DEFAULT);
+  cli_signals_defer(was);
+  if (run_jobs.signum == 0 && cli_signal_caught() != 0) run_jobs.signum = cli_signal_caught();
+  *signum = run_jobs.signum;
+  /* Jobs run in order of i; those not run (a signal, a failed queue) are left to the caller. */
+  *done = run_jobs.signum != 0 ? 0 : run_jobs.next;
+  free(run_jobs.jobs);
+  run_jobs.jobs = NULL;
+  return 0;
 }

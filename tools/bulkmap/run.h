@@ -26,6 +26,12 @@ typedef struct cli_run_s {
 int cli_run(cli_run_t *r, bm_source_t *src, bm_uv_pipeline_opts_t *o, int progress);
 /* The same over a stream (a pipe, standard input): bm_uv_pipeline_start_fd. */
 int cli_run_fd(cli_run_t *r, uv_file fd, bm_uv_pipeline_opts_t *o, int progress);
+/* Runs fn(i, ctx) for i in [0, n) on the thread pool, several at once (any order, fn must
+ * be thread-safe), signals deferred meanwhile. Returns 0, or when the loop or the pool
+ * cannot be had a BM_E* code (nothing ran: the caller may do the work itself). *done: the
+ * jobs 0..*done-1 ran (the rest, after a failure to queue one, did not); *signum: a
+ * terminating signal that stopped them (0: none). */
+int cli_run_jobs(size_t n, void (*fn)(size_t i, void *ctx), void *ctx, size_t *done, int *signum);
 /* Blocks until a terminating signal arrives (Ctrl-C on Windows) and returns its number
  * (signals deferred meanwhile); returns at once with the signal already noted if there
  * is one, and 0 when the loop cannot be had (after saying why on stderr). */

@@ -134,17 +134,20 @@ static int scan_small(const char *file, const scan_args_t *a, scan_t *s, scan_re
   fd = uv_fs_open(NULL, &req, file, UV_FS_O_RDONLY | UV_FS_O_NONBLOCK, 0, NULL);
   uv_fs_req_cleanup(&req);
   if (fd < 0) return 0;
+  if (uv_fs_fstat(NULL, &req, fd, NULL) != 0) {
+    uv_fs_req_cleanup(&req);
+    goto out;
+  }
 #ifdef S_IFIFO
-  if (uv_fs_fstat(NULL, &req, fd, NULL) == 0 && (req.statbuf.st_mode & S_IFMT) == S_IFIFO) {
+  if ((req.statbuf.st_mode & S_IFMT) == S_IFIFO) {
     /* Kept open: closing a FIFO its writer has just opened would end that writer (EPIPE). */
     uv_fs_req_cleanup(&req);
     *fifo = fd;
     return 0;
   }
-  uv_fs_req_cleanup(&req);
 #endif
-  if (uv_fs_fstat(NULL, &req, fd, NULL) != 0 || (req.statbuf.st_mode & S_IFMT) != S_IFREG ||
-      req.statbuf.st_size == 0 || req.statbuf.st_size > SCAN_SMALL) {
+  if ((req.statbuf.st_mode & S_IFMT) != S_IFREG || req.statbuf.st_size == 0 ||
+      req.statbuf.st_size > SCAN_SMALL) {
     /* Empty files too: procfs and sysfs files claim to be, and the pipeline refuses them. */
     uv_fs_req_cleanup(&req);
     goto out;

@@ -210,6 +210,28 @@ grep -qF 'x\u000astate: ready' <<<"$out" && ok || fail "JSON of a name with a ne
 bad" --no-progress 2>"$T/err" >/dev/null
 [ "$(wc -l <"$T/err")" = 1 ] && ok || fail "error message for a name with a newline spans lines: $(cat "$T/err")"
 
+# The issue's case: a source so named forged a "state: ready" line in human `stat`.
+NAME="bmshell-$$"
+if "$BM" load "$odd" --name "$NAME" --large-pages off --no-progress >/dev/null 2>"$T/err"; then
+  human=$("$BM" stat "$NAME")
+  [ "$(grep -c '^state: ' <<<"$human")" = 1 ] && ok || fail "stat: a source name forged a line: $human"
+  "$BM" rm "$NAME" >/dev/null 2>&1
+else
+  fail "load of a file named with a newline: $(cat "$T/err")"
+fi
+# load --hold whose reader went away (| true) is not killed by SIGPIPE: it holds its
+# section until a signal, then removes it.
+"$BM" load "$T/small" --name "$NAME-h" --large-pages off --hold --no-progress > >(true) 2>"$T/err" &
+pid=$!
+for i in $(seq 50); do [ -e "/dev/shm/$NAME-h" ] && break; sleep 0.1; done
+sleep 0.3
+if kill -0 $pid 2>/dev/null; then ok; else fail "load --hold | true died: $(cat "$T/err")"; fi
+kill -TERM $pid 2>/dev/null
+wait $pid
+rc=$?
+[ $rc -le 2 ] && ok || fail "load --hold | true, then SIGTERM: exit $rc (a death by signal)"
+[ ! -e "/dev/shm/$NAME-h" ] && ok || { fail "load --hold | true left its section"; "$BM" rm "$NAME-h" >/dev/null 2>&1; }
+
 # 7. Help: GNU style, -h, -V, per-command options, the man page from the same text.
 expect 0 --help
 for w in Commands: "Exit status:" Examples: 128+N info scan load cat stat rm bench setup; do

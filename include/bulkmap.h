@@ -35,7 +35,7 @@ BM_EXTERN const char *bm_version(void);
 #define BM_ERRNO_MAP(XX)                                                                   \
   XX(EINVAL, -1, "invalid argument")                                                       \
   XX(ENOMEM, -2, "out of memory")                                                          \
-  XX(ENOENT, -3, "no such file or section")                                                \
+  XX(ENOENT, -3, "no such file or directory")                                                \
   XX(EEXIST, -4, "already exists")                                                         \
   XX(EACCES, -5, "permission denied")                                                      \
   XX(EISDIR, -6, "is a directory")                                                         \
@@ -57,16 +57,21 @@ BM_EXTERN const char *bm_version(void);
   XX(EAMBIGUOUS, -22, "section name exists both in shared memory and on hugetlbfs")        \
   XX(ENOTDATASET, -23, "section is not a bulkmap dataset")                                 \
   XX(EBUSY, -24, "resource busy")                                                          \
-  XX(EOS, -25, "operating system error")                                                  \
-  XX(ECHANGED, -26, "the source file changed while it was read")                           \
-  XX(ECHECKSUM, -27, "checksum mismatch: the payload does not hash to the trailer's XXH3")  \
-  XX(EREPLACED, -28, "the name now refers to another section (left alone)")
+  XX(EOS, -25, "operating system error")                                                   \
+  XX(EPERM, -26, "operation not permitted")                                                \
+  XX(ELOOP, -27, "a symbolic link where none is followed")                                 \
+  XX(EFBIG, -28, "file too large (over the file size limit, ulimit -f)")                    \
+  XX(EMFILE, -29, "too many open files (ulimit -n)")                                       \
+  XX(EAGAIN, -30, "resource temporarily unavailable (a process, thread or memory limit: ulimit -u, -v)")   \
+  XX(ECHANGED, -31, "the source file changed while it was read")                           \
+  XX(ECHECKSUM, -32, "checksum mismatch: the payload does not hash to the trailer's XXH3")  \
+  XX(EREPLACED, -33, "the name now refers to another section (left alone)")
 
 typedef enum {
 #define BM__ERR_ENUM(name, val, msg) BM_##name = (val),
   BM_ERRNO_MAP(BM__ERR_ENUM)
 #undef BM__ERR_ENUM
-  BM__ERR_MIN = -29
+  BM__ERR_MIN = -34
 } bm_errno_t;
 
 /* Message for a BM_E* code; "unknown error" for anything else. Never NULL. */
@@ -302,6 +307,23 @@ BM_EXTERN int bm_window_walk(bm_source_t *src, uint64_t start, uint64_t length,
                              int (*fn)(const unsigned char *p, size_t n, uint64_t offset,
                                        void *arg),
                              void *arg);
+
+/* The window arithmetic on its own, for drivers of their own (bulkmap_uv runs windows on a
+ * thread pool): what a cursor over src with these opts would walk. `windows` mapped at
+ * once (>= 1; read-ahead counts as a second) share opts->max_mapped: the window shrinks
+ * so that that many windows, each with its overlap and a granule of alignment slack, fit.
+ * Errors as bm_window_init, and BM_EINVAL when windows is 0. */
+typedef struct bm_window_plan_s {
+  uint64_t start, end; /* the range walked */
+  uint64_t step;       /* new bytes a window: a multiple of the granularity */
+  uint64_t overlap;
+  uint64_t count;      /* windows in the range (an empty range has one, empty) */
+} bm_window_plan_t;
+BM_EXTERN int bm_window_plan(bm_source_t *src, const bm_window_opts_t *opts, unsigned windows,
+                             bm_window_plan_t *out);
+/* Window k (0-based) of a plan: the range to map, overlap included (none on window 0). */
+BM_EXTERN void bm_window_plan_span(const bm_window_plan_t *p, uint64_t k, uint64_t *offset,
+                                   uint64_t *length);
 
 /* ---------------------------------------------------------------------------------------
  * Named shared sections (DESIGN section 2). Names: 1-200 of [A-Za-z0-9._-]; on Windows a

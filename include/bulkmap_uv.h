@@ -2,7 +2,12 @@
  * in and handed to a parallel callback on the thread pool (several in flight, so mapping
  * the next window overlaps work on this one), then to an ordered callback, one at a time
  * and strictly in source order (for sequential work such as a hash), then unmapped; the
- * loop thread hears of each window in order. At most `inflight` windows are mapped at once.
+ * loop thread hears of each window in order. At most `inflight` windows are mapped at once,
+ * and never more than `max_mapped` bytes. The windows are planned by the core's window
+ * arithmetic (bm_window_plan), so they are the windows a bm_window_t cursor would give.
+ *
+ * A stream (a pipe, a terminal, standard input) cannot be mapped: bm_uv_pipeline_start_fd
+ * reads it, in order, into buffers that go through the same stages, with the same overlap.
  *
  * The core library stays free of libuv; this small library is what the bulkmap tool uses,
  * and any libuv application can use it the same way. */
@@ -33,18 +38,27 @@ typedef struct bm_uv_window_s {
   bm_uv_pipeline_t *pipe;
   bm_view_t view;
   uv_work_t req;
-  int status, state, os_error;
+  int status, state;
+  /* A callback that fails may set this to the raw OS error behind its failure (errno, or
+   * GetLastError() on Windows); it becomes the pipeline's os_error. 0 on entry. */
+  int os_error;
+  unsigned char *buf;      /* private: a stream's buffer */
+  size_t bufsize;
 } bm_uv_window_t;
 
 typedef struct bm_uv_pipeline_opts_s {
   uint64_t offset, length; /* the range to walk; length BM_TO_END for the rest */
   uint64_t window;         /* bytes of new data a window (rounded to the granularity) */
   uint64_t overlap;        /* < window */
-  unsigned inflight;       /* windows mapped at once, 1..BM_UV_MAX_INFLIGHT (0: 4) */
+  unsigned inflight;       /* windows mapped at once, 1..BM_UV_MAX_INFLIGHT (0: 4); fewer
+                              when max_mapped cannot hold that many */
+  uint64_t max_mapped;     /* bound on bytes mapped (or buffered) at once, 0: none; the
+                              window shrinks to honour it (BM_EINVAL below a granule) */
   unsigned access;         /* BM_ACCESS_READ (0) or BM_ACCESS_WRITE */
   int prefault;            /* fault each window in before the parallel callback */
   size_t user_size;        /* scratch bytes a window */
-  /* Thread pool, any order, concurrently. Return 0 or a BM_E* code (stops the walk). */
+  /* Thread pool, any order, concurrently. Return 0 or a BM_E* code (stops the walk; set
+   * w->os_error to pass the OS error behind it). */
   int (*parallel)(bm_uv_window_t *w, void *data);
   /* Thread pool, one at a time, in source order, after parallel. */
   int (*ordered)(bm_uv_window_t *w, void *data);
@@ -59,7 +73,7 @@ typedef struct bm_uv_pipeline_opts_s {
 struct bm_uv_pipeline_s {
   /* read-only for callers */
   uint64_t bytes_done;     /* new bytes through the ordered stage */
-  uint64_t total;          /* bytes in the range */
+  uint64_t total;          /* bytes in the range (a stream: 0 until it has ended) */
   uint64_t window;         /* window size used */
   uint64_t peak_mapped;    /* the most bytes mapped at once (final once done is called) */
   int os_error;            /* the raw OS error behind a failed status (0 when none): the
@@ -68,7 +82,14 @@ struct bm_uv_pipeline_s {
   uv_loop_t *loop;
   bm_source_t *src;
   bm_uv_pipeline_opts_t o;
+  bm_window_plan_t plan;
   uint64_t start, end, nwin, next_map, next_ordered;
+  uv_file fd;              /* a stream, or -1 */
+  uint64_t read_pos;       /* stream: bytes consumed from fd (the skipped offset included) */
+  int reading, eof;
+  unsigned char *tail;     /* stream: the last `overlap` bytes read */
+  size_t tail_len;
+  int wake[2];             /* stream (POSIX): a pipe that wakes a read blocked on fd */
   unsigned active;         /* jobs queued or running */
   int ordering;            /* an ordered job is queued or running */
   int status, finished;
@@ -77,11 +98,26 @@ struct bm_uv_pipeline_s {
   unsigned char *scratch;
 };
 
+/* Releases a failing callback's OS error: `return bm_uv_window_fail(w, BM_EIO, errno);` */
+static inline int bm_uv_window_fail(bm_uv_window_t *w, int err, int os_error) {
+  w->os_error = os_error;
+  return err;
+}
+
 /* Starts walking src on loop. The source, the pipeline and opts->data must outlive the
  * walk (until done is called; the pipeline holds no memory after that). Errors (nothing started): BM_EINVAL (no done callback,
  * overlap >= window, inflight out of range), BM_ERANGE, BM_EOVERFLOW, BM_ENOMEM. */
 int bm_uv_pipeline_start(bm_uv_pipeline_t *p, uv_loop_t *loop, bm_source_t *src,
                          const bm_uv_pipeline_opts_t *opts);
+/* The same over a stream: fd is read from where it stands, one read at a time and in order,
+ * into buffers of overlap + window bytes (window as given, not rounded; 0: 64 MiB), that go
+ * through the same callbacks (access must be read). opts->offset bytes are read and
+ * skipped; opts->length bytes (BM_TO_END: to the end of the stream) are walked: a stream
+ * that ends first gives BM_ERANGE. fd stays open and the caller's; a cancel wakes a read
+ * blocked on it (POSIX). Errors as bm_uv_pipeline_start, and BM_EOS when the wake-up pipe
+ * cannot be made. */
+int bm_uv_pipeline_start_fd(bm_uv_pipeline_t *p, uv_loop_t *loop, uv_file fd,
+                            const bm_uv_pipeline_opts_t *opts);
 /* Stops scheduling new windows; done(status) follows once the jobs in flight have
  * finished. status should be negative (e.g. BM_EBUSY or an application code). */
 void bm_uv_pipeline_cancel(bm_uv_pipeline_t *p, int status);

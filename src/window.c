@@ -187,3 +187,39 @@ int bm_window_walk(bm_source_t *src, uint64_t start, uint64_t length,
   bm_window_close(&w);
   return err;
 }
+
+int bm_window_plan(bm_source_t *src, const bm_window_opts_t *opts, unsigned windows,
+                   bm_window_plan_t *out) {
+  bm_window_opts_t o;
+  bm__window_plan_t plan;
+  uint64_t size, len;
+  int err;
+
+  if (src == NULL || opts == NULL || out == NULL || windows == 0) return BM_EINVAL;
+  o = *opts;
+  /* The windows share the bound; each is planned as a cursor without read-ahead. */
+  o.readahead = 0;
+  o.max_mapped = opts->max_mapped / windows;
+  if (opts->max_mapped != 0 && o.max_mapped == 0) return BM_EINVAL;
+  if ((err = bm__os_source_size(src, &size)) != 0) return err;
+  if ((err = bm__window_plan(size, src->granularity, &o, &plan)) != 0) return err;
+  memset(out, 0, sizeof(*out));
+  out->start = plan.start;
+  out->end = plan.end;
+  out->step = plan.step;
+  out->overlap = plan.overlap;
+  len = plan.end - plan.start;
+  out->count = len == 0 ? 1 : (len - 1) / plan.step + 1;
+  return 0;
+}
+
+void bm_window_plan_span(const bm_window_plan_t *p, uint64_t k, uint64_t *offset,
+                         uint64_t *length) {
+  bm__window_plan_t plan;
+  plan.start = p->start;
+  plan.end = p->end;
+  plan.step = p->step;
+  plan.overlap = p->overlap;
+  plan.readahead = 0;
+  bm__window_span(&plan, p->start + k * p->step, k == 0, offset, length);
+}

@@ -7,6 +7,37 @@ if(TARGET bulkmap_tool AND NOT WIN32)
   endif()
 endif()
 
+# bulkmap_uv's own suite, in its own runner (the core's runner never links libuv).
+if(TARGET bulkmap_uv)
+  add_executable(check_uv uv/check_uv.c)
+  target_link_libraries(check_uv PRIVATE bulkmap_uv bulkmap_dep_check)
+  if(NOT WIN32)
+    target_compile_definitions(check_uv PRIVATE _GNU_SOURCE) # uv.h under strict C11
+  endif()
+  if(MINGW)
+    target_compile_options(check_uv PRIVATE -Wno-format)
+  endif()
+  add_test(NAME check_uv COMMAND check_uv)
+  set_tests_properties(check_uv PROPERTIES TIMEOUT 300 ENVIRONMENT "CK_DEFAULT_TIMEOUT=120")
+endif()
+
+# README's library example, compiled and run.
+if(NOT WIN32 AND NOT BULKMAP_SANITIZE)
+  add_test(NAME readme_example COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/readme/test_readme.sh
+           ${PROJECT_SOURCE_DIR}/README.md ${CMAKE_C_COMPILER} ${PROJECT_SOURCE_DIR}/include
+           $<TARGET_FILE:bulkmap>)
+endif()
+
+# The tool in the shell: several files, pipes, limits, signals, write errors, help, man page.
+if(TARGET bulkmap_tool AND NOT WIN32)
+  add_test(NAME tool_shell COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tool/test_shell.sh
+           $<TARGET_FILE:bulkmap_tool> ${PROJECT_BINARY_DIR}/tools/bulkmap.1)
+  set_tests_properties(tool_shell PROPERTIES TIMEOUT 600)
+  if(BULKMAP_SANITIZE)
+    set_tests_properties(tool_shell PROPERTIES ENVIRONMENT "BULKMAP_TEST_SANITIZED=1")
+  endif()
+endif()
+
 # Install rules, the CMake package and the pkg-config file, used from outside the tree.
 if(NOT WIN32 AND NOT BULKMAP_SANITIZE)
   add_test(NAME install COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/consumer/test_install.sh ${CMAKE_BINARY_DIR})

@@ -144,7 +144,9 @@ static const int *errs_of(const char *call) {
 static int expected(const char *call, int e) {
   if (strcmp(call, "sigaction") == 0) return BM_EOS; /* the guard cannot be had */
   switch (e) {
-  case EACCES: case EPERM: return BM_EACCES;
+  case EACCES: return BM_EACCES;
+  case EPERM: return BM_EPERM;
+  case EMFILE: return BM_EMFILE;
   case EIO: return BM_EIO;
   case ENOMEM: return BM_ENOMEM;
   case ENOSPC: return BM_ENOSPC;

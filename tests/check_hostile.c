@@ -134,7 +134,7 @@ static int hash_fn(void *arg) {
 }
 
 typedef struct {
-  unsigned long tries, ok, refused[32], mismatch;
+  unsigned long tries, ok, refused[64], mismatch;
 } tally_t;
 
 /* One attempt: 0 verified success, a BM_E* code, 1 for a checksum that did not match, or
@@ -202,7 +202,7 @@ static void tally_add(tally_t *t, int r) {
 static void tally_print(const char *what, const tally_t *t) {
   char b[512] = "";
   int i;
-  for (i = 1; i < 32; i++)
+  for (i = 1; i < 64; i++)
     if (t->refused[i] != 0)
       snprintf(b + strlen(b), sizeof(b) - strlen(b), " %s %lu", bm_err_name(-i), t->refused[i]);
   fprintf(stderr, "hostile: %s: %lu attempts: %lu verified, %lu checksum refusals,%s\n", what,
@@ -243,7 +243,7 @@ static void hostile(const char *mode) {
   tally_add(&t, read_once(name, want)); /* left whole: must succeed again */
   ck_assert_msg(read_once(name, want) == 0, "reading the restored dataset failed");
   tally_print(mode, &t);
-  for (i = 1; i < 32; i++) refused += t.refused[i] != 0;
+  for (i = 1; i < 64; i++) refused += t.refused[i] != 0;
   ck_assert_msg(t.mismatch + refused > 0, "the hostile writer never got in the way");
   ck_assert_int_eq(count_fds(), fds);
   ck_assert_bm_ok(bm_section_remove(name));

@@ -67,15 +67,19 @@ int bm__posix_error(int e) {
   case ENOMEM: return BM_ENOMEM;
   case ENOENT: case ENOTDIR: return BM_ENOENT;
   case EEXIST: return BM_EEXIST;
-  case EACCES: case EPERM: return BM_EACCES;
+  case EACCES: return BM_EACCES;
+  case EPERM: return BM_EPERM;
   case EISDIR: return BM_EISDIR;
   case ENODEV: case ENXIO: return BM_ENOTREG;
-  case EOVERFLOW: case EFBIG: return BM_EOVERFLOW;
+  case EOVERFLOW: return BM_EOVERFLOW;
+  case EFBIG: return BM_EFBIG;
+  case EMFILE: case ENFILE: return BM_EMFILE;
+  case EAGAIN: return BM_EAGAIN;
   case EIO: return BM_EIO;
   case ENOSPC: case EDQUOT: return BM_ENOSPC;
   case EROFS: return BM_EREADONLY;
   case ENAMETOOLONG: return BM_EINVAL; /* the OS error (36) says which */
-  case ELOOP: return BM_EACCES; /* O_NOFOLLOW met a symlink: refused */
+  case ELOOP: return BM_ELOOP; /* O_NOFOLLOW met a symlink: refused */
   case ENOSYS: case EOPNOTSUPP: return BM_ENOTSUP;
   case EBUSY: case ETXTBSY: return BM_EBUSY;
   case EFAULT: return BM_ETRUNCATED;

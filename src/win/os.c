@@ -73,8 +73,9 @@ int bm__win_error(DWORD e) {
   /* CreateFileMapping of an empty file: the portable code never maps 0 bytes, so this
    * means the file became empty in between. */
   case ERROR_FILE_INVALID: return BM_ERANGE;
-  case ERROR_ARITHMETIC_OVERFLOW:
-  case ERROR_FILE_TOO_LARGE: return BM_EOVERFLOW;
+  case ERROR_ARITHMETIC_OVERFLOW: return BM_EOVERFLOW;
+  case ERROR_FILE_TOO_LARGE: return BM_EFBIG;
+  case ERROR_TOO_MANY_OPEN_FILES: return BM_EMFILE;
   case ERROR_WRITE_PROTECT: return BM_EREADONLY;
   case ERROR_CRC:
   case ERROR_IO_DEVICE:

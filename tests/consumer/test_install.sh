@@ -16,3 +16,12 @@ cc -std=c11 "$src/consumer.c" $(pkg-config --cflags bulkmap) "$libdir/libbulkmap
 "$T/consumer-pc"
 cc -std=c11 "$src/consumer.c" $(pkg-config --cflags --libs bulkmap) -Wl,-rpath,"$libdir" -o "$T/consumer-so"
 "$T/consumer-so"
+# bulkmap_uv: the CMake target bulkmap::uv and bulkmap_uv.pc.
+if [ -f "$libdir/libbulkmap_uv.a" ]; then
+  "$T/b/consumer_uv"
+  cc -std=c11 -D_POSIX_C_SOURCE=200809L "$src/consumer_uv.c" $(pkg-config --cflags bulkmap_uv) \
+    "$libdir/libbulkmap_uv.a" "$libdir/libbulkmap.a" $(pkg-config --libs-only-other --static bulkmap) \
+    $(pkg-config --libs libuv) -lpthread -lrt -o "$T/consumer-uv-pc"
+  "$T/consumer-uv-pc"
+  pkg-config --exists --print-errors bulkmap_uv
+fi

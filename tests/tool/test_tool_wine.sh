@@ -46,6 +46,16 @@ out=$(BM scan "$(win "$T/text")" --offset 70000 --length 123457 --json --no-prog
 tail -c +70001 "$T/text" | head -c 123457 >"$T/cut"
 [ "$(json "$out" xxh3)" = "$(xxh "$T/cut")" ] && ok || fail "--offset/--length: $out"
 
+# Several FILEs and standard input (issue 11).
+out=$(BM scan "$(win "$T/text")" "$(win "$T/s300000")" --json --no-progress | tr -d '\r')
+[ "$(json "$(sed -n 's/.*"total":\(.*\)}$/\1/p' <<<"$out")" lines)" = $(( $(wc -l <"$T/text") + $(wc -l <"$T/s300000") )) ] && ok || fail "two files: $out"
+out=$(BM scan - --json --no-progress --window 4096 <"$T/text")
+[ "$(json "$out" xxh3)" = "$(xxh "$T/text")" ] && [ "$(json "$out" lines)" = "$(wc -l <"$T/text")" ] && ok || fail "scan - <file: $out"
+out=$(cat "$T/text" | BM scan - --count aab --json --no-progress --window 4096)
+[ "$(json "$out" count)" = "$(LIT=aab perl -0777 -ne '$c = () = /\Q$ENV{LIT}\E/g; print $c' "$T/text")" ] && ok || fail "pipe --count: $out"
+expect 0 -h
+expect 0 -V
+
 expect 1 scan "$(win "$T/missing")"
 expect 1 scan "$(win "$T")"
 expect 1 scan NUL

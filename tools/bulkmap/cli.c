@@ -1,4 +1,6 @@
 /* The tool's shared pieces: errors, option parsing, key: value / JSON output, progress. */
+#include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,16 +9,37 @@
 
 #ifdef _WIN32
 #include <io.h>
+#include <windows.h>
 #define isatty _isatty
 #else
-#include <signal.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 #endif
 
+const char *cli_command = "bulkmap";
+
+/* A name or path for human eyes: control characters (a newline in a file name would forge
+ * a line of output) are shown as C escapes; everything else as it is. */
+void cli_put_escaped(FILE *f, const char *s) {
+  const unsigned char *p = (const unsigned char *)s, *run = p;
+  for (;; p++) {
+    if (*p >= 0x20 && *p != 0x7f) continue;
+    fwrite(run, 1, (size_t)(p - run), f); /* the plain bytes before, in one go */
+    if (*p == '\0') break;
+    if (*p == '\n') fputs("\\n", f);
+    else if (*p == '\t') fputs("\\t", f);
+    else if (*p == '\r') fputs("\\r", f);
+    else fprintf(f, "\\x%02x", *p);
+    run = p + 1;
+  }
+}
+
 void cli_verror(const char *context, const char *fmt, va_list ap) {
-  fprintf(stderr, "bulkmap: %s: ", context);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  char msg[1024];
+  fprintf(stderr, "bulkmap: ");
+  cli_put_escaped(stderr, context);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  fprintf(stderr, ": %s\n", msg);
 }
 
 void cli_error(const char *context, const char *fmt, ...) {
@@ -44,6 +67,128 @@ void cli_ignore_sigpipe(void) {
 #ifndef _WIN32
   signal(SIGPIPE, SIG_IGN);
 #endif
+}
+
+/* Signals: one handler for every terminating signal; see cli.h. */
+static const struct {
+  int signum;
+  const char *name;
+} cli_sigs[] = {
+  {SIGINT, "SIGINT"}, {SIGTERM, "SIGTERM"},
+#ifdef _WIN32
+  {SIGBREAK, "SIGBREAK"},
+#else
+  {SIGHUP, "SIGHUP"}, {SIGUSR1, "SIGUSR1"}, {SIGUSR2, "SIGUSR2"}, {SIGALRM, "SIGALRM"},
+  {SIGVTALRM, "SIGVTALRM"}, {SIGPROF, "SIGPROF"}, {SIGXCPU, "SIGXCPU"},
+#endif
+};
+#define CLI_NSIGS (int)(sizeof(cli_sigs) / sizeof(cli_sigs[0]))
+
+static volatile sig_atomic_t cli_sig_caught, cli_sig_defer;
+void (*volatile cli_signal_wake)(void);
+
+const char *cli_signal_name(int signum) {
+  int i;
+  for (i = 0; i < CLI_NSIGS; i++)
+    if (cli_sigs[i].signum == signum) return cli_sigs[i].name;
+  return "a signal";
+}
+
+int cli_signal_status(int signum) { return 128 + signum; }
+
+int cli_signal_caught(void) { return cli_sig_caught; }
+
+int cli_signals_defer(int on) {
+  int was = cli_sig_defer;
+  cli_sig_defer = on;
+  return was;
+}
+
+static void cli_on_signal(int signum) {
+#ifdef _WIN32
+  signal(signum, cli_on_signal); /* the CRT resets the handler before calling it */
+#endif
+  if (!cli_sig_defer) {
+    /* Nothing to clean up: say so and end, with async-signal-safe calls only. */
+    static const char pre[] = "bulkmap: ", post[] = ": interrupted\n";
+    const char *cmd = cli_command;
+    size_t n = strlen(cmd);
+#ifdef _WIN32
+    _write(2, pre, sizeof(pre) - 1);
+    _write(2, cmd, (unsigned)n);
+    _write(2, post, sizeof(post) - 1);
+#else
+    ssize_t r = write(2, pre, sizeof(pre) - 1);
+    r = write(2, cmd, n);
+    r = write(2, post, sizeof(post) - 1);
+    (void)r;
+#endif
+    _exit(cli_signal_status(signum));
+  }
+  if (cli_sig_caught == 0) cli_sig_caught = signum;
+  if (cli_signal_wake != NULL) cli_signal_wake();
+}
+
+void cli_signals_ensure(void) {
+#ifndef _WIN32
+  struct sigaction cur;
+  if (sigaction(SIGINT, NULL, &cur) == 0 && cur.sa_handler == cli_on_signal &&
+      sigaction(SIGTERM, NULL, &cur) == 0 && cur.sa_handler == cli_on_signal)
+    return;
+#endif
+  cli_signals_init();
+}
+
+void cli_signals_init(void) {
+  int i;
+#ifdef _WIN32
+  for (i = 0; i < CLI_NSIGS; i++) signal(cli_sigs[i].signum, cli_on_signal);
+#else
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &sa, NULL);
+  sigaction(SIGXFSZ, &sa, NULL);
+  sa.sa_handler = cli_on_signal;
+  sa.sa_flags = SA_RESTART;
+  sigfillset(&sa.sa_mask); /* one handler at a time */
+  for (i = 0; i < CLI_NSIGS; i++) {
+    struct sigaction old;
+    /* A signal ignored by whoever started us (nohup, a shell's background job) stays
+     * ignored, as POSIX asks of programs that catch signals. */
+    if (sigaction(cli_sigs[i].signum, NULL, &old) == 0 && old.sa_handler == SIG_IGN &&
+        cli_sigs[i].signum != SIGINT && cli_sigs[i].signum != SIGTERM)
+      continue;
+    sigaction(cli_sigs[i].signum, &sa, NULL);
+  }
+#endif
+}
+
+/* stdout's first write error, seen by out_end or cli_finish. */
+static int cli_out_errno;
+
+static void cli_flush_stdout(void) {
+  errno = 0;
+  if (fflush(stdout) != 0 && cli_out_errno == 0) cli_out_errno = errno ? errno : EIO;
+}
+
+int cli_out_failed(void) {
+  cli_flush_stdout();
+  return ferror(stdout) ? (cli_out_errno ? cli_out_errno : EIO) : 0;
+}
+
+int cli_finish(const char *cmd, int rc) {
+  int err;
+  cli_flush_stdout();
+  err = ferror(stdout) ? (cli_out_errno ? cli_out_errno : EIO) : 0;
+  /* Closing finds what a flush cannot (a deferred error of a network file system). */
+  errno = 0;
+  if (fclose(stdout) != 0 && err == 0 && errno != EBADF) err = errno ? errno : EIO;
+  if (err != 0 && rc == EXIT_DONE) {
+    cli_error(cmd, "cannot write the result: %s", strerror(err));
+    return EXIT_FAILED;
+  }
+  return rc;
 }
 
 int cli_parse(const char *cmd, int argc, char **argv, const cli_opt_t *opts, int nopts,
@@ -172,7 +317,10 @@ void out_begin(cli_out_t *o, int json) {
 
 void out_str(cli_out_t *o, const char *key, const char *val) {
   out_key(o, key);
-  if (!o->json) printf("%s\n", val ? val : "-");
+  if (!o->json) {
+    cli_put_escaped(stdout, val ? val : "-");
+    putchar('\n');
+  }
   else if (val == NULL) printf("null");
   else json_string(val);
 }
@@ -188,7 +336,18 @@ void out_i64(cli_out_t *o, const char *key, int64_t v) {
 }
 
 void out_f(cli_out_t *o, const char *key, double v, int decimals) {
+  static const double scale[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
   out_key(o, key);
+  if (decimals >= 0 && decimals <= 9 && v >= 0 && v < 1e18 / scale[decimals]) {
+    /* In integers: printf's floating-point path is a large share of scan's time over
+     * many small files (a result a file). */
+    unsigned long long u = (unsigned long long)(v * scale[decimals] + 0.5),
+                       d = (unsigned long long)scale[decimals];
+    if (decimals == 0) printf("%llu", u);
+    else printf("%llu.%0*llu", u / d, decimals, u % d);
+    if (!o->json) putchar('\n');
+    return;
+  }
   printf(o->json ? "%.*f" : "%.*f\n", decimals, v);
 }
 
@@ -233,7 +392,7 @@ void out_arr_u64(cli_out_t *o, const char *key, const uint64_t *v, int n) {
 
 void out_end(cli_out_t *o) {
   if (o->json) printf("}\n");
-  fflush(stdout);
+  cli_flush_stdout();
 }
 
 void out_large(cli_out_t *o, const bm_large_t *l) {
@@ -257,6 +416,7 @@ void progress_init(cli_progress_t *p, int enabled, uint64_t total) {
   p->on = enabled && isatty(2);
   p->t0 = cli_now();
   p->total = total;
+  p->drawn = 0;
 }
 
 static void human_bytes(char *buf, size_t n, double v) {
@@ -266,26 +426,97 @@ static void human_bytes(char *buf, size_t n, double v) {
   snprintf(buf, n, "%.1f %s", v, u[i]);
 }
 
-void progress_draw(cli_progress_t *p, uint64_t done) {
-  char a[32], b[32], r[32], bar[31];
-  double el = cli_now() - p->t0, rate = el > 0 ? (double)done / el : 0, pct, left;
-  int i, fill;
-  if (!p->on) return;
-  pct = p->total ? 100.0 * (double)done / (double)p->total : 100.0;
-  fill = (int)(pct * 30 / 100);
-  for (i = 0; i < 30; i++) bar[i] = i < fill ? '#' : ' ';
-  bar[30] = '\0';
-  left = rate > 0 ? (double)(p->total - done) / rate : 0;
+/* Columns of the terminal on stderr (80 when it cannot be told). */
+static int term_width(void) {
+  const char *env;
+#ifdef _WIN32
+  CONSOLE_SCREEN_BUFFER_INFO ci;
+  if (GetConsoleScreenBufferInfo(GetStdHandle(STD_ERROR_HANDLE), &ci))
+    return ci.srWindow.Right - ci.srWindow.Left + 1;
+#else
+  struct winsize ws;
+  if (ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+#endif
+  env = getenv("COLUMNS");
+  if (env != NULL && atoi(env) > 0) return atoi(env);
+  return 80;
+}
+
+/* Lays the line out for `width` columns (never the last one, which would wrap on some
+ * terminals): a bar of 10-30 cells while it fits, then fields dropped from the least
+ * useful (the total, the rate, the estimate). Exposed for the tests through
+ * progress_format. */
+int progress_format(char *line, size_t n, int width, double elapsed, uint64_t done,
+                    uint64_t total) {
+  char a[32], b[32], r[32], eta[32] = "", fields[160], bar[31];
+  double rate = elapsed > 0 ? (double)done / elapsed : 0, pct;
+  int i, fill, cols = width - 1, bw, variant;
   human_bytes(a, sizeof(a), (double)done);
-  human_bytes(b, sizeof(b), (double)p->total);
+  human_bytes(b, sizeof(b), (double)total);
   human_bytes(r, sizeof(r), rate);
-  fprintf(stderr, "\r[%s] %5.1f%% %s / %s  %s/s  %02d:%02d left ", bar, pct, a, b, r,
-          (int)left / 60, (int)left % 60);
+  /* No estimate before there is a rate to base it on; rounded up, so that "0:00 left"
+   * never shows while work remains. */
+  if (total > 0 && done > 0 && elapsed >= 0.5 && done < total) {
+    double left = (double)(total - done) / rate;
+    unsigned long s = (unsigned long)left + ((double)(unsigned long)left < left);
+    if (s >= 3600) snprintf(eta, sizeof(eta), "%lu:%02lu:%02lu left", s / 3600, s / 60 % 60, s % 60);
+    else snprintf(eta, sizeof(eta), "%02lu:%02lu left", s / 60, s % 60);
+  }
+  if (total == 0) {
+    /* A stream: its size is not known. */
+    for (variant = 0; variant < 2; variant++) {
+      if (variant == 0) snprintf(line, n, "%s  %s/s", a, r);
+      else snprintf(line, n, "%s", a);
+      if ((int)strlen(line) <= cols) return (int)strlen(line);
+    }
+    line[0] = '\0';
+    return 0;
+  }
+  pct = 100.0 * (double)done / (double)total;
+  if (pct > 100) pct = 100;
+  for (variant = 0; variant < 5; variant++) {
+    switch (variant) {
+    case 0: case 1:
+      snprintf(fields, sizeof(fields), "%5.1f%% %s / %s  %s/s%s%s", pct, a, b, r,
+               eta[0] ? "  " : "", eta);
+      break;
+    case 2: snprintf(fields, sizeof(fields), "%5.1f%% %s  %s/s%s%s", pct, a, r, eta[0] ? "  " : "", eta); break;
+    case 3: snprintf(fields, sizeof(fields), "%5.1f%%%s%s", pct, eta[0] ? "  " : "", eta); break;
+    default: snprintf(fields, sizeof(fields), "%5.1f%%", pct); break;
+    }
+    if (variant == 0) {
+      /* "[bar] fields": the bar takes what is left, 10 to 30 cells. */
+      bw = cols - (int)strlen(fields) - 3;
+      if (bw < 10) continue;
+      if (bw > 30) bw = 30;
+      fill = (int)(pct * bw / 100);
+      for (i = 0; i < bw; i++) bar[i] = i < fill ? '#' : ' ';
+      bar[bw] = '\0';
+      snprintf(line, n, "[%s] %s", bar, fields);
+    } else {
+      snprintf(line, n, "%s", fields);
+    }
+    if ((int)strlen(line) <= cols) return (int)strlen(line);
+  }
+  line[0] = '\0';
+  return 0;
+}
+
+void progress_draw(cli_progress_t *p, uint64_t done) {
+  char line[256];
+  int len;
+  if (!p->on) return;
+  len = progress_format(line, sizeof(line), term_width(), cli_now() - p->t0, done, p->total);
+  /* Over what was drawn before, padded where the new line is shorter. */
+  fprintf(stderr, "\r%s%*s", line, p->drawn > len ? p->drawn - len : 0, "");
+  if (p->drawn > len) fprintf(stderr, "\r%s", line);
+  p->drawn = len;
   fflush(stderr);
 }
 
 void progress_clear(cli_progress_t *p) {
-  if (!p->on) return;
-  fprintf(stderr, "\r%100s\r", "");
+  if (!p->on || p->drawn == 0) return;
+  fprintf(stderr, "\r%*s\r", p->drawn, "");
+  p->drawn = 0;
   fflush(stderr);
 }

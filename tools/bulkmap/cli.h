@@ -12,8 +12,9 @@ enum { EXIT_DONE = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
 typedef struct cli_cmd_s {
   const char *name;
   int (*fn)(int argc, char **argv);
-  const char *usage; /* the synopsis line of DESIGN section 3 */
-  const char *help;  /* what it does, and its options */
+  const char *usage;   /* the synopsis line of DESIGN section 3 */
+  const char *summary; /* one line for `bulkmap --help` */
+  const char *help;    /* what it does, and one "  --option  what it does" line an option */
 } cli_cmd_t;
 
 /* "bulkmap: CONTEXT: MESSAGE" on stderr. */
@@ -56,6 +57,9 @@ typedef struct cli_out_s {
 } cli_out_t;
 void out_begin(cli_out_t *o, int json);
 void json_string(const char *s); /* a quoted, escaped JSON string (always valid UTF-8) */
+/* A name or path for human output: control characters as C escapes (\n, \t, \x1b), so
+ * that a name cannot forge a line; out_str and cli_error do this already. */
+void cli_put_escaped(FILE *f, const char *s);
 void out_str(cli_out_t *o, const char *key, const char *val); /* NULL: JSON null */
 void out_u64(cli_out_t *o, const char *key, uint64_t v);
 void out_i64(cli_out_t *o, const char *key, int64_t v);
@@ -71,11 +75,16 @@ void out_end(cli_out_t *o);
 typedef struct cli_progress_s {
   int on;
   double t0;
-  uint64_t total;
+  uint64_t total; /* 0: not known (a stream) */
+  int drawn;      /* columns on screen */
 } cli_progress_t;
 void progress_init(cli_progress_t *p, int enabled, uint64_t total);
 void progress_draw(cli_progress_t *p, uint64_t done);
 void progress_clear(cli_progress_t *p);
+/* The progress line for a terminal `width` columns wide (at most width-1 characters);
+ * returns its length. */
+int progress_format(char *line, size_t n, int width, double elapsed, uint64_t done,
+                    uint64_t total);
 
 /* Seconds from a monotonic clock. */
 double cli_now(void);
@@ -84,8 +93,45 @@ double cli_now(void);
 int cli_threads(const char *cmd, const char *text, unsigned *out);
 /* Human-readable large-page outcome into the output. */
 void out_large(cli_out_t *o, const bm_large_t *l);
-/* Ignores SIGPIPE (writes to a closed pipe become errors) where that exists. */
+/* Ignores SIGPIPE (writes to a closed pipe become errors) where that exists. main() does
+ * this for every command (cli_signals_init). */
 void cli_ignore_sigpipe(void);
+
+/* Signals. main() calls cli_signals_init once: SIGPIPE and SIGXFSZ are ignored (a write
+ * to a closed pipe or past ulimit -f becomes an error: EPIPE, EFBIG), and the terminating
+ * signals that can be caught (SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM,
+ * SIGVTALRM, SIGPROF, SIGXCPU; Windows: SIGINT, SIGBREAK, SIGTERM) are handled:
+ * - by default a signal ends the process at once with exit status 128+N (a command with
+ *   nothing to clean up needs nothing more);
+ * - after cli_signals_defer(1) (cli_run and cli_wait_for_signal do it for their duration)
+ *   a signal is only noted: the command sees it with cli_signal_caught(), cleans up and
+ *   returns cli_signal_status(signum). A command that makes something that must not be
+ *   left half-made defers from before it makes it until it is done or removed. */
+void cli_signals_init(void);
+/* cli_signals_init again if a command put handlers of its own in (cli_run does this). */
+void cli_signals_ensure(void);
+/* Sets deferring on (1) or off (0); returns the previous setting. Turning it off with a
+ * signal noted does not end the process: the caller acts on cli_signal_caught(). */
+int cli_signals_defer(int on);
+/* The first terminating signal noted (0: none). */
+int cli_signal_caught(void);
+/* Exit status for a signal: 128+N (SIGINT 130, SIGTERM 143, SIGHUP 129). */
+int cli_signal_status(int signum);
+/* "SIGTERM" etc. */
+const char *cli_signal_name(int signum);
+/* Called by the signal handler in deferred mode (async-signal-safe), set by run.c to wake
+ * its loop. */
+extern void (*volatile cli_signal_wake)(void);
+
+/* Flushes stdout; returns 0, or the errno of the first failed write of the result (for a
+ * command that must act on it before it ends, e.g. load --hold stops holding). */
+int cli_out_failed(void);
+/* The end of main(): flushes and closes stdout. When a command succeeded but its result
+ * could not be written (disk full, closed pipe, ulimit -f), prints why and returns
+ * EXIT_FAILED; else returns rc. */
+int cli_finish(const char *cmd, int rc);
+/* The name of the command being run ("bulkmap" before one is chosen), for messages. */
+extern const char *cli_command;
 
 /* XXH3-64 of a byte stream, as xxhsum -H3 (AVX2 where the CPU has it). */
 typedef struct cli_hash_s cli_hash_t;

@@ -1,7 +1,6 @@
 /* bulkmap load: a client of the library's dataset calls. The file is read into the new
  * dataset's section through the bulkmap_uv pipeline (reads in parallel, the library's
  * checksum in order); the library publishes it only if the file did not change. */
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include "datasets.h"
@@ -47,21 +46,6 @@ static const char *base_name(const char *path) {
   if (b != NULL && (s == NULL || b > s)) s = b;
 #endif
   return s ? s + 1 : path;
-}
-
-/* Outside the pipeline (libuv's handlers cover it), a signal is only noted, so that making
- * the section and publishing its trailer are never cut off half-way: the load stops at the
- * next step and removes what it made. */
-static volatile sig_atomic_t load_signalled;
-
-static void load_on_signal(int signum) {
-  (void)signum;
-  load_signalled = 1;
-}
-
-static void load_note_signals(void) {
-  signal(SIGINT, load_on_signal);
-  signal(SIGTERM, load_on_signal);
 }
 
 static int load_parse_large(const char *text, int *mode) {
@@ -140,7 +124,7 @@ int cmd_load(int argc, char **argv) {
   uint64_t payload;
   unsigned threads, mode = 0600;
   uv_fs_t req;
-  int npos, rc, err, large_mode = BM_LARGE_AUTO, hold;
+  int npos, rc, err, large_mode = BM_LARGE_AUTO, hold, sig = 0;
   double t0, secs;
   cli_out_t out;
 
@@ -178,7 +162,10 @@ int cmd_load(int argc, char **argv) {
   dso.group = o_group;
   dso.source = base_name(pos[0]);
   memset(&large, 0, sizeof(large));
-  load_note_signals();
+  /* From before the section exists until it is published or removed, a terminating signal
+   * is only noted (cli.h): the load stops at its next step and removes what it made, so a
+   * half-made section is never left, nor one left `loading`. */
+  cli_signals_defer(1);
   if ((err = bm_dataset_create(&l.ds, o_name, &dso, &large)) != 0) {
     load_create_error(o_name, err, &large, o_group);
     rc = EXIT_FAILED;
@@ -188,7 +175,7 @@ int cmd_load(int argc, char **argv) {
     cli_lib_error(pos[0], err);
     goto failed;
   }
-  if (load_signalled) goto interrupted;
+  if ((sig = cli_signal_caught()) != 0) goto interrupted;
 
   memset(&po, 0, sizeof(po));
   po.offset = 0;
@@ -201,12 +188,16 @@ int cmd_load(int argc, char **argv) {
   run.ctx = &l;
   t0 = cli_now();
   err = cli_run(&run, bm_dataset_source(l.ds), &po, o_noprog == NULL);
-  load_note_signals(); /* libuv put the default action back when its handles closed */
-  if (run.interrupted || load_signalled) goto interrupted;
+  if (run.interrupted) {
+    sig = run.signum;
+    goto interrupted;
+  }
+  if ((sig = cli_signal_caught()) != 0) goto interrupted;
   if (err != 0) {
     if (err == BM_ETRUNCATED) cli_error(pos[0], "the file shrank while it was loaded");
     else if (err == BM_ENOSPC)
-      cli_error(o_name, "no memory left for the section's pages (shared memory full?)");
+      cli_error(o_name, "no memory left for the section's pages (shared memory full: /dev/shm or the huge page "
+                "pool)");
     else cli_lib_error_os(pos[0], err, run.pipe.os_error);
     goto failed;
   }
@@ -217,14 +208,14 @@ int cmd_load(int argc, char **argv) {
     goto failed;
   }
   if (err != 0) {
-    if (err == BM_ENOSPC) cli_error(o_name, "no memory left for the section's pages (shared memory full?)");
+    if (err == BM_ENOSPC)
+      cli_error(o_name, "no memory left for the section's pages (shared memory full: /dev/shm or the huge page "
+                "pool)");
     else cli_lib_error(o_name, err);
     goto failed;
   }
-  if (load_signalled) goto interrupted;
-  /* Published: from here a signal ends a --hold, or is too late to matter. */
-  signal(SIGINT, SIG_DFL);
-  signal(SIGTERM, SIG_DFL);
+  /* Published: a signal from here on is acted on by the hold (or was too late to
+   * matter: the result is printed and the load is done). */
 
   out_begin(&out, o_json != NULL);
   ds_out_info(&out, &info);
@@ -235,8 +226,16 @@ int cmd_load(int argc, char **argv) {
   out_end(&out);
   rc = EXIT_DONE;
   if (hold) {
-    fprintf(stderr, "bulkmap: load: holding %s until interrupted\n", o_name);
-    cli_wait_for_signal();
+    int werr = cli_out_failed();
+    if (werr != 0) {
+      /* Nobody learnt that it is loaded (a closed pipe, a full disk): holding it would
+       * only keep memory no one knows of. */
+      cli_error("load", "cannot write the result: %s; not holding %s", strerror(werr), o_name);
+      rc = EXIT_FAILED;
+    } else {
+      fprintf(stderr, "bulkmap: load: holding %s until interrupted\n", o_name);
+      cli_wait_for_signal();
+    }
 #ifndef _WIN32
     /* Only what this load made: a name removed and made again by anyone since is left. */
     if ((err = bm_dataset_remove(l.ds)) == BM_EREPLACED)
@@ -247,10 +246,10 @@ int cmd_load(int argc, char **argv) {
 
 interrupted:
   err = bm_dataset_fail(l.ds);
-  cli_error("load", "interrupted: nothing published%s",
+  cli_error("load", "interrupted by %s: nothing published%s", cli_signal_name(sig),
             err == 0 ? ", the section removed"
             : err == BM_EREPLACED ? " (the name now refers to another section: left alone)" : "");
-  rc = EXIT_INTERRUPTED;
+  rc = cli_signal_status(sig);
   goto done;
 
 failed:

@@ -1,8 +1,17 @@
-/* bulkmap scan: hash, count lines and count a literal over a file of any size, streaming
- * its windows through the bulkmap_uv pipeline (counts in parallel, the hash in order). */
+/* bulkmap scan: hash, count lines and count a literal over files of any size, streaming
+ * their windows through the bulkmap_uv pipeline (counts in parallel, the hash in order).
+ * A pipe, a FIFO or `-` (standard input) is read into buffers that go through the same
+ * pipeline and the same callbacks. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "run.h"
+#ifdef _WIN32
+#include <fcntl.h>
+#include <io.h>
+#else
+#include <sys/resource.h>
+#endif
 
 #define LIT_KEEP 64 /* match positions a window keeps for re-synchronising the count */
 
@@ -78,40 +87,342 @@ static void scan_window_merged(bm_uv_window_t *w, void *data) {
   s->lines_total += ((scan_win_t *)w->user)->lines;
 }
 
+typedef struct {
+  uint64_t offset, length, window;
+  int have_length, progress, window_given;
+  unsigned threads;
+} scan_args_t;
+
+typedef struct {
+  uint64_t offset, length, bytes, xxh3, lines, count, window, peak;
+  double seconds;
+} scan_result_t;
+
+/* Under an address-space limit (ulimit -v) the windows in flight keep to a quarter of it,
+ * leaving the rest to the threads' stacks, the heap and the program. */
+static uint64_t scan_max_mapped(void) {
+#ifndef _WIN32
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) return (uint64_t)rl.rlim_cur / 4;
+#endif
+  return 0;
+}
+
+/* A small regular file is read on this thread into one buffer and given to the same
+ * callbacks as one window: for many small files the hops to the thread pool and back, and
+ * mapping, cost more than the work (10,000 files of 4 KiB: see perf/RESULTS.md). Returns
+ * 1 when done, 0 when the file is not one for this path (the pipeline then takes it,
+ * and reports whatever is wrong with it). */
+#define SCAN_SMALL (256u << 10)
+
+static int scan_small(const char *file, const scan_args_t *a, scan_t *s, scan_result_t *res,
+                      uv_file *fifo) {
+  unsigned char *buf = NULL;
+  uv_fs_t req;
+  uv_file fd;
+  uv_buf_t b;
+  uint64_t size, length;
+  ssize_t n;
+  cli_run_t run;
+  scan_win_t u;
+  bm_uv_window_t w;
+  double t0 = cli_now();
+  int done = 0;
+
+  *fifo = -1;
+  /* O_NONBLOCK: a FIFO opens at once, writer or not (and is then read through poll). */
+  fd = uv_fs_open(NULL, &req, file, UV_FS_O_RDONLY | UV_FS_O_NONBLOCK, 0, NULL);
+  uv_fs_req_cleanup(&req);
+  if (fd < 0) return 0;
+  if (uv_fs_fstat(NULL, &req, fd, NULL) != 0) {
+    uv_fs_req_cleanup(&req);
+    goto out;
+  }
+#ifdef S_IFIFO
+  if ((req.statbuf.st_mode & S_IFMT) == S_IFIFO) {
+    /* Kept open: closing a FIFO its writer has just opened would end that writer (EPIPE). */
+    uv_fs_req_cleanup(&req);
+    *fifo = fd;
+    return 0;
+  }
+#endif
+  if ((req.statbuf.st_mode & S_IFMT) != S_IFREG || req.statbuf.st_size == 0 ||
+      req.statbuf.st_size > SCAN_SMALL) {
+    /* Empty files too: procfs and sysfs files claim to be, and the pipeline refuses them. */
+    uv_fs_req_cleanup(&req);
+    goto out;
+  }
+  size = req.statbuf.st_size;
+  uv_fs_req_cleanup(&req);
+  if (a->offset > size || (a->have_length && a->offset + a->length > size)) goto out;
+  length = a->have_length ? a->length : size - a->offset;
+  if ((buf = malloc((size_t)size + 1)) == NULL) goto out;
+  /* One byte more than the size, to see a file that grew; a short read, one that shrank:
+   * both are left to the pipeline. */
+  b = uv_buf_init((char *)buf, (unsigned)size + 1);
+  do n = uv_fs_read(NULL, &req, fd, &b, 1, 0, NULL);
+  while (n == UV_EINTR);
+  uv_fs_req_cleanup(&req);
+  if (n < 0 || (uint64_t)n != size) goto out;
+
+  memset(&w, 0, sizeof(w));
+  memset(&u, 0, sizeof(u));
+  w.data = buf + a->offset;
+  w.length = (size_t)length;
+  w.offset = a->offset;
+  w.last = 1;
+  w.user = &u;
+  s->carry = a->offset;
+  s->lines_total = s->count_total = 0;
+  hash_free(s->xxh);
+  s->xxh = NULL;
+  if (s->hash && (s->xxh = hash_new()) == NULL) goto out;
+  run.ctx = s;
+  if (s->lines || s->count) scan_window_parallel(&w, &run);
+  scan_window_ordered(&w, &run);
+  scan_window_merged(&w, &run);
+  res->offset = a->offset;
+  res->length = res->bytes = length;
+  if (s->hash) res->xxh3 = hash_digest(s->xxh);
+  res->lines = s->lines_total;
+  res->count = s->count_total;
+  res->window = a->window;
+  res->peak = 0; /* nothing mapped: read */
+  res->seconds = cli_now() - t0;
+  done = 1;
+out:
+  free(buf);
+  uv_fs_close(NULL, &req, fd, NULL);
+  uv_fs_req_cleanup(&req);
+  return done;
+}
+
+/* Many FILEs: the small ones are read and scanned on the thread pool, several at once
+ * (each job with its own hash and counts); the rest are left to scan_one, in order. */
+typedef struct {
+  const char **files;
+  size_t n;
+  const scan_args_t *a;
+  const scan_t *proto;
+  scan_result_t *res;
+  unsigned char *state; /* SMALL_* */
+  uv_file *fifo;
+} scan_batch_t;
+
+enum { SMALL_UNTRIED = 0, SMALL_DONE, SMALL_NOT };
+
+/* Files a job: a hop to the pool and back costs more than a small file's scan. */
+#define SCAN_BATCH 64
+
+static void scan_batch_job(size_t k, void *arg) {
+  scan_batch_t *b = arg;
+  size_t i;
+  for (i = k * SCAN_BATCH; i < (k + 1) * SCAN_BATCH && i < b->n; i++) {
+    scan_t s = *b->proto;
+    s.xxh = NULL;
+    if (strcmp(b->files[i], "-") == 0) {
+      b->state[i] = SMALL_NOT;
+      continue;
+    }
+    b->state[i] = scan_small(b->files[i], b->a, &s, &b->res[i], &b->fifo[i]) ? SMALL_DONE : SMALL_NOT;
+    hash_free(s.xxh);
+  }
+}
+
+/* Scans one FILE into res. Returns EXIT_DONE, EXIT_FAILED or EXIT_USAGE after saying why,
+ * or 128+N when a signal N arrived. */
+static int scan_one(const char *file, const scan_args_t *a, scan_t *s, scan_result_t *res,
+                    int try_small, uv_file fifo) {
+  uint64_t size = 0, length = a->length;
+  bm_source_t *src = NULL;
+  bm_uv_pipeline_opts_t po;
+  cli_run_t run;
+  uv_file fd = fifo;
+  int err, rc, stream = 0, own_fd = 0;
+  double t0;
+
+  memset(res, 0, sizeof(*res));
+  if (try_small && strcmp(file, "-") != 0 && scan_small(file, a, s, res, &fd)) return EXIT_DONE;
+  if (fd >= 0) {
+    stream = own_fd = 1; /* a FIFO, or a pipe as /dev/fd/N */
+  } else if (strcmp(file, "-") == 0) {
+    stream = 1;
+    fd = 0;
+#ifdef _WIN32
+    _setmode(0, _O_BINARY);
+#endif
+  } else if ((err = bm_file_open(&src, file, BM_FILE_READ)) != 0) {
+    cli_lib_error(file, err);
+    return EXIT_FAILED;
+  } else if ((err = bm_source_size(src, &size)) != 0) {
+    cli_lib_error(file, err);
+    bm_source_close(src);
+    return EXIT_FAILED;
+  }
+  if (!stream) {
+    if (a->offset > size) {
+      bm_source_close(src);
+      return cli_usage("scan", "--offset %llu is past the end of %s (%llu bytes)",
+                       (unsigned long long)a->offset, file, (unsigned long long)size);
+    }
+    if (a->have_length && a->offset + length > size) {
+      bm_source_close(src);
+      return cli_usage("scan", "--offset %llu --length %llu runs past the end of %s (%llu bytes)",
+                       (unsigned long long)a->offset, (unsigned long long)length, file,
+                       (unsigned long long)size);
+    }
+    if (!a->have_length) length = size - a->offset;
+  }
+  s->carry = a->offset;
+  s->lines_total = s->count_total = 0;
+  hash_free(s->xxh);
+  s->xxh = NULL;
+  if (s->hash && (s->xxh = hash_new()) == NULL) {
+    cli_error("scan", "out of memory");
+    bm_source_close(src);
+    return EXIT_FAILED;
+  }
+  run.ctx = s;
+
+  memset(&po, 0, sizeof(po));
+  po.offset = a->offset;
+  po.length = stream && !a->have_length ? BM_TO_END : length;
+  /* A stream is read into buffers: the default window is smaller there (they are
+   * allocated, not mapped views of the page cache). */
+  po.window = stream && !a->window_given ? (8u << 20) : a->window;
+  po.overlap = s->count ? s->litlen - 1 : 0;
+  /* One window a thread being worked on, one being mapped ahead, one in the ordered stage. */
+  po.inflight = a->threads + 2 > BM_UV_MAX_INFLIGHT ? BM_UV_MAX_INFLIGHT : a->threads + 2;
+  po.prefault = 1;
+  po.max_mapped = scan_max_mapped();
+  po.user_size = sizeof(scan_win_t);
+  po.parallel = (s->lines || s->count) ? scan_window_parallel : NULL;
+  po.ordered = scan_window_ordered;
+  po.merged = scan_window_merged;
+  t0 = cli_now();
+  err = stream ? cli_run_fd(&run, fd, &po, a->progress) : cli_run(&run, src, &po, a->progress);
+  res->seconds = cli_now() - t0;
+  if (run.interrupted) {
+    cli_error("scan", "interrupted by %s", cli_signal_name(run.signum));
+    rc = cli_signal_status(run.signum);
+  } else if (err == BM_ETRUNCATED && !stream) {
+    uint64_t now = 0;
+    bm_source_size(src, &now);
+    cli_error(file, "the file shrank while it was scanned (%llu bytes now, %llu expected)",
+              (unsigned long long)now, (unsigned long long)(a->offset + length));
+    rc = EXIT_FAILED;
+  } else if (err == BM_ERANGE && stream) {
+    rc = cli_usage("scan", "--offset %llu%s runs past the end of %s (%llu bytes)",
+                   (unsigned long long)a->offset, a->have_length ? " plus --length" : "", file,
+                   (unsigned long long)run.pipe.bytes_done + a->offset);
+  } else if (err != 0) {
+    cli_lib_error_os(file, err, run.pipe.os_error);
+    rc = EXIT_FAILED;
+  } else {
+    res->offset = a->offset;
+    res->length = stream ? run.pipe.bytes_done : length;
+    res->bytes = run.pipe.bytes_done;
+    if (s->hash) res->xxh3 = hash_digest(s->xxh);
+    res->lines = s->lines_total;
+    res->count = s->count_total;
+    res->window = run.pipe.window;
+    res->peak = run.pipe.peak_mapped;
+    rc = EXIT_DONE;
+  }
+  if (own_fd) {
+    uv_fs_t req;
+    uv_fs_close(NULL, &req, fd, NULL);
+    uv_fs_req_cleanup(&req);
+  }
+  bm_source_close(src);
+  return rc;
+}
+
+static void scan_print(cli_out_t *out, const char *file, const scan_t *s, const scan_result_t *r,
+                       unsigned threads) {
+  out_str(out, "file", file);
+  out_u64(out, "offset", r->offset);
+  out_u64(out, "length", r->length);
+  out_u64(out, "bytes", r->bytes);
+  if (s->hash) out_hex64(out, "xxh3", r->xxh3);
+  if (s->lines) out_u64(out, "lines", r->lines);
+  if (s->count) out_u64(out, "count", r->count);
+  out_f(out, "seconds", r->seconds, 6);
+  out_f(out, "bytes_per_second", r->seconds > 0 ? (double)r->bytes / r->seconds : 0, 0);
+  out_u64(out, "window", r->window);
+  out_u64(out, "threads", threads);
+  out_u64(out, "peak_mapped_bytes", r->peak);
+}
+
 int cmd_scan(int argc, char **argv) {
   const char *o_hash = NULL, *o_lines = NULL, *o_count = NULL, *o_offset = NULL,
              *o_length = NULL, *o_window = NULL, *o_threads = NULL, *o_json = NULL,
-             *o_noprog = NULL, *pos[1];
+             *o_noprog = NULL, **pos;
   const cli_opt_t opts[] = {
     {"--hash", 0, &o_hash}, {"--lines", 0, &o_lines}, {"--count", 1, &o_count},
     {"--offset", 1, &o_offset}, {"--length", 1, &o_length}, {"--window", 1, &o_window},
     {"--threads", 1, &o_threads}, {"--json", 0, &o_json}, {"--no-progress", 0, &o_noprog},
   };
-  uint64_t offset = 0, length = BM_TO_END, window = 64u << 20, size;
-  unsigned threads;
-  int npos, rc, err;
-  bm_source_t *src;
-  bm_uv_pipeline_opts_t po;
-  cli_run_t run;
+  uint64_t window = 64u << 20, tbytes = 0, tlines = 0, tcount = 0;
+  scan_args_t a;
+  scan_result_t *res = NULL;
+  unsigned char *ok = NULL, *state = NULL;
+  uv_file *fifo = NULL;
+  int npos, rc, i, worst = EXIT_DONE, multi, stdin_seen = 0;
   scan_t s;
-  double t0, secs;
   cli_out_t out;
 
-  rc = cli_parse("scan", argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), pos, 1, &npos);
-  if (rc != 0) return rc < 0 ? EXIT_DONE : rc;
-  if (npos != 1) return cli_usage("scan", "missing FILE");
-  if (pos[0][0] == '\0') return cli_usage("scan", "FILE is an empty string");
-  if (o_offset && (rc = cli_size("scan", "--offset", o_offset, &offset))) return rc;
-  if (o_length && (rc = cli_size("scan", "--length", o_length, &length))) return rc;
-  if (o_window && (rc = cli_size("scan", "--window", o_window, &window))) return rc;
-  if (window == 0) return cli_usage("scan", "--window 0: a window must hold at least one byte");
-  if (window > (sizeof(size_t) > 4 ? (4ull << 30) : (256u << 20)))
-    return cli_usage("scan", "--window %s: at most %s", o_window,
-                     sizeof(size_t) > 4 ? "4G" : "256M");
-  if (o_count && o_count[0] == '\0') return cli_usage("scan", "--count: the literal is empty");
-  if (o_count && strlen(o_count) >= window)
-    return cli_usage("scan", "--count: the literal must be shorter than the window");
-  if ((rc = cli_threads("scan", o_threads, &threads)) != 0) return rc;
+  if ((pos = malloc(sizeof(*pos) * (size_t)(argc > 0 ? argc : 1))) == NULL) {
+    cli_error("scan", "out of memory");
+    return EXIT_FAILED;
+  }
+  memset(&a, 0, sizeof(a));
+  rc = cli_parse("scan", argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), pos, argc, &npos);
+  if (rc != 0) goto out_pos;
+  rc = EXIT_USAGE;
+  if (npos < 1) {
+    rc = cli_usage("scan", "missing FILE (- for standard input)");
+    goto out_pos;
+  }
+  for (i = 0; i < npos; i++) {
+    if (pos[i][0] == '\0') {
+      rc = cli_usage("scan", "FILE is an empty string");
+      goto out_pos;
+    }
+    if (strcmp(pos[i], "-") == 0 && stdin_seen++) {
+      rc = cli_usage("scan", "- (standard input) given twice");
+      goto out_pos;
+    }
+  }
+  if (o_offset && (rc = cli_size("scan", "--offset", o_offset, &a.offset))) goto out_pos;
+  if (o_length && (rc = cli_size("scan", "--length", o_length, &a.length))) goto out_pos;
+  if (o_window && (rc = cli_size("scan", "--window", o_window, &window))) goto out_pos;
+  rc = EXIT_USAGE;
+  if (window == 0) {
+    rc = cli_usage("scan", "--window 0: a window must hold at least one byte");
+    goto out_pos;
+  }
+  if (window > (sizeof(size_t) > 4 ? (4ull << 30) : (256u << 20))) {
+    rc = cli_usage("scan", "--window %s: at most %s", o_window, sizeof(size_t) > 4 ? "4G" : "256M");
+    goto out_pos;
+  }
+  if (o_count && o_count[0] == '\0') {
+    rc = cli_usage("scan", "--count: the literal is empty");
+    goto out_pos;
+  }
+  if (o_count && strlen(o_count) >= window) {
+    rc = cli_usage("scan", "--count: the literal must be shorter than the window");
+    goto out_pos;
+  }
+  if (o_length != NULL && a.offset + a.length < a.offset) {
+    rc = cli_usage("scan", "--offset plus --length overflows 64 bits");
+    goto out_pos;
+  }
+  if ((rc = cli_threads("scan", o_threads, &a.threads)) != 0) goto out_pos;
+  a.window = window;
+  a.window_given = o_window != NULL;
+  a.have_length = o_length != NULL;
+  a.progress = o_noprog == NULL;
 
   memset(&s, 0, sizeof(s));
   s.hash = o_hash != NULL;
@@ -121,84 +432,118 @@ int cmd_scan(int argc, char **argv) {
   s.lit = (const unsigned char *)o_count;
   s.litlen = o_count ? strlen(o_count) : 0;
 
-  if ((err = bm_file_open(&src, pos[0], BM_FILE_READ)) != 0) {
-    cli_lib_error(pos[0], err);
-    return EXIT_FAILED;
-  }
-  if ((err = bm_source_size(src, &size)) != 0) {
-    cli_lib_error(pos[0], err);
-    bm_source_close(src);
-    return EXIT_FAILED;
-  }
-  if (offset > size) {
-    bm_source_close(src);
-    return cli_usage("scan", "--offset %llu is past the end of %s (%llu bytes)",
-                     (unsigned long long)offset, pos[0], (unsigned long long)size);
-  }
-  if (o_length != NULL && offset + length < offset) {
-    bm_source_close(src);
-    return cli_usage("scan", "--offset plus --length overflows 64 bits");
-  }
-  if (o_length != NULL && offset + length > size) {
-    bm_source_close(src);
-    return cli_usage("scan", "--offset %llu --length %llu runs past the end of %s (%llu bytes)",
-                     (unsigned long long)offset, (unsigned long long)length, pos[0],
-                     (unsigned long long)size);
-  }
-  if (o_length == NULL) length = size - offset;
-  s.carry = offset;
-  if (s.hash && (s.xxh = hash_new()) == NULL) {
+  multi = npos > 1;
+  /* Results are printed once every FILE was scanned: an interrupted scan prints none. */
+  if ((res = calloc((size_t)npos, sizeof(*res))) == NULL || (ok = calloc((size_t)npos, 1)) == NULL) {
     cli_error("scan", "out of memory");
-    bm_source_close(src);
-    return EXIT_FAILED;
-  }
-  run.ctx = &s;
-
-  memset(&po, 0, sizeof(po));
-  po.offset = offset;
-  po.length = length;
-  po.window = window;
-  po.overlap = s.count ? s.litlen - 1 : 0;
-  /* One window a thread being worked on, one being mapped ahead, one in the ordered stage. */
-  po.inflight = threads + 2 > BM_UV_MAX_INFLIGHT ? BM_UV_MAX_INFLIGHT : threads + 2;
-  po.prefault = 1;
-  po.user_size = sizeof(scan_win_t);
-  po.parallel = (s.lines || s.count) ? scan_window_parallel : NULL;
-  po.ordered = scan_window_ordered;
-  po.merged = scan_window_merged;
-  t0 = cli_now();
-  err = cli_run(&run, src, &po, o_noprog == NULL);
-  secs = cli_now() - t0;
-  if (run.interrupted) {
-    cli_error("scan", "interrupted");
-    rc = EXIT_INTERRUPTED;
-  } else if (err == BM_ETRUNCATED) {
-    uint64_t now = 0;
-    bm_source_size(src, &now);
-    cli_error(pos[0], "the file shrank while it was scanned (%llu bytes now, %llu expected)",
-              (unsigned long long)now, (unsigned long long)(offset + length));
     rc = EXIT_FAILED;
-  } else if (err != 0) {
-    cli_lib_error_os(pos[0], err, run.pipe.os_error);
-    rc = EXIT_FAILED;
-  } else {
-    out_begin(&out, o_json != NULL);
-    out_str(&out, "file", pos[0]);
-    out_u64(&out, "offset", offset);
-    out_u64(&out, "length", length);
-    out_u64(&out, "bytes", run.pipe.bytes_done);
-    if (s.hash) out_hex64(&out, "xxh3", hash_digest(s.xxh));
-    if (s.lines) out_u64(&out, "lines", s.lines_total);
-    if (s.count) out_u64(&out, "count", s.count_total);
-    out_f(&out, "seconds", secs, 6);
-    out_f(&out, "bytes_per_second", secs > 0 ? (double)length / secs : 0, 0);
-    out_u64(&out, "window", run.pipe.window);
-    out_u64(&out, "threads", threads);
-    out_u64(&out, "peak_mapped_bytes", run.pipe.peak_mapped);
-    out_end(&out);
-    rc = EXIT_DONE;
+    goto out_res;
   }
+  if (multi) {
+    /* The small files first, on both cores; an interrupted batch prints nothing. */
+    scan_batch_t b;
+    size_t done;
+    int sig;
+    if ((state = calloc((size_t)npos, 1)) == NULL || (fifo = malloc(sizeof(*fifo) * (size_t)npos)) == NULL) {
+      cli_error("scan", "out of memory");
+      rc = EXIT_FAILED;
+      goto out_res;
+    }
+    for (i = 0; i < npos; i++) fifo[i] = -1;
+    b.files = pos;
+    b.n = (size_t)npos;
+    b.a = &a;
+    b.proto = &s;
+    b.res = res;
+    b.state = state;
+    b.fifo = fifo;
+    if (cli_run_jobs(((size_t)npos + SCAN_BATCH - 1) / SCAN_BATCH, scan_batch_job, &b, &done, &sig) == 0 &&
+        sig != 0) {
+      cli_error("scan", "interrupted by %s", cli_signal_name(sig));
+      rc = cli_signal_status(sig);
+      goto out_res;
+    }
+  }
+  for (i = 0; i < npos; i++) {
+    if (state != NULL && state[i] == SMALL_DONE) {
+      rc = EXIT_DONE;
+      res[i].window = a.window;
+    } else {
+      rc = scan_one(pos[i], &a, &s, &res[i], state == NULL || state[i] == SMALL_UNTRIED,
+                    fifo != NULL ? fifo[i] : -1);
+      if (fifo != NULL) fifo[i] = -1; /* closed by scan_one */
+    }
+    if (rc > EXIT_USAGE) { /* a signal: stop here */
+      worst = rc;
+      break;
+    }
+    if (rc != EXIT_DONE) {
+      if (rc > worst) worst = rc;
+      continue;
+    }
+    ok[i] = 1;
+    tbytes += res[i].bytes;
+    tlines += res[i].lines;
+    tcount += res[i].count;
+  }
+  if (worst > EXIT_USAGE || (!multi && worst != EXIT_DONE)) {
+    rc = worst;
+    goto out_res;
+  }
+  out_begin(&out, o_json != NULL);
+  if (multi && out.json) {
+    printf("\"files\":[");
+    out.fields = 0;
+  }
+  for (i = 0; i < npos; i++) {
+    if (!ok[i]) continue;
+    if (!multi) {
+      scan_print(&out, pos[i], &s, &res[i], a.threads);
+    } else if (out.json) {
+      cli_out_t one;
+      if (out.fields++) putchar(',');
+      out_begin(&one, 1);
+      scan_print(&one, pos[i], &s, &res[i], a.threads);
+      putchar('}');
+    } else {
+      scan_print(&out, pos[i], &s, &res[i], a.threads);
+      putchar('\n');
+    }
+  }
+  if (multi) {
+    if (out.json) {
+      putchar(']');
+      out.fields = 1;
+    }
+    out_obj_begin(&out, "total");
+    if (!out.json) printf("  ");
+    out_u64(&out, "bytes", tbytes);
+    if (s.lines) {
+      if (!out.json) printf("  ");
+      out_u64(&out, "lines", tlines);
+    }
+    if (s.count) {
+      if (!out.json) printf("  ");
+      out_u64(&out, "count", tcount);
+    }
+    out_obj_end(&out);
+  }
+  out_end(&out);
+  rc = worst;
+out_res:
+  if (fifo != NULL)
+    for (i = 0; i < npos; i++)
+      if (fifo[i] >= 0) {
+        uv_fs_t req;
+        uv_fs_close(NULL, &req, fifo[i], NULL);
+        uv_fs_req_cleanup(&req);
+      }
+  free(fifo);
+  free(state);
+  free(res);
+  free(ok);
   hash_free(s.xxh);
-  bm_source_close(src);
-  return rc;
+out_pos:
+  free(pos);
+  return rc < 0 ? EXIT_DONE : rc;
 }

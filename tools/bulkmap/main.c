@@ -1,91 +1,189 @@
-/* bulkmap: the command-line tool. Dispatches to one cmd_<verb>.c a subcommand. */
+/* bulkmap: the command-line tool. Dispatches to one cmd_<verb>.c a subcommand. The command
+ * table holds every command's help; `--help`, `COMMAND --help` and the man page (printed by
+ * the hidden `--man` at build time) are all made from it, so they never disagree. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#ifndef _WIN32
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#endif
 
+/* Each command's block: name, function, synopsis (DESIGN section 3), one-line summary for
+ * `bulkmap --help`, and its help: what it does, then one "  --option  what" line an option
+ * (continuation lines indented further). Each block stands alone. */
 static const cli_cmd_t commands[] = {
   {"info", cmd_info, "bulkmap info  [--json]",
-   "Shows the machine's facts: page size, allocation granularity, large page sizes and\n"
-   "whether large pages can be had now (and why not).\n"
-   "  --json        one JSON object on stdout"},
+   "show page sizes, allocation granularity and whether large pages can be had",
+   "Shows the machine's facts: page size, allocation granularity, large page sizes, the\n"
+   "free large-page pool, hugetlbfs mounts, the transparent huge page mode, and whether a\n"
+   "large-page section could be made now (and why not).\n"
+   "  --json          one JSON object on stdout (keys: docs/json.md)"},
+
   {"scan", cmd_scan,
-   "bulkmap scan  FILE [--hash] [--lines] [--count LITERAL] [--offset N] [--length N]\n"
+   "bulkmap scan  FILE... [--hash] [--lines] [--count LITERAL] [--offset N] [--length N]\n"
    "              [--window SIZE] [--threads N] [--json] [--no-progress]",
-   "Streams FILE (of any size) through mapped windows. With none of --hash --lines --count\n"
-   "it computes the hash and the line count.\n"
-   "  --hash          XXH3-64 of the bytes (as xxhsum -H3)\n"
+   "hash, count lines and count a literal in files or standard input",
+   "Streams each FILE (of any size) through mapped windows: the XXH3-64 hash (as\n"
+   "xxhsum -H3), the newline count (as wc -l) and the count of a literal. With none of\n"
+   "--hash --lines --count it computes the hash and the line count. FILE - (or a pipe, or\n"
+   "a FIFO) is read instead of mapped, with the same results. With several FILEs it prints\n"
+   "one block a file and the totals.\n"
+   "  --hash          XXH3-64 of the bytes, as 16 hex digits (as xxhsum -H3)\n"
    "  --lines         count newline bytes (as wc -l)\n"
-   "  --count LIT     count non-overlapping occurrences of LIT, left to right\n"
+   "  --count LITERAL\n"
+   "                  count non-overlapping occurrences of LITERAL, found left to right,\n"
+   "                  those across window edges included\n"
    "  --offset N      first byte to scan (default 0)\n"
    "  --length N      bytes to scan (default: to the end)\n"
-   "  --window SIZE   window size (default 64M; rounded up to the granularity)\n"
+   "  --window SIZE   window size (default 64M, at most 4G; rounded up to the granularity)\n"
    "  --threads N     thread pool size, 1-256 (default: the CPU count)\n"
-   "  --json          one JSON object on stdout\n"
-   "  --no-progress   no progress bar on stderr\n"
+   "  --json          one JSON object on stdout (keys: docs/json.md)\n"
+   "  --no-progress   no progress bar on stderr (there is none when it is not a terminal)\n"
    "SIZE and N: bytes, or a number with a K, M, G or T suffix (64M = 67108864)."},
+
   {"load", cmd_load,
    "bulkmap load  FILE --name NAME [--large-pages auto|on|off] [--mode OCTAL] [--group NAME]\n"
    "              [--hold] [--json] [--no-progress]",
-   "Copies FILE into a new named shared section NAME, checksums it and marks it ready.\n"
-   "  --name NAME            1-200 of [A-Za-z0-9._-] (Windows: Local\\ or Global\\ may lead)\n"
-   "  --large-pages MODE     auto (default): use them when they can be had; on: fail\n"
-   "                         without them; off: never\n"
-   "  --mode OCTAL           the section's permission bits (default 0600); readers need\n"
-   "                         only read permission\n"
-   "  --group NAME           give the section to group NAME (yours, or any as root)\n"
-   "  --hold                 keep the section until interrupted, then remove it\n"
-   "                         (always on Windows, where a section dies with its last handle)\n"
-   "  --json                 one JSON object on stdout\n"
-   "  --no-progress          no progress bar on stderr"},
+   "copy a file into a named shared section, checksum it and mark it ready",
+   "Copies FILE into a new named shared section NAME, checksums it and marks it ready; any\n"
+   "process can then map the payload from offset 0. The section is made exclusively: an\n"
+   "existing name is an error, never overwritten. Interrupted or failed, it removes what it\n"
+   "made.\n"
+   "  --name NAME     1-200 of [A-Za-z0-9._-] (Windows: Local\\ or Global\\ may lead)\n"
+   "  --large-pages MODE\n"
+   "                  auto (default): use large pages when they can be had, and say which\n"
+   "                  it got; on: fail without them, with the reason; off: never\n"
+   "  --mode OCTAL    permissions of the section (default 0600: the owner only)\n"
+   "  --group NAME    group of the section (readers need only read permission)\n"
+   "  --hold          keep the section until interrupted, then remove it and exit 0\n"
+   "                  (always so on Windows, where a section dies with its last handle)\n"
+   "  --json          one JSON object on stdout (keys: docs/json.md)\n"
+   "  --no-progress   no progress bar on stderr"},
+
   {"cat", cmd_cat, "bulkmap cat   NAME [--raw] [--no-verify]",
-   "Writes the payload of section NAME to stdout after verifying its checksum.\n"
-   "  --raw          write every mapped byte of a section that is not a bulkmap dataset\n"
-   "  --no-verify    skip the checksum"},
+   "write a dataset's payload to stdout, after verifying its checksum",
+   "Writes the payload of section NAME to stdout after verifying its checksum, hashing what\n"
+   "it writes again: a section changed behind its back ends in exit 1, never in wrong\n"
+   "bytes with exit 0.\n"
+   "  --raw           write every mapped byte of a section that is not a bulkmap dataset\n"
+   "  --no-verify     skip the checksum"},
+
   {"stat", cmd_stat, "bulkmap stat  NAME [--json]",
-   "Shows the trailer of section NAME: size, checksum, state, page size, writer.\n"
-   "  --json   one JSON object on stdout"},
+   "show a dataset's trailer: size, checksum, state, page size, writer",
+   "Shows the trailer of section NAME: payload size, checksum, state (ready, loading,\n"
+   "abandoned, failed), the large-page request and outcome as load reported them, writer\n"
+   "and creation time. Exits 0 only for a ready section (it prints the others too, with\n"
+   "no checksum).\n"
+   "  --json          one JSON object on stdout (keys: docs/json.md)"},
+
   {"ls", cmd_ls, "bulkmap ls    [--json] [--all]",
-   "Lists the datasets in /dev/shm and on every hugetlbfs mount: name, place, bytes,\n"
-   "state, page size, owner, mode, writer pid, created.\n"
-   "  --all    also objects that are not datasets (foreign) or cannot be read\n"
-   "  --json   one JSON object on stdout: {\"sections\":[...]}"},
+   "list sections in /dev/shm and on hugetlbfs mounts",
+   "Lists the dataset sections in /dev/shm and on hugetlbfs mounts: name, place, bytes,\n"
+   "state (ready, loading, abandoned, failed, corrupt), page size, owner, mode, writer pid\n"
+   "and creation time.\n"
+   "  --all           also objects that are not bulkmap datasets (state foreign) or that\n"
+   "                  cannot be read (unreadable)\n"
+   "  --json          one JSON object on stdout: {\"sections\":[...]} (keys: docs/json.md)"},
+
   {"rm", cmd_rm, "bulkmap rm    NAME... [--force]",
-   "Removes each section NAME (your own first where another user's has the same name).\n"
-   "  --force  also a dataset whose writer is still loading it, and no error for a\n"
-   "           name that does not exist"},
-  {"bench", cmd_bench, "bulkmap bench [--size SIZE] [--pages 4k,thp,large] [--csv FILE] [--json]",
-   "Compares page kinds on an anonymous region of SIZE (default 1G): populate time,\n"
-   "sequential read rate, random 8-byte read latency, dependent-load (pointer chase)\n"
-   "latency, and the page size the kernel really gave. A kind that cannot be had is shown\n"
-   "with its reason.\n"
-   "  --size SIZE    bytes of each region (default 1G, at least 1M)\n"
-   "  --pages LIST   kinds, comma separated: 4k (normal pages), thp (transparent huge\n"
-   "                 pages), large (hugetlb / SEC_LARGE_PAGES); default all three\n"
-   "  --csv FILE     also write one CSV row a kind to FILE\n"
-   "  --json         one JSON object on stdout"},
+   "remove named sections",
+   "Removes each section NAME, found as cat and stat find it: where another user's object\n"
+   "has the same name elsewhere, your own. A name that does not exist is an error (exit 1)\n"
+   "and the others are still removed. A dataset whose writer is still loading it is not\n"
+   "removed (exit 1) unless --force.\n"
+   "  --force         also remove a dataset still being loaded; a name that does not\n"
+   "                  exist is not an error"},
+
+  {"bench", cmd_bench,
+   "bulkmap bench [--size SIZE] [--pages 4k,thp,large] [--shared] [--file FILE] [--runs N]\n"
+   "              [--sweep] [--csv FILE] [--json]",
+   "compare 4 KiB pages, transparent huge pages and large pages",
+   "Compares page kinds on a region of SIZE: populate time, sequential read rate, random\n"
+   "8-byte read latency, dependent-load (pointer chase) latency, data-TLB misses per load\n"
+   "where the CPU's counters can be read, and the page size the kernel really gave. A kind\n"
+   "that cannot be had is shown with its reason.\n"
+   "  --size SIZE     bytes of each region (default 1G, at least 1M, at most 3/4 of memory)\n"
+   "  --pages LIST    kinds, comma separated: 4k (normal pages), thp (transparent huge\n"
+   "                  pages), large (hugetlb / SEC_LARGE_PAGES); default all three\n"
+   "  --shared        a shared section instead of anonymous private memory (thp then\n"
+   "                  follows shmem_enabled)\n"
+   "  --file FILE     add rows for FILE mapped from the page cache and for the same bytes\n"
+   "                  in a large-page section, with the time to map and populate\n"
+   "  --runs N        rounds, interleaved, after one unrecorded warm-up (default 5); each\n"
+   "                  figure is the median, with min and max\n"
+   "  --sweep         add random-read latency against working-set size (64 KiB to SIZE)\n"
+   "  --csv FILE      also write one CSV row a kind to FILE\n"
+   "  --json          one JSON object on stdout (keys: docs/json.md)"},
+
   {"setup", cmd_setup, "bulkmap setup --large-pages SIZE [--group NAME] [--json]",
-   "Linux (root): makes sure the huge page pool holds at least SIZE bytes (it never shrinks\n"
-   "a pool) and mounts hugetlbfs on /dev/hugepages if none is mounted, writable by root and\n"
-   "by --group only (never world-writable). Prints the pool before and after.\n"
-   "  --group NAME   the group that may create large-page sections (mode 1770)\n"
-   "  --json         one JSON object on stdout\n"
-   "Windows: says how to grant \"Lock pages in memory\"."},
+   "reserve huge pages and mount hugetlbfs (Linux, root)",
+   "Linux (root): makes sure the huge page pool holds at least SIZE (it never shrinks it)\n"
+   "and mounts hugetlbfs on /dev/hugepages if none is mounted, writable by root and by\n"
+   "--group only; prints the pool before and after. Windows: says how to grant\n"
+   "\"Lock pages in memory\".\n"
+   "  --large-pages SIZE\n"
+   "                  bytes of huge pages the pool must hold\n"
+   "  --group NAME    group that may make large-page sections on the mount\n"
+   "  --json          one JSON object on stdout (keys: docs/json.md)"},
 };
 #define NCOMMANDS (int)(sizeof(commands) / sizeof(commands[0]))
 
+static const char about[] =
+    "Maps bulk data (huge files, large-page shared sections) through granularity-aligned\n"
+    "views and sliding windows.";
+
+static const char exit_status[] =
+    "  0    done\n"
+    "  1    the work failed: a missing, unreadable or unmappable file, an I/O error, the\n"
+    "       source shrank, a section missing, existing, incomplete or corrupt, large pages\n"
+    "       required but not had, a resource limit (ulimit -n, -u, -v, -f), or the result\n"
+    "       could not be written (a full disk, a closed pipe)\n"
+    "  2    usage error: unknown or repeated option, bad size, missing argument, bad name\n"
+    "  130  interrupted (SIGINT), after cleaning up: no half-made section is left\n"
+    "  128+N  another terminating signal N, after cleaning up (SIGTERM 143, SIGHUP 129)";
+
+static const char examples[] =
+    "  bulkmap scan big.csv                    hash and line count of a file\n"
+    "  bulkmap scan --lines --json *.csv       line counts of many files, and the total\n"
+    "  zcat log.gz | bulkmap scan - --count ERROR\n"
+    "                                          count a literal in a pipe\n"
+    "  bulkmap load prices.bin --name prices   share a file as a named section\n"
+    "  bulkmap cat prices | cmp - prices.bin   read it back, verified";
+
 static void usage_all(FILE *f) {
   int i;
-  fprintf(f, "usage:\n");
-  for (i = 0; i < NCOMMANDS; i++) fprintf(f, "  %s\n", commands[i].usage);
-  fprintf(f, "  bulkmap --help | --version | COMMAND --help\n");
+  fprintf(f, "Usage: bulkmap COMMAND [OPTION]... [ARGUMENT]...\n%s\n\nCommands:\n", about);
+  for (i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-7s %s\n", commands[i].name, commands[i].summary);
+  fprintf(f, "\nOptions:\n"
+             "  -h, --help      show this help and exit\n"
+             "  -V, --version   show the version and exit\n"
+             "Run 'bulkmap COMMAND --help' for a command's options. JSON output: docs/json.md.\n"
+             "\nExit status:\n%s\n\nExamples:\n%s\n", exit_status, examples);
+}
+
+static void usage_short(FILE *f) {
+  int i;
+  const char *p;
+  fprintf(f, "Usage:\n");
+  for (i = 0; i < NCOMMANDS; i++) {
+    fputs("  ", f);
+    for (p = commands[i].usage; *p; p++) fputs(*p == '\n' ? "\n  " : (char[2]){*p, 0}, f);
+    fputc('\n', f);
+  }
+  fprintf(f, "  bulkmap --help | -h | --version | -V | COMMAND --help\n");
 }
 
 int cli_help(const char *cmd) {
   int i;
   for (i = 0; i < NCOMMANDS; i++)
     if (strcmp(commands[i].name, cmd) == 0) {
-      printf("usage: %s\n\n%s\n", commands[i].usage, commands[i].help);
+      printf("Usage: %s\n%s.\n\n%s\n\nExit status: 0 done, 1 failed, 2 usage error, 128+N a "
+             "signal N (SIGINT 130).\n",
+             commands[i].usage, commands[i].summary, commands[i].help);
       return 0;
     }
   return EXIT_USAGE;
@@ -98,27 +196,138 @@ int cli_usage(const char *cmd, const char *fmt, ...) {
   cli_verror(cmd, fmt, ap);
   va_end(ap);
   for (i = 0; i < NCOMMANDS; i++)
-    if (strcmp(commands[i].name, cmd) == 0) fprintf(stderr, "usage: %s\n", commands[i].usage);
+    if (strcmp(commands[i].name, cmd) == 0)
+      fprintf(stderr, "Usage: %s\nTry 'bulkmap %s --help' for more information.\n",
+              commands[i].usage, cmd);
   return EXIT_USAGE;
+}
+
+/* The man page: roff from the same text. */
+static void roff_text(const char *s, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    if (s[i] == '\\') fputs("\\e", stdout);
+    else if (s[i] == '-') fputs("\\-", stdout);
+    else if ((s[i] == '.' || s[i] == '\'') && (i == 0 || s[i - 1] == '\n')) fputs("\\&", stdout), putchar(s[i]);
+    else putchar(s[i]);
+  }
+}
+
+/* Help text: prose lines, "  --option ARG   what" lines and their continuations. */
+static void roff_help(const char *h) {
+  const char *line = h, *nl;
+  int in_opt = 0;
+  while (*line) {
+    size_t len;
+    nl = strchr(line, '\n');
+    len = nl ? (size_t)(nl - line) : strlen(line);
+    if (len > 2 && line[0] == ' ' && line[1] == ' ' && line[2] != ' ') {
+      /* "  term   description": the term ends at two spaces (or the line). */
+      const char *gap = line + 2;
+      while (gap < line + len && !(gap[0] == ' ' && gap[1] == ' ')) gap++;
+      fputs(".TP\n.B ", stdout);
+      roff_text(line + 2, (size_t)(gap - line - 2));
+      putchar('\n');
+      while (gap < line + len && *gap == ' ') gap++;
+      if (gap < line + len) roff_text(gap, (size_t)(line + len - gap)), putchar('\n');
+      in_opt = 1;
+    } else if (len > 0 && line[0] == ' ') {
+      const char *t = line;
+      while (t < line + len && *t == ' ') t++;
+      roff_text(t, (size_t)(line + len - t));
+      putchar('\n');
+    } else {
+      if (in_opt) fputs(".PP\n", stdout), in_opt = 0;
+      roff_text(line, len);
+      putchar('\n');
+    }
+    line = nl ? nl + 1 : line + len;
+  }
+}
+
+static void print_man(void) {
+  int i;
+  printf(".\\\" Generated by bulkmap --man from the text of bulkmap --help; do not edit.\n"
+         ".TH BULKMAP 1 \"\" \"bulkmap %s\" \"User Commands\"\n"
+         ".SH NAME\nbulkmap \\- map bulk data through aligned views and sliding windows\n"
+         ".SH SYNOPSIS\n.nf\n",
+         bm_version());
+  for (i = 0; i < NCOMMANDS; i++) roff_text(commands[i].usage, strlen(commands[i].usage)), putchar('\n');
+  printf("bulkmap \\-\\-help | \\-h | \\-\\-version | \\-V | COMMAND \\-\\-help\n.fi\n"
+         ".SH DESCRIPTION\n");
+  roff_text(about, strlen(about));
+  printf("\n.SH COMMANDS\n");
+  for (i = 0; i < NCOMMANDS; i++) {
+    printf(".SS %s\n.nf\n", commands[i].name);
+    roff_text(commands[i].usage, strlen(commands[i].usage));
+    printf("\n.fi\n");
+    roff_text(commands[i].summary, strlen(commands[i].summary));
+    printf(".\n.PP\n");
+    roff_help(commands[i].help);
+  }
+  printf(".SH OPTIONS\n.TP\n.B \\-h, \\-\\-help\nshow this help and exit\n"
+         ".TP\n.B \\-V, \\-\\-version\nshow the version and exit\n"
+         ".SH EXIT STATUS\n");
+  roff_help(exit_status);
+  printf(".SH EXAMPLES\n");
+  roff_help(examples);
+  printf(".SH SEE ALSO\n.BR wc (1),\n.BR xxhsum (1),\n.BR mmap (2)\n");
+}
+
+/* Descriptors 0-2 closed by whoever started us would be taken by the first files opened,
+ * and the result written into one of them: keep them taken, by a descriptor that fails
+ * every read (0) or write (1, 2), as a closed one would. */
+static void keep_std_fds(void) {
+#ifndef _WIN32
+  int fd;
+  for (fd = 0; fd < 3; fd++) {
+    if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    int got = open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY);
+    if (got >= 0 && got != fd) close(got); /* not the lowest free: leave it */
+  }
+#endif
+}
+
+/* Hidden, for the tests: `bulkmap --progress-line WIDTH ELAPSED DONE TOTAL`. */
+static int progress_line(int argc, char **argv) {
+  char line[256];
+  if (argc != 6) return EXIT_USAGE;
+  progress_format(line, sizeof(line), atoi(argv[2]), atof(argv[3]),
+                  strtoull(argv[4], NULL, 10), strtoull(argv[5], NULL, 10));
+  printf("%s\n", line);
+  return EXIT_DONE;
 }
 
 int main(int argc, char **argv) {
   int i;
+  keep_std_fds();
+  cli_signals_init();
   if (argc < 2) {
-    usage_all(stderr);
+    cli_error("bulkmap", "missing COMMAND");
+    usage_short(stderr);
+    fprintf(stderr, "Try 'bulkmap --help' for more information.\n");
     return EXIT_USAGE;
   }
   if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     usage_all(stdout);
-    return EXIT_DONE;
+    return cli_finish("bulkmap", EXIT_DONE);
   }
-  if (strcmp(argv[1], "--version") == 0) {
+  if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
     printf("bulkmap %s\n", bm_version());
-    return EXIT_DONE;
+    return cli_finish("bulkmap", EXIT_DONE);
   }
+  if (strcmp(argv[1], "--man") == 0) {
+    print_man();
+    return cli_finish("bulkmap", EXIT_DONE);
+  }
+  if (strcmp(argv[1], "--progress-line") == 0) return cli_finish("bulkmap", progress_line(argc, argv));
   for (i = 0; i < NCOMMANDS; i++)
-    if (strcmp(commands[i].name, argv[1]) == 0) return commands[i].fn(argc - 1, argv + 1);
-  fprintf(stderr, "bulkmap: %s: unknown command\n", argv[1]);
-  usage_all(stderr);
+    if (strcmp(commands[i].name, argv[1]) == 0) {
+      cli_command = commands[i].name;
+      return cli_finish(commands[i].name, commands[i].fn(argc - 1, argv + 1));
+    }
+  cli_error(argv[1], "unknown command");
+  usage_short(stderr);
+  fprintf(stderr, "Try 'bulkmap --help' for more information.\n");
   return EXIT_USAGE;
 }

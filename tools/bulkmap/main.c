@@ -42,15 +42,27 @@ static const cli_cmd_t commands[] = {
    "Shows the trailer of section NAME: size, checksum, state, page size, writer.\n"
    "  --json   one JSON object on stdout"},
   {"rm", cmd_rm, "bulkmap rm    NAME", "Removes section NAME."},
-  {"bench", cmd_bench, "bulkmap bench [--size SIZE] [--pages 4k,thp,large] [--csv FILE] [--json]",
-   "Compares page kinds on an anonymous region of SIZE (default 1G): populate time,\n"
-   "sequential read rate, random 8-byte read latency, dependent-load (pointer chase)\n"
-   "latency, and the page size the kernel really gave. A kind that cannot be had is shown\n"
-   "with its reason.\n"
-   "  --size SIZE    bytes of each region (default 1G, at least 1M)\n"
+  {"bench", cmd_bench,
+   "bulkmap bench [--size SIZE] [--pages 4k,thp,large] [--shared] [--file FILE] [--runs N]\n"
+   "              [--sweep] [--csv FILE] [--json]",
+   "Compares page kinds on a region of SIZE (default 1G): populate time, sequential read\n"
+   "rate, random 8-byte read latency, dependent-load latency, data-TLB misses per load\n"
+   "(where the CPU's counters can be read, else null and why), the share of the region the\n"
+   "kernel maps with huge entries and the page size it really gave. A kind that cannot be\n"
+   "had is shown with its reason. Every kind is measured in each of N rounds, interleaved,\n"
+   "after one unrecorded warm-up round; each figure is the median, with min and max.\n"
+   "  --size SIZE    bytes of each region (default 1G, at least 1M; rounded up to whole\n"
+   "                 huge pages)\n"
    "  --pages LIST   kinds, comma separated: 4k (normal pages), thp (transparent huge\n"
-   "                 pages), large (hugetlb / SEC_LARGE_PAGES); default all three\n"
-   "  --csv FILE     also write one CSV row a kind to FILE\n"
+   "                 pages), large (hugetlb / MEM_LARGE_PAGES); default all three\n"
+   "  --shared       a shared section instead of anonymous private memory (thp then\n"
+   "                 follows shmem_enabled)\n"
+   "  --file FILE    also FILE mapped from the page cache (map+populate time, share mapped\n"
+   "                 by huge entries) and the same bytes in a large-page section (the time\n"
+   "                 to load it, then to map and populate it)\n"
+   "  --runs N       recorded rounds, 1-1000 (default 5)\n"
+   "  --sweep        also random-read latency against working set, 64K to SIZE\n"
+   "  --csv FILE     also write every figure to FILE as CSV\n"
    "  --json         one JSON object on stdout"},
   {"setup", cmd_setup, "bulkmap setup --large-pages SIZE",
    "Linux (root): reserves SIZE bytes of huge pages and mounts hugetlbfs if none is mounted.\n"

@@ -5,6 +5,9 @@ if(TARGET bulkmap_tool AND NOT WIN32)
   if(BULKMAP_SANITIZE)
     set_tests_properties(tool PROPERTIES ENVIRONMENT "BULKMAP_TEST_SANITIZED=1")
   endif()
+  # bench on the real OS: keys, min <= median <= max, reasons, --file, --sweep, CSV.
+  add_test(NAME tool_bench COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tool/test_bench.sh $<TARGET_FILE:bulkmap_tool>)
+  set_tests_properties(tool_bench PROPERTIES TIMEOUT 300)
 endif()
 
 # Install rules, the CMake package and the pkg-config file, used from outside the tree.

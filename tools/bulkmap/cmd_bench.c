@@ -205,7 +205,21 @@ static void lib_reason(row_t *r, int round, const char *what, int err, const bm_
     if (r->kind == BENCH_THP && mode[0] != '\0')
       row_fail(r, round, "%s: shmem_enabled is %s (shared memory gets transparent huge pages "
                "only in advise, within_size, always or force)", bm_large_reason_str(l->reason), mode);
-    else
+    else if (l->reason == BM_REASON_POOL_EMPTY) {
+      bm_sysinfo_t si;
+      int i;
+      long long fr = -1;
+      if (bm_sysinfo_get(&si) == 0)
+        for (i = 0; i < si.n_large_sizes; i++)
+          if (si.large_sizes[i] == si.default_large_size && si.large_free[i] != UINT64_MAX)
+            fr = (long long)si.large_free[i];
+      if (fr >= 0 && si.default_large_size > 0)
+        row_fail(r, round, "pool empty: %lld free %zu MiB pages, %llu needed (bulkmap setup "
+                 "--large-pages SIZE)", fr, si.default_large_size >> 20,
+                 (unsigned long long)((r->size + si.default_large_size - 1) / si.default_large_size));
+      else
+        row_fail(r, round, "%s", bm_large_reason_str(l->reason));
+    } else
       row_fail(r, round, "%s", bm_large_reason_str(l->reason));
   } else {
     int os = bm_last_os_error();

@@ -58,3 +58,26 @@ if (have("bench_medians.dat")) {
   plot "bench_medians.dat" using 0:5:xtic(1) with boxes notitle lc rgb "#ccbb44"
   unset multiplot
 }
+if (have("bench_sweep.dat")) {
+  # Columns: working set, then median, min and max ns for 4k, thp and large ("?" if not had).
+  set output "bench_sweep.png"
+  set terminal pngcairo noenhanced size 1000,560 font ",10"
+  set datafile missing "?"
+  set title "bulkmap bench --sweep: random 8-byte read latency against working set (median, min-max bars)"
+  set logscale x 2
+  set logscale y 2
+  set yrange [*:*]
+  set xrange [*:*]
+  set format x "%.0b%BB"
+  set xtics rotate by -30 auto
+  set grid xtics ytics
+  set xlabel "working set (bytes, powers of two)"
+  set ylabel "ns a load (independent loads)"
+  set key top left
+  plot "bench_sweep.dat" using 1:2:3:4 with yerrorlines lw 2 lc rgb "#ee6677" title "4 KiB pages", \
+       "" using 1:5:6:7 with yerrorlines lw 2 lc rgb "#228833" title "2 MiB transparent (THP)", \
+       "" using 1:8:9:10 with yerrorlines lw 2 lc rgb "#4477aa" title "2 MiB hugetlb"
+  unset logscale x
+  unset logscale y
+  unset xlabel
+}

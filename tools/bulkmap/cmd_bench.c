@@ -172,9 +172,15 @@ static void measure(bench_t *b, row_t *r, int round, const void *data, size_t le
     double ns;
     /* Warm the working set's caches and TLB entries first: the sweep asks what a loop
      * over that much memory costs in steady state. */
+    double best = NAN;
+    int c;
     (void)bench_random(data, ws / 8, SWEEP_LOADS / 4, 0x5851F42D4C957F2Dull + (uint64_t)i);
-    ns = bench_random(data, ws / 8, SWEEP_LOADS, 0x14057B7EF767814Full + (uint64_t)i);
-    if (round >= 0) r->sweep[(size_t)round * r->nws + i] = ns;
+    for (c = 0; c < CHUNKS / 2; c++) { /* the fastest chunk, as above */
+      ns = bench_random(data, ws / 8, SWEEP_LOADS / (CHUNKS / 2),
+                        0x14057B7EF767814Full + (uint64_t)i * 64 + (uint64_t)c);
+      if (isnan(best) || ns < best) best = ns;
+    }
+    if (round >= 0) r->sweep[(size_t)round * r->nws + i] = best;
   }
   if (round >= 0) {
     double *o = fig_at(b, r, round);

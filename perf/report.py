@@ -286,7 +286,7 @@ if any(defaults) or bsweep or bfresh:
       "seconds and at random. Sequential: every byte read; random: independent 8-byte loads at "
       "random offsets (the CPU overlaps them); dependent: each load's address computed from the "
       "value the previous one returned (a miss's full latency, page walk included). Random and "
-      "dependent keep the fastest of 16 chunks a round, since the other engineers' work on the "
+      "dependent keep the fastest of 64 short chunks a round (sweep points: of 32), since the other engineers' work on the "
       "second core only ever adds time. Page size and huge share: what smaps says.\n")
     w("```\n" + read_text("bench_checks.txt") + "\n```\n")
     ok = [d for d in defaults if d]
@@ -333,7 +333,7 @@ if any(defaults) or bsweep or bfresh:
             goals.append(("bench 1G: dependent loads, 2 MiB against 4 KiB", None, m("dep"),
                           f"{m('dep'):.2f}x faster", ""))
     if bshared:
-        w("### Shared sections (`--shared`, 3 rounds; shmem_enabled as stated above)\n")
+        w(f"### Shared sections (`--shared`, {bshared.get('runs', '?')} rounds; shmem_enabled as stated above)\n")
         bench_table(bshared, [("4k", "shared"), ("thp", "shared"), ("large", "shared")],
                     lambda p, b: brow(bshared, "4k", "shared"))
     for tag, d, what in (("file_fresh", bfresh, "right after it was written"),
@@ -341,7 +341,7 @@ if any(defaults) or bsweep or bfresh:
         if not d:
             continue
         f = brow(d, "4k", "file")
-        w(f"### `--file`: a {f['size'] / 2**30 if f else 0:.0f} GiB file {what} (3 rounds)\n")
+        w(f"### `--file`: a {f['size'] / 2**30 if f else 0:.0f} GiB file {what} ({d.get('runs', '?')} rounds)\n")
         bench_table(d, [("4k", "file"), ("large", "section")],
                     lambda p, b, d=d: brow(d, "4k", "file") if b == "section" else None)
     if bfresh and breread:
@@ -358,26 +358,42 @@ if any(defaults) or bsweep or bfresh:
         for s_ in bsweep["sweep"]:
             pts.setdefault(s_["working_set"], {})[s_["pages"]] = s_
         with open(os.path.join(RES, "bench_sweep.dat"), "w") as dat:
-            dat.write("# working_set " + " ".join(f"{k} {k}_min {k}_max" for k in kinds) + "\n")
+            dat.write("# working_set, then for 4k, thp, large: random_ns min max, dependent_ns min max\n")
             for ws in sorted(pts):
                 cols = []
                 for k in kinds:
                     x = pts[ws].get(k)
-                    cols += ["?"] * 3 if x is None else [f"{x['random_ns']:.3f}", f"{x['min']['random_ns']:.3f}",
-                                                         f"{x['max']['random_ns']:.3f}"]
+                    for f in ("random_ns", "dependent_ns"):
+                        cols += ["?"] * 3 if x is None else [f"{x[f]:.3f}", f"{x['min'][f]:.3f}",
+                                                             f"{x['max'][f]:.3f}"]
                 dat.write(f"{ws} " + " ".join(cols) + "\n")
         size = max(x["size"] for x in bsweep["results"])
-        w(f"### Random-read latency against working set (`--sweep`, {size / 2**30:.0f} GiB, 3 rounds)\n")
+        w(f"### Latency against working set (`--sweep`, {size / 2**30:.0f} GiB, {bsweep.get('runs', '?')} rounds)\n")
         w("![random read latency against working set](results/bench_sweep.png)\n")
-        w("| working set | " + " | ".join(f"{k} ns" for k in kinds) + " | 4k / large |")
-        w("|---|" + "---|" * len(kinds) + "---|")
+        w("| working set | " + " | ".join(f"{k} random ns" for k in kinds) + " | 4k / large | " +
+          " | ".join(f"{k} dependent ns" for k in kinds) + " | 4k / large |")
+        w("|---|" + "---|" * (2 * len(kinds) + 2))
+        knee = {}
         for ws in sorted(pts):
-            c = [pts[ws].get(k) for k in kinds]
-            rat = ""
-            if pts[ws].get("4k") and pts[ws].get("large"):
-                rat = f"{pts[ws]['4k']['random_ns'] / pts[ws]['large']['random_ns']:.2f}"
+            cells = []
+            for f in ("random_ns", "dependent_ns"):
+                cells += ["" if pts[ws].get(k) is None else f"{pts[ws][k][f]:.2f}" for k in kinds]
+                if pts[ws].get("4k") and pts[ws].get("large"):
+                    q = pts[ws]["4k"][f] / pts[ws]["large"][f]
+                    cells.append(f"{q:.2f}")
+                    # The knee: the smallest working set from which 4 KiB stays behind.
+                    if q >= 1.25:
+                        knee.setdefault(f, ws)
+                    else:
+                        knee.pop(f, None)
+                else:
+                    cells.append("")
             lab = f"{ws >> 30} GiB" if ws >= 2**30 else (f"{ws >> 20} MiB" if ws >= 2**20 else f"{ws >> 10} KiB")
-            w(f"| {lab} | " + " | ".join("" if x is None else f"{x['random_ns']:.2f}" for x in c) + f" | {rat} |")
+            w(f"| {lab} | " + " | ".join(cells) + " |")
+        w("")
+        for f, ws in knee.items():
+            lab = f"{ws >> 30} GiB" if ws >= 2**30 else (f"{ws >> 20} MiB" if ws >= 2**20 else f"{ws >> 10} KiB")
+            w(f"- {f}: from a working set of {lab} up, 4 KiB pages are 1.25x or more slower than 2 MiB hugetlb pages.")
         w("")
 
 # ---- (5) cold

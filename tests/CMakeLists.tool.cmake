@@ -20,4 +20,7 @@ if(TARGET bulkmap_tool AND WIN32 AND CMAKE_CROSSCOMPILING_EMULATOR)
   add_test(NAME tool COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tool/test_tool_wine.sh
            ${CMAKE_CROSSCOMPILING_EMULATOR} $<TARGET_FILE:bulkmap_tool>)
   set_tests_properties(tool PROPERTIES TIMEOUT 600)
+  add_test(NAME tool_bench COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tool/test_bench.sh
+           $<TARGET_FILE:bulkmap_tool> ${CMAKE_CROSSCOMPILING_EMULATOR})
+  set_tests_properties(tool_bench PROPERTIES TIMEOUT 300)
 endif()

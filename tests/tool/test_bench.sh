@@ -6,9 +6,19 @@
 # As root it reserves a few 2 MiB pages (and sets shmem_enabled for one case) under the
 # huge page lock of tests/hugetest.h and gives them back; else those cases skip and say so.
 # Timings are never asserted: benchmarks are measured in perf/, not here.
-#   test_bench.sh BULKMAP
+# With an emulator (the Windows build under Wine) the same checks run on bulkmap.exe,
+# where thp must be refused as unsupported and the huge page pool is not touched.
+#   test_bench.sh BULKMAP [EMULATOR]
 set -u
-BM=${1:?path to bulkmap}
+EXE=${1:?path to bulkmap}
+EMU=${2:-}
+if [ -n "$EMU" ]; then
+  BM() { "$EMU" "$EXE" "$@"; }
+  win() { printf 'Z:%s' "$(tr / '\\' <<<"$1")"; } # Z: is the host's root under Wine
+else
+  BM() { "$EXE" "$@"; }
+  win() { printf '%s' "$1"; }
+fi
 T=$(mktemp -d "${TMPDIR:-/tmp}/bmbench.XXXXXX")
 fails=0 checks=0
 LOCK=/tmp/bulkmap-hugepages.lock
@@ -28,7 +38,7 @@ skip() { echo "SKIP: $*" >&2; }
 
 expect() { # expect CODE [grep-pattern-of-stderr] -- ARGS...
   local want=$1 pat=$2; shift 3
-  "$BM" "$@" >"$T/out" 2>"$T/err" </dev/null
+  BM "$@" >"$T/out" 2>"$T/err" </dev/null
   local rc=$?
   if [ $rc -ne "$want" ]; then
     fail "bulkmap $* exited $rc, expected $want: $(head -c 300 "$T/err")"
@@ -49,6 +59,7 @@ check_json() {
     use strict; use warnings;
     my ($jf, $cf, @facts) = @ARGV;
     my %f = map { split /=/, $_, 2 } @facts;
+    $f{$_} //= "" for qw(shmem os);
     my ($n, $bad) = (0, 0);
     sub ck { my ($c, $m) = @_; $n++; unless ($c) { $bad++; print STDERR "FAIL: $m\n"; } return $c; }
     local $/; open my $h, "<", $jf or die; my $txt = <$h>; close $h;
@@ -96,7 +107,10 @@ check_json() {
     for my $id ("large $b", ($f{file_size} ? ("large section") : ())) {
       my $r = $seen{$id};
       ck($r, "$id row present") or next;
-      if ($f{large}) {
+      if ($f{large} eq "any") {
+        ck(!defined $r->{reason} ? $r->{page_size} > $f{page} : length $r->{reason} > 3,
+           "$id: large pages had, or a reason");
+      } elsif ($f{large}) {
         ck(!defined $r->{reason} && $r->{page_size} == 2097152 && $r->{huge_share} == 1,
            "$id: 2 MiB pages with the pool reserved (" . ($r->{reason} // "page_size $r->{page_size}") . ")");
       } else {
@@ -104,7 +118,10 @@ check_json() {
       }
     }
     if (my $t = $seen{"thp $b"}) {
-      if ($f{shared} && ($f{shmem} // "") eq "never") {
+      if ($f{os} eq "windows") {
+        ck(defined $t->{reason} && $t->{reason} =~ /unsupported/i,
+           "thp on Windows: unsupported (" . ($t->{reason} // "had") . ")");
+      } elsif ($f{shared} && $f{shmem} eq "never") {
         ck(defined $t->{reason} && $t->{reason} =~ /shmem_enabled is never/,
            "thp shared with shmem_enabled never: the reason names it (" . ($t->{reason} // "had") . ")");
       } elsif (!defined $t->{reason}) {
@@ -127,7 +144,9 @@ check_json() {
         ck(join(",", map { $_->{working_set} } @p) eq join(",", @want),
            "$r->{pages} $r->{backing}: sweep 64 KiB to SIZE by powers of two");
         for my $s (@p) {
-          ck(join(",", sort keys %$s) eq "backing,max,min,pages,random_ns,working_set", "sweep keys");
+          ck(join(",", sort keys %$s) eq "backing,dependent_ns,max,min,pages,random_ns,working_set", "sweep keys");
+          ck(join(",", sort keys %{$s->{min}}) eq "dependent_ns,random_ns", "sweep min keys");
+          ck($s->{min}{dependent_ns} <= $s->{dependent_ns} && $s->{dependent_ns} <= $s->{max}{dependent_ns}, "sweep dependent min <= median <= max");
           ck($s->{min}{random_ns} <= $s->{random_ns} && $s->{random_ns} <= $s->{max}{random_ns} &&
              $s->{random_ns} > 0, "sweep $s->{pages} $s->{working_set}: min <= median <= max");
         }
@@ -136,7 +155,7 @@ check_json() {
       ck(!exists $d->{sweep}, "no sweep[] without --sweep");
     }
     if ($cf ne "") {
-      open my $c, "<", $cf or die; local $/ = "\n"; my @lines = <$c>; close $c; chomp @lines;
+      open my $c, "<", $cf or die; local $/ = "\n"; my @lines = <$c>; close $c; s/\r?\n\z// for @lines;
       my @cols = split /,/, shift @lines;
       my %json;
       for my $r (@{$d->{results}}, @{$d->{sweep} // []}) {
@@ -188,19 +207,22 @@ expect 2 "--file" -- bench --file
 expect 2 "--bogus" -- bench --bogus
 expect 2 "" -- bench extra
 expect 2 "--json" -- bench --json --json
-expect 1 "No such file or directory" -- bench --size 4M --runs 1 --csv /nonexistent/x
-expect 1 "$T/missing" -- bench --size 4M --runs 1 --file "$T/missing"
-expect 1 "directory" -- bench --size 4M --runs 1 --file "$T"
+expect 1 "No such file or directory" -- bench --size 4M --runs 1 --csv "$(win /nonexistent/x)"
+expect 1 "missing" -- bench --size 4M --runs 1 --file "$(win "$T/missing")"
+expect 1 "directory" -- bench --size 4M --runs 1 --file "$(win "$T")"
 : >"$T/empty"
-expect 1 "empty" -- bench --size 4M --runs 1 --file "$T/empty"
-expect 1 "" -- bench --size 4M --runs 1 --file /dev/null
+expect 1 "empty" -- bench --size 4M --runs 1 --file "$(win "$T/empty")"
+[ -z "$EMU" ] && expect 1 "" -- bench --size 4M --runs 1 --file /dev/null
 expect 0 "" -- bench --help
 grep -q -- '--sweep' "$T/out" && ok || fail "bench --help does not mention --sweep"
 
 # 2. The pool: as root, 2 MiB pages for the largest run (a 6 MiB file: 4 pages, and
 # 4 MiB regions: 2), under the lock every huge-page test takes.
-LARGE=0
-if [ "$(id -u)" -ne 0 ]; then
+LARGE=0 OS=linux
+if [ -n "$EMU" ]; then
+  LARGE=any OS=windows
+  skip "under $EMU: the host's huge page pool is not what Windows large pages come from"
+elif [ "$(id -u)" -ne 0 ]; then
   skip "not root: no huge pages reserved; the large rows must then give a reason"
 elif [ ! -w "$POOL/nr_hugepages" ] || ! command -v flock >/dev/null; then
   skip "no 2 MiB hugetlb pool (or no flock): the large rows must give a reason"
@@ -217,9 +239,9 @@ else
 fi
 
 # 3. Anonymous kinds with --file, --sweep and --csv: every key and every row checked.
-if "$BM" bench --size 4M --runs 3 --sweep --file "$T/data" --json --csv "$T/b.csv" >"$T/b.json" 2>"$T/err"; then
+if BM bench --size 4M --runs 3 --sweep --file "$(win "$T/data")" --json --csv "$(win "$T/b.csv")" >"$T/b.json" 2>"$T/err"; then
   ok
-  check_json "$T/b.json" "$T/b.csv" page=$PAGE large=$LARGE file_size=$FSIZE sweep=1 shared=0 && ok ||
+  check_json "$T/b.json" "$T/b.csv" page=$PAGE large=$LARGE file_size=$FSIZE sweep=1 shared=0 os=$OS && ok ||
     fail "bench --file --sweep JSON/CSV checks (see above)"
 else
   fail "bench --size 4M --sweep --file: exit $?: $(head -c 300 "$T/err")"
@@ -227,25 +249,28 @@ fi
 
 # 4. Shared sections; with the knob at never, thp's reason names shmem_enabled.
 SHM=""
-if [ -n "$nr_saved" ] && [ -w "$SHMEM" ]; then
+if [ -z "$EMU" ] && [ -n "$nr_saved" ] && [ -w "$SHMEM" ]; then
   shmem_saved=$(sed -n 's/.*\[\(.*\)\].*/\1/p' "$SHMEM")
   echo never >"$SHMEM" && SHM=never
 fi
-[ -z "$SHM" ] && [ -r "$SHMEM" ] && SHM=$(sed -n 's/.*\[\(.*\)\].*/\1/p' "$SHMEM")
-if "$BM" bench --size 4M --runs 2 --shared --json >"$T/s.json" 2>"$T/err"; then
+[ -z "$EMU" ] && [ -z "$SHM" ] && [ -r "$SHMEM" ] && SHM=$(sed -n 's/.*\[\(.*\)\].*/\1/p' "$SHMEM")
+if BM bench --size 4M --runs 2 --shared --json >"$T/s.json" 2>"$T/err"; then
   ok
-  check_json "$T/s.json" "" page=$PAGE large=$LARGE sweep=0 shared=1 shmem="$SHM" && ok ||
+  check_json "$T/s.json" "" page=$PAGE large=$LARGE sweep=0 shared=1 shmem="$SHM" os=$OS && ok ||
     fail "bench --shared JSON checks (see above)"
 else
   fail "bench --shared: exit $?: $(head -c 300 "$T/err")"
 fi
 
 # 5. Human output: key: value lines, the ratio worded one way.
-if "$BM" bench --size 4M --runs 1 --pages 4k,large >"$T/h.txt" 2>"$T/err"; then
+if BM bench --size 4M --runs 1 --pages 4k,large >"$T/h.crlf" 2>"$T/err"; then
   ok
+  tr -d '\r' <"$T/h.crlf" >"$T/h.txt" # Windows writes CRLF
   grep -q '^runs: 1' "$T/h.txt" && grep -q '^4k anonymous:$' "$T/h.txt" && ok ||
     fail "human output: $(head -c 300 "$T/h.txt")"
-  if [ "$LARGE" = 1 ]; then
+  if [ "$LARGE" = any ]; then
+    grep -Eq '^  (vs_4k: 2 MiB pages: populate|reason: )' "$T/h.txt" && ok || fail "no ratio nor reason: $(cat "$T/h.txt")"
+  elif [ "$LARGE" = 1 ]; then
     grep -Eq '^  vs_4k: 2 MiB pages: populate [0-9.]+x faster, sequential reads [0-9.]+x faster, random reads [0-9.]+x faster, dependent loads [0-9.]+x faster than 4 KiB pages$' "$T/h.txt" &&
       ok || fail "no vs_4k ratio line: $(cat "$T/h.txt")"
   else
@@ -257,13 +282,15 @@ fi
 restore
 
 # 6. Interrupted: exit 130, nothing left behind (the regions were anonymous).
-"$BM" bench --size 64M --runs 1000 --pages 4k >/dev/null 2>"$T/err" &
-pid=$!
-sleep 1
-kill -INT $pid
-wait $pid
-rc=$?
-[ $rc -eq 130 ] && ok || fail "bench interrupted: exit $rc, expected 130"
+if [ -z "$EMU" ]; then
+  "$EXE" bench --size 64M --runs 1000 --pages 4k >/dev/null 2>"$T/err" &
+  pid=$!
+  sleep 1
+  kill -INT $pid
+  wait $pid
+  rc=$?
+  [ $rc -eq 130 ] && ok || fail "bench interrupted: exit $rc, expected 130"
+fi
 
 echo "test_bench: $checks checks, $fails failed (huge pages reserved: $LARGE, shmem_enabled: ${SHM:-none})"
 [ $fails -eq 0 ]

@@ -10,7 +10,7 @@
 #include <string.h>
 #include "bulkmap.h"
 
-#define MiB ((size_t)1 << 20)
+#define BENCH_MIB ((size_t)1 << 20)
 
 #ifdef _WIN32
 #include <windows.h>
@@ -211,7 +211,7 @@ int bench_mem_map(bench_mem_t *m, int kind, size_t size, char *reason, size_t n)
         snprintf(reason, n, "unsupported: the kernel offers no huge page size");
       else if (e == ENOMEM)
         snprintf(reason, n, "pool empty: %lld free %zu MiB pages, %zu needed "
-                 "(bulkmap setup --large-pages SIZE)", fr, hs / MiB, (size + hs - 1) / hs);
+                 "(bulkmap setup --large-pages SIZE)", fr, hs / BENCH_MIB, (size + hs - 1) / hs);
       else
         snprintf(reason, n, "mmap MAP_HUGETLB: %s (errno %d (0x%x))", strerror(e), e, (unsigned)e);
     } else {

@@ -127,6 +127,20 @@ huge_reserve() {
   [ -z "$HP2_SAVED" ] && HP2_SAVED=$(cat "$HP2")
   echo "$pages" >"$HP2" 2>/dev/null || true
   HUGE_GOT=$(cat "$HP2")
+  # Short of 2 MiB blocks (a page cache full of others' files fragments memory): compact,
+  # then drop clean caches (the warm phases restate their cache state anyway), and ask again.
+  if ((HUGE_GOT < pages)); then
+    echo 1 >/proc/sys/vm/compact_memory 2>/dev/null || true
+    echo "$pages" >"$HP2" 2>/dev/null || true
+    HUGE_GOT=$(cat "$HP2")
+  fi
+  if ((HUGE_GOT < pages)); then
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+    echo 1 >/proc/sys/vm/compact_memory 2>/dev/null || true
+    echo "$pages" >"$HP2" 2>/dev/null || true
+    HUGE_GOT=$(cat "$HP2")
+  fi
   if ! awk '$3 == "hugetlbfs"' /proc/mounts | grep -q .; then
     MOUNTED=$WORK/hugetlbfs
     mkdir -p "$MOUNTED"

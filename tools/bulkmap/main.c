@@ -61,7 +61,8 @@ static const cli_cmd_t commands[] = {
    "                 by huge entries) and, with large among the kinds, the same bytes in a\n"
    "                 large-page section (the time to load it, then to map and populate it)\n"
    "  --runs N       recorded rounds, 1-1000 (default 5)\n"
-   "  --sweep        also random-read latency against working set, 64K to SIZE\n"
+   "  --sweep        also random and dependent read latency against working set, 64K to\n"
+   "                 SIZE by powers of two\n"
    "  --csv FILE     also write every figure to FILE as CSV\n"
    "  --json         one JSON object on stdout"},
   {"setup", cmd_setup, "bulkmap setup --large-pages SIZE",

@@ -207,7 +207,7 @@ static void row_fail(row_t *r, int round, const char *fmt, ...) {
   va_list ap;
   size_t n = 0;
   r->had = 0;
-  if (round > 0) n = (size_t)snprintf(r->reason, sizeof(r->reason), "in round %d: ", round + 1);
+  if (round >= 0) n = (size_t)snprintf(r->reason, sizeof(r->reason), "in round %d: ", round + 1);
   va_start(ap, fmt);
   vsnprintf(r->reason + n, sizeof(r->reason) - n, fmt, ap);
   va_end(ap);

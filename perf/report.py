@@ -370,6 +370,13 @@ if any(defaults) or bsweep or bfresh:
         size = max(x["size"] for x in bsweep["results"])
         w(f"### Latency against working set (`--sweep`, {size / 2**30:.0f} GiB, {bsweep.get('runs', '?')} rounds)\n")
         w("![random read latency against working set](results/bench_sweep.png)\n")
+        tlb = [l for l in read_text("bench_checks.txt").splitlines() if l.startswith("tlb:")]
+        w("Read it against each page size's TLB reach (entries x page size" +
+          (f"; this CPU: {tlb[0][5:]}" if tlb else "") + ") and against the page tables of 4 KiB "
+          "pages, which take working set / 512 bytes (1 MiB, the size of an L2 cache here, at 512 "
+          "MiB). Random reads overlap, so a page walk's cost is partly hidden; dependent loads "
+          "expose it. Without a PMU (dTLB misses `null`) the rise at the right cannot be split "
+          "between TLB and DRAM.\n")
         w("| working set | " + " | ".join(f"{k} random ns" for k in kinds) + " | 4k / large | " +
           " | ".join(f"{k} dependent ns" for k in kinds) + " | 4k / large |")
         w("|---|" + "---|" * (2 * len(kinds) + 2))

@@ -178,13 +178,14 @@ if [ -n "$BM_GIVEN" ]; then
 else
   log "building (cmake --preset default; cmake --build --preset default)"
   (cd "$REPO" && cmake --preset default >/dev/null &&
-    cmake --build --preset default --target bulkmap_tool bm_probe_populate bm_probe_load >"$WORK/build.log" 2>&1) ||
+    cmake --build --preset default --target bulkmap_tool bm_probe_populate bm_probe_load bm_probe_tlb >"$WORK/build.log" 2>&1) ||
     { tail -20 "$WORK/build.log" >&2; exit 1; }
   # A private copy: others may rebuild build/default while this runs.
   cp "$REPO/build/default/tools/bulkmap" "$WORK/bin/bulkmap"
   cp "$REPO/build/default/perf/bm_probe_populate" "$WORK/bin/"
   PROBE=$WORK/bin/bm_probe_populate
   cp "$REPO/build/default/perf/bm_probe_load" "$WORK/bin/"
+  cp "$REPO/build/default/perf/bm_probe_tlb" "$WORK/bin/"
 fi
 BM=$WORK/bin/bulkmap
 BM_VERSION=$("$BM" --version)
@@ -388,6 +389,7 @@ if has_phase bench; then
       echo "huge pages reserved for bench: $HUGE_GOT of $((big / (2 * MiB) + 8))"
       echo "enabled (anonymous THP): $(cat /sys/kernel/mm/transparent_hugepage/enabled)"
       echo "defrag: $(cat /sys/kernel/mm/transparent_hugepage/defrag)"
+      [ -x "$WORK/bin/bm_probe_tlb" ] && "$WORK/bin/bm_probe_tlb"
     } >"$BC"
     bench_one() { # bench_one TAG ARGS...: one invocation, its JSON and CSV kept
       local tag=$1 rc=0 t0 t1

@@ -7,6 +7,8 @@
 #
 # usage: perf/run.sh [--quick] [--rounds N] [--only scan,sweep,load,bench,cold]
 #                    [--dir PARENT] [--bulkmap PATH]
+# --only runs the listed phases and keeps the other phases' results (and run.txt, the
+# machine facts of the last full run); each phase run replaces its own files.
 # Needs root (drop_caches, huge page pool, mounts). Speed claims live here, never in tests.
 set -Eeuo pipefail
 

@@ -17,7 +17,7 @@ RES=$REPO/perf/results
 QUICK=0 ROUNDS="" PHASES="scan sweep load bench cold" PARENT=${BMPERF_DIR:-/var/tmp} BM_GIVEN=""
 ONLY=0 # --only: the other phases' results (and run.txt) are kept as they are
 
-usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
   case $1 in
     --quick) QUICK=1 ;;

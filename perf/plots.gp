@@ -58,3 +58,33 @@ if (have("bench_medians.dat")) {
   plot "bench_medians.dat" using 0:5:xtic(1) with boxes notitle lc rgb "#ccbb44"
   unset multiplot
 }
+if (have("bench_sweep.dat")) {
+  # Columns: working set, then for 4k, thp and large: random ns (median, min, max) and
+  # dependent ns (median, min, max); "?" where a kind was not had.
+  set output "bench_sweep.png"
+  set terminal pngcairo noenhanced size 1300,560 font ",10"
+  set datafile missing "?"
+  set multiplot layout 1,2 title "bulkmap bench --sweep: latency against working set (median of the rounds, min-max bars)"
+  set logscale x 2
+  set logscale y 2
+  set yrange [*:*]
+  set xrange [*:*]
+  set format x "%.0b%BB"
+  set xtics rotate by -30 auto
+  set grid xtics ytics
+  set xlabel "working set (bytes)"
+  set key top left
+  set title "random 8-byte reads (independent: the CPU overlaps them)"
+  set ylabel "ns a load"
+  plot "bench_sweep.dat" using 1:2:3:4 with yerrorlines lw 2 lc rgb "#ee6677" title "4 KiB pages", \
+       "" using 1:8:9:10 with yerrorlines lw 2 lc rgb "#228833" title "2 MiB transparent (THP)", \
+       "" using 1:14:15:16 with yerrorlines lw 2 lc rgb "#4477aa" title "2 MiB hugetlb"
+  set title "dependent loads (each address from the last value: page walks exposed)"
+  plot "bench_sweep.dat" using 1:5:6:7 with yerrorlines lw 2 lc rgb "#ee6677" title "4 KiB pages", \
+       "" using 1:11:12:13 with yerrorlines lw 2 lc rgb "#228833" title "2 MiB transparent (THP)", \
+       "" using 1:17:18:19 with yerrorlines lw 2 lc rgb "#4477aa" title "2 MiB hugetlb"
+  unset multiplot
+  unset logscale x
+  unset logscale y
+  unset xlabel
+}

@@ -7,19 +7,22 @@
 #
 # usage: perf/run.sh [--quick] [--rounds N] [--only scan,sweep,load,bench,cold]
 #                    [--dir PARENT] [--bulkmap PATH]
+# --only runs the listed phases and keeps the other phases' results (and run.txt, the
+# machine facts of the last full run); each phase run replaces its own files.
 # Needs root (drop_caches, huge page pool, mounts). Speed claims live here, never in tests.
 set -Eeuo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RES=$REPO/perf/results
 QUICK=0 ROUNDS="" PHASES="scan sweep load bench cold" PARENT=${BMPERF_DIR:-/var/tmp} BM_GIVEN=""
+ONLY=0 # --only: the other phases' results (and run.txt) are kept as they are
 
-usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
   case $1 in
     --quick) QUICK=1 ;;
     --rounds) ROUNDS=${2:?--rounds N}; shift ;;
-    --only) PHASES=${2:?--only LIST}; PHASES=${PHASES//,/ }; shift ;;
+    --only) PHASES=${2:?--only LIST}; PHASES=${PHASES//,/ }; ONLY=1; shift ;;
     --dir) PARENT=${2:?--dir PARENT}; shift ;;
     --bulkmap) BM_GIVEN=${2:?--bulkmap PATH}; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -41,18 +44,18 @@ MEM_BYTES=$(($(awk '/^MemTotal:/ {print $2}' /proc/meminfo) * 1024))
 SCAN_SIZE=$((4 * GiB))
 LIT="needle~bulkmap~" # '~' is not a base64 character: the literal is rare by construction
 if ((QUICK)); then
-  R=${ROUNDS:-3} COLD_R=2 BENCH_R=1
+  R=${ROUNDS:-3} COLD_R=2
   WINDOWS="2M 16M 64M 256M 1G"
-  BENCH_SIZES="1G"
+  SWEEP_SIZE=2G
   COLD_SIZE=$SCAN_SIZE # the scan file itself: smaller than half the memory
 else
-  R=${ROUNDS:-5} COLD_R=3 BENCH_R=3
+  R=${ROUNDS:-5} COLD_R=3
   WINDOWS="2M 4M 8M 16M 32M 64M 128M 256M 512M 1G"
-  BENCH_SIZES="1G 8G"
+  SWEEP_SIZE=8G # past the 2 MiB pages' TLB reach (3072 L2 entries on Zen 4: 6 GiB)
   COLD_SIZE=$((14 * GiB)) # more than half the memory: the page cache cannot keep it
 fi
 if ((COLD_R > R)); then COLD_R=$R; fi
-if ((BENCH_R > R)); then BENCH_R=$R; fi
+SWEEP_BYTES=$(numfmt --from=iec "$SWEEP_SIZE")
 
 T_START=$(date +%s)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -126,6 +129,20 @@ huge_reserve() {
   [ -z "$HP2_SAVED" ] && HP2_SAVED=$(cat "$HP2")
   echo "$pages" >"$HP2" 2>/dev/null || true
   HUGE_GOT=$(cat "$HP2")
+  # Short of 2 MiB blocks (a page cache full of others' files fragments memory): compact,
+  # then drop clean caches (the warm phases restate their cache state anyway), and ask again.
+  if ((HUGE_GOT < pages)); then
+    echo 1 >/proc/sys/vm/compact_memory 2>/dev/null || true
+    echo "$pages" >"$HP2" 2>/dev/null || true
+    HUGE_GOT=$(cat "$HP2")
+  fi
+  if ((HUGE_GOT < pages)); then
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+    echo 1 >/proc/sys/vm/compact_memory 2>/dev/null || true
+    echo "$pages" >"$HP2" 2>/dev/null || true
+    HUGE_GOT=$(cat "$HP2")
+  fi
   if ! awk '$3 == "hugetlbfs"' /proc/mounts | grep -q .; then
     MOUNTED=$WORK/hugetlbfs
     mkdir -p "$MOUNTED"
@@ -163,13 +180,14 @@ if [ -n "$BM_GIVEN" ]; then
 else
   log "building (cmake --preset default; cmake --build --preset default)"
   (cd "$REPO" && cmake --preset default >/dev/null &&
-    cmake --build --preset default --target bulkmap_tool bm_probe_populate bm_probe_load >"$WORK/build.log" 2>&1) ||
+    cmake --build --preset default --target bulkmap_tool bm_probe_populate bm_probe_load bm_probe_tlb >"$WORK/build.log" 2>&1) ||
     { tail -20 "$WORK/build.log" >&2; exit 1; }
   # A private copy: others may rebuild build/default while this runs.
   cp "$REPO/build/default/tools/bulkmap" "$WORK/bin/bulkmap"
   cp "$REPO/build/default/perf/bm_probe_populate" "$WORK/bin/"
   PROBE=$WORK/bin/bm_probe_populate
   cp "$REPO/build/default/perf/bm_probe_load" "$WORK/bin/"
+  cp "$REPO/build/default/perf/bm_probe_tlb" "$WORK/bin/"
 fi
 BM=$WORK/bin/bulkmap
 BM_VERSION=$("$BM" --version)
@@ -257,18 +275,28 @@ run_set() { # run_set BENCH BYTES ROUNDS
 }
 
 # ------------------------------------------------------------------------------------------
-rm -f "$RES"/*.csv "$RES"/*.png "$RES"/*.txt "$RES"/*.json "$RES"/*.dat "$RES"/*.tsv
+has_phase() { [[ " $PHASES " == *" $1 "* ]]; }
 : >"$WORK/commands.tsv"
-echo "bench,name,error" >"$RES/failures.csv"
+if ((ONLY)); then
+  # Keep what the other phases measured; each phase run here replaces its own files.
+  for p in $PHASES; do
+    rm -f "$RES/$p".csv "$RES/$p".png "$RES/$p"_*.txt "$RES/$p"_*.dat
+    [ -f "$RES/failures.csv" ] && sed -i "/^$p,/d" "$RES/failures.csv"
+  done
+  [ -f "$RES/failures.csv" ] || echo "bench,name,error" >"$RES/failures.csv"
+else
+  rm -f "$RES"/*.csv "$RES"/*.png "$RES"/*.txt "$RES"/*.json "$RES"/*.dat "$RES"/*.tsv
+  echo "bench,name,error" >"$RES/failures.csv"
+fi
 
 F=$WORK/scan.dat
-log "creating the $((SCAN_SIZE / GiB)) GiB scan file in $WORK ($FSTYPE)"
-make_data "$F" "$SCAN_SIZE"
+if has_phase scan || has_phase sweep || has_phase load || { has_phase cold && ((QUICK)); }; then
+  log "creating the $((SCAN_SIZE / GiB)) GiB scan file in $WORK ($FSTYPE)"
+  make_data "$F" "$SCAN_SIZE"
+fi
 q() { printf '%q' "$1"; }
 QF=$(q "$F") QBM=$(q "$BM") QLIT=$(q "$LIT")
 FIO_COMMON="--name=seq --filename=$QF --rw=read --bs=1M --size=$SCAN_SIZE --invalidate=0 --output-format=json"
-
-has_phase() { [[ " $PHASES " == *" $1 "* ]]; }
 
 # (1) Warm sequential scan of the 4 GiB file.
 if has_phase scan; then
@@ -347,60 +375,73 @@ if has_phase load; then
   huge_release
 fi
 
-# (3) Page kinds: bulkmap bench at 1 GiB and 8 GiB (4 KiB, transparent huge, 2 MiB hugetlb).
+# (3) Page kinds: bulkmap bench. It runs its own rounds (kinds interleaved, one unrecorded
+# warm-up round, medians with min and max), so each figure here is one invocation: three
+# back to back at the default size (do they agree?), shared sections, the working-set
+# sweep, and --file on a freshly written and on a re-read file of SCAN_SIZE.
 if has_phase bench; then
-  if "$BM" bench --help >/dev/null 2>&1; then
+  if "$BM" bench --help 2>/dev/null | grep -q -- --sweep; then
     BENCH=bench
-    maxsz=0
-    for s in $BENCH_SIZES; do
-      b=$(numfmt --from=iec "$s")
-      if ((b > maxsz)); then maxsz=$b; fi
-    done
-    huge_reserve $((maxsz / (2 * MiB) + 2))
-    echo "huge pages reserved for bench: $HUGE_GOT of $((maxsz / (2 * MiB) + 2))" >"$RES/bench_checks.txt"
-    # Transparent huge pages for shared memory (anonymous sections are memfds) follow
-    # shmem_enabled; "advise" lets MADV_HUGEPAGE ask for them. Put back afterwards.
+    rm -f "$RES"/bench_*.json "$RES"/bench_*.csv "$RES"/bench_runs.csv "$RES"/bench_sample.json
+    BC=$RES/bench_checks.txt
+    big=$((SWEEP_BYTES > SCAN_SIZE ? SWEEP_BYTES : SCAN_SIZE))
+    huge_reserve $((big / (2 * MiB) + 8))
+    {
+      echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)  git: $GIT_REV  $BM_VERSION"
+      echo "huge pages reserved for bench: $HUGE_GOT of $((big / (2 * MiB) + 8))"
+      echo "enabled (anonymous THP): $(cat /sys/kernel/mm/transparent_hugepage/enabled)"
+      echo "defrag: $(cat /sys/kernel/mm/transparent_hugepage/defrag)"
+      [ -x "$WORK/bin/bm_probe_tlb" ] && "$WORK/bin/bm_probe_tlb"
+    } >"$BC"
+    bench_one() { # bench_one TAG ARGS...: one invocation, its JSON and CSV kept
+      local tag=$1 rc=0 t0 t1
+      shift
+      printf 'bench\tbench_%s\t%s\n' "$tag" "$QBM bench $* --json --csv \$RES/bench_$tag.csv" >>"$WORK/commands.tsv"
+      local l0
+      l0=$(cut -d' ' -f1-3 /proc/loadavg)
+      t0=$(date +%s.%N)
+      "$BM" bench "$@" --json --csv "$RES/bench_$tag.csv" >"$RES/bench_$tag.json" 2>"$WORK/out/err" || rc=$?
+      t1=$(date +%s.%N)
+      if ((rc)); then
+        log "bench $tag failed (exit $rc): $(head -c 300 "$WORK/out/err")"
+        echo "bench,bench_$tag,exit $rc: $(head -c 200 "$WORK/out/err" | tr ',\n' '; ')" >>"$RES/failures.csv"
+        rm -f "$RES/bench_$tag.json"
+      fi
+      echo "bench_$tag: bulkmap bench $* ; $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", b - a}') s; load average before: $l0, after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$BC"
+      log "bench $tag done (load average $(cut -d' ' -f1 /proc/loadavg))"
+    }
+    for i in 1 2 3; do bench_one "default_$i"; done
+    # Transparent huge pages for shared memory follow shmem_enabled: "advise" lets
+    # MADV_HUGEPAGE ask for them. Put back afterwards.
     cur=$(sed 's/.*\[\(.*\)\].*/\1/' "$SHMEM_KNOB")
     if [ "$cur" = never ]; then
       SHMEM_SAVED=$cur
       echo advise >"$SHMEM_KNOB"
     fi
-    echo "shmem_enabled during bench: $(cat "$SHMEM_KNOB")" >>"$RES/bench_checks.txt"
-    echo "enabled (anonymous THP): $(cat /sys/kernel/mm/transparent_hugepage/enabled)" >>"$RES/bench_checks.txt"
-    for s in $BENCH_SIZES; do
-      printf 'bench\tbench_%s\t%s\n' "$s" "$QBM bench --size $s --json" >>"$WORK/commands.tsv"
-    done
-    echo "size,round,pages,page_size,populate_seconds,seq_bytes_per_second,random_ns,dependent_ns,reason" >"$RES/bench_runs.csv"
-    # Each bench run holds the kinds side by side; rounds interleave the sizes. Round 0 (not
-    # recorded) touches every reserved huge page once, so that no recorded round pays for
-    # the host backing them for the first time.
-    for ((r = 0; r <= BENCH_R; r++)); do
-      for s in $BENCH_SIZES; do
-        rc=0
-        "$BM" bench --size "$s" --json >"$WORK/out/bench.$s.$r" 2>"$WORK/out/err" || rc=$?
-        if ((rc)); then
-          log "bench --size $s failed (exit $rc): $(head -c 300 "$WORK/out/err")"
-          echo "bench,bench_$s,exit $rc" >>"$RES/failures.csv"
-          continue
-        fi
-        if ((r == 0)); then log "bench --size $s: warm-up done"; continue; fi
-        python3 - "$WORK/out/bench.$s.$r" "$s" "$r" >>"$RES/bench_runs.csv" <<'PY'
-import json, sys
-j = json.load(open(sys.argv[1]))
-for k in j["results"]:
-    g = lambda key: "" if k.get(key) is None else k.get(key)
-    print(",".join(str(x) for x in (sys.argv[2], sys.argv[3], k["pages"], g("page_size"),
-          g("populate_seconds"), g("seq_bytes_per_second"), g("random_ns"), g("dependent_ns"),
-          str(g("reason")).replace(",", ";"))))
-PY
-        log "bench --size $s: round $r/$BENCH_R done"
-      done
-    done
-    cp "$WORK/out/bench.${BENCH_SIZES%% *}.1" "$RES/bench_sample.json" 2>/dev/null || true
+    echo "shmem_enabled for bench_shared: $(cat "$SHMEM_KNOB")" >>"$BC"
+    bench_one shared --shared --runs 3
+    if [ -n "$SHMEM_SAVED" ]; then
+      echo "$SHMEM_SAVED" >"$SHMEM_KNOB"
+      SHMEM_SAVED=""
+    fi
+    bench_one sweep --size "$SWEEP_SIZE" --runs 3 --sweep
+    # The same file twice: right after it was written (page cache in the folios the writes
+    # made), then after the stated state (caches dropped, read once from disk).
+    BF=$WORK/bench.dat
+    log "writing the $((SCAN_SIZE / GiB)) GiB bench file"
+    make_data "$BF" "$SCAN_SIZE"
+    sync
+    echo "file_fresh: written by make_data, then sync; resident $(resident_check "$BF")" >>"$BC"
+    [ -n "$PROBE" ] && "$PROBE" "$BF" >>"$BC" 2>&1
+    bench_one file_fresh --file "$BF" --pages 4k,large --runs 3
+    cache_state "$BF" bench
+    cat "$WORK/out/cache-bench.txt" >>"$BC"
+    bench_one file_reread --file "$BF" --pages 4k,large --runs 3
+    rm -f "$BF"
     huge_release
   else
-    echo "bench,bulkmap_bench,not run: this bulkmap has no bench command" >>"$RES/failures.csv"
-    log "bench: skipped (no bench command in $BM_VERSION)"
+    echo "bench,bulkmap_bench,not run: this bulkmap has no bench --sweep" >>"$RES/failures.csv"
+    log "bench: skipped (no bench --sweep in $BM_VERSION)"
   fi
 fi
 
@@ -427,16 +468,23 @@ fi
 
 # ------------------------------------------------------------------------------------------
 T_END=$(date +%s)
+if ((ONLY)) && [ -f "$RES/run.txt" ]; then
+  # The machine facts and the header stay those of the last full run; the phases run now
+  # say when and how in their own *_checks.txt.
+  if [ -f "$RES/commands.tsv" ]; then
+    for p in $PHASES; do sed -i "/^$p\t/d" "$RES/commands.tsv"; done
+    sed "s|$WORK|\$WORK|g" "$WORK/commands.tsv" >>"$RES/commands.tsv"
+  fi
+else
 {
   echo "mode=$( ((QUICK)) && echo quick || echo full)"
   echo "rounds=$R"
   echo "cold_rounds=$COLD_R"
-  echo "bench_rounds=$BENCH_R"
   echo "scan_size=$SCAN_SIZE"
   echo "cold_size=$COLD_SIZE"
   echo "mem_bytes=$MEM_BYTES"
   echo "windows=$WINDOWS"
-  echo "bench_sizes=$BENCH_SIZES"
+  echo "bench_sweep_size=$SWEEP_SIZE"
   echo "literal=$LIT"
   echo "seconds=$((T_END - T_START))"
   echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -460,6 +508,7 @@ T_END=$(date +%s)
   echo "tools=$(wc --version | head -1); $(xxhsum --version 2>&1 | head -1); $(rg --version | head -1); $(fio --version); $(cp --version | head -1)"
 } >"$RES/run.txt"
 sed "s|$WORK|\$WORK|g" "$WORK/commands.tsv" >"$RES/commands.tsv"
+fi
 python3 "$REPO/perf/report.py" "$RES" "$REPO/perf/RESULTS.md"
 (cd "$RES" && gnuplot "$REPO/perf/plots.gp") 2>"$WORK/gnuplot.log" || { log "gnuplot failed:"; cat "$WORK/gnuplot.log" >&2; }
 log "done in $((T_END - T_START)) s: perf/RESULTS.md, perf/results/"

@@ -5,6 +5,9 @@ if(TARGET bulkmap_tool AND NOT WIN32)
   if(BULKMAP_SANITIZE)
     set_tests_properties(tool PROPERTIES ENVIRONMENT "BULKMAP_TEST_SANITIZED=1")
   endif()
+  # bench on the real OS: keys, min <= median <= max, reasons, --file, --sweep, CSV.
+  add_test(NAME tool_bench COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tool/test_bench.sh $<TARGET_FILE:bulkmap_tool>)
+  set_tests_properties(tool_bench PROPERTIES TIMEOUT 300)
 endif()
 
 # bulkmap_uv's own suite, in its own runner (the core's runner never links libuv).
@@ -48,4 +51,7 @@ if(TARGET bulkmap_tool AND WIN32 AND CMAKE_CROSSCOMPILING_EMULATOR)
   add_test(NAME tool COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tool/test_tool_wine.sh
            ${CMAKE_CROSSCOMPILING_EMULATOR} $<TARGET_FILE:bulkmap_tool>)
   set_tests_properties(tool PROPERTIES TIMEOUT 600)
+  add_test(NAME tool_bench COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tool/test_bench.sh
+           $<TARGET_FILE:bulkmap_tool> ${CMAKE_CROSSCOMPILING_EMULATOR})
+  set_tests_properties(tool_bench PROPERTIES TIMEOUT 300)
 endif()

@@ -8,6 +8,10 @@
 #include <string.h>
 #include "testutil.h"
 #include "hugetest.h"
+/* The bench's own OS layer (private anonymous regions of each kind, smaps, the dTLB
+ * counter) is the tool's, not the library's: compiled in here whole, so that what it maps
+ * is checked against the test's own smaps reading. */
+#include "../tools/bulkmap/bench_os.c"
 
 #define MiB (1ull << 20)
 
@@ -188,6 +192,87 @@ START_TEST(hugetlb_pages) {
 }
 END_TEST
 
+/* bench's private anonymous kinds: what bench_os maps is what smaps says, and its own
+ * reading of smaps agrees with the test's. */
+START_TEST(private_kinds) {
+  bench_mem_t m;
+  bench_smaps_t sm;
+  char why[256], mode[64];
+  SKIP_UNLESS_READY();
+  /* 4k: normal pages, no huge entries (MADV_NOHUGEPAGE, even were THP "always"). */
+  ck_assert_int_eq(bench_mem_map(&m, BENCH_4K, 8 * MiB, why, sizeof(why)), 0);
+  ck_assert_int_eq(bench_mem_populate(&m, why, sizeof(why)), 0);
+  ck_assert_int_eq(ht_smaps_kb(m.base, "Rss"), 8 * 1024);
+  ck_assert_int_eq(ht_smaps_kb(m.base, "AnonHugePages"), 0);
+  ck_assert_int_eq(bench_os_smaps(m.base, m.size, &sm), 0);
+  ck_assert_uint_eq(sm.mapped_bytes, 8 * MiB);
+  ck_assert_uint_eq(sm.huge_bytes, 0);
+  ck_assert_uint_eq(sm.kernel_page_size, bm_page_size());
+  bench_mem_unmap(&m);
+  ck_assert_ptr_null(m.base);
+  /* thp: MADV_HUGEPAGE on a PMD-aligned region; with enabled=madvise or always the kernel
+   * maps it with huge entries (free memory permitting: at least some of it). */
+  bench_os_thp_mode(0, mode, sizeof(mode));
+  if (strcmp(mode, "never") == 0) {
+    ck_assert_int_eq(bench_mem_map(&m, BENCH_THP, 8 * MiB, why, sizeof(why)), -1);
+    ck_assert_ptr_nonnull(strstr(why, "never"));
+  } else {
+    ck_assert_int_eq(bench_mem_map(&m, BENCH_THP, 8 * MiB, why, sizeof(why)), 0);
+    ck_assert_uint_eq((uintptr_t)m.base % bench_os_thp_size(), 0);
+    ck_assert_int_eq(bench_mem_populate(&m, why, sizeof(why)), 0);
+    ck_assert_int_gt(ht_smaps_kb(m.base, "AnonHugePages"), 0);
+    ck_assert_int_eq(bench_os_smaps(m.base, m.size, &sm), 0);
+    ck_assert_uint_eq(sm.huge_bytes, (uint64_t)ht_smaps_kb(m.base, "AnonHugePages") * 1024);
+    bench_mem_unmap(&m);
+  }
+  /* large: hugetlb pages from the pool the fixture filled (4 free pages of 2 MiB). */
+  ck_assert_int_eq(bench_mem_map(&m, BENCH_LARGE, 4 * MiB, why, sizeof(why)), 0);
+  ck_assert_int_eq(bench_mem_populate(&m, why, sizeof(why)), 0);
+  ck_assert_int_eq(ht_smaps_kb(m.base, "KernelPageSize"), 2048);
+  ck_assert_int_eq(bench_os_smaps(m.base, m.size, &sm), 0);
+  ck_assert_uint_eq(sm.huge_bytes, 4 * MiB);
+  ck_assert_uint_eq(sm.mapped_bytes, 4 * MiB);
+  ck_assert_uint_eq(sm.kernel_page_size, 2 * MiB);
+  bench_mem_unmap(&m);
+}
+END_TEST
+
+/* More hugetlb pages than the pool holds: refused at map time with "pool empty" and the
+ * count, never a SIGBUS on first touch. */
+START_TEST(private_pool_empty) {
+  bench_mem_t m;
+  char why[256];
+  SKIP_UNLESS_READY();
+  ck_assert_int_eq(bench_mem_map(&m, BENCH_LARGE, 64 * MiB, why, sizeof(why)), -1);
+  ck_assert_msg(strncmp(why, "pool empty: ", 12) == 0, "reason: %s", why);
+  ck_assert_ptr_nonnull(strstr(why, "32 needed"));
+  ck_assert_ptr_null(m.base);
+}
+END_TEST
+
+/* The dTLB counter: counts, or says why not (the reason names the cause). */
+START_TEST(tlb_counter) {
+  bench_tlb_t t;
+  char why[256] = "";
+  double misses = -1;
+  if (bench_tlb_open(&t, why, sizeof(why)) != 0) {
+    ck_assert_int_gt((int)strlen(why), 10);
+    if (access("/sys/bus/event_source/devices/cpu", F_OK) != 0 &&
+        access("/sys/bus/event_source/devices/cpu_core", F_OK) != 0)
+      ck_assert_ptr_nonnull(strstr(why, "no hardware PMU"));
+    BM_TEST_SKIP("no dTLB counter here: %s", why);
+  }
+  bench_tlb_start(&t);
+  {
+    static volatile unsigned char buf[16 << 20];
+    size_t i;
+    for (i = 0; i < sizeof(buf); i += 4096) buf[i]++;
+  }
+  if (bench_tlb_stop(&t, &misses) == 0) ck_assert(misses >= 0);
+  bench_tlb_close(&t);
+}
+END_TEST
+
 Suite *bench_pages_suite(void) {
   Suite *s = suite_create("bench_pages");
   TCase *tc = tcase_create("page_kinds");
@@ -196,6 +281,12 @@ Suite *bench_pages_suite(void) {
   tcase_add_test(tc, transparent_obtained);
   tcase_add_test(tc, transparent_refused);
   tcase_add_test(tc, hugetlb_pages);
+  tcase_add_test(tc, private_kinds);
+  tcase_add_test(tc, private_pool_empty);
+  suite_add_tcase(s, tc);
+  /* Its own case: where the VM has no PMU it skips, and that hides no pass. */
+  tc = tcase_create("counters");
+  tcase_add_test(tc, tlb_counter);
   suite_add_tcase(s, tc);
   return s;
 }
@@ -204,6 +295,32 @@ Suite *bench_pages_suite(void) {
 
 /* Windows has no transparent huge pages: a strict request fails with the reason, AUTO
  * falls back to normal pages and says why. Elsewhere: skip. */
+/* bench's private kinds on Windows: VirtualAlloc pages; no THP (unsupported, said so);
+ * large pages had, or refused with the reason (privilege, unsupported, memory). */
+START_TEST(private_kinds_win) {
+#ifdef _WIN32
+  bench_mem_t m;
+  char why[256] = "";
+  bench_tlb_t t;
+  ck_assert_int_eq(bench_mem_map(&m, BENCH_4K, 8 * MiB, why, sizeof(why)), 0);
+  ck_assert_int_eq(bench_mem_populate(&m, why, sizeof(why)), 0);
+  ((volatile unsigned char *)m.base)[8 * MiB - 1] = 1;
+  bench_mem_unmap(&m);
+  ck_assert_int_eq(bench_mem_map(&m, BENCH_THP, 8 * MiB, why, sizeof(why)), -1);
+  ck_assert_ptr_nonnull(strstr(why, "unsupported"));
+  why[0] = '\0';
+  if (bench_mem_map(&m, BENCH_LARGE, 4 * MiB, why, sizeof(why)) == 0)
+    bench_mem_unmap(&m);
+  else
+    ck_assert_int_gt((int)strlen(why), 10);
+  ck_assert_int_eq(bench_tlb_open(&t, why, sizeof(why)), -1);
+  ck_assert_int_gt((int)strlen(why), 10);
+#else
+  BM_TEST_SKIP("the page kind tests drive Linux (hugetlb, THP, smaps) and Windows");
+#endif
+}
+END_TEST
+
 START_TEST(transparent_unsupported) {
 #ifdef _WIN32
   bm_section_opts_t o;
@@ -227,6 +344,7 @@ Suite *bench_pages_suite(void) {
   Suite *s = suite_create("bench_pages");
   TCase *tc = tcase_create("page_kinds");
   tcase_add_test(tc, transparent_unsupported);
+  tcase_add_test(tc, private_kinds_win);
   suite_add_tcase(s, tc);
   return s;
 }

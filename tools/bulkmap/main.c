@@ -102,22 +102,26 @@ static const cli_cmd_t commands[] = {
    "bulkmap bench [--size SIZE] [--pages 4k,thp,large] [--shared] [--file FILE] [--runs N]\n"
    "              [--sweep] [--csv FILE] [--json]",
    "compare 4 KiB pages, transparent huge pages and large pages",
-   "Compares page kinds on a region of SIZE: populate time, sequential read rate, random\n"
-   "8-byte read latency, dependent-load (pointer chase) latency, data-TLB misses per load\n"
-   "where the CPU's counters can be read, and the page size the kernel really gave. A kind\n"
-   "that cannot be had is shown with its reason.\n"
-   "  --size SIZE     bytes of each region (default 1G, at least 1M, at most 3/4 of memory)\n"
-   "  --pages LIST    kinds, comma separated: 4k (normal pages), thp (transparent huge\n"
-   "                  pages), large (hugetlb / SEC_LARGE_PAGES); default all three\n"
-   "  --shared        a shared section instead of anonymous private memory (thp then\n"
-   "                  follows shmem_enabled)\n"
-   "  --file FILE     add rows for FILE mapped from the page cache and for the same bytes\n"
-   "                  in a large-page section, with the time to map and populate\n"
-   "  --runs N        rounds, interleaved, after one unrecorded warm-up (default 5); each\n"
-   "                  figure is the median, with min and max\n"
-   "  --sweep         add random-read latency against working-set size (64 KiB to SIZE)\n"
-   "  --csv FILE      also write one CSV row a kind to FILE\n"
-   "  --json          one JSON object on stdout (keys: docs/json.md)"},
+   "Compares page kinds on a region of SIZE (default 1G): populate time, sequential read\n"
+   "rate, random 8-byte read latency, dependent-load latency, data-TLB misses per load\n"
+   "(where the CPU's counters can be read, else null and why), the share of the region the\n"
+   "kernel maps with huge entries and the page size it really gave. A kind that cannot be\n"
+   "had is shown with its reason. Every kind is measured in each of N rounds, interleaved,\n"
+   "after one unrecorded warm-up round; each figure is the median, with min and max.\n"
+   "  --size SIZE    bytes of each region (default 1G, at least 1M; rounded up to whole\n"
+   "                 huge pages)\n"
+   "  --pages LIST   kinds, comma separated: 4k (normal pages), thp (transparent huge\n"
+   "                 pages), large (hugetlb / MEM_LARGE_PAGES); default all three\n"
+   "  --shared       a shared section instead of anonymous private memory (thp then\n"
+   "                 follows shmem_enabled)\n"
+   "  --file FILE    also FILE mapped from the page cache (map+populate time, share mapped\n"
+   "                 by huge entries) and, with large among the kinds, the same bytes in a\n"
+   "                 large-page section (the time to load it, then to map and populate it)\n"
+   "  --runs N       recorded rounds, 1-1000 (default 5)\n"
+   "  --sweep        also random and dependent read latency against working set, 64K to\n"
+   "                 SIZE by powers of two\n"
+   "  --csv FILE     also write every figure to FILE as CSV\n"
+   "  --json         one JSON object on stdout (keys: docs/json.md)"},
 
   {"setup", cmd_setup, "bulkmap setup --large-pages SIZE [--group NAME] [--json]",
    "reserve huge pages and mount hugetlbfs (Linux, root)",

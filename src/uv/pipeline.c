@@ -208,6 +208,14 @@ int bm_uv_pipeline_start(bm_uv_pipeline_t *p, uv_loop_t *loop, bm_source_t *src,
   win = win % gran ? win + (gran - win % gran) : win;
   if (win < p->o.window || win > (uint64_t)SIZE_MAX / 4) return BM_EOVERFLOW;
   if (p->o.overlap >= win) return BM_EINVAL;
+  {
+    /* The windows in flight share the address space: keep them within a quarter of it
+     * (1 GiB in a 32-bit process, where 16 windows of 256 MiB cannot all be mapped),
+     * whatever inflight asked. A window maps its overlap and up to a granule of
+     * alignment slack besides its new bytes. */
+    uint64_t per = win + p->o.overlap + gran, fit = ((uint64_t)SIZE_MAX / 4 + 1) / per;
+    if (p->o.inflight > fit) p->o.inflight = fit > 0 ? (unsigned)fit : 1;
+  }
 
   p->loop = loop;
   p->src = src;

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS_BUILD="cmake make gcc pkg-config libuv1-dev check libxxhash-dev xxhash"
-PKGS_TEST="$PKGS_BUILD valgrind clang libclang-rt-14-dev gcc-mingw-w64-x86-64 wine64 dpkg-dev"
+PKGS_TEST="$PKGS_BUILD valgrind clang libclang-rt-14-dev gcc-mingw-w64-x86-64 wine64 dpkg-dev gcc-multilib"
 
 need() {
   local missing=()
@@ -31,7 +31,7 @@ demo)
   ;;
 test)
   need $PKGS_TEST
-  lanes=${BULKMAP_LANES:-"default asan windows"}
+  lanes=${BULKMAP_LANES:-"default asan windows linux32"}
   for lane in $lanes; do
     echo "=== lane: $lane ===" >&2
     cmake --workflow --preset "$lane"

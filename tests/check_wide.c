@@ -3,8 +3,13 @@
  * linux32 build (size_t and pointers of 32 bits) these are the real case; in the 64-bit
  * builds the same tests pin that nothing is cut to 32 bits on the way. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
+#include <fcntl.h>
+#include <unistd.h>
+#endif
 #include "internal.h"
 #include "testutil.h"
 #include "hugetest.h"
@@ -344,6 +349,67 @@ START_TEST(large_section_past_size_t) {
 }
 END_TEST
 
+#ifdef __linux__
+/* A 17 TiB sparse file on tmpfs (/dev/shm): views below 16 TiB map in every build; bytes at
+ * 16 TiB and past are BM_EOVERFLOW in a 32-bit process (mmap2 takes the offset in 4096-byte
+ * units in an unsigned long), not EINVAL; a 64-bit process maps them. */
+START_TEST(views_past_16t) {
+  const uint64_t t16 = 16ull << 40, size = 17ull << 40;
+  const int narrow = sizeof(unsigned long) == 4;
+  char path[256];
+  bm_source_t *src;
+  bm_view_t v;
+  bm_window_t w;
+  bm_window_opts_t o;
+  uint64_t reached = 0;
+  int fd, r;
+
+  snprintf(path, sizeof(path), "/dev/shm/%s", ht_name("t17"));
+  fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  ck_assert_int_ge(fd, 0);
+  if (ftruncate(fd, (off_t)size) != 0) {
+    int e = errno;
+    close(fd);
+    unlink(path);
+    BM_TEST_SKIP("/dev/shm cannot hold a sparse file of 17 TiB: %s", strerror(e));
+  }
+  close(fd);
+  put_markers(path, t16 - 4096, 8192);
+  put_markers(path, size - 100, 100);
+  ck_assert_bm_ok(bm_file_open(&src, path, BM_FILE_READ));
+  ck_assert_bm_ok(bm_view_map(&v, src, t16 - 4096, 4096, BM_ACCESS_READ));
+  check_markers(v.data, t16 - 4096, 4096, "below 16 TiB");
+  bm_view_unmap(&v);
+  r = bm_view_map(&v, src, t16 - 10, 20, BM_ACCESS_READ);
+  ck_assert_msg(r == (narrow ? BM_EOVERFLOW : 0), "view across 16 TiB: %s", bm_err_name(r));
+  if (r == 0) check_markers(v.data, t16 - 10, 20, "across 16 TiB");
+  bm_view_unmap(&v);
+  r = bm_view_map(&v, src, size - 100, 100, BM_ACCESS_READ);
+  ck_assert_msg(r == (narrow ? BM_EOVERFLOW : 0), "view at 17 TiB - 100: %s", bm_err_name(r));
+  if (r == 0) check_markers(v.data, size - 100, 100, "at 17 TiB - 100");
+  bm_view_unmap(&v);
+  /* A cursor walks up to 16 TiB and stops there with the error. */
+  memset(&o, 0, sizeof(o));
+  o.start = t16 - 8192;
+  o.length = 16384;
+  o.window = 4096;
+  o.prefault = 1;
+  ck_assert_bm_ok(bm_window_init(&w, src, &o));
+  while ((r = bm_window_next(&w)) == 1) {
+    uint64_t a = w.offset > t16 - 4096 ? w.offset : t16 - 4096;
+    uint64_t b = w.offset + w.length < t16 + 4096 ? w.offset + w.length : t16 + 4096;
+    if (a < b) check_markers((const unsigned char *)w.data + (a - w.offset), a, (size_t)(b - a), "window near 16 TiB");
+    reached = w.offset + w.length;
+  }
+  ck_assert_msg(r == (narrow ? BM_EOVERFLOW : 0), "cursor across 16 TiB: %s", bm_err_name(r));
+  ck_assert_uint_eq(reached, narrow ? t16 : t16 + 8192);
+  bm_window_close(&w);
+  bm_source_close(src);
+  unlink(path);
+}
+END_TEST
+#endif
+
 static void wide_setup(void) { ht_init_run(); }
 static void wide_teardown(void) { ht_sweep_dir("/dev/shm"); }
 #else
@@ -371,6 +437,9 @@ Suite *wide_suite(void) {
   tcase_add_unchecked_fixture(tc, wide_setup, wide_teardown);
   tcase_add_test(tc, section_past_address_space);
   tcase_add_test(tc, large_section_past_size_t);
+#ifdef __linux__
+  tcase_add_test(tc, views_past_16t);
+#endif
 #else
   tcase_add_test(tc, sections_past_4g);
 #endif

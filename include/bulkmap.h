@@ -57,13 +57,16 @@ BM_EXTERN const char *bm_version(void);
   XX(EAMBIGUOUS, -22, "section name exists both in shared memory and on hugetlbfs")        \
   XX(ENOTDATASET, -23, "section is not a bulkmap dataset")                                 \
   XX(EBUSY, -24, "resource busy")                                                          \
-  XX(EOS, -25, "operating system error")
+  XX(EOS, -25, "operating system error")                                                  \
+  XX(ECHANGED, -26, "the source file changed while it was read")                           \
+  XX(ECHECKSUM, -27, "checksum mismatch: the payload does not hash to the trailer's XXH3")  \
+  XX(EREPLACED, -28, "the name now refers to another section (left alone)")
 
 typedef enum {
 #define BM__ERR_ENUM(name, val, msg) BM_##name = (val),
   BM_ERRNO_MAP(BM__ERR_ENUM)
 #undef BM__ERR_ENUM
-  BM__ERR_MIN = -26
+  BM__ERR_MIN = -29
 } bm_errno_t;
 
 /* Message for a BM_E* code; "unknown error" for anything else. Never NULL. */
@@ -90,7 +93,8 @@ typedef enum {
   BM_REASON_NO_MOUNT,          /* no hugetlbfs mount for a named large-page section */
   BM_REASON_SIZE_NOT_MULTIPLE, /* size or offset not a multiple of the large page size */
   BM_REASON_UNSUPPORTED,       /* the OS or kernel has no large pages */
-  BM_REASON_TRANSPARENT_ONLY   /* only transparent huge pages were had */
+  BM_REASON_TRANSPARENT_ONLY,  /* only transparent huge pages were had */
+  BM_REASON_POOL_TOO_SMALL     /* free huge pages, but fewer than the size needs */
 } bm_large_reason_t;
 
 typedef struct bm_large_s {
@@ -99,10 +103,16 @@ typedef struct bm_large_s {
   int transparent;      /* 1 when what was had is transparent huge pages */
   size_t page_size;     /* page size the kernel reports for the mapping */
   int reason;           /* bm_large_reason_t: why not obtained, or why it fell back */
+  /* For the pool reasons: huge pages the request needed and the pool had free (0 when
+   * not known) */
+  uint64_t pages_needed, pages_free;
 } bm_large_t;
 
 /* Short text for a bm_large_reason_t ("pool empty"); never NULL. */
 BM_EXTERN const char *bm_large_reason_str(int reason);
+/* The reason with its figures into buf ("pool too small: 48 of 151 pages free"); returns
+ * buf. n of 96 is always enough. */
+BM_EXTERN const char *bm_large_describe(const bm_large_t *large, char *buf, size_t n);
 
 /* ---------------------------------------------------------------------------------------
  * System facts. */
@@ -132,6 +142,8 @@ typedef struct bm_sysinfo_s {
     size_t page_size;
   } mounts[BM_MAX_MOUNTS];
   int thp;                      /* bm_thp_mode_t */
+  char shmem_enabled[16];       /* Linux: shmem_enabled's mode ("never", "advise", ...);
+                                   "" where there is none */
   int privilege;                /* 1 may use large pages, 0 may not, -1 unknown */
   int has_populate;             /* the kernel supports MADV_POPULATE_READ (or equivalent) */
 } bm_sysinfo_t;
@@ -299,6 +311,10 @@ typedef struct bm_section_opts_s {
                                when the kernel does not give them, AUTO falls back to normal
                                pages with the reason; the outcome says transparent. Windows
                                has none (BM_REASON_UNSUPPORTED) */
+  const char *group;        /* POSIX: group (name or number) to own a named section; NULL:
+                               the creator's. Ignored on Windows */
+  const char *mount;        /* Linux: the hugetlbfs mount to put a named large-page section
+                               on (a path /proc/mounts lists); NULL: the default-size one */
 } bm_section_opts_t;
 
 /* Checks a section name. Errors: BM_ENAME. */
@@ -313,58 +329,186 @@ BM_EXTERN int bm_name_check(const char *name);
  * large page size and round 0), BM_ENOLARGE, BM_ENOMEM, BM_EOS. */
 BM_EXTERN int bm_section_create(bm_source_t **out, const char *name,
                                 const bm_section_opts_t *opts, bm_large_t *outcome);
-/* Opens an existing section by name (searching shared memory and the hugetlbfs mounts;
- * BM_EAMBIGUOUS when both have it). access: BM_ACCESS_READ or BM_ACCESS_WRITE.
+/* Opens an existing section by name, searching shared memory and the hugetlbfs mounts.
+ * When the name exists in several places and exactly one of them is owned by the calling
+ * user, that one is used; otherwise BM_EAMBIGUOUS (bm_section_list(name, ...) says where). access: BM_ACCESS_READ or BM_ACCESS_WRITE.
  * Errors: BM_ENAME, BM_ENOENT, BM_EACCES, BM_EAMBIGUOUS. */
 BM_EXTERN int bm_section_open(bm_source_t **out, const char *name, unsigned access);
-/* Removes a named section (the memory lives on until the last mapping goes).
- * Errors: BM_ENAME, BM_ENOENT, BM_EACCES, BM_EAMBIGUOUS (in both places: neither is
- * removed), BM_ENOTSUP (Windows: sections die with their last handle). */
+/* Removes a named section (the memory lives on until the last mapping goes), found as
+ * bm_section_open finds it. Errors: BM_ENAME, BM_ENOENT, BM_EACCES, BM_EAMBIGUOUS
+ * (neither is removed), BM_EBUSY (a dataset whose writer is still loading it: see
+ * bm_section_remove_force), BM_ENOTSUP (Windows: sections die with their last handle). */
 BM_EXTERN int bm_section_remove(const char *name);
+/* bm_section_remove, also when a live writer is still loading the dataset. */
+BM_EXTERN int bm_section_remove_force(const char *name);
 /* The large-page outcome of an open section (page size from the kernel). For a section
  * opened by name, requested reads BM_LARGE_OFF: the opener asked for nothing. */
 BM_EXTERN int bm_section_large(bm_source_t *src, bm_large_t *outcome);
 
 /* ---------------------------------------------------------------------------------------
- * Dataset trailer (DESIGN section 2): the last 4096 bytes of a dataset section. */
+ * Datasets (DESIGN section 2): a named section whose payload starts at offset 0, followed
+ * by zeros and a 4096-byte trailer (checksum, state, what was asked for and obtained). The
+ * library owns the whole lifecycle; the trailer format is private to it.
+ *
+ *   writer: bm_dataset_create -> fill bm_dataset_source() through views or windows
+ *           (optionally bm_dataset_hash_view in order) -> bm_dataset_publish -> close;
+ *           on any failure bm_dataset_fail (or just bm_dataset_close).
+ *   reader: bm_dataset_open -> bm_dataset_view / windows over bm_dataset_source ->
+ *           bm_dataset_verify (optional) -> bm_dataset_close.
+ *
+ * Writer liveness: the creator holds a lock on the section that the kernel drops when it
+ * dies (Linux: flock; Windows: a named mutex that becomes abandoned), so a `loading`
+ * dataset whose lock is free is `abandoned`, whatever pid namespace either side is in. The
+ * pid in the trailer is for people to read. Ownership is by identity: a writer removes its
+ * section only while the name still refers to the object it created. */
 #define BM_TRAILER_SIZE 4096
-#define BM_TRAILER_VERSION 1
 
 typedef enum {
   BM_STATE_LOADING = 1,
   BM_STATE_READY = 2,
-  BM_STATE_FAILED = 3
+  BM_STATE_FAILED = 3,
+  BM_STATE_ABANDONED = 4, /* loading, and the writer's lock is free: it died */
+  BM_STATE_CORRUPT = 5,   /* the trailer has the magic but does not check */
+  BM_STATE_FOREIGN = 6,   /* not a bulkmap dataset (bm_section_list only) */
+  BM_STATE_UNREADABLE = 7 /* could not be opened for reading (bm_section_list only) */
 } bm_state_t;
-
-typedef struct bm_trailer_s {
-  uint32_t version;
-  uint32_t state;        /* bm_state_t */
-  uint64_t payload_size;
-  uint64_t xxh3;
-  uint64_t page_size;
-  int64_t writer_pid;
-  int64_t created;       /* seconds since the Unix epoch */
-  char source[256];      /* source file name, NUL-terminated, truncated to fit */
-} bm_trailer_t;
 
 /* Name of a bm_state_t ("ready"); "unknown" otherwise. */
 BM_EXTERN const char *bm_state_name(int state);
-/* Decodes the trailer at the end of a section of section_size bytes whose last
- * BM_TRAILER_SIZE bytes are at `bytes` (an acquire load reads the state). Every number is
- * checked against the section: Errors: BM_ENOTDATASET (bad magic), BM_ECORRUPT (version,
- * state, sizes or checksum of the trailer wrong). Does not judge the state. */
-BM_EXTERN int bm_trailer_decode(const void *bytes, uint64_t section_size, bm_trailer_t *out);
-/* Encodes t into the BM_TRAILER_SIZE bytes at `bytes`, the state last with release
- * ordering. Errors: BM_EINVAL. */
-BM_EXTERN int bm_trailer_encode(void *bytes, const bm_trailer_t *t);
-/* Publishes a new state into an encoded trailer (release store), updating its checksum. */
-BM_EXTERN int bm_trailer_set_state(void *bytes, uint32_t state);
-/* Section size needed for a payload of n bytes with pages of page_size: the payload,
- * zero padding, and the trailer, rounded up to page_size. BM_EOVERFLOW when it wraps. */
-BM_EXTERN int bm_dataset_size(uint64_t payload, size_t page_size, uint64_t *size);
-/* Judges a decoded trailer: 0 when ready; BM_EINCOMPLETE (loading with a live writer, or
- * failed), BM_EABANDONED (loading and the writer is gone). */
-BM_EXTERN int bm_trailer_check_state(const bm_trailer_t *t);
+
+typedef struct bm_dataset_s bm_dataset_t;
+
+typedef struct bm_dataset_opts_s {
+  uint64_t size;          /* payload bytes (0 allowed: an empty dataset) */
+  int large;              /* bm_large_mode_t (BM_LARGE_AUTO when 0 is not wanted: set it) */
+  size_t large_page_size; /* 0: the OS default large page size */
+  unsigned mode;          /* permission bits; 0 means 0600. Readers need only read access */
+  const char *group;      /* POSIX: group name or number to own the section; NULL: yours */
+  const char *mount;      /* Linux: the hugetlbfs mount to create large pages on (a path
+                             /proc/mounts lists); NULL: the default-size mount */
+  const char *source;     /* what is recorded as the source (e.g. a file's base name);
+                             NULL: "". Truncated to 255 bytes */
+} bm_dataset_opts_t;
+
+/* What a dataset's trailer says, judged. */
+typedef struct bm_dataset_info_s {
+  char name[BM_NAME_MAX + 8]; /* the name (with a Local\ or Global\ prefix on Windows) */
+  char path[BM_PATH_MAX];     /* where it lives: /dev/shm/NAME, MOUNT/NAME, or the name */
+  int state;                  /* bm_state_t */
+  uint64_t bytes;             /* payload bytes */
+  uint64_t section_bytes;     /* the whole section, padding and trailer included */
+  int has_xxh3;               /* 1 only for a ready dataset */
+  uint64_t xxh3;              /* XXH3-64 of the payload when has_xxh3 */
+  uint64_t page_size;         /* page size the section was made with */
+  bm_large_t large;           /* the large-page request and outcome recorded at creation
+                                 (requested is -1 for a version-1 trailer: not recorded) */
+  int64_t writer_pid;         /* the creator's pid, as it saw itself (for people) */
+  int64_t created;            /* seconds since the Unix epoch */
+  char source[256];           /* the source recorded by the writer */
+} bm_dataset_info_t;
+
+/* Creates dataset NAME for a payload of opts->size bytes: the section is made exclusively
+ * across every place a name can live (two racing creators: exactly one succeeds, the other
+ * gets BM_EEXIST), sized for the payload and the trailer, with the permissions asked for,
+ * and marked `loading` under this process's writer lock. *outcome (may be NULL) gets the
+ * large-page truth, also on failure (BM_ENOLARGE says why in outcome->reason).
+ * Errors: BM_EINVAL, BM_ENAME, BM_EEXIST, BM_ENOLARGE, BM_EALIGN, BM_ENOSPC, BM_EACCES,
+ * (group not yours), BM_ENOENT (no such group or mount), BM_EBUSY, BM_EOS. */
+BM_EXTERN int bm_dataset_create(bm_dataset_t **out, const char *name,
+                                const bm_dataset_opts_t *opts, bm_large_t *outcome);
+/* The dataset's section, to map with views or windows: the payload is [0, size); a writer
+ * maps it with BM_ACCESS_WRITE, a reader with BM_ACCESS_READ. Owned by the dataset. */
+BM_EXTERN bm_source_t *bm_dataset_source(bm_dataset_t *ds);
+/* Ties the dataset to the file it is filled from: its identity (device, inode, size,
+ * modification and change times) is taken now and compared again by bm_dataset_publish,
+ * which fails with BM_ECHANGED when the file changed in between (as tar's "file changed
+ * as we read it"). src must stay open until publish. Errors: BM_EINVAL, BM_EOS. */
+BM_EXTERN int bm_dataset_watch(bm_dataset_t *ds, bm_source_t *file);
+/* Hashes the payload bytes a writable or readable view of bm_dataset_source(ds) holds,
+ * as they are in the section. Views must come in payload order: the view must start at or
+ * before the first byte not hashed yet and end after it (bytes hashed already are skipped,
+ * so overlapping windows are fine). Lets a writer hash while it fills; without it,
+ * bm_dataset_publish hashes the whole payload itself. Errors: BM_EINVAL (a view of another
+ * source, or a gap), BM_ETRUNCATED. */
+BM_EXTERN int bm_dataset_hash_view(bm_dataset_t *ds, const bm_view_t *view);
+/* Publishes the dataset as `ready` with the XXH3 of its payload, computed by the library
+ * from the section (from what bm_dataset_hash_view saw, or in one pass now). A watched
+ * source that changed fails the publish (BM_ECHANGED) and nothing is published; the caller
+ * then calls bm_dataset_fail. Errors: BM_EINVAL (not a writer, hashed only in part),
+ * BM_ECHANGED, BM_ETRUNCATED, BM_ENOSPC (shared memory full), BM_EOS. *info (may be NULL)
+ * gets what a reader will see. */
+BM_EXTERN int bm_dataset_publish(bm_dataset_t *ds, bm_dataset_info_t *info);
+/* Marks an unpublished dataset `failed` and removes its name if the name still refers to
+ * this dataset's section (else leaves the name alone and returns BM_EREPLACED). A
+ * published one is only removed the same way. On Windows the name goes with the last
+ * handle (0). Errors: BM_EINVAL, BM_EREPLACED, BM_EOS. */
+BM_EXTERN int bm_dataset_fail(bm_dataset_t *ds);
+/* Removes the dataset's name if it still refers to this dataset's section (same device and
+ * inode), whether or not it was published; the memory lives on while mapped. Errors:
+ * BM_EREPLACED (the name now refers to another object: left alone), BM_ENOENT (already
+ * gone), BM_ENOTSUP (Windows: a section lives until its last handle closes). */
+BM_EXTERN int bm_dataset_remove(bm_dataset_t *ds);
+
+enum {
+  BM_OPEN_ANY_STATE = 1 << 0, /* open whatever the state (for stat): info says which */
+  BM_OPEN_VERIFY = 1 << 1     /* hash the payload now and refuse a mismatch (BM_ECHECKSUM) */
+};
+/* Opens dataset NAME read-only. Without BM_OPEN_ANY_STATE only a ready dataset opens:
+ * BM_EINCOMPLETE (loading with a live writer, or failed), BM_EABANDONED, BM_ECORRUPT,
+ * BM_ENOTDATASET. *info (may be NULL) is filled whenever the trailer could be read, also
+ * when the open is refused. Other errors: BM_ENAME, BM_ENOENT, BM_EACCES, BM_EAMBIGUOUS,
+ * BM_ECHECKSUM, BM_ETRUNCATED (the section changed size while it was read). */
+BM_EXTERN int bm_dataset_open(bm_dataset_t **out, const char *name, unsigned flags,
+                              bm_dataset_info_t *info);
+/* What the dataset is now: a writer's own state; for a reader the trailer read again and
+ * judged (a writer may have published, failed or died since the open). */
+BM_EXTERN int bm_dataset_info(bm_dataset_t *ds, bm_dataset_info_t *info);
+/* Maps the whole payload read-only into *view (an empty view for an empty payload).
+ * Errors: as bm_view_map (BM_EOVERFLOW where the payload is larger than the address
+ * space: walk it with a window cursor over bm_dataset_source instead). */
+BM_EXTERN int bm_dataset_view(bm_dataset_t *ds, bm_view_t *view);
+/* Hashes the payload (through bounded windows, guarded) and compares it with the
+ * trailer. Errors: BM_ECHECKSUM, BM_EINCOMPLETE (not ready), BM_ETRUNCATED, BM_EOS. */
+BM_EXTERN int bm_dataset_verify(bm_dataset_t *ds);
+/* Closes the handle (views stay valid until unmapped). A writer that did not publish
+ * fails the dataset first (bm_dataset_fail). NULL is ignored. */
+BM_EXTERN void bm_dataset_close(bm_dataset_t *ds);
+
+/* ---------------------------------------------------------------------------------------
+ * Listing sections. */
+typedef struct bm_section_info_s {
+  char name[BM_NAME_MAX + 8];
+  char place[BM_PATH_MAX];  /* the directory it lives in: "/dev/shm" or a hugetlbfs mount */
+  int state;                /* bm_state_t: a dataset state, FOREIGN or UNREADABLE */
+  uint64_t bytes;           /* payload bytes of a dataset, else the object's size */
+  uint64_t page_size;       /* the page size of the place (hugetlbfs) or the dataset's */
+  uint32_t uid;             /* owner */
+  char owner[64];           /* owner's user name, or the number */
+  unsigned mode;            /* permission bits */
+  int mine;                 /* owned by the calling process's effective user */
+  int64_t writer_pid;       /* datasets only, else 0 */
+  int64_t created;          /* datasets only, else 0 */
+} bm_section_info_t;
+
+enum { BM_LIST_ALL = 1 << 0 /* also objects that are not datasets */ };
+
+/* Lists the sections in /dev/shm and on every hugetlbfs mount (name NULL), or every place
+ * that holds NAME. *out is an array of *n entries, sorted by name then place, freed with
+ * bm_section_list_free (NULL when *n is 0). Errors: BM_EINVAL, BM_ENOMEM, BM_ENOTSUP
+ * (Windows: the kernel's namespace of sections cannot be listed). */
+BM_EXTERN int bm_section_list(const char *name, unsigned flags, bm_section_info_t **out,
+                              size_t *n);
+BM_EXTERN void bm_section_list_free(bm_section_info_t *list);
+
+/* ---------------------------------------------------------------------------------------
+ * XXH3-64 (equal to xxhsum -H3), streaming; the dataset checksum. */
+typedef struct bm_xxh3_s bm_xxh3_t;
+/* NULL when out of memory. */
+BM_EXTERN bm_xxh3_t *bm_xxh3_new(void);
+BM_EXTERN void bm_xxh3_update(bm_xxh3_t *h, const void *p, size_t n);
+BM_EXTERN uint64_t bm_xxh3_digest(const bm_xxh3_t *h);
+/* NULL is ignored. */
+BM_EXTERN void bm_xxh3_free(bm_xxh3_t *h);
 
 /* ---------------------------------------------------------------------------------------
  * Parsing helpers shared by the tool and applications. */

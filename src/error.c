@@ -1,4 +1,5 @@
 /* Error table (generated from BM_ERRNO_MAP) and the per-thread raw OS error. */
+#include <stdio.h>
 #include "internal.h"
 
 static _Thread_local int bm__last_os_error;
@@ -40,6 +41,22 @@ const char *bm_large_reason_str(int reason) {
   case BM_REASON_SIZE_NOT_MULTIPLE: return "size not a multiple of the large page size";
   case BM_REASON_UNSUPPORTED: return "unsupported";
   case BM_REASON_TRANSPARENT_ONLY: return "transparent huge pages only";
+  case BM_REASON_POOL_TOO_SMALL: return "pool too small";
   }
   return "unknown reason";
+}
+
+const char *bm_large_describe(const bm_large_t *large, char *buf, size_t n) {
+  if (buf == NULL || n == 0) return "";
+  if (large == NULL) {
+    snprintf(buf, n, "%s", bm_large_reason_str(BM_REASON_NONE));
+    return buf;
+  }
+  if ((large->reason == BM_REASON_POOL_EMPTY || large->reason == BM_REASON_POOL_TOO_SMALL) &&
+      large->pages_needed > 0)
+    snprintf(buf, n, "%s: %llu of %llu pages free", bm_large_reason_str(large->reason),
+             (unsigned long long)large->pages_free, (unsigned long long)large->pages_needed);
+  else
+    snprintf(buf, n, "%s", bm_large_reason_str(large->reason));
+  return buf;
 }

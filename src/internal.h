@@ -18,7 +18,12 @@ struct bm_source_s {
   int hugetlb;            /* POSIX: backed by hugetlbfs / MFD_HUGETLB */
   int thp;                /* POSIX: views get MADV_HUGEPAGE */
   bm_large_t large;       /* outcome of the large-page request at creation / open */
-  char path[BM_PATH_MAX]; /* file path, or where the section lives */
+  uint64_t dev, ino;      /* POSIX: identity of a named section's object (0: none) */
+  bm_os_handle_t lock;    /* Windows: the writer mutex a section's creator holds */
+  int writer;             /* created by this process (it holds the writer lock) */
+  char path[BM_PATH_MAX]; /* file path, or where the section lives (for messages:
+                             truncated when long) */
+  char *full_path;        /* a file's path as given, whole (NULL for sections) */
 };
 
 /* A zeroed source of the given kind with no OS object yet, the granularity and page size
@@ -65,5 +70,31 @@ int bm__window_plan(uint64_t size, uint64_t gran, const bm_window_opts_t *o,
  * fresh: the first window, or the first after a seek (no overlap). */
 void bm__window_span(const bm__window_plan_t *p, uint64_t pos, int fresh, uint64_t *offset,
                      uint64_t *length);
+
+/* ---- The dataset trailer (src/trailer.c): the last BM_TRAILER_SIZE bytes of a dataset. */
+#define BM__TRAILER_VERSION 2
+
+typedef struct bm__trailer_s {
+  uint32_t version;
+  uint32_t state;        /* BM_STATE_LOADING, _READY or _FAILED */
+  uint64_t payload_size;
+  uint64_t xxh3;
+  uint64_t page_size;
+  int64_t writer_pid;
+  int64_t created;       /* seconds since the Unix epoch */
+  char source[256];      /* NUL-terminated */
+  bm_large_t large;      /* the request and its outcome (version 2; requested -1 in 1) */
+} bm__trailer_t;
+
+/* Decodes the trailer at `bytes` (the last BM_TRAILER_SIZE bytes of a section of
+ * section_size bytes), the state read with acquire ordering around a copy. Errors:
+ * BM_ENOTDATASET (bad magic), BM_ECORRUPT (state, version, CRC or numbers that do not fit
+ * the section). */
+int bm__trailer_decode(const void *bytes, uint64_t section_size, bm__trailer_t *out);
+/* Encodes t at `bytes`, taking the old state back first and storing the new one last with
+ * release ordering. Errors: BM_EINVAL. */
+int bm__trailer_encode(void *bytes, const bm__trailer_t *t);
+/* Section bytes for a payload with pages of page_size. BM_EOVERFLOW when it wraps. */
+int bm__dataset_size(uint64_t payload, size_t page_size, uint64_t *size);
 
 #endif

@@ -43,12 +43,53 @@ int bm__os_guard(int (*fn)(void *arg), void *arg);
 int bm__os_section_create(bm_source_t *src, const char *name, const bm_section_opts_t *opts,
                           bm_large_t *outcome);
 int bm__os_section_open(bm_source_t *src, const char *name, unsigned access);
-int bm__os_section_remove(const char *name);
 int bm__os_section_large(bm_source_t *src, bm_large_t *outcome);
+
+/* Datasets. A named section's creator holds its writer lock from creation until it
+ * closes the source (POSIX: flock LOCK_EX on the section; Windows: a handle to a named mutex, held
+ * but not owned, which the kernel deletes with the writer's last handle).
+ * bm__os_writer_alive: 1 when some process holds it, 0 when free (the writer died or
+ * closed), < 0 on error. */
+int bm__os_writer_alive(bm_source_t *src);
+/* Gives the writer lock up (a published dataset needs no liveness). */
+void bm__os_writer_release(bm_source_t *src);
+/* Removes `name` only if it still refers to src's object (device + inode), under the lock
+ * that serializes creators. BM_EREPLACED when another object holds the name now,
+ * BM_ENOENT when nothing does, BM_ENOTSUP where names die with their handles. */
+int bm__os_section_remove_own(bm_source_t *src, const char *name);
+/* Removes `name` as bm__os_section_open would find it; force: also while its writer
+ * lives (else BM_EBUSY when the writer lock is held). */
+int bm__os_section_remove_name(const char *name, int force);
+
+/* A file's identity, for "changed while it was read". */
+typedef struct bm__identity_s {
+  uint64_t dev, ino, size;
+  int64_t mtime_ns, ctime_ns;
+} bm__identity_t;
+/* Of the open file src (path NULL), or of what path names now. */
+int bm__os_identity(bm_source_t *src, const char *path, bm__identity_t *id);
+
+/* One entry of a place that holds sections, for bm_section_list. src is the object opened
+ * read-only (NULL when it could not be: open_error says why); the callee owns it. */
+typedef struct bm__os_entry_s {
+  const char *name;
+  const char *place;
+  uint64_t size;
+  size_t place_page_size; /* the hugetlbfs mount's page size; 0 for shared memory */
+  uint32_t uid;
+  const char *owner;
+  unsigned mode;
+  int mine;
+  bm_source_t *src;
+  int open_error;
+} bm__os_entry_t;
+/* Calls fn for every regular file in every place (only those called `name` unless NULL);
+ * stops at fn's first non-zero result, which it returns. */
+int bm__os_section_list(const char *name, int (*fn)(void *arg, const bm__os_entry_t *e),
+                        void *arg);
 
 /* Processes and time, for the dataset trailer. */
 int64_t bm__os_pid(void);
-int bm__os_pid_alive(int64_t pid); /* 1 alive, 0 gone */
 int64_t bm__os_time(void);
 
 #endif

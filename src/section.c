@@ -95,7 +95,13 @@ int bm_section_open(bm_source_t **out, const char *name, unsigned access) {
 int bm_section_remove(const char *name) {
   int err;
   if ((err = bm_name_check(name)) != 0) return err;
-  return bm__os_section_remove(name);
+  return bm__os_section_remove_name(name, 0);
+}
+
+int bm_section_remove_force(const char *name) {
+  int err;
+  if ((err = bm_name_check(name)) != 0) return err;
+  return bm__os_section_remove_name(name, 1);
 }
 
 int bm_section_large(bm_source_t *src, bm_large_t *outcome) {

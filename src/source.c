@@ -13,6 +13,7 @@ bm_source_t *bm__source_new(int kind, unsigned flags) {
   if (src == NULL) return NULL;
   src->fd = BM_OS_INVALID_HANDLE;
   src->mapping = BM_OS_INVALID_HANDLE;
+  src->lock = BM_OS_INVALID_HANDLE;
   src->kind = kind;
   src->flags = flags;
   src->granularity = bm__os_config()->granularity;
@@ -42,8 +43,14 @@ int bm_file_open(bm_source_t **out, const char *path, unsigned flags) {
   if ((src = bm__source_new(BM__SRC_FILE, flags)) == NULL) return BM_ENOMEM;
   /* Kept for messages only (truncated when long); the OS gets the caller's path. */
   snprintf(src->path, sizeof(src->path), "%s", path);
+  if ((src->full_path = malloc(strlen(path) + 1)) == NULL) {
+    free(src);
+    return BM_ENOMEM;
+  }
+  strcpy(src->full_path, path);
   err = bm__os_file_open(src, path, flags);
   if (err != 0) {
+    free(src->full_path);
     free(src);
     return err;
   }
@@ -76,6 +83,7 @@ size_t bm_source_granularity(const bm_source_t *src) {
 void bm_source_close(bm_source_t *src) {
   if (src == NULL) return;
   bm__os_source_close(src);
+  free(src->full_path);
   free(src);
 }
 

@@ -11,12 +11,19 @@
  *     40   8  writer pid (signed)
  *     48   8  creation time, seconds since the Unix epoch (signed)
  *     56 256  source file name, UTF-8, NUL-terminated, NUL-padded
- *    312 ...  zero
+ *   version 2 adds the large-page request and outcome, so that stat says what load said:
+ *    312   4  requested mode (bm_large_mode_t)
+ *    316   4  reason (bm_large_reason_t)
+ *    320   4  flags: 1 obtained, 2 transparent
+ *    324   4  zero
+ *    328   8  page size of the outcome
+ *    336   8  huge pages needed (pool reasons)
+ *    344   8  huge pages free (pool reasons)
+ *    352 ...  zero
  *   4088   8  CRC-64/XZ of bytes [12, 4088)
  *
- * Publish protocol: the writer fills the payload, then bm_trailer_encode writes every field
- * and stores the state word last with release ordering; bm_trailer_set_state changes only
- * the state word (release). A reader loads the state with acquire ordering, copies the
+ * Publish protocol: the writer fills the payload, then bm__trailer_encode writes every
+ * field and stores the state word last with release ordering. A reader loads the state with acquire ordering, copies the
  * trailer, and loads the state again: a trailer that changed under the copy is read again,
  * so no torn trailer is ever decoded.
  *
@@ -39,10 +46,16 @@
 #define BM__OFF_CREATED 48
 #define BM__OFF_SOURCE 56
 #define BM__SOURCE_LEN 256
-#define BM__OFF_ZERO (BM__OFF_SOURCE + BM__SOURCE_LEN)
+#define BM__OFF_REQUESTED 312
+#define BM__OFF_REASON 316
+#define BM__OFF_FLAGS 320
+#define BM__OFF_LPAGE 328
+#define BM__OFF_NEEDED 336
+#define BM__OFF_FREE 344
+#define BM__OFF_ZERO 352
 #define BM__OFF_CRC (BM_TRAILER_SIZE - 8)
 
-_Static_assert(sizeof(((bm_trailer_t *)0)->source) == BM__SOURCE_LEN, "source field size");
+_Static_assert(sizeof(((bm__trailer_t *)0)->source) == BM__SOURCE_LEN, "source field size");
 
 /* ---- CRC-64/XZ (ECMA-182 polynomial, reflected), a nibble at a time. */
 static const uint64_t bm__crc_nibble[16] = {
@@ -127,20 +140,27 @@ const char *bm_state_name(int state) {
   case BM_STATE_LOADING: return "loading";
   case BM_STATE_READY: return "ready";
   case BM_STATE_FAILED: return "failed";
+  case BM_STATE_ABANDONED: return "abandoned";
+  case BM_STATE_CORRUPT: return "corrupt";
+  case BM_STATE_FOREIGN: return "foreign";
+  case BM_STATE_UNREADABLE: return "unreadable";
   }
   return "unknown";
 }
 
 static int bm__page_ok(uint64_t ps) { return ps != 0 && (ps & (ps - 1)) == 0; }
 
-int bm_trailer_encode(void *bytes, const bm_trailer_t *t) {
+int bm__trailer_encode(void *bytes, const bm__trailer_t *t) {
   unsigned char *p = bytes;
   uint32_t w;
 
   if (p == NULL || t == NULL) return BM_EINVAL;
-  if (t->version != 0 && t->version != BM_TRAILER_VERSION) return BM_EINVAL;
   if ((w = bm__state_word(t->state)) == 0) return BM_EINVAL;
   if (!bm__page_ok(t->page_size)) return BM_EINVAL;
+  if (t->large.requested < BM_LARGE_OFF || t->large.requested > BM_LARGE_ON ||
+      t->large.reason < 0 || t->large.reason > BM_REASON_POOL_TOO_SMALL ||
+      !bm__page_ok(t->large.page_size))
+    return BM_EINVAL;
   if (memchr(t->source, '\0', sizeof(t->source)) == NULL) return BM_EINVAL;
 
   /* Take the old state back first (seqlock style: the fence orders the invalid word
@@ -149,7 +169,7 @@ int bm_trailer_encode(void *bytes, const bm_trailer_t *t) {
   bm__store_state(p, 0);
   __atomic_thread_fence(__ATOMIC_RELEASE);
   memcpy(p, BM__MAGIC, 8);
-  bm__put32(p + BM__OFF_VERSION, BM_TRAILER_VERSION);
+  bm__put32(p + BM__OFF_VERSION, BM__TRAILER_VERSION);
   bm__put64(p + BM__OFF_PAYLOAD, t->payload_size);
   bm__put64(p + BM__OFF_XXH3, t->xxh3);
   bm__put64(p + BM__OFF_PAGE, t->page_size);
@@ -157,28 +177,25 @@ int bm_trailer_encode(void *bytes, const bm_trailer_t *t) {
   bm__put64(p + BM__OFF_CREATED, (uint64_t)t->created);
   memset(p + BM__OFF_SOURCE, 0, BM__SOURCE_LEN);
   memcpy(p + BM__OFF_SOURCE, t->source, strlen(t->source));
+  bm__put32(p + BM__OFF_REQUESTED, (uint32_t)t->large.requested);
+  bm__put32(p + BM__OFF_REASON, (uint32_t)t->large.reason);
+  bm__put32(p + BM__OFF_FLAGS, (t->large.obtained ? 1u : 0u) | (t->large.transparent ? 2u : 0u));
+  bm__put32(p + BM__OFF_FLAGS + 4, 0);
+  bm__put64(p + BM__OFF_LPAGE, (uint64_t)t->large.page_size);
+  bm__put64(p + BM__OFF_NEEDED, t->large.pages_needed);
+  bm__put64(p + BM__OFF_FREE, t->large.pages_free);
   memset(p + BM__OFF_ZERO, 0, BM__OFF_CRC - BM__OFF_ZERO);
   bm__put64(p + BM__OFF_CRC, bm__crc64(p + BM__OFF_VERSION, BM__OFF_CRC - BM__OFF_VERSION));
   bm__store_state(p, w); /* last, release: everything above is visible first */
   return 0;
 }
 
-int bm_trailer_set_state(void *bytes, uint32_t state) {
-  unsigned char *p = bytes;
-  uint32_t w;
-  if (p == NULL || (w = bm__state_word(state)) == 0) return BM_EINVAL;
-  if (memcmp(p, BM__MAGIC, 8) != 0) return BM_ENOTDATASET;
-  /* The CRC does not cover the state, so there is nothing else to update: one release
-   * store publishes the state after every payload and trailer write before it. */
-  bm__store_state(p, w);
-  return 0;
-}
-
-int bm_trailer_decode(const void *bytes, uint64_t section_size, bm_trailer_t *out) {
+int bm__trailer_decode(const void *bytes, uint64_t section_size, bm__trailer_t *out) {
   const unsigned char *p = bytes;
   unsigned char b[BM_TRAILER_SIZE];
   uint32_t w1 = 0, w2, state;
   uint64_t payload, page;
+  uint32_t version;
   int tries;
 
   if (p == NULL || out == NULL) return BM_EINVAL;
@@ -197,7 +214,8 @@ int bm_trailer_decode(const void *bytes, uint64_t section_size, bm_trailer_t *ou
   if ((state = bm__word_state(w1)) == 0 || w1 != w2) return BM_ECORRUPT;
   if (bm__get64(b + BM__OFF_CRC) != bm__crc64(b + BM__OFF_VERSION, BM__OFF_CRC - BM__OFF_VERSION))
     return BM_ECORRUPT;
-  if (bm__get32(b + BM__OFF_VERSION) != BM_TRAILER_VERSION) return BM_ECORRUPT;
+  version = bm__get32(b + BM__OFF_VERSION);
+  if (version != 1 && version != BM__TRAILER_VERSION) return BM_ECORRUPT;
 
   /* The numbers must fit the section they describe, whatever the CRC says. */
   payload = bm__get64(b + BM__OFF_PAYLOAD);
@@ -210,7 +228,7 @@ int bm_trailer_decode(const void *bytes, uint64_t section_size, bm_trailer_t *ou
   if ((int64_t)bm__get64(b + BM__OFF_PID) <= 0) return BM_ECORRUPT;
   if (memchr(b + BM__OFF_SOURCE, '\0', BM__SOURCE_LEN) == NULL) return BM_ECORRUPT;
 
-  out->version = BM_TRAILER_VERSION;
+  out->version = version;
   out->state = state;
   out->payload_size = payload;
   out->xxh3 = bm__get64(b + BM__OFF_XXH3);
@@ -218,10 +236,32 @@ int bm_trailer_decode(const void *bytes, uint64_t section_size, bm_trailer_t *ou
   out->writer_pid = (int64_t)bm__get64(b + BM__OFF_PID);
   out->created = (int64_t)bm__get64(b + BM__OFF_CREATED);
   memcpy(out->source, b + BM__OFF_SOURCE, BM__SOURCE_LEN);
+  if (version == 1) {
+    /* Version 1 did not record the request: say so rather than guess. */
+    out->large.requested = -1;
+    out->large.page_size = (size_t)page;
+    out->large.obtained = page > 4096;
+    return 0;
+  }
+  {
+    uint32_t req = bm__get32(b + BM__OFF_REQUESTED), why = bm__get32(b + BM__OFF_REASON);
+    uint32_t fl = bm__get32(b + BM__OFF_FLAGS);
+    uint64_t lp = bm__get64(b + BM__OFF_LPAGE);
+    if (req > BM_LARGE_ON || why > BM_REASON_POOL_TOO_SMALL || (fl & ~3u) != 0 ||
+        !bm__page_ok(lp) || lp > section_size)
+      return BM_ECORRUPT;
+    out->large.requested = (int)req;
+    out->large.reason = (int)why;
+    out->large.obtained = (fl & 1) != 0;
+    out->large.transparent = (fl & 2) != 0;
+    out->large.page_size = (size_t)lp;
+    out->large.pages_needed = bm__get64(b + BM__OFF_NEEDED);
+    out->large.pages_free = bm__get64(b + BM__OFF_FREE);
+  }
   return 0;
 }
 
-int bm_dataset_size(uint64_t payload, size_t page_size, uint64_t *size) {
+int bm__dataset_size(uint64_t payload, size_t page_size, uint64_t *size) {
   uint64_t n;
   if (size == NULL || !bm__page_ok(page_size)) return BM_EINVAL;
   *size = 0;
@@ -230,17 +270,4 @@ int bm_dataset_size(uint64_t payload, size_t page_size, uint64_t *size) {
   if (n == 0) return BM_EOVERFLOW;
   *size = n;
   return 0;
-}
-
-int bm_trailer_check_state(const bm_trailer_t *t) {
-  if (t == NULL) return BM_EINVAL;
-  switch (t->state) {
-  case BM_STATE_READY: return 0;
-  case BM_STATE_FAILED: return BM_EINCOMPLETE;
-  case BM_STATE_LOADING:
-    /* A pid in another pid namespace, or one reused since, can fool this either way;
-     * the kernel offers nothing better that works across unrelated processes. */
-    return bm__os_pid_alive(t->writer_pid) ? BM_EINCOMPLETE : BM_EABANDONED;
-  }
-  return BM_ECORRUPT;
 }

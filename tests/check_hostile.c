@@ -54,36 +54,30 @@ static int wait_child(pid_t pid) {
   return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
 }
 
-/* Makes dataset section NAME holding the pattern, ready; returns the payload's XXH3
- * (computed here, by xxHash, over the bytes this test wrote). */
+/* Makes dataset NAME holding the pattern through the library's writer calls, ready;
+ * returns the payload's XXH3 computed here, by xxHash, over the bytes this test wrote, and
+ * checks the library published that very checksum. */
 static uint64_t make_dataset(const char *name) {
-  bm_section_opts_t o;
-  bm_source_t *src;
+  bm_dataset_opts_t o;
+  bm_dataset_t *ds;
+  bm_dataset_info_t info;
   bm_view_t v;
-  bm_trailer_t t;
-  uint64_t size, i, h;
+  uint64_t i, h;
   unsigned char *p;
 
   memset(&o, 0, sizeof(o));
-  ck_assert_bm_ok(bm_dataset_size(PAYLOAD, bm_page_size(), &o.size));
-  ck_assert_bm_ok(bm_section_create(&src, name, &o, NULL));
-  ck_assert_bm_ok(bm_source_size(src, &size));
-  ck_assert_bm_ok(bm_view_map(&v, src, 0, BM_TO_END, BM_ACCESS_READ | BM_ACCESS_WRITE));
+  o.size = PAYLOAD;
+  o.large = BM_LARGE_OFF;
+  o.source = "hostile";
+  ck_assert_bm_ok(bm_dataset_create(&ds, name, &o, NULL));
+  ck_assert_bm_ok(bm_view_map(&v, bm_dataset_source(ds), 0, PAYLOAD, BM_ACCESS_WRITE));
   p = v.data;
   for (i = 0; i < PAYLOAD; i++) p[i] = bm_test_byte(i);
   h = XXH3_64bits(p, PAYLOAD);
-  memset(&t, 0, sizeof(t));
-  t.version = BM_TRAILER_VERSION;
-  t.state = BM_STATE_READY;
-  t.payload_size = PAYLOAD;
-  t.xxh3 = h;
-  t.page_size = bm_page_size();
-  t.writer_pid = (int64_t)getpid();
-  t.created = (int64_t)time(NULL);
-  snprintf(t.source, sizeof(t.source), "hostile");
-  ck_assert_bm_ok(bm_trailer_encode(p + size - BM_TRAILER_SIZE, &t));
   ck_assert_bm_ok(bm_view_unmap(&v));
-  bm_source_close(src);
+  ck_assert_bm_ok(bm_dataset_publish(ds, &info));
+  ck_assert_uint_eq(info.xxh3, h);
+  bm_dataset_close(ds);
   return h;
 }
 
@@ -142,19 +136,6 @@ BM_TEST_CHILD(hostile_writer) {
 
 /* The reader's side: the steps a program reading a dataset takes with the public API. */
 typedef struct {
-  const bm_view_t *v;
-  uint64_t size;
-  bm_trailer_t *t;
-  int decode;
-} decode_t;
-
-static int decode_fn(void *arg) {
-  decode_t *d = arg;
-  d->decode = bm_trailer_decode(d->v->data, d->size, d->t);
-  return 0;
-}
-
-typedef struct {
   XXH3_state_t *x;
   const unsigned char *p;
   size_t n;
@@ -174,36 +155,19 @@ typedef struct {
  * 2 for a read that verified but is not the dataset (never allowed). No ck_assert here:
  * spawned children call it too. */
 static int read_once(const char *name, uint64_t want_xxh3) {
-  bm_source_t *src = NULL;
-  bm_view_t v;
-  bm_trailer_t t;
+  bm_dataset_t *ds = NULL;
+  bm_dataset_info_t t;
+  bm_source_t *src;
   bm_window_opts_t o;
   bm_window_t w;
-  decode_t d;
   hash_t h;
-  uint64_t size, got;
+  uint64_t got;
   int r;
 
-  memset(&v, 0, sizeof(v));
-  if ((r = bm_section_open(&src, name, BM_ACCESS_READ)) != 0) return r;
-  if ((r = bm_source_size(src, &size)) != 0) goto out;
-  if (size < BM_TRAILER_SIZE) {
-    r = BM_ENOTDATASET;
-    goto out;
-  }
-  if ((r = bm_view_map(&v, src, size - BM_TRAILER_SIZE, BM_TRAILER_SIZE, BM_ACCESS_READ)) != 0)
-    goto out;
-  if ((r = bm_view_prefetch(&v)) != 0) goto out;
-  d.v = &v;
-  d.size = size;
-  d.t = &t;
-  d.decode = 0;
-  if ((r = bm_guard_call(decode_fn, &d)) != 0 || (r = d.decode) != 0) goto out;
-  bm_view_unmap(&v);
-  if ((r = bm_trailer_check_state(&t)) != 0) goto out;
-
+  if ((r = bm_dataset_open(&ds, name, 0, &t)) != 0) return r;
+  src = bm_dataset_source(ds);
   memset(&o, 0, sizeof(o));
-  o.length = t.payload_size;
+  o.length = t.bytes;
   o.window = 256u << 10;
   o.prefault = 1;
   o.readahead = 1;
@@ -228,14 +192,13 @@ static int read_once(const char *name, uint64_t want_xxh3) {
     goto out;
   }
   /* Verified against the trailer: then it must be what was written, every byte. */
-  if (t.payload_size != PAYLOAD || got != want_xxh3) {
+  if (t.bytes != PAYLOAD || got != want_xxh3) {
     fprintf(stderr, "a verified read gave %llu bytes hashing to %016llx, not the dataset\n",
-            (unsigned long long)t.payload_size, (unsigned long long)got);
+            (unsigned long long)t.bytes, (unsigned long long)got);
     r = 2;
   }
 out:
-  bm_view_unmap(&v);
-  bm_source_close(src);
+  bm_dataset_close(ds);
   return r;
 }
 

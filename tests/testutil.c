@@ -1,3 +1,4 @@
+#include <stdarg.h>
 /* Test helpers: temporary files written with plain I/O, and spawned child processes. */
 #define _GNU_SOURCE
 #include "testutil.h"
@@ -268,4 +269,21 @@ int bm_test_spawn(const char *name, const char *const *args) {
     return WEXITSTATUS(st);
   }
 #endif
+}
+
+void bm_test_note_skip(const char *test, const char *fmt, ...) {
+  const char *path = getenv("BM_SKIP_FILE");
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "SKIP %s: %s\n", test, msg);
+  if (path != NULL && path[0] != '\0') {
+    FILE *f = fopen(path, "a");
+    if (f != NULL) {
+      fprintf(f, "%s: %s\n", test, msg);
+      fclose(f);
+    }
+  }
 }

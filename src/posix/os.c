@@ -233,27 +233,16 @@ int bm__os_populate(void *base, size_t length) {
 
 int64_t bm__os_pid(void) { return (int64_t)getpid(); }
 
-int bm__os_pid_alive(int64_t pid) {
-  if (pid <= 0 || pid != (int64_t)(pid_t)pid) return 0;
-  if (kill((pid_t)pid, 0) != 0 && errno != EPERM) return 0; /* EPERM: someone else's */
-#ifdef __linux__
-  {
-    /* A killed writer its parent has not reaped yet is a zombie: it will never finish. */
-    char path[64], buf[256], *rp;
-    FILE *f;
-    size_t n;
-    snprintf(path, sizeof(path), "/proc/%lld/stat", (long long)pid);
-    if ((f = bm__sys_fopen(path, "re")) != NULL) {
-      n = fread(buf, 1, sizeof(buf) - 1, f);
-      fclose(f);
-      buf[n] = '\0';
-      /* "PID (COMM) STATE ...": COMM may hold anything, so look after the last ')'. */
-      if ((rp = strrchr(buf, ')')) != NULL && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'))
-        return 0;
-    }
-  }
-#endif
-  return 1;
+int bm__os_identity(bm_source_t *src, const char *path, bm__identity_t *id) {
+  struct stat st;
+  if (path != NULL ? bm__sys_stat(path, &st) != 0 : bm__sys_fstat(src->fd, &st) != 0)
+    return bm__posix_error(errno);
+  id->dev = (uint64_t)st.st_dev;
+  id->ino = (uint64_t)st.st_ino;
+  id->size = (uint64_t)st.st_size;
+  id->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+  id->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+  return 0;
 }
 
 int64_t bm__os_time(void) { return (int64_t)time(NULL); }

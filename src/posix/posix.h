@@ -22,7 +22,8 @@ int bm__posix_check_regular(int fd, uint64_t *size);
 #define BM__POSIX_SYSCALLS(X)                                                              \
   X(open) X(openat) X(fstat) X(fstatat) X(lstat) X(fstatfs) X(ftruncate) X(fallocate)      \
   X(fchmod) X(mmap) X(munmap) X(msync) X(fsync) X(madvise) X(posix_madvise) X(shm_open)    \
-  X(shm_unlink) X(memfd_create) X(unlink) X(unlinkat) X(fopen) X(sigaction)
+  X(shm_unlink) X(memfd_create) X(unlink) X(unlinkat) X(fopen) X(sigaction) X(stat)       \
+  X(flock) X(fchown)
 
 #ifdef BULKMAP_FAULT_INJECTION
 enum {
@@ -76,6 +77,9 @@ const char *bm__fault_name(int i);
 #define bm__sys_unlink(...) (BM__FAULT(unlink) ? -1 : unlink(__VA_ARGS__))
 #define bm__sys_unlinkat(...) (BM__FAULT(unlinkat) ? -1 : unlinkat(__VA_ARGS__))
 #define bm__sys_fopen(...) (BM__FAULT(fopen) ? NULL : fopen(__VA_ARGS__))
+#define bm__sys_stat(...) (BM__FAULT(stat) ? -1 : stat(__VA_ARGS__))
+#define bm__sys_flock(...) (BM__FAULT(flock) ? -1 : flock(__VA_ARGS__))
+#define bm__sys_fchown(...) (BM__FAULT(fchown) ? -1 : fchown(__VA_ARGS__))
 #define bm__sys_sigaction(...) (BM__FAULT(sigaction) ? -1 : sigaction(__VA_ARGS__))
 
 #endif

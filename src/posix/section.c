@@ -8,8 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/statfs.h>
@@ -141,18 +146,110 @@ static int shm_exists(const char *name) {
   return bm__posix_error(errno);
 }
 
-/* Where NAME lives: -1 in /dev/shm, k on mount k. BM_ENOENT, BM_EAMBIGUOUS, or an error. */
+/* uid of entry NAME in dirfd (AT_FDCWD with a full path in name); -1 when it is gone. */
+static long long entry_uid(int dirfd, const char *name) {
+  struct stat st;
+  if (bm__sys_fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return -1;
+  return (long long)st.st_uid;
+}
+
+/* Where NAME lives: -1 in /dev/shm, k on mount k. When several places have it and exactly
+ * one of them is the caller's own, that one: another user's object never locks you out of
+ * your own. BM_ENOENT, BM_EAMBIGUOUS, or an error. */
 static int locate(const posix_mounts_t *ms, const char *name, int *where) {
-  int i, r, n = 0;
+  int i, r, n = 0, mine = 0, mine_at = -2;
+  uid_t me = geteuid();
+  char path[BM_PATH_MAX];
   if ((r = shm_exists(name)) < 0) return r;
-  if (r) *where = -1, n++;
+  if (r) {
+    *where = -1, n++;
+    snprintf(path, sizeof(path), SHM_DIR "/%s", name);
+    if (entry_uid(AT_FDCWD, path) == (long long)me) mine++, mine_at = -1;
+  }
   for (i = 0; i < ms->n; i++) {
     if ((r = entry_exists(ms->m[i].dirfd, name)) < 0) return r;
-    if (r) *where = i, n++;
+    if (r) {
+      *where = i, n++;
+      if (entry_uid(ms->m[i].dirfd, name) == (long long)me) mine++, mine_at = i;
+    }
   }
   if (n == 0 && ms->err != 0) return bm__posix_error(ms->err);
   if (n == 0) return bm__set_os_error(ENOENT), BM_ENOENT;
-  if (n > 1) return bm__set_os_error(0), BM_EAMBIGUOUS;
+  if (n > 1) {
+    if (mine != 1) return bm__set_os_error(0), BM_EAMBIGUOUS;
+    *where = mine_at;
+  }
+  return 0;
+}
+
+/* ---- The lock that serializes creators (and removers by identity): flock on the /dev/shm
+ * directory, which every user can open and nobody can plant or replace. Waits up to about
+ * 10 s for a holder, then BM_EBUSY: a process that holds it longer is stuck or hostile. */
+static int create_lock(int *fdp) {
+  int fd, i;
+  *fdp = -1;
+  fd = bm__sys_open(SHM_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? 0 : bm__posix_error(errno); /* no /dev/shm: no race */
+  for (i = 0; i < 1000; i++) {
+    if (bm__sys_flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      *fdp = fd;
+      return 0;
+    }
+    if (errno != EWOULDBLOCK && errno != EINTR) {
+      int e = errno;
+      close(fd);
+      return bm__posix_error(e);
+    }
+    {
+      struct timespec ts = {0, 10 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  close(fd);
+  return bm__set_os_error(EWOULDBLOCK), BM_EBUSY;
+}
+
+static void create_unlock(int fd) {
+  if (fd >= 0) close(fd); /* the last descriptor of the description: the flock goes */
+}
+
+/* The group a section is given: a name, or a number. */
+static int resolve_group(const char *group, gid_t *gid) {
+  struct group gr, *res = NULL;
+  char buf[4096], *end;
+  unsigned long v;
+  int e;
+  if (group[0] == '\0') return BM_EINVAL;
+  e = getgrnam_r(group, &gr, buf, sizeof(buf), &res);
+  if (e == 0 && res != NULL) {
+    *gid = res->gr_gid;
+    return 0;
+  }
+  v = strtoul(group, &end, 10);
+  if (*end == '\0' && group[0] >= '0' && group[0] <= '9' && v == (unsigned long)(gid_t)v) {
+    *gid = (gid_t)v;
+    return 0;
+  }
+  return bm__set_os_error(e != 0 ? e : ENOENT), BM_ENOENT;
+}
+
+/* What a new section's creator does to the object it just made exclusively, before anyone
+ * can see it unlocked: takes the writer lock, gives it the group and the exact mode (the
+ * umask must not widen or narrow them), and remembers its identity. */
+static int claim(bm_source_t *src, int fd, const bm_section_opts_t *opts, unsigned mode) {
+  struct stat st;
+  int r;
+  if (bm__sys_flock(fd, LOCK_EX | LOCK_NB) != 0) return bm__posix_error(errno);
+  src->writer = 1;
+  if (opts->group != NULL) {
+    gid_t gid;
+    if ((r = resolve_group(opts->group, &gid)) != 0) return r;
+    if (bm__sys_fchown(fd, (uid_t)-1, gid) != 0) return bm__posix_error(errno);
+  }
+  if (bm__sys_fchmod(fd, (mode_t)mode) != 0) return bm__posix_error(errno);
+  if (bm__sys_fstat(fd, &st) != 0) return bm__posix_error(errno);
+  src->dev = (uint64_t)st.st_dev;
+  src->ino = (uint64_t)st.st_ino;
   return 0;
 }
 
@@ -179,6 +276,19 @@ static void path_join(char *buf, size_t n, const char *dir, const char *name) {
 }
 
 static int is_pow2(size_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+/* Free pages of the pool of huge pages of size H (0 when it cannot be read). */
+static uint64_t pool_free(size_t H) {
+  char path[128];
+  unsigned long long v = 0;
+  FILE *f;
+  snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%lukB/free_hugepages",
+           (unsigned long)(H >> 10));
+  if ((f = bm__sys_fopen(path, "re")) == NULL) return 0;
+  if (fscanf(f, "%llu", &v) != 1) v = 0;
+  fclose(f);
+  return (uint64_t)v;
+}
 
 /* Maps [0, len) of fd at an address aligned to `align` (a PMD or a huge page can only be
  * mapped whole at an aligned address), faults it in and reads what smaps says of it. */
@@ -248,12 +358,7 @@ static int set_size(int fd, uint64_t size) {
   return r == 0 ? 0 : bm__posix_error(errno);
 }
 
-/* Exact permission bits: the umask must not widen or narrow what was asked for. */
-static int set_mode(int fd, unsigned mode) {
-  return bm__sys_fchmod(fd, (mode_t)mode) == 0 ? 0 : bm__posix_error(errno);
-}
-
-static int pool_errno(int e) { return e == ENOMEM || e == ENOSPC || e == EFBIG; }
+static int pool_errno(int e) { return e == ENOMEM || e == ENOSPC; }
 
 /* Reason for an OS refusal while making huge pages; 0 when it is a hard error. */
 static int huge_reason(int e) {
@@ -264,8 +369,9 @@ static int huge_reason(int e) {
 }
 
 /* Creates the shared-memory object of a normal-page (or transparent) section. */
-static int make_shm(const posix_mounts_t *ms, const char *name, unsigned mode, int *fdp,
-                    char *path, size_t pathlen) {
+static int make_shm(bm_source_t *src, const posix_mounts_t *ms, const char *name,
+                    const bm_section_opts_t *opts, unsigned mode, int *fdp, char *path,
+                    size_t pathlen) {
   int fd, i, r;
   if (name == NULL) {
 #ifdef __linux__
@@ -288,7 +394,7 @@ static int make_shm(const posix_mounts_t *ms, const char *name, unsigned mode, i
     snprintf(oname, sizeof(oname), "/%s", name);
     fd = bm__sys_shm_open(oname, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
     if (fd < 0) return bm__posix_error(errno);
-    if ((r = set_mode(fd, mode)) != 0) {
+    if ((r = claim(src, fd, opts, mode)) != 0) {
       close(fd);
       bm__sys_shm_unlink(oname);
       return r;
@@ -320,7 +426,19 @@ static int try_hugetlb(bm_source_t *src, const posix_mounts_t *ms, const char *n
   bm__smaps_t sm;
   int fd, i, r, e, transparent;
 
-  if (name != NULL) {
+  if (name != NULL && opts->mount != NULL) {
+    /* The caller named the mount: that one or none (compared by device, so that any path
+     * to the same mount does). */
+    struct stat want, have;
+    if (bm__sys_stat(opts->mount, &want) == 0)
+      for (i = 0; i < ms->n && mnt == NULL; i++)
+        if (bm__sys_fstat(ms->m[i].dirfd, &have) == 0 && have.st_dev == want.st_dev &&
+            have.st_ino == want.st_ino)
+          mnt = &ms->m[i];
+    if (mnt == NULL || (H != 0 && mnt->page_size != H))
+      return out->reason = BM_REASON_NO_MOUNT, POSIX_NOT_HAD;
+    H = mnt->page_size;
+  } else if (name != NULL) {
     for (i = 0; i < ms->n && mnt == NULL; i++)
       if (H != 0 ? ms->m[i].page_size == H : ms->m[i].page_size == ms->default_size)
         mnt = &ms->m[i];
@@ -358,7 +476,7 @@ static int try_hugetlb(bm_source_t *src, const posix_mounts_t *ms, const char *n
       bm__set_os_error(e);
       return out->reason = huge_reason(e), POSIX_NOT_HAD;
     }
-    if ((r = set_mode(fd, mode)) != 0) goto hard;
+    if ((r = claim(src, fd, opts, mode)) != 0) goto hard;
     path_join(src->path, sizeof(src->path), mnt->path, name);
   } else {
     int lg = 0;
@@ -428,7 +546,14 @@ not_had_e:
 hard:
 undo:
   close(fd);
+  src->writer = 0;
   if (name != NULL) bm__sys_unlinkat(mnt->dirfd, name, 0);
+  if (r == POSIX_NOT_HAD && out->reason == BM_REASON_POOL_EMPTY) {
+    /* Say what is short, counted after the pages this attempt held went back. */
+    out->pages_needed = size / H;
+    out->pages_free = pool_free(H);
+    if (out->pages_free > 0) out->reason = BM_REASON_POOL_TOO_SMALL;
+  }
   return r;
 #else
   (void)src, (void)ms, (void)name, (void)opts, (void)mode;
@@ -497,7 +622,8 @@ static int make_normal(bm_source_t *src, const posix_mounts_t *ms, const char *n
   size_t got;
 
   if (size == 0) return BM_EOVERFLOW;
-  if ((r = make_shm(ms, name, mode, &fd, src->path, sizeof(src->path))) != 0) return r;
+  if ((r = make_shm(src, ms, name, opts, mode, &fd, src->path, sizeof(src->path))) != 0)
+    return r;
   if ((r = set_size(fd, size)) != 0) goto fail;
   want_thp = want_thp && size >= pmd && is_pow2(pmd) && thp_allowed(name != NULL);
   if (want_thp) r = probe(fd, pmd, pmd, 1, 1, &sm);
@@ -552,7 +678,21 @@ static int try_transparent(bm_source_t *src, const posix_mounts_t *ms, const cha
   return POSIX_NOT_HAD;
 }
 
+static int section_create(bm_source_t *src, const char *name, const bm_section_opts_t *opts,
+                          bm_large_t *outcome);
+
 int bm__os_section_create(bm_source_t *src, const char *name, const bm_section_opts_t *opts,
+                          bm_large_t *outcome) {
+  int lock = -1, r;
+  /* Creators are serialized: looking in every place for the name and making it in one is
+   * then atomic, so of two racing creators (one for huge pages, one not) exactly one wins. */
+  if (name != NULL && (r = create_lock(&lock)) != 0) return r;
+  r = section_create(src, name, opts, outcome);
+  create_unlock(lock);
+  return r;
+}
+
+static int section_create(bm_source_t *src, const char *name, const bm_section_opts_t *opts,
                           bm_large_t *outcome) {
   posix_mounts_t ms;
   unsigned mode = opts->mode != 0 ? opts->mode : 0600;
@@ -588,35 +728,44 @@ int bm__os_section_create(bm_source_t *src, const char *name, const bm_section_o
   return r;
 }
 
-int bm__os_section_open(bm_source_t *src, const char *name, unsigned access) {
-  posix_mounts_t ms;
-  int where = -1, fd, r;
-  /* O_NONBLOCK: a FIFO planted under the name must be refused, not waited on. */
+/* Opens NAME in place `where` (-1: /dev/shm, else mount k) into src: a regular file only,
+ * never through a symlink, never waiting on a FIFO planted under the name. */
+static int open_place(const posix_mounts_t *ms, int where, const char *name, unsigned access,
+                      bm_source_t *src) {
   int oflags =
       ((access & BM_ACCESS_WRITE) ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
-
-  mounts_open(&ms);
-  if ((r = locate(&ms, name, &where)) != 0) goto out;
+  struct stat st;
+  int fd, r;
   if (where < 0) {
     char oname[BM_NAME_MAX + 2];
     snprintf(oname, sizeof(oname), "/%s", name);
     fd = bm__sys_shm_open(oname, oflags, 0);
     snprintf(src->path, sizeof(src->path), SHM_DIR "/%s", name);
   } else {
-    fd = bm__sys_openat(ms.m[where].dirfd, name, oflags);
-    path_join(src->path, sizeof(src->path), ms.m[where].path, name);
+    fd = bm__sys_openat(ms->m[where].dirfd, name, oflags);
+    path_join(src->path, sizeof(src->path), ms->m[where].path, name);
   }
-  if (fd < 0) {
-    r = bm__posix_error(errno);
-    goto out;
-  }
-  if ((r = bm__posix_check_regular(fd, &src->size)) != 0) {
+  if (fd < 0) return bm__posix_error(errno);
+  if ((r = bm__posix_check_regular(fd, &src->size)) != 0 ||
+      (bm__sys_fstat(fd, &st) != 0 && (r = bm__posix_error(errno)) != 0)) {
     close(fd);
-    goto out;
+    return r;
   }
   src->fd = fd;
+  src->dev = (uint64_t)st.st_dev;
+  src->ino = (uint64_t)st.st_ino;
   src->hugetlb = where >= 0;
-  if (src->hugetlb) src->granularity = src->page_size = ms.m[where].page_size;
+  if (src->hugetlb) src->granularity = src->page_size = ms->m[where].page_size;
+  return 0;
+}
+
+int bm__os_section_open(bm_source_t *src, const char *name, unsigned access) {
+  posix_mounts_t ms;
+  int where = -1, r;
+
+  mounts_open(&ms);
+  if ((r = locate(&ms, name, &where)) != 0 || (r = open_place(&ms, where, name, access, src)) != 0)
+    goto out;
   /* The opener asked for nothing: requested reads OFF; the rest is what the kernel says. */
   src->large.requested = BM_LARGE_OFF;
   r = bm__os_section_large(src, &src->large);
@@ -625,7 +774,7 @@ int bm__os_section_open(bm_source_t *src, const char *name, unsigned access) {
     src->granularity = src->page_size = src->large.page_size;
   }
   if (r != 0) {
-    close(fd);
+    close(src->fd);
     src->fd = -1;
   }
 out:
@@ -633,19 +782,168 @@ out:
   return r;
 }
 
-int bm__os_section_remove(const char *name) {
-  posix_mounts_t ms;
-  int where = -1, r;
-  mounts_open(&ms);
-  if ((r = locate(&ms, name, &where)) == 0) {
-    if (where < 0) {
-      char oname[BM_NAME_MAX + 2];
-      snprintf(oname, sizeof(oname), "/%s", name);
-      if (bm__sys_shm_unlink(oname) != 0) r = bm__posix_error(errno);
-    } else if (bm__sys_unlinkat(ms.m[where].dirfd, name, 0) != 0) {
-      r = bm__posix_error(errno);
-    }
+/* Unlinks NAME from place `where`. */
+static int unlink_place(const posix_mounts_t *ms, int where, const char *name) {
+  if (where < 0) {
+    char oname[BM_NAME_MAX + 2];
+    snprintf(oname, sizeof(oname), "/%s", name);
+    if (bm__sys_shm_unlink(oname) != 0) return bm__posix_error(errno);
+  } else if (bm__sys_unlinkat(ms->m[where].dirfd, name, 0) != 0) {
+    return bm__posix_error(errno);
   }
+  return 0;
+}
+
+/* 1 when another open file description holds a lock on fd's file, 0 when none does. */
+static int locked_by_other(int fd) {
+  if (bm__sys_flock(fd, LOCK_SH | LOCK_NB) == 0) {
+    flock(fd, LOCK_UN);
+    return 0;
+  }
+  if (errno == EWOULDBLOCK) return 1;
+  return bm__posix_error(errno);
+}
+
+int bm__os_section_remove_name(const char *name, int force) {
+  posix_mounts_t ms;
+  int where = -1, r, lock = -1;
+  if ((r = create_lock(&lock)) != 0) return r;
+  mounts_open(&ms);
+  if ((r = locate(&ms, name, &where)) == 0 && !force) {
+    /* A dataset whose writer still holds its lock is being loaded: not removed unless
+     * forced (the loader would fail at its end anyway). */
+    bm_source_t probe;
+    memset(&probe, 0, sizeof(probe));
+    probe.fd = -1;
+    if (open_place(&ms, where, name, BM_ACCESS_READ, &probe) == 0) {
+      r = locked_by_other(probe.fd);
+      close(probe.fd);
+      if (r == 1) {
+        bm__set_os_error(EWOULDBLOCK);
+        r = BM_EBUSY;
+      }
+    }
+    /* One we may not open we may still be allowed to remove: the directory decides. */
+  }
+  if (r == 0) r = unlink_place(&ms, where, name);
+  mounts_close(&ms);
+  create_unlock(lock);
+  return r;
+}
+
+int bm__os_section_remove_own(bm_source_t *src, const char *name) {
+  posix_mounts_t ms;
+  struct stat st;
+  char path[BM_PATH_MAX];
+  int i, r = BM_ENOENT, lock = -1, e;
+  if (src == NULL || src->ino == 0) return BM_EINVAL;
+  /* Under the creators' lock: between the check and the unlink, no bulkmap creator can
+   * put a new object under the name. */
+  if ((e = create_lock(&lock)) != 0) return e;
+  mounts_open(&ms);
+  snprintf(path, sizeof(path), SHM_DIR "/%s", name);
+  if (bm__sys_lstat(path, &st) == 0) {
+    r = BM_EREPLACED;
+    if ((uint64_t)st.st_dev == src->dev && (uint64_t)st.st_ino == src->ino)
+      r = unlink_place(&ms, -1, name);
+  }
+  for (i = 0; i < ms.n && r != 0; i++) {
+    if (bm__sys_fstatat(ms.m[i].dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if ((uint64_t)st.st_dev == src->dev && (uint64_t)st.st_ino == src->ino)
+      r = unlink_place(&ms, i, name);
+    else if (r == BM_ENOENT)
+      r = BM_EREPLACED;
+  }
+  if (r == BM_EREPLACED || r == BM_ENOENT) bm__set_os_error(0);
+  mounts_close(&ms);
+  create_unlock(lock);
+  return r;
+}
+
+int bm__os_writer_alive(bm_source_t *src) {
+  if (src->writer) return 1; /* this very handle holds it */
+  return locked_by_other(src->fd);
+}
+
+void bm__os_writer_release(bm_source_t *src) {
+  if (src->writer && src->fd >= 0) flock(src->fd, LOCK_UN);
+  src->writer = 0;
+}
+
+/* ---- Listing. */
+
+typedef struct {
+  int (*fn)(void *arg, const bm__os_entry_t *e);
+  void *arg;
+  const char *only;
+} list_ctx_t;
+
+static int list_dir(const posix_mounts_t *ms, int where, int dirfd, const char *place,
+                    size_t page, list_ctx_t *c) {
+  DIR *d;
+  struct dirent *de;
+  int dfd, r = 0;
+  if ((dfd = dup(dirfd)) < 0) return bm__posix_error(errno);
+  if ((d = fdopendir(dfd)) == NULL) {
+    close(dfd);
+    return bm__posix_error(errno);
+  }
+  rewinddir(d);
+  while (r == 0 && (de = readdir(d)) != NULL) {
+    bm__os_entry_t e;
+    bm_source_t *src;
+    struct stat st;
+    struct passwd pw, *pwr = NULL;
+    char pwbuf[1024], owner[32];
+    if (de->d_name[0] == '.' && (de->d_name[1] == '\0' || de->d_name[1] == '.')) continue;
+    if (c->only != NULL && strcmp(de->d_name, c->only) != 0) continue;
+    if (bm_name_check(de->d_name) != 0) continue; /* no name a section can have */
+    if (bm__sys_fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+      continue;
+    memset(&e, 0, sizeof(e));
+    e.name = de->d_name;
+    e.place = place;
+    e.size = (uint64_t)st.st_size;
+    e.place_page_size = page;
+    e.uid = (uint32_t)st.st_uid;
+    e.mode = (unsigned)st.st_mode & 07777u;
+    e.mine = st.st_uid == geteuid();
+    if (getpwuid_r(st.st_uid, &pw, pwbuf, sizeof(pwbuf), &pwr) == 0 && pwr != NULL) {
+      e.owner = pwr->pw_name;
+    } else {
+      snprintf(owner, sizeof(owner), "%lu", (unsigned long)st.st_uid);
+      e.owner = owner;
+    }
+    src = bm__source_new(BM__SRC_SECTION, BM_FILE_READ);
+    if (src == NULL) {
+      r = BM_ENOMEM;
+      break;
+    }
+    e.open_error = open_place(ms, where, de->d_name, BM_ACCESS_READ, src);
+    if (e.open_error == 0) e.size = src->size;
+    e.src = e.open_error == 0 ? src : NULL;
+    r = c->fn(c->arg, &e);
+    bm_source_close(src);
+  }
+  closedir(d);
+  return r;
+}
+
+int bm__os_section_list(const char *name, int (*fn)(void *arg, const bm__os_entry_t *e),
+                        void *arg) {
+  posix_mounts_t ms;
+  list_ctx_t c;
+  int i, r = 0, shm;
+  c.fn = fn;
+  c.arg = arg;
+  c.only = name;
+  mounts_open(&ms);
+  shm = bm__sys_open(SHM_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (shm >= 0) {
+    r = list_dir(&ms, -1, shm, SHM_DIR, 0, &c);
+    close(shm);
+  }
+  for (i = 0; i < ms.n && r == 0; i++) r = list_dir(&ms, i, ms.m[i].dirfd, ms.m[i].path, ms.m[i].page_size, &c);
   mounts_close(&ms);
   return r;
 }

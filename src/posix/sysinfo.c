@@ -128,6 +128,21 @@ int bm__os_sysinfo(bm_sysinfo_t *info) {
   read_large_sizes(info);
   read_mounts(info);
   info->thp = read_thp();
+  {
+    /* shmem_enabled decides transparent huge pages for shared memory (memfd, and /dev/shm
+     * with its huge= option): "[never]" style, the bracketed word is the mode. */
+    FILE *f = bm__sys_fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "re");
+    char line[256], *a, *b;
+    info->shmem_enabled[0] = '\0';
+    if (f != NULL) {
+      if (fgets(line, sizeof(line), f) != NULL && (a = strchr(line, '[')) != NULL &&
+          (b = strchr(a, ']')) != NULL && (size_t)(b - a - 1) < sizeof(info->shmem_enabled)) {
+        memcpy(info->shmem_enabled, a + 1, (size_t)(b - a - 1));
+        info->shmem_enabled[b - a - 1] = '\0';
+      }
+      fclose(f);
+    }
+  }
   /* Linux needs no privilege to map huge pages from the pool; reserving them (writing
    * nr_hugepages, mounting hugetlbfs) needs root. */
   info->privilege = 1;

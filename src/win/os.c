@@ -1,6 +1,6 @@
 /* Windows backend: configuration, the Win32-error translation, files (CreateFileW with
- * UTF-8 paths), one file-mapping object per source, views (MapViewOfFile), flush, advice
- * (PrefetchVirtualMemory where it exists), processes and time. */
+ * UTF-8 paths) and their identity, one file-mapping object per source, views
+ * (MapViewOfFile), flush, advice (PrefetchVirtualMemory where it exists), processes and time. */
 #include <string.h>
 #include "../os.h"
 #include "win.h"
@@ -216,6 +216,54 @@ void bm__os_source_close(bm_source_t *src) {
   if (src->fd != BM_OS_INVALID_HANDLE && src->fd != NULL) CloseHandle(src->fd);
   src->mapping = BM_OS_INVALID_HANDLE;
   src->fd = BM_OS_INVALID_HANDLE;
+  /* A writer that closes without publishing is gone for readers, as if it had died. */
+  bm__os_writer_release(src);
+}
+
+/* FILETIME ticks (100 ns since 1601) as nanoseconds since 1970, saturated: only compared. */
+static int64_t win_time_ns(LONGLONG t) {
+  const int64_t epoch = INT64_C(116444736000000000);
+  if (t < INT64_MIN + epoch) return INT64_MIN;
+  t -= epoch;
+  if (t > INT64_MAX / 100) return INT64_MAX;
+  if (t < INT64_MIN / 100) return INT64_MIN;
+  return (int64_t)t * 100;
+}
+
+/* dev: the volume serial number; ino: the file index (unique on its volume while the file
+ * exists); mtime: LastWriteTime; ctime: ChangeTime (data or metadata, as st_ctime). */
+static int win_identity(HANDLE h, bm__identity_t *id) {
+  BY_HANDLE_FILE_INFORMATION fi;
+  FILE_BASIC_INFO bi;
+  if (!GetFileInformationByHandle(h, &fi)) return bm__win_last_error();
+  if (!GetFileInformationByHandleEx(h, FileBasicInfo, &bi, sizeof(bi))) return bm__win_last_error();
+  id->dev = fi.dwVolumeSerialNumber;
+  id->ino = ((uint64_t)fi.nFileIndexHigh << 32) | fi.nFileIndexLow;
+  id->size = ((uint64_t)fi.nFileSizeHigh << 32) | fi.nFileSizeLow;
+  id->mtime_ns = win_time_ns(bi.LastWriteTime.QuadPart);
+  id->ctime_ns = win_time_ns(bi.ChangeTime.QuadPart);
+  return 0;
+}
+
+int bm__os_identity(bm_source_t *src, const char *path, bm__identity_t *id) {
+  WCHAR wpath[BM_PATH_MAX];
+  HANDLE h;
+  int err;
+
+  if (path == NULL) {
+    if (src == NULL || src->kind != BM__SRC_FILE || src->fd == BM_OS_INVALID_HANDLE)
+      return bm__set_os_error(0), BM_EINVAL;
+    return win_identity(src->fd, id);
+  }
+  if ((err = bm__win_utf8_to_wide(path, wpath, BM_PATH_MAX)) != 0) return err;
+  /* Attributes only, sharing everything, so that the look never disturbs a writer;
+   * FILE_FLAG_BACKUP_SEMANTICS lets a directory be named (and then compared) too. */
+  h = CreateFileW(wpath, FILE_READ_ATTRIBUTES, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                  NULL, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, NULL);
+  if (h == INVALID_HANDLE_VALUE) return bm__win_last_error();
+  err = win_identity(h, id);
+  CloseHandle(h);
+  return err;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -321,20 +369,6 @@ int bm__os_populate(void *base, size_t length) {
  * Processes and time. */
 
 int64_t bm__os_pid(void) { return (int64_t)GetCurrentProcessId(); }
-
-int bm__os_pid_alive(int64_t pid) {
-  HANDLE h;
-  DWORD code;
-  int alive;
-  if (pid <= 0 || pid > (int64_t)UINT32_MAX) return 0;
-  h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, (DWORD)pid);
-  if (h == NULL) return GetLastError() == ERROR_ACCESS_DENIED; /* exists, not ours */
-  /* A process object outlives the process while handles to it are open. */
-  alive = GetExitCodeProcess(h, &code) ? code == STILL_ACTIVE : 1;
-  if (alive && WaitForSingleObject(h, 0) == WAIT_OBJECT_0) alive = 0;
-  CloseHandle(h);
-  return alive;
-}
 
 int64_t bm__os_time(void) {
   FILETIME ft;

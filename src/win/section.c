@@ -1,7 +1,9 @@
 /* Windows backend: named and anonymous pagefile-backed sections (CreateFileMappingW with
  * INVALID_HANDLE_VALUE, OpenFileMappingW), large-page sections (SEC_COMMIT |
- * SEC_LARGE_PAGES with SeLockMemoryPrivilege), and what an opened section is (size and
- * page kind, from NtQuerySection, else from VirtualQuery of a view). */
+ * SEC_LARGE_PAGES with SeLockMemoryPrivilege), what an opened section is (size and page
+ * kind, from NtQuerySection, else from VirtualQuery of a view), and the writer token a
+ * named section's creator holds. */
+#include <stdio.h>
 #include <string.h>
 #include "../os.h"
 #include "win.h"
@@ -26,6 +28,9 @@ static void win_set_outcome(bm_large_t *o, int requested, int obtained, size_t p
   o->transparent = 0;
   o->page_size = page;
   o->reason = reason;
+  /* Windows has no pool of reserved large pages to count (they come from free memory). */
+  o->pages_needed = 0;
+  o->pages_free = 0;
 }
 
 static int win_name(const char *name, WCHAR *buf) {
@@ -111,8 +116,8 @@ static int win_create_large(const WCHAR *wname, uint64_t size, size_t lp, HANDLE
   return 0;
 }
 
-int bm__os_section_create(bm_source_t *src, const char *name, const bm_section_opts_t *opts,
-                          bm_large_t *outcome) {
+static int win_section_create(bm_source_t *src, const char *name, const bm_section_opts_t *opts,
+                              bm_large_t *outcome) {
   const bm__os_config_t *cfg = bm__os_config();
   WCHAR wbuf[WIN_NAME_CAP];
   const WCHAR *wname = name != NULL ? wbuf : NULL;
@@ -124,8 +129,9 @@ int bm__os_section_create(bm_source_t *src, const char *name, const bm_section_o
 
   if ((err = win_name(name, wbuf)) != 0) return err;
   if (opts->size == 0) return BM_EINVAL;
-  /* opts->mode (POSIX permission bits) has no meaning here: the section gets the default
-   * security of the creator's token (its owner, SYSTEM and administrators). */
+  /* opts->mode (POSIX permission bits), opts->group and opts->mount (a hugetlbfs mount)
+   * have no meaning here: the section gets the default security of the creator's token
+   * (its owner, SYSTEM and administrators), and large pages come from no mount. */
 
   if (opts->transparent) {
     /* Windows has no transparent huge pages (SEC_LARGE_PAGES is the hugetlb kind). */
@@ -189,6 +195,121 @@ made:
   if (name != NULL && strlen(name) < sizeof(src->path)) strcpy(src->path, name);
   return 0;
 }
+
+/* ---- The writer token. Liveness belongs to the writer's process, not to one of its
+ * threads: the creator holds a handle to a named mutex, "<prefix>bulkmap#writer#<rest>",
+ * and a reader asks whether that object still exists. Kernel objects live exactly while a
+ * handle to them is open, and the kernel closes every handle of a process that dies, so
+ * the token goes with its writer however it ends (DESIGN 2: "Windows: the handle
+ * itself"). The mutex is never owned: ownership would belong to the creating thread (it is
+ * abandoned when that thread exits while the process loads on, ReleaseMutex fails from any
+ * other thread, and the owning thread would acquire it again when it checks as a reader).
+ * '#' is no name character, so the token's name never collides with a section's. A
+ * reader's check holds the token open only for the check. */
+
+/* The token's name for section `name` (with its Local\ or Global\ prefix, if any). */
+static int win_writer_name(const char *name, WCHAR *buf) {
+  char n[WIN_NAME_CAP];
+  size_t p = 0;
+  if (strncmp(name, "Local\\", 6) == 0) p = 6;
+  else if (strncmp(name, "Global\\", 7) == 0) p = 7;
+  if ((size_t)snprintf(n, sizeof(n), "%.*sbulkmap#writer#%s", (int)p, name, name + p) >= sizeof(n))
+    return bm__set_os_error(0), BM_ENAME;
+  return bm__win_utf8_to_wide(n, buf, WIN_NAME_CAP);
+}
+
+static int win_writer_create(const char *name, HANDLE *out) {
+  WCHAR w[WIN_NAME_CAP];
+  HANDLE h;
+  DWORD e;
+  int err;
+  if ((err = win_writer_name(name, w)) != 0) return err;
+  /* Not inheritable (NULL attributes): a child of the writer must not keep it alive. An
+   * existing token (ERROR_ALREADY_EXISTS) is a reader's check of a dead namesake in
+   * flight, or one left by another program; holding it is still right while we live. */
+  h = CreateMutexW(NULL, FALSE, w);
+  if (h == NULL) {
+    e = GetLastError();
+    /* ERROR_INVALID_HANDLE: the name is another kind of object. */
+    return e == ERROR_INVALID_HANDLE ? (bm__set_os_error((int)e), BM_EEXIST) : bm__win_error(e);
+  }
+  *out = h;
+  return 0;
+}
+
+int bm__os_section_create(bm_source_t *src, const char *name, const bm_section_opts_t *opts,
+                          bm_large_t *outcome) {
+  HANDLE token = NULL;
+  int err;
+  /* The token first: a reader that finds the section then always finds its writer. */
+  if (name != NULL && (err = win_writer_create(name, &token)) != 0) return err;
+  if ((err = win_section_create(src, name, opts, outcome)) != 0) {
+    if (token != NULL) CloseHandle(token);
+    return err;
+  }
+  if (token != NULL) {
+    src->lock = token;
+    src->writer = 1;
+  }
+  return 0;
+}
+
+int bm__os_writer_alive(bm_source_t *src) {
+  WCHAR w[WIN_NAME_CAP];
+  HANDLE h;
+  DWORD e;
+  int err;
+  if (src->writer) return 1; /* this very source holds it */
+  if (src->kind != BM__SRC_SECTION || src->path[0] == '\0') return bm__set_os_error(0), 0;
+  if ((err = win_writer_name(src->path, w)) != 0) return err;
+  h = OpenMutexW(SYNCHRONIZE, FALSE, w);
+  if (h != NULL) {
+    CloseHandle(h);
+    return 1;
+  }
+  e = GetLastError();
+  bm__set_os_error((int)e);
+  switch (e) {
+  case ERROR_FILE_NOT_FOUND:
+  case ERROR_PATH_NOT_FOUND: return 0;
+  case ERROR_ACCESS_DENIED: return 1; /* there, held by another user's writer */
+  default: return bm__win_error(e);
+  }
+}
+
+void bm__os_writer_release(bm_source_t *src) {
+  if (src->lock != BM_OS_INVALID_HANDLE && src->lock != NULL) CloseHandle(src->lock);
+  src->lock = BM_OS_INVALID_HANDLE;
+  src->writer = 0;
+}
+
+/* ---- Names. A section has no name to unlink: it dies with its last handle and view,
+ * so removing (one's own or by name) is not something Windows does. */
+
+int bm__os_section_remove_own(bm_source_t *src, const char *name) {
+  (void)src, (void)name;
+  bm__set_os_error(0);
+  return BM_ENOTSUP;
+}
+
+int bm__os_section_remove_name(const char *name, int force) {
+  (void)name, (void)force;
+  bm__set_os_error(0);
+  return BM_ENOTSUP;
+}
+
+/* The object manager's namespace (\Sessions\N\BaseNamedObjects) can be walked only through
+ * the native NtOpenDirectoryObject / NtQueryDirectoryObject, which Microsoft documents as
+ * subject to change, and a section found there says nothing of who made it nor whether it is
+ * a dataset until it is opened; no supported Win32 call lists sections. */
+int bm__os_section_list(const char *name, int (*fn)(void *arg, const bm__os_entry_t *e),
+                        void *arg) {
+  (void)name, (void)fn, (void)arg;
+  bm__set_os_error(0);
+  return BM_ENOTSUP;
+}
+
+/* ---- Opening. */
 
 /* The size and page kind of an opened section. NtQuerySection gives both exactly (it needs
  * SECTION_QUERY access); without it, a view of the whole section is mapped and measured
@@ -266,13 +387,6 @@ int bm__os_section_open(bm_source_t *src, const char *name, unsigned access) {
   }
   if (strlen(name) < sizeof(src->path)) strcpy(src->path, name);
   return 0;
-}
-
-int bm__os_section_remove(const char *name) {
-  (void)name;
-  /* A section has no name to unlink: it dies with its last handle and view. */
-  bm__set_os_error(0);
-  return BM_ENOTSUP;
 }
 
 int bm__os_section_large(bm_source_t *src, bm_large_t *outcome) {

@@ -101,6 +101,7 @@ int bm__os_sysinfo(bm_sysinfo_t *info) {
   }
   info->n_mounts = 0;
   info->thp = BM_THP_UNSUPPORTED;
+  info->shmem_enabled[0] = '\0'; /* Linux's tmpfs huge page mode: nothing of the kind here */
   info->privilege = large > cfg->page_size ? bm__win_has_lock_memory() : 0;
   return 0;
 }

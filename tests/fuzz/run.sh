@@ -11,6 +11,7 @@ mkdir -p "$out"
 flags=(-g -O1 -std=c11 -w -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
        -I"$top/include" -I"$top/src")
 lib=("$top"/src/error.c "$top"/src/parse.c "$top"/src/plan.c "$top"/src/section.c "$top"/src/trailer.c
+     "$top"/src/dataset.c "$top"/src/hash.c
      "$top"/src/source.c "$top"/src/sysinfo.c "$top"/src/window.c "$top"/src/posix/*.c)
 total=0
 for name in plan parse trailer literal; do

@@ -240,13 +240,15 @@ void out_large(cli_out_t *o, const bm_large_t *l) {
   static const char *modes[] = {"off", "auto", "on"};
   out_obj_begin(o, "large_pages");
   if (!o->json) printf("  ");
-  out_str(o, "requested", l->requested >= 0 && l->requested <= 2 ? modes[l->requested] : "?");
+  char why[96];
+  /* -1: a dataset written before the request was recorded (trailer version 1). */
+  out_str(o, "requested", l->requested >= 0 && l->requested <= 2 ? modes[l->requested] : NULL);
   if (!o->json) printf("  ");
   out_bool(o, "obtained", l->obtained);
   if (!o->json) printf("  ");
   out_u64(o, "page_size", l->page_size);
   if (!o->json) printf("  ");
-  out_str(o, "reason", l->reason == BM_REASON_NONE ? NULL : bm_large_reason_str(l->reason));
+  out_str(o, "reason", l->reason == BM_REASON_NONE ? NULL : bm_large_describe(l, why, sizeof(why)));
   out_obj_end(o);
 }
 

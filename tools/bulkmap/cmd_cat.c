@@ -1,18 +1,14 @@
-/* bulkmap cat: writes a dataset's payload to stdout after verifying its checksum. */
+/* bulkmap cat: writes a dataset's payload to stdout after verifying its checksum (a client
+ * of bm_dataset_open and bm_dataset_verify); --raw writes any section's bytes. */
 #include <string.h>
 #include <uv.h>
-#include "dataset.h"
+#include "datasets.h"
 #ifdef _WIN32
 #include <fcntl.h>
 #include <io.h>
 #endif
 
 #define CAT_EPIPE (-1000) /* the reader went away */
-
-static int cat_hash(const unsigned char *p, size_t n, void *arg) {
-  hash_update(arg, p, n);
-  return 0;
-}
 
 typedef struct {
   int oserr;         /* libuv error of a failed write to stdout */
@@ -59,78 +55,91 @@ static int cat_write(const unsigned char *p, size_t n, void *arg) {
   return 0;
 }
 
+typedef struct {
+  cat_out_t *o;
+  const unsigned char *p;
+  size_t n;
+} cat_call_t;
+
+static int cat_call(void *arg) {
+  cat_call_t *c = arg;
+  return cat_write(c->p, c->n, c->o);
+}
+
+/* Writes [0, length) of src to stdout through bounded windows, guarded: a section cut short
+ * by another process becomes BM_ETRUNCATED, never a SIGBUS. */
+static int cat_walk(bm_source_t *src, uint64_t length, cat_out_t *o) {
+  bm_window_opts_t wo;
+  bm_window_t w;
+  cat_call_t c;
+  int r, err = 0;
+  memset(&wo, 0, sizeof(wo));
+  wo.length = length;
+  wo.window = 64u << 20;
+  wo.prefault = 1;
+  wo.readahead = 1;
+  if ((err = bm_window_init(&w, src, &wo)) != 0) return err == BM_ERANGE ? BM_ETRUNCATED : err;
+  c.o = o;
+  while ((r = bm_window_next(&w)) == 1) {
+    c.p = w.data + w.overlap;
+    c.n = w.length - w.overlap;
+    if ((err = bm_guard_call(cat_call, &c)) != 0) break;
+  }
+  if (r < 0) err = r;
+  bm_window_close(&w);
+  return err;
+}
+
 int cmd_cat(int argc, char **argv) {
   const char *o_raw = NULL, *o_noverify = NULL, *pos[1];
   const cli_opt_t opts[] = {{"--raw", 0, &o_raw}, {"--no-verify", 0, &o_noverify}};
-  dataset_t d;
   static cat_out_t out; /* 1 MiB: not on the stack */
-  int npos, rc, err;
+  bm_dataset_t *ds = NULL;
+  bm_dataset_info_t info;
+  bm_source_t *src = NULL;
+  int npos, rc, err, verify;
   uint64_t length, h2 = 0;
 
   rc = cli_parse("cat", argc, argv, opts, 2, pos, 1, &npos);
   if (rc != 0) return rc < 0 ? EXIT_DONE : rc;
   if (npos != 1) return cli_usage("cat", "missing NAME");
-  if ((rc = dataset_open("cat", pos[0], &d)) != 0) return rc;
+  if (bm_name_check(pos[0]) != 0)
+    return cli_usage("cat", "'%s': a name is 1-200 characters of A-Z a-z 0-9 . _ -", pos[0]);
+  verify = !o_raw && !o_noverify;
   cli_ignore_sigpipe();
 #ifdef _WIN32
   _setmode(1, _O_BINARY);
 #endif
+  memset(&info, 0, sizeof(info));
   if (o_raw) {
-    length = d.size;
+    /* Every mapped byte, of whatever the section holds. */
+    if ((err = bm_section_open(&src, pos[0], BM_ACCESS_READ)) != 0 ||
+        (err = bm_source_size(src, &length)) != 0) {
+      bm_source_close(src);
+      return ds_report(pos[0], err, NULL);
+    }
   } else {
-    if (d.decode == BM_ENOTDATASET) {
-      cli_error(pos[0], "not a bulkmap dataset (--raw writes its bytes as they are)");
-      dataset_close(&d);
-      return EXIT_FAILED;
-    }
-    if (d.decode != 0) {
-      cli_error(pos[0], "%s", bm_strerror(d.decode));
-      dataset_close(&d);
-      return EXIT_FAILED;
-    }
-    if ((err = bm_trailer_check_state(&d.t)) != 0) {
-      cli_error(pos[0], "%s (state: %s)", bm_strerror(err), bm_state_name((int)d.t.state));
-      dataset_close(&d);
-      return EXIT_FAILED;
-    }
-    length = d.t.payload_size;
-    if (!o_noverify) {
-      cli_hash_t *x = hash_new();
-      uint64_t h;
-      if (x == NULL) {
-        cli_error("cat", "out of memory");
-        dataset_close(&d);
-        return EXIT_FAILED;
-      }
-      err = dataset_walk(&d, length, cat_hash, x);
-      h = hash_digest(x);
-      hash_free(x);
-      if (err != 0) {
-        cli_lib_error(pos[0], err);
-        dataset_close(&d);
-        return EXIT_FAILED;
-      }
-      if (h != d.t.xxh3) {
-        cli_error(pos[0], "checksum mismatch: payload hashes to %016llx, trailer says %016llx",
-                  (unsigned long long)h, (unsigned long long)d.t.xxh3);
-        dataset_close(&d);
-        return EXIT_FAILED;
-      }
-    }
-  }
-  if (!o_raw && !o_noverify) {
-    if ((out.xxh = hash_new()) == NULL) {
+    /* Verified first (bm_dataset_verify), then written from private copies that are hashed
+     * again, since a writer may change the payload between the verifying pass and this one,
+     * and exit 0 must mean verified bytes went out. */
+    err = bm_dataset_open(&ds, pos[0], verify ? BM_OPEN_VERIFY : 0, &info);
+    if (err != 0) return ds_report(pos[0], err, &info);
+    src = bm_dataset_source(ds);
+    length = info.bytes;
+    if (verify && (out.xxh = hash_new()) == NULL) {
       cli_error("cat", "out of memory");
-      dataset_close(&d);
+      bm_dataset_close(ds);
       return EXIT_FAILED;
     }
   }
-  err = dataset_walk(&d, length, cat_write, &out);
+  err = cat_walk(src, length, &out);
   if (out.xxh != NULL) {
     h2 = hash_digest(out.xxh);
     hash_free(out.xxh);
+    out.xxh = NULL;
   }
-  dataset_close(&d);
+  if (ds != NULL) bm_dataset_close(ds);
+  else bm_source_close(src);
   if (err == CAT_EPIPE) {
     cli_error("cat", "stdout: the reader closed the pipe");
     return EXIT_FAILED;
@@ -147,9 +156,9 @@ int cmd_cat(int argc, char **argv) {
     cli_lib_error(pos[0], err);
     return EXIT_FAILED;
   }
-  if (out.xxh != NULL && h2 != d.t.xxh3) {
+  if (verify && h2 != info.xxh3) {
     cli_error(pos[0], "the payload changed while it was written out: it hashed to %016llx, "
-              "the trailer says %016llx", (unsigned long long)h2, (unsigned long long)d.t.xxh3);
+              "the trailer says %016llx", (unsigned long long)h2, (unsigned long long)info.xxh3);
     return EXIT_FAILED;
   }
   return EXIT_DONE;

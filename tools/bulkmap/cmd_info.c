@@ -56,6 +56,31 @@ int cmd_info(int argc, char **argv) {
   out_bool(&out, "privilege", si.privilege == 1);
   if (!out.json) printf("  ");
   out_str(&out, "reason", available ? NULL : bm_large_reason_str(reason));
+  if (!out.json) printf("  ");
+  out_str(&out, "shmem_enabled", si.shmem_enabled[0] != '\0' ? si.shmem_enabled : NULL);
+  /* Every pool (free/total pages per page size) and every hugetlbfs mount. */
+  if (out.json) {
+    printf(",\"pools\":[");
+    for (i = 0; i < si.n_large_sizes; i++)
+      printf("%s{\"page_size\":%llu,\"free\":%lld,\"total\":%lld}", i ? "," : "",
+             (unsigned long long)si.large_sizes[i],
+             si.large_free[i] == UINT64_MAX ? -1LL : (long long)si.large_free[i],
+             si.large_total[i] == UINT64_MAX ? -1LL : (long long)si.large_total[i]);
+    printf("],\"mounts\":[");
+    for (i = 0; i < si.n_mounts; i++) {
+      printf("%s{\"path\":", i ? "," : "");
+      json_string(si.mounts[i].path);
+      printf(",\"page_size\":%llu}", (unsigned long long)si.mounts[i].page_size);
+    }
+    printf("]");
+  } else {
+    for (i = 0; i < si.n_large_sizes; i++)
+      printf("  pool_%zuk: %lld free of %lld\n", si.large_sizes[i] >> 10,
+             si.large_free[i] == UINT64_MAX ? -1LL : (long long)si.large_free[i],
+             si.large_total[i] == UINT64_MAX ? -1LL : (long long)si.large_total[i]);
+    for (i = 0; i < si.n_mounts; i++)
+      printf("  mount: %s (page size %zu)\n", si.mounts[i].path, si.mounts[i].page_size);
+  }
   out_obj_end(&out);
   out_end(&out);
   return EXIT_DONE;

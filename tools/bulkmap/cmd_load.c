@@ -1,13 +1,15 @@
-/* bulkmap load: copies a file into a new named section through the bulkmap_uv pipeline
- * (reads in parallel, checksum in order), then publishes the trailer as ready. */
+/* bulkmap load: a client of the library's dataset calls. The file is read into the new
+ * dataset's section through the bulkmap_uv pipeline (reads in parallel, the library's
+ * checksum in order); the library publishes it only if the file did not change. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include "datasets.h"
 #include "run.h"
 
 typedef struct {
   uv_file fd;
-  cli_hash_t *xxh;
+  bm_dataset_t *ds;
 } load_t;
 
 /* Pool thread: read the file's bytes for this window straight into the section. */
@@ -31,10 +33,11 @@ static int load_window_read(bm_uv_window_t *w, void *data) {
   return 0;
 }
 
+/* Pool thread, in payload order: the library hashes the bytes as they are in the section
+ * (bm_dataset_hash_view), so the published checksum is the payload's, never a buffer's. */
 static int load_window_hash(bm_uv_window_t *w, void *data) {
   load_t *l = ((cli_run_t *)data)->ctx;
-  hash_update(l->xxh, w->data, w->length);
-  return 0;
+  return bm_dataset_hash_view(l->ds, &w->view);
 }
 
 static const char *base_name(const char *path) {
@@ -44,35 +47,6 @@ static const char *base_name(const char *path) {
   if (b != NULL && (s == NULL || b > s)) s = b;
 #endif
   return s ? s + 1 : path;
-}
-
-typedef struct {
-  void *at;
-  const bm_trailer_t *t;
-  uint32_t state;
-} load_trailer_t;
-
-static int load_encode_trailer(void *arg) {
-  load_trailer_t *lt = arg;
-  int err = bm_trailer_encode(lt->at, lt->t);
-  if (err == 0 && lt->state != lt->t->state) err = bm_trailer_set_state(lt->at, lt->state);
-  return err;
-}
-
-/* Writes the trailer into the section's last BM_TRAILER_SIZE bytes, state last. Guarded:
- * shared memory that cannot get a page (tmpfs full) faults on the first write. */
-static int load_write_trailer(bm_source_t *sec, uint64_t secsize, const bm_trailer_t *t,
-                              uint32_t state) {
-  load_trailer_t lt;
-  bm_view_t v;
-  int err = bm_view_map(&v, sec, secsize - BM_TRAILER_SIZE, BM_TRAILER_SIZE, BM_ACCESS_WRITE);
-  if (err != 0) return err;
-  lt.at = v.data;
-  lt.t = t;
-  lt.state = state;
-  err = bm_guard_call(load_encode_trailer, &lt);
-  bm_view_unmap(&v);
-  return err == BM_ETRUNCATED ? BM_ENOSPC : err;
 }
 
 /* Outside the pipeline (libuv's handlers cover it), a signal is only noted, so that making
@@ -90,23 +64,83 @@ static void load_note_signals(void) {
   signal(SIGTERM, load_on_signal);
 }
 
+static int load_parse_large(const char *text, int *mode) {
+  if (text == NULL) *mode = BM_LARGE_AUTO;
+  else if (strcmp(text, "auto") == 0) *mode = BM_LARGE_AUTO;
+  else if (strcmp(text, "on") == 0) *mode = BM_LARGE_ON;
+  else if (strcmp(text, "off") == 0) *mode = BM_LARGE_OFF;
+  else return cli_usage("load", "--large-pages '%s': expected auto, on or off", text);
+  return 0;
+}
+
+/* Opens FILE twice: as a bulkmap source (identity, size) and through libuv for the pool's
+ * reads. Prints why and returns EXIT_FAILED when it cannot be loaded. */
+static int load_open_file(const char *path, bm_source_t **file, uv_file *fd) {
+  uv_fs_t req;
+  int err;
+  if ((err = bm_file_open(file, path, BM_FILE_READ)) != 0) {
+    cli_lib_error(path, err);
+    return EXIT_FAILED;
+  }
+  /* Should the path have been swapped for a FIFO since, O_NONBLOCK keeps it from hanging
+   * us and fstat refuses it. */
+  *fd = uv_fs_open(NULL, &req, path, UV_FS_O_RDONLY | UV_FS_O_NONBLOCK, 0, NULL);
+  uv_fs_req_cleanup(&req);
+  if (*fd < 0) {
+    cli_error(path, "cannot open: %s", uv_strerror(*fd));
+    return EXIT_FAILED;
+  }
+  if (uv_fs_fstat(NULL, &req, *fd, NULL) != 0 || (req.statbuf.st_mode & S_IFMT) != S_IFREG) {
+    uv_fs_req_cleanup(&req);
+    cli_error(path, "changed while it was opened: no longer a regular file");
+    return EXIT_FAILED;
+  }
+  uv_fs_req_cleanup(&req);
+  return 0;
+}
+
+/* Why a create failed, in a user's words. */
+static void load_create_error(const char *name, int err, const bm_large_t *large,
+                              const char *group) {
+  char why[96];
+  if (err == BM_EEXIST)
+    cli_error(name, "a section of that name exists already (bulkmap rm %s removes it)", name);
+  else if (err == BM_ENOLARGE)
+    cli_error(name, "large pages required but not had: %s%s",
+              bm_large_describe(large, why, sizeof(why)),
+              large->reason == BM_REASON_NO_MOUNT
+                  ? " (bulkmap setup --large-pages SIZE mounts hugetlbfs)"
+              : large->reason == BM_REASON_POOL_EMPTY || large->reason == BM_REASON_POOL_TOO_SMALL
+                  ? " (bulkmap setup --large-pages SIZE grows the pool)"
+                  : "");
+  else if (err == BM_ENOENT && group != NULL)
+    cli_error(name, "--group '%s': no such group", group);
+  else if (err == BM_EACCES && group != NULL)
+    cli_error(name, "--group '%s': you may not give a section to that group", group);
+  else if (err == BM_EBUSY)
+    cli_error(name, "another process holds the lock of /dev/shm that creators take (stuck?)");
+  else
+    cli_lib_error(name, err);
+}
+
 int cmd_load(int argc, char **argv) {
   const char *o_name = NULL, *o_large = NULL, *o_hold = NULL, *o_json = NULL, *o_noprog = NULL,
-             *pos[1];
-  const cli_opt_t opts[] = {{"--name", 1, &o_name}, {"--large-pages", 1, &o_large},
-                            {"--hold", 0, &o_hold}, {"--json", 0, &o_json},
-                            {"--no-progress", 0, &o_noprog}};
-  bm_section_opts_t so;
+             *o_mode = NULL, *o_group = NULL, *pos[1];
+  const cli_opt_t opts[] = {{"--name", 1, &o_name},     {"--large-pages", 1, &o_large},
+                            {"--hold", 0, &o_hold},     {"--json", 0, &o_json},
+                            {"--no-progress", 0, &o_noprog}, {"--mode", 1, &o_mode},
+                            {"--group", 1, &o_group}};
+  bm_dataset_opts_t dso;
+  bm_dataset_info_t info;
   bm_large_t large;
-  bm_trailer_t t;
-  bm_source_t *file = NULL, *sec = NULL;
+  bm_source_t *file = NULL;
   bm_uv_pipeline_opts_t po;
   cli_run_t run;
   load_t l;
-  uint64_t payload, secsize;
-  unsigned threads;
+  uint64_t payload;
+  unsigned threads, mode = 0600;
   uv_fs_t req;
-  int npos, rc, err, mode = BM_LARGE_AUTO, hold;
+  int npos, rc, err, large_mode = BM_LARGE_AUTO, hold;
   double t0, secs;
   cli_out_t out;
 
@@ -118,12 +152,9 @@ int cmd_load(int argc, char **argv) {
   if (bm_name_check(o_name) != 0)
     return cli_usage("load", "--name '%s': a name is 1-200 characters of A-Z a-z 0-9 . _ -",
                      o_name);
-  if (o_large != NULL) {
-    if (strcmp(o_large, "auto") == 0) mode = BM_LARGE_AUTO;
-    else if (strcmp(o_large, "on") == 0) mode = BM_LARGE_ON;
-    else if (strcmp(o_large, "off") == 0) mode = BM_LARGE_OFF;
-    else return cli_usage("load", "--large-pages '%s': expected auto, on or off", o_large);
-  }
+  if ((rc = load_parse_large(o_large, &large_mode)) != 0) return rc;
+  if (o_mode != NULL && (rc = ds_parse_mode("load", o_mode, &mode)) != 0) return rc;
+  if (o_group != NULL && o_group[0] == '\0') return cli_usage("load", "--group is an empty string");
 #ifdef _WIN32
   hold = 1; /* a section dies with its last handle */
 #else
@@ -131,91 +162,34 @@ int cmd_load(int argc, char **argv) {
 #endif
   if ((rc = cli_threads("load", NULL, &threads)) != 0) return rc;
 
-  if ((err = bm_file_open(&file, pos[0], BM_FILE_READ)) != 0 ||
-      (err = bm_source_size(file, &payload)) != 0) {
-    cli_lib_error(pos[0], err);
-    bm_source_close(file);
-    return EXIT_FAILED;
-  }
   memset(&l, 0, sizeof(l));
-  /* The reads go through libuv's descriptor. The path was checked to be a regular file
-   * above; should it have been swapped since, O_NONBLOCK keeps a FIFO from hanging us and
-   * fstat refuses it. */
-  l.fd = uv_fs_open(NULL, &req, pos[0], UV_FS_O_RDONLY | UV_FS_O_NONBLOCK, 0, NULL);
-  uv_fs_req_cleanup(&req);
-  if (l.fd >= 0 && (uv_fs_fstat(NULL, &req, l.fd, NULL) != 0 ||
-                    (req.statbuf.st_mode & S_IFMT) != S_IFREG)) {
-    uv_fs_req_cleanup(&req);
-    uv_fs_close(NULL, &req, l.fd, NULL);
-    uv_fs_req_cleanup(&req);
-    cli_error(pos[0], "changed while it was opened: no longer a regular file");
-    bm_source_close(file);
-    return EXIT_FAILED;
-  }
-  uv_fs_req_cleanup(&req);
-  if (l.fd < 0) {
-    cli_error(pos[0], "cannot open: %s", uv_strerror(l.fd));
-    bm_source_close(file);
-    return EXIT_FAILED;
+  l.fd = -1;
+  if ((rc = load_open_file(pos[0], &file, &l.fd)) != 0) goto done;
+  if ((err = bm_source_size(file, &payload)) != 0) {
+    cli_lib_error(pos[0], err);
+    rc = EXIT_FAILED;
+    goto done;
   }
 
-  memset(&so, 0, sizeof(so));
-  so.large = mode;
-  so.round = 1;
-  {
-    /* Size for the page kind asked for: a multiple of the large page size is a multiple
-     * of the normal one too, so a fallback still fits. */
-    bm_sysinfo_t si;
-    size_t page = bm_page_size();
-    if (mode != BM_LARGE_OFF && bm_sysinfo_get(&si) == 0 && si.default_large_size > page)
-      page = si.default_large_size;
-    if ((err = bm_dataset_size(payload, page, &so.size)) != 0) {
-      cli_lib_error(pos[0], err);
-      goto fail_file;
-    }
-  }
+  memset(&dso, 0, sizeof(dso));
+  dso.size = payload;
+  dso.large = large_mode;
+  dso.mode = mode;
+  dso.group = o_group;
+  dso.source = base_name(pos[0]);
   memset(&large, 0, sizeof(large));
   load_note_signals();
-  err = bm_section_create(&sec, o_name, &so, &large);
-  if (err == BM_EEXIST) {
-    cli_error(o_name, "a section of that name exists already (bulkmap rm %s removes it)", o_name);
-    goto fail_file;
+  if ((err = bm_dataset_create(&l.ds, o_name, &dso, &large)) != 0) {
+    load_create_error(o_name, err, &large, o_group);
+    rc = EXIT_FAILED;
+    goto done;
   }
-  if (err == BM_ENOLARGE) {
-    cli_error(o_name, "large pages required but not had: %s", bm_large_reason_str(large.reason));
-    goto fail_file;
-  }
-  if (err != 0) {
-    cli_lib_error(o_name, err);
-    goto fail_file;
-  }
-  if ((err = bm_source_size(sec, &secsize)) != 0) {
-    cli_lib_error(o_name, err);
-    goto fail_section;
-  }
-
-  /* Published as loading first, so that a reader meeting a dead writer can say so. */
-  memset(&t, 0, sizeof(t));
-  t.version = BM_TRAILER_VERSION;
-  t.state = BM_STATE_LOADING;
-  t.payload_size = payload;
-  t.page_size = large.obtained ? large.page_size : bm_page_size();
-  t.writer_pid = (int64_t)uv_os_getpid();
-  {
-    uv_timeval64_t tv;
-    t.created = uv_gettimeofday(&tv) == 0 ? tv.tv_sec : 0;
-  }
-  snprintf(t.source, sizeof(t.source), "%s", base_name(pos[0]));
-  if ((err = load_write_trailer(sec, secsize, &t, BM_STATE_LOADING)) != 0) {
-    cli_lib_error(o_name, err);
-    goto fail_section;
+  if ((err = bm_dataset_watch(l.ds, file)) != 0) {
+    cli_lib_error(pos[0], err);
+    goto failed;
   }
   if (load_signalled) goto interrupted;
 
-  if ((l.xxh = hash_new()) == NULL) {
-    cli_error("load", "out of memory");
-    goto fail_section;
-  }
   memset(&po, 0, sizeof(po));
   po.offset = 0;
   po.length = payload;
@@ -226,8 +200,7 @@ int cmd_load(int argc, char **argv) {
   po.ordered = load_window_hash;
   run.ctx = &l;
   t0 = cli_now();
-  err = cli_run(&run, sec, &po, o_noprog == NULL);
-  secs = cli_now() - t0;
+  err = cli_run(&run, bm_dataset_source(l.ds), &po, o_noprog == NULL);
   load_note_signals(); /* libuv put the default action back when its handles closed */
   if (run.interrupted || load_signalled) goto interrupted;
   if (err != 0) {
@@ -235,57 +208,61 @@ int cmd_load(int argc, char **argv) {
     else if (err == BM_ENOSPC)
       cli_error(o_name, "no memory left for the section's pages (shared memory full?)");
     else cli_lib_error_os(pos[0], err, run.pipe.os_error);
-    load_write_trailer(sec, secsize, &t, BM_STATE_FAILED);
-    goto fail_section;
+    goto failed;
   }
-  t.xxh3 = hash_digest(l.xxh);
+  err = bm_dataset_publish(l.ds, &info);
+  secs = cli_now() - t0;
+  if (err == BM_ECHANGED) {
+    cli_error(pos[0], "file changed as we read it: nothing published");
+    goto failed;
+  }
+  if (err != 0) {
+    if (err == BM_ENOSPC) cli_error(o_name, "no memory left for the section's pages (shared memory full?)");
+    else cli_lib_error(o_name, err);
+    goto failed;
+  }
   if (load_signalled) goto interrupted;
-  if ((err = load_write_trailer(sec, secsize, &t, BM_STATE_READY)) != 0) {
-    cli_lib_error(o_name, err);
-    goto fail_section;
-  }
   /* Published: from here a signal ends a --hold, or is too late to matter. */
   signal(SIGINT, SIG_DFL);
   signal(SIGTERM, SIG_DFL);
 
   out_begin(&out, o_json != NULL);
-  out_str(&out, "name", o_name);
-  out_u64(&out, "bytes", payload);
-  out_hex64(&out, "xxh3", t.xxh3);
-  out_str(&out, "state", "ready");
-  out_u64(&out, "page_size", t.page_size);
-  out_large(&out, &large);
+  ds_out_info(&out, &info);
   out_f(&out, "seconds", secs, 6);
   out_f(&out, "bytes_per_second", secs > 0 ? (double)payload / secs : 0, 0);
-  out_i64(&out, "writer_pid", t.writer_pid);
-  out_i64(&out, "created", t.created);
+  out_i64(&out, "writer_pid", info.writer_pid);
+  out_i64(&out, "created", info.created);
   out_end(&out);
   rc = EXIT_DONE;
   if (hold) {
     fprintf(stderr, "bulkmap: load: holding %s until interrupted\n", o_name);
     cli_wait_for_signal();
 #ifndef _WIN32
-    bm_section_remove(o_name);
+    /* Only what this load made: a name removed and made again by anyone since is left. */
+    if ((err = bm_dataset_remove(l.ds)) == BM_EREPLACED)
+      cli_error(o_name, "now names another section: left alone");
 #endif
   }
   goto done;
 
 interrupted:
-  cli_error("load", "interrupted: %s removed, nothing published", o_name);
-  load_write_trailer(sec, secsize, &t, BM_STATE_FAILED);
-  bm_section_remove(o_name);
+  err = bm_dataset_fail(l.ds);
+  cli_error("load", "interrupted: nothing published%s",
+            err == 0 ? ", the section removed"
+            : err == BM_EREPLACED ? " (the name now refers to another section: left alone)" : "");
   rc = EXIT_INTERRUPTED;
   goto done;
 
-fail_section:
-  bm_section_remove(o_name);
-fail_file:
+failed:
+  if (bm_dataset_fail(l.ds) == BM_EREPLACED)
+    cli_error(o_name, "now names another section: left alone");
   rc = EXIT_FAILED;
 done:
-  hash_free(l.xxh);
-  uv_fs_close(NULL, &req, l.fd, NULL);
-  uv_fs_req_cleanup(&req);
-  bm_source_close(sec);
+  bm_dataset_close(l.ds);
+  if (l.fd >= 0) {
+    uv_fs_close(NULL, &req, l.fd, NULL);
+    uv_fs_req_cleanup(&req);
+  }
   bm_source_close(file);
   return rc;
 }

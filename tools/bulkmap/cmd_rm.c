@@ -1,26 +1,28 @@
-/* bulkmap rm: removes a named section. */
-#include "cli.h"
+/* bulkmap rm: removes named sections, each found as cat and stat find it (your own object
+ * first). A dataset still being loaded by a live writer is removed only with --force. */
+#include "datasets.h"
 
 int cmd_rm(int argc, char **argv) {
-  const char *pos[1];
-  int npos, rc, err;
-  rc = cli_parse("rm", argc, argv, NULL, 0, pos, 1, &npos);
+  const char *o_force = NULL, *pos[256];
+  const cli_opt_t opts[] = {{"--force", 0, &o_force}};
+  int npos, rc, err, i, status = EXIT_DONE;
+  rc = cli_parse("rm", argc, argv, opts, 1, pos, (int)(sizeof(pos) / sizeof(pos[0])), &npos);
   if (rc != 0) return rc < 0 ? EXIT_DONE : rc;
-  if (npos != 1) return cli_usage("rm", "missing NAME");
-  if (bm_name_check(pos[0]) != 0)
-    return cli_usage("rm", "'%s': a name is 1-200 characters of A-Z a-z 0-9 . _ -", pos[0]);
-  err = bm_section_remove(pos[0]);
-  if (err == BM_ENOENT) {
-    cli_error(pos[0], "no such section");
-    return EXIT_FAILED;
+  if (npos < 1) return cli_usage("rm", "missing NAME");
+  for (i = 0; i < npos; i++)
+    if (bm_name_check(pos[i]) != 0)
+      return cli_usage("rm", "'%s': a name is 1-200 characters of A-Z a-z 0-9 . _ -", pos[i]);
+  for (i = 0; i < npos; i++) {
+    err = o_force ? bm_section_remove_force(pos[i]) : bm_section_remove(pos[i]);
+    if (err == 0) continue;
+    if (err == BM_ENOENT && o_force) continue; /* as rm -f: gone is what was wanted */
+    if (err == BM_EBUSY)
+      cli_error(pos[i], "its writer is still loading it (--force removes it anyway)");
+    else if (err == BM_ENOTSUP)
+      cli_error(pos[i], "sections cannot be removed here: one lives until its last handle closes");
+    else
+      ds_report(pos[i], err, NULL);
+    status = EXIT_FAILED;
   }
-  if (err == BM_ENOTSUP) {
-    cli_error(pos[0], "sections cannot be removed here: one lives until its last handle closes");
-    return EXIT_FAILED;
-  }
-  if (err != 0) {
-    cli_lib_error(pos[0], err);
-    return EXIT_FAILED;
-  }
-  return EXIT_DONE;
+  return status;
 }

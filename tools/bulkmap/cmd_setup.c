@@ -1,81 +1,155 @@
-/* bulkmap setup --large-pages SIZE: Linux (root) reserves huge pages and mounts hugetlbfs;
- * Windows says how to grant "Lock pages in memory". */
+/* bulkmap setup --large-pages SIZE: Linux (root) grows the huge page pool to at least SIZE
+ * (never shrinks it) and mounts hugetlbfs where none is, writable by root and an optional
+ * group only; Windows says how to grant "Lock pages in memory". */
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
 #ifndef _WIN32
 #include <errno.h>
+#include <grp.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #endif
 
+#ifndef _WIN32
+static int setup_read_pages(const char *path, uint64_t *v) {
+  FILE *f = fopen(path, "r");
+  unsigned long long x;
+  int ok;
+  if (f == NULL) return -1;
+  ok = fscanf(f, "%llu", &x) == 1;
+  fclose(f);
+  if (!ok) return -1;
+  *v = x;
+  return 0;
+}
+
+/* The group for the mount: a name or a number. */
+static int setup_group(const char *text, gid_t *gid) {
+  struct group *g = getgrnam(text);
+  char *end;
+  unsigned long v;
+  if (g != NULL) {
+    *gid = g->gr_gid;
+    return 0;
+  }
+  v = strtoul(text, &end, 10);
+  if (text[0] >= '0' && text[0] <= '9' && *end == '\0' && v == (unsigned long)(gid_t)v) {
+    *gid = (gid_t)v;
+    return 0;
+  }
+  return -1;
+}
+#endif
+
 int cmd_setup(int argc, char **argv) {
-  const char *o_large = NULL, *pos[1];
-  const cli_opt_t opts[] = {{"--large-pages", 1, &o_large}};
+  const char *o_large = NULL, *o_group = NULL, *o_json = NULL, *pos[1];
+  const cli_opt_t opts[] = {{"--large-pages", 1, &o_large}, {"--group", 1, &o_group},
+                            {"--json", 0, &o_json}};
   uint64_t bytes;
   bm_sysinfo_t si;
   int npos, rc;
 
-  rc = cli_parse("setup", argc, argv, opts, 1, pos, 0, &npos);
+  rc = cli_parse("setup", argc, argv, opts, 3, pos, 0, &npos);
   if (rc != 0) return rc < 0 ? EXIT_DONE : rc;
   if (o_large == NULL) return cli_usage("setup", "missing --large-pages SIZE");
   if ((rc = cli_size("setup", "--large-pages", o_large, &bytes)) != 0) return rc;
+  if (o_group != NULL && o_group[0] == '\0') return cli_usage("setup", "--group is an empty string");
   if ((rc = bm_sysinfo_get(&si)) != 0) {
     cli_lib_error("setup", rc);
     return EXIT_FAILED;
   }
 #ifdef _WIN32
-  printf("os: windows\n");
-  printf("privilege: %s\n", si.privilege == 1 ? "held" : "not held");
-  printf("how: grant \"Lock pages in memory\" (SeLockMemoryPrivilege) to your account:\n"
-         "  secpol.msc > Local Policies > User Rights Assignment > Lock pages in memory,\n"
-         "  add the user, then sign out and in again. Large pages also need enough\n"
-         "  contiguous free memory: set them up early after boot.\n");
   (void)bytes;
+  {
+    cli_out_t out;
+    out_begin(&out, o_json != NULL);
+    out_str(&out, "os", "windows");
+    out_bool(&out, "privilege", si.privilege == 1);
+    out_str(&out, "how",
+            "grant \"Lock pages in memory\" (SeLockMemoryPrivilege) to your account: secpol.msc > "
+            "Local Policies > User Rights Assignment > Lock pages in memory, add the user, then "
+            "sign out and in again; large pages also need contiguous free memory, so set them "
+            "up early after boot");
+    out_end(&out);
+  }
   return si.privilege == 1 ? EXIT_DONE : EXIT_FAILED;
 #else
   {
     char path[256];
-    uint64_t pages, got = 0;
+    const char *mnt = NULL;
+    uint64_t want, before = 0, after = 0, free_pages = 0;
     size_t hp = si.default_large_size;
+    gid_t gid = 0;
+    int mounted = 0;
+    cli_out_t out;
     FILE *f;
+
     if (hp == 0) {
       cli_error("setup", "this kernel offers no huge pages");
       return EXIT_FAILED;
     }
+    if (o_group != NULL && setup_group(o_group, &gid) != 0)
+      return cli_usage("setup", "--group '%s': no such group", o_group);
     if (geteuid() != 0) {
       cli_error("setup", "reserving huge pages needs root (writes /proc/sys/vm/nr_hugepages)");
       return EXIT_FAILED;
     }
-    pages = (bytes + hp - 1) / hp;
+    want = bytes / hp + (bytes % hp != 0);
     snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%lukB/nr_hugepages",
              (unsigned long)(hp >> 10));
-    f = fopen(path, "w");
-    if (f == NULL || fprintf(f, "%llu\n", (unsigned long long)pages) < 0 || fclose(f) != 0) {
-      cli_error("setup", "cannot write %s: %s", path, strerror(errno));
+    if (setup_read_pages(path, &before) != 0) {
+      cli_error("setup", "cannot read %s: %s", path, strerror(errno));
       return EXIT_FAILED;
     }
-    f = fopen(path, "r");
-    if (f == NULL || fscanf(f, "%llu", (unsigned long long *)&got) != 1) got = 0;
-    if (f) fclose(f);
-    printf("page_size: %zu\n", hp);
-    printf("requested_pages: %llu\n", (unsigned long long)pages);
-    printf("reserved_pages: %llu\n", (unsigned long long)got);
-    if (si.n_mounts == 0) {
-      const char *dir = "/dev/hugepages";
-      mkdir(dir, 0755);
-      if (mount("none", dir, "hugetlbfs", 0, "mode=1777") != 0) {
-        cli_error("setup", "cannot mount hugetlbfs on %s: %s", dir, strerror(errno));
+    after = before;
+    if (want > before) { /* never shrink: other programs may use the pages */
+      f = fopen(path, "w");
+      if (f == NULL || fprintf(f, "%llu\n", (unsigned long long)want) < 0 || fclose(f) != 0) {
+        cli_error("setup", "cannot write %s: %s", path, strerror(errno));
         return EXIT_FAILED;
       }
-      printf("hugetlbfs: %s (mounted now)\n", dir);
-    } else {
-      printf("hugetlbfs: %s\n", si.mounts[0].path);
+      if (setup_read_pages(path, &after) != 0) after = 0;
     }
-    if (got < pages) {
+    snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%lukB/free_hugepages",
+             (unsigned long)(hp >> 10));
+    if (setup_read_pages(path, &free_pages) != 0) free_pages = 0;
+    if (si.n_mounts == 0) {
+      char opt[64];
+      mnt = "/dev/hugepages";
+      if (mkdir(mnt, 0755) != 0 && errno != EEXIST) {
+        cli_error("setup", "cannot make %s: %s", mnt, strerror(errno));
+        return EXIT_FAILED;
+      }
+      /* Root's, plus the group's when asked (sticky: members remove only their own). */
+      if (o_group != NULL) snprintf(opt, sizeof(opt), "mode=1770,gid=%lu", (unsigned long)gid);
+      else snprintf(opt, sizeof(opt), "mode=0755");
+      if (mount("none", mnt, "hugetlbfs", MS_NOSUID | MS_NODEV, opt) != 0) {
+        cli_error("setup", "cannot mount hugetlbfs on %s: %s", mnt, strerror(errno));
+        return EXIT_FAILED;
+      }
+      mounted = 1;
+    } else {
+      struct stat st;
+      mnt = si.mounts[0].path;
+      if (stat(mnt, &st) == 0 && (st.st_mode & 0002))
+        fprintf(stderr, "bulkmap: setup: note: %s is writable by every user (mode %04o): any "
+                "user can create a name there; bulkmap prefers your own object of a name\n",
+                mnt, (unsigned)(st.st_mode & 07777));
+    }
+    out_begin(&out, o_json != NULL);
+    out_u64(&out, "page_size", hp);
+    out_u64(&out, "requested_pages", want);
+    out_u64(&out, "pool_before", before);
+    out_u64(&out, "pool_after", after);
+    out_u64(&out, "free_pages", free_pages);
+    out_str(&out, "hugetlbfs", mnt);
+    out_bool(&out, "mounted_now", mounted);
+    out_end(&out);
+    if (after < want) {
       cli_error("setup", "the kernel reserved %llu of %llu pages (memory too fragmented?)",
-                (unsigned long long)got, (unsigned long long)pages);
+                (unsigned long long)after, (unsigned long long)want);
       return EXIT_FAILED;
     }
     return EXIT_DONE;

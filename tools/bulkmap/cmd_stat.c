@@ -1,41 +1,37 @@
-/* bulkmap stat: shows a dataset section's trailer. */
+/* bulkmap stat: shows a dataset's trailer, judged (a client of bm_dataset_open). Exits 0
+ * only for a ready dataset; the others are still shown. */
 #include <string.h>
-#include "dataset.h"
+#include "datasets.h"
 
 int cmd_stat(int argc, char **argv) {
   const char *o_json = NULL, *pos[1];
   const cli_opt_t opts[] = {{"--json", 0, &o_json}};
-  dataset_t d;
-  bm_large_t large;
-  const char *state;
-  int npos, rc;
+  bm_dataset_t *ds = NULL;
+  bm_dataset_info_t info;
+  int npos, rc, err;
   cli_out_t out;
 
   rc = cli_parse("stat", argc, argv, opts, 1, pos, 1, &npos);
   if (rc != 0) return rc < 0 ? EXIT_DONE : rc;
   if (npos != 1) return cli_usage("stat", "missing NAME");
-  if ((rc = dataset_open("stat", pos[0], &d)) != 0) return rc;
-  if (d.decode != 0) {
-    cli_error(pos[0], "%s", bm_strerror(d.decode));
-    dataset_close(&d);
+  if (bm_name_check(pos[0]) != 0)
+    return cli_usage("stat", "'%s': a name is 1-200 characters of A-Z a-z 0-9 . _ -", pos[0]);
+  err = bm_dataset_open(&ds, pos[0], BM_OPEN_ANY_STATE, &info);
+  if (err != 0) return ds_report(pos[0], err, &info);
+  bm_dataset_close(ds);
+  if (info.state == BM_STATE_CORRUPT) return ds_report(pos[0], BM_ECORRUPT, &info);
+
+  out_begin(&out, o_json != NULL);
+  ds_out_info(&out, &info);
+  out_i64(&out, "writer_pid", info.writer_pid);
+  out_i64(&out, "created", info.created);
+  out_str(&out, "source", info.source);
+  out_str(&out, "path", info.path);
+  out_u64(&out, "section_bytes", info.section_bytes);
+  out_end(&out);
+  if (info.state != BM_STATE_READY) {
+    cli_error(pos[0], "not ready (state: %s)", bm_state_name(info.state));
     return EXIT_FAILED;
   }
-  memset(&large, 0, sizeof(large));
-  bm_section_large(d.src, &large);
-  /* A loading section whose writer is gone is shown as abandoned. */
-  state = bm_trailer_check_state(&d.t) == BM_EABANDONED ? "abandoned" : bm_state_name((int)d.t.state);
-  out_begin(&out, o_json != NULL);
-  out_str(&out, "name", pos[0]);
-  out_u64(&out, "bytes", d.t.payload_size);
-  out_hex64(&out, "xxh3", d.t.xxh3);
-  out_str(&out, "state", state);
-  out_u64(&out, "page_size", d.t.page_size);
-  out_large(&out, &large);
-  out_i64(&out, "writer_pid", d.t.writer_pid);
-  out_i64(&out, "created", d.t.created);
-  out_str(&out, "source", d.t.source);
-  out_u64(&out, "section_bytes", d.size);
-  out_end(&out);
-  dataset_close(&d);
   return EXIT_DONE;
 }

@@ -1,57 +1,8 @@
-/* The tool's XXH3-64 (equal to xxhsum -H3): xxHash header-only, with the AVX2 kernels
- * compiled beside the baseline (SSE2) ones and picked at run time, as xxhsum does
- * (xxh_x86dispatch.c). The hash is the one sequential stage of scan and load, so its speed
- * is theirs. */
-#define XXH_INLINE_ALL
-#if defined(__x86_64__) && defined(__GNUC__)
-#define XXH_DISPATCH_AVX2 1
-/* The AVX2 kernel loads the accumulators with aligned 32-byte loads, and XXH3_update works
- * on a stack copy aligned to XXH_ACC_ALIGN, which the SSE2 baseline would set to 16. 64 is
- * what xxHash's own dispatcher (XXH_X86DISPATCH) uses. */
-#define XXH_ACC_ALIGN 64
-#define XXH_TARGET_AVX2 __attribute__((__target__("avx2")))
-#include <immintrin.h>
-#endif
-#include <stdlib.h>
-#include <xxhash.h>
+/* The tool's XXH3-64 is the library's (bm_xxh3_*): one implementation for scan, load, cat
+ * and the dataset format. */
 #include "cli.h"
 
-struct cli_hash_s {
-  XXH3_state_t *st;
-};
-
-#if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((__target__("avx2"))) static void hash_update_avx2(XXH3_state_t *st,
-                                                                 const void *p, size_t n) {
-  XXH3_update(st, (const xxh_u8 *)p, n, XXH3_accumulate_512_avx2, XXH3_scrambleAcc_avx2);
-}
-#endif
-
-cli_hash_t *hash_new(void) {
-  cli_hash_t *h = malloc(sizeof(*h));
-  if (h == NULL) return NULL;
-  if ((h->st = XXH3_createState()) == NULL || XXH3_64bits_reset(h->st) != XXH_OK) {
-    XXH3_freeState(h->st);
-    free(h);
-    return NULL;
-  }
-  return h;
-}
-
-void hash_update(cli_hash_t *h, const void *p, size_t n) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (cli_cpu_avx2()) {
-    hash_update_avx2(h->st, p, n);
-    return;
-  }
-#endif
-  XXH3_64bits_update(h->st, p, n);
-}
-
-uint64_t hash_digest(const cli_hash_t *h) { return XXH3_64bits_digest(h->st); }
-
-void hash_free(cli_hash_t *h) {
-  if (h == NULL) return;
-  XXH3_freeState(h->st);
-  free(h);
-}
+cli_hash_t *hash_new(void) { return (cli_hash_t *)bm_xxh3_new(); }
+void hash_update(cli_hash_t *h, const void *p, size_t n) { bm_xxh3_update((bm_xxh3_t *)h, p, n); }
+uint64_t hash_digest(const cli_hash_t *h) { return bm_xxh3_digest((const bm_xxh3_t *)h); }
+void hash_free(cli_hash_t *h) { bm_xxh3_free((bm_xxh3_t *)h); }

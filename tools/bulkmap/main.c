@@ -25,11 +25,15 @@ static const cli_cmd_t commands[] = {
    "  --no-progress   no progress bar on stderr\n"
    "SIZE and N: bytes, or a number with a K, M, G or T suffix (64M = 67108864)."},
   {"load", cmd_load,
-   "bulkmap load  FILE --name NAME [--large-pages auto|on|off] [--hold] [--json] [--no-progress]",
+   "bulkmap load  FILE --name NAME [--large-pages auto|on|off] [--mode OCTAL] [--group NAME]\n"
+   "              [--hold] [--json] [--no-progress]",
    "Copies FILE into a new named shared section NAME, checksums it and marks it ready.\n"
    "  --name NAME            1-200 of [A-Za-z0-9._-] (Windows: Local\\ or Global\\ may lead)\n"
    "  --large-pages MODE     auto (default): use them when they can be had; on: fail\n"
    "                         without them; off: never\n"
+   "  --mode OCTAL           the section's permission bits (default 0600); readers need\n"
+   "                         only read permission\n"
+   "  --group NAME           give the section to group NAME (yours, or any as root)\n"
    "  --hold                 keep the section until interrupted, then remove it\n"
    "                         (always on Windows, where a section dies with its last handle)\n"
    "  --json                 one JSON object on stdout\n"
@@ -41,7 +45,15 @@ static const cli_cmd_t commands[] = {
   {"stat", cmd_stat, "bulkmap stat  NAME [--json]",
    "Shows the trailer of section NAME: size, checksum, state, page size, writer.\n"
    "  --json   one JSON object on stdout"},
-  {"rm", cmd_rm, "bulkmap rm    NAME", "Removes section NAME."},
+  {"ls", cmd_ls, "bulkmap ls    [--json] [--all]",
+   "Lists the datasets in /dev/shm and on every hugetlbfs mount: name, place, bytes,\n"
+   "state, page size, owner, mode, writer pid, created.\n"
+   "  --all    also objects that are not datasets (foreign) or cannot be read\n"
+   "  --json   one JSON object on stdout: {\"sections\":[...]}"},
+  {"rm", cmd_rm, "bulkmap rm    NAME... [--force]",
+   "Removes each section NAME (your own first where another user's has the same name).\n"
+   "  --force  also a dataset whose writer is still loading it, and no error for a\n"
+   "           name that does not exist"},
   {"bench", cmd_bench, "bulkmap bench [--size SIZE] [--pages 4k,thp,large] [--csv FILE] [--json]",
    "Compares page kinds on an anonymous region of SIZE (default 1G): populate time,\n"
    "sequential read rate, random 8-byte read latency, dependent-load (pointer chase)\n"
@@ -52,8 +64,12 @@ static const cli_cmd_t commands[] = {
    "                 pages), large (hugetlb / SEC_LARGE_PAGES); default all three\n"
    "  --csv FILE     also write one CSV row a kind to FILE\n"
    "  --json         one JSON object on stdout"},
-  {"setup", cmd_setup, "bulkmap setup --large-pages SIZE",
-   "Linux (root): reserves SIZE bytes of huge pages and mounts hugetlbfs if none is mounted.\n"
+  {"setup", cmd_setup, "bulkmap setup --large-pages SIZE [--group NAME] [--json]",
+   "Linux (root): makes sure the huge page pool holds at least SIZE bytes (it never shrinks\n"
+   "a pool) and mounts hugetlbfs on /dev/hugepages if none is mounted, writable by root and\n"
+   "by --group only (never world-writable). Prints the pool before and after.\n"
+   "  --group NAME   the group that may create large-page sections (mode 1770)\n"
+   "  --json         one JSON object on stdout\n"
    "Windows: says how to grant \"Lock pages in memory\"."},
 };
 #define NCOMMANDS (int)(sizeof(commands) / sizeof(commands[0]))

@@ -1,0 +1,480 @@
+/* Datasets (DESIGN section 2): the whole lifecycle of a named section holding a payload
+ * and a trailer: create (exclusive, under the writer lock), fill, hash, publish, fail,
+ * open verified, verify, list. The portable protocol; where a name lives, the locks and
+ * identities are the backend's (src/os.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "os.h"
+
+struct bm_dataset_s {
+  bm_source_t *src;
+  char name[BM_NAME_MAX + 8];
+  uint64_t section;      /* section bytes */
+  bm__trailer_t t;       /* as last written or read */
+  int writer;            /* this handle created the dataset */
+  int published, failed;
+  int open_state;        /* a reader's state at open, when no trailer could be read */
+  bm_xxh3_t *h;          /* the hash of payload bytes [0, hashed) */
+  uint64_t hashed;
+  bm_source_t *watched;  /* the file the payload comes from */
+  bm__identity_t id_fd, id_path;
+  char *watch_path;      /* the file's whole path, to see what it names at publish */
+};
+
+/* ---- The trailer through a view of the section's last BM_TRAILER_SIZE bytes. Guarded:
+ * shared memory that cannot get a page (tmpfs full) faults on the first write, and a
+ * section cut short by another process faults on a read. */
+
+typedef struct {
+  void *at;
+  bm__trailer_t *t;
+  uint64_t section;
+  int write;
+} bm__trailer_call_t;
+
+static int bm__trailer_call(void *arg) {
+  bm__trailer_call_t *c = arg;
+  return c->write ? bm__trailer_encode(c->at, c->t) : bm__trailer_decode(c->at, c->section, c->t);
+}
+
+static int bm__trailer_io(bm_source_t *src, uint64_t section, bm__trailer_t *t, int write) {
+  bm__trailer_call_t c;
+  bm_view_t v;
+  uint64_t now;
+  int err;
+
+  if (section < BM_TRAILER_SIZE) return BM_ENOTDATASET;
+  err = bm_view_map(&v, src, section - BM_TRAILER_SIZE, BM_TRAILER_SIZE,
+                    write ? BM_ACCESS_WRITE : BM_ACCESS_READ);
+  if (err == BM_ERANGE) return BM_ETRUNCATED;
+  if (err != 0) return err;
+  if (!write) err = bm_view_prefetch(&v);
+  if (err == 0) {
+    c.at = v.data;
+    c.t = t;
+    c.section = section;
+    c.write = write;
+    err = bm_guard_call(bm__trailer_call, &c);
+  }
+  bm_view_unmap(&v);
+  if (write && err == BM_ETRUNCATED) return BM_ENOSPC;
+  /* A section whose size changed since it was opened is being rewritten under us: what
+   * was decoded may belong to another layout. */
+  if (!write && (err == 0 || err == BM_ECORRUPT || err == BM_ENOTDATASET)) {
+    int e2 = bm_source_size(src, &now);
+    if (e2 != 0) return e2;
+    if (now != section) return BM_ETRUNCATED;
+  }
+  return err;
+}
+
+/* ---- Hashing the payload from the section, in bounded, prefaulted, guarded windows. */
+
+typedef struct {
+  bm_xxh3_t *h;
+  const unsigned char *p;
+  size_t n;
+} bm__hash_call_t;
+
+static int bm__hash_call(void *arg) {
+  bm__hash_call_t *c = arg;
+  bm_xxh3_update(c->h, c->p, c->n);
+  return 0;
+}
+
+static int bm__hash_range(bm_source_t *src, uint64_t start, uint64_t length, bm_xxh3_t *h) {
+  bm_window_opts_t o;
+  bm_window_t w;
+  bm__hash_call_t c;
+  int r, err = 0;
+
+  if (length == 0) return 0;
+  memset(&o, 0, sizeof(o));
+  o.start = start;
+  o.length = length;
+  o.window = 64u << 20;
+  o.prefault = 1;
+  o.readahead = 1;
+  if ((err = bm_window_init(&w, src, &o)) != 0) return err == BM_ERANGE ? BM_ETRUNCATED : err;
+  c.h = h;
+  while ((r = bm_window_next(&w)) == 1) {
+    c.p = w.data + w.overlap;
+    c.n = w.length - w.overlap;
+    if ((err = bm_guard_call(bm__hash_call, &c)) != 0) break;
+  }
+  if (r < 0) err = r;
+  bm_window_close(&w);
+  return err;
+}
+
+/* ---- Judging a trailer: the state a reader sees. */
+
+static int bm__judge(bm_source_t *src, const bm__trailer_t *t) {
+  int alive;
+  if (t->state != BM_STATE_LOADING) return (int)t->state;
+  alive = bm__os_writer_alive(src);
+  return alive == 0 ? BM_STATE_ABANDONED : BM_STATE_LOADING;
+}
+
+static void bm__fill_info(const bm_dataset_t *ds, int state, bm_dataset_info_t *info) {
+  memset(info, 0, sizeof(*info));
+  snprintf(info->name, sizeof(info->name), "%s", ds->name);
+  snprintf(info->path, sizeof(info->path), "%s", ds->src != NULL ? ds->src->path : "");
+  info->state = state;
+  info->section_bytes = ds->section;
+  if (state == BM_STATE_CORRUPT || state == BM_STATE_FOREIGN) return;
+  info->bytes = ds->t.payload_size;
+  info->has_xxh3 = state == BM_STATE_READY;
+  info->xxh3 = info->has_xxh3 ? ds->t.xxh3 : 0;
+  info->page_size = ds->t.page_size;
+  info->large = ds->t.large;
+  info->writer_pid = ds->t.writer_pid;
+  info->created = ds->t.created;
+  memcpy(info->source, ds->t.source, sizeof(info->source));
+}
+
+static bm_dataset_t *bm__dataset_new(const char *name) {
+  bm_dataset_t *ds = calloc(1, sizeof(*ds));
+  if (ds != NULL) snprintf(ds->name, sizeof(ds->name), "%s", name);
+  return ds;
+}
+
+static void bm__dataset_free(bm_dataset_t *ds) {
+  bm_xxh3_free(ds->h);
+  free(ds->watch_path);
+  bm_source_close(ds->src);
+  free(ds);
+}
+
+/* ---- Writers. */
+
+int bm_dataset_create(bm_dataset_t **out, const char *name, const bm_dataset_opts_t *opts,
+                      bm_large_t *outcome) {
+  bm_section_opts_t so;
+  bm_large_t large;
+  bm_dataset_t *ds;
+  size_t page = bm_page_size();
+  int err;
+
+  memset(&large, 0, sizeof(large));
+  if (outcome != NULL) *outcome = large;
+  if (out == NULL || opts == NULL) return BM_EINVAL;
+  *out = NULL;
+  if ((err = bm_name_check(name)) != 0) return err;
+  if (opts->large < BM_LARGE_OFF || opts->large > BM_LARGE_ON) return BM_EINVAL;
+
+  memset(&so, 0, sizeof(so));
+  so.large = opts->large;
+  so.large_page_size = opts->large_page_size;
+  so.mode = opts->mode;
+  so.group = opts->group;
+  so.mount = opts->mount;
+  so.round = 1;
+  /* Sized for the page kind asked for: a multiple of the large page size is a multiple of
+   * the normal one too, so a fallback still fits. */
+  if (opts->large != BM_LARGE_OFF) {
+    bm_sysinfo_t si;
+    size_t lp = opts->large_page_size;
+    if (lp == 0 && bm_sysinfo_get(&si) == 0) lp = si.default_large_size;
+    if (lp > page) page = lp;
+  }
+  if ((err = bm__dataset_size(opts->size, page, &so.size)) != 0) return err;
+  if ((ds = bm__dataset_new(name)) == NULL) return BM_ENOMEM;
+
+  err = bm_section_create(&ds->src, name, &so, &large);
+  if (outcome != NULL) *outcome = large;
+  if (err != 0) {
+    free(ds);
+    return err;
+  }
+  ds->writer = 1;
+  if ((err = bm_source_size(ds->src, &ds->section)) != 0) goto undo;
+  if ((ds->h = bm_xxh3_new()) == NULL) {
+    err = BM_ENOMEM;
+    goto undo;
+  }
+  /* Published as loading first, so that a reader meeting a dead writer can say so. */
+  ds->t.state = BM_STATE_LOADING;
+  ds->t.payload_size = opts->size;
+  ds->t.page_size = large.obtained ? large.page_size : bm_page_size();
+  ds->t.writer_pid = bm__os_pid();
+  ds->t.created = bm__os_time();
+  ds->t.large = large;
+  snprintf(ds->t.source, sizeof(ds->t.source), "%s", opts->source != NULL ? opts->source : "");
+  if ((err = bm__trailer_io(ds->src, ds->section, &ds->t, 1)) != 0) goto undo;
+  *out = ds;
+  return 0;
+
+undo:
+  bm__os_section_remove_own(ds->src, ds->name);
+  bm__dataset_free(ds);
+  return err;
+}
+
+bm_source_t *bm_dataset_source(bm_dataset_t *ds) { return ds != NULL ? ds->src : NULL; }
+
+int bm_dataset_watch(bm_dataset_t *ds, bm_source_t *file) {
+  int err;
+  if (ds == NULL || file == NULL || !ds->writer || ds->published || file->full_path == NULL)
+    return BM_EINVAL;
+  if ((err = bm__os_identity(file, NULL, &ds->id_fd)) != 0) return err;
+  if ((err = bm__os_identity(NULL, file->full_path, &ds->id_path)) != 0) return err;
+  free(ds->watch_path);
+  if ((ds->watch_path = malloc(strlen(file->full_path) + 1)) == NULL) return BM_ENOMEM;
+  strcpy(ds->watch_path, file->full_path);
+  ds->watched = file;
+  return 0;
+}
+
+static int bm__same_identity(const bm__identity_t *a, const bm__identity_t *b) {
+  return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+         a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
+}
+
+int bm_dataset_hash_view(bm_dataset_t *ds, const bm_view_t *view) {
+  bm__hash_call_t c;
+  uint64_t end, skip;
+  if (ds == NULL || view == NULL || view->src != ds->src || ds->published) return BM_EINVAL;
+  end = view->offset + view->length;
+  if (end > ds->t.payload_size) end = ds->t.payload_size;
+  if (end <= ds->hashed) return 0; /* nothing new */
+  if (view->offset > ds->hashed) return BM_EINVAL; /* a gap */
+  skip = ds->hashed - view->offset;
+  c.h = ds->h;
+  c.p = (const unsigned char *)view->data + skip;
+  c.n = (size_t)(end - ds->hashed);
+  {
+    int err = bm_guard_call(bm__hash_call, &c);
+    if (err != 0) return err;
+  }
+  ds->hashed = end;
+  return 0;
+}
+
+int bm_dataset_publish(bm_dataset_t *ds, bm_dataset_info_t *info) {
+  int err;
+  if (ds == NULL || !ds->writer || ds->published || ds->failed) return BM_EINVAL;
+  if (ds->watched != NULL) {
+    bm__identity_t a, b;
+    /* The file as opened (in-place writes change its times and size), and what its path
+     * names now (a file replaced by rename is another inode). */
+    if ((err = bm__os_identity(ds->watched, NULL, &a)) != 0) return err;
+    if (!bm__same_identity(&a, &ds->id_fd)) return bm__set_os_error(0), BM_ECHANGED;
+    err = bm__os_identity(NULL, ds->watch_path, &b);
+    if (err == BM_ENOENT) return bm__set_os_error(0), BM_ECHANGED;
+    if (err != 0) return err;
+    if (!bm__same_identity(&b, &ds->id_path)) return bm__set_os_error(0), BM_ECHANGED;
+  }
+  if (ds->hashed == 0 && ds->t.payload_size > 0) {
+    if ((err = bm__hash_range(ds->src, 0, ds->t.payload_size, ds->h)) != 0) return err;
+    ds->hashed = ds->t.payload_size;
+  }
+  if (ds->hashed != ds->t.payload_size) return BM_EINVAL;
+  ds->t.xxh3 = bm_xxh3_digest(ds->h);
+  ds->t.state = BM_STATE_READY;
+  if ((err = bm__trailer_io(ds->src, ds->section, &ds->t, 1)) != 0) {
+    ds->t.state = BM_STATE_LOADING;
+    return err;
+  }
+  ds->published = 1;
+  /* Ready needs no liveness: the lock goes, so that a holder never blocks a plain rm. */
+  bm__os_writer_release(ds->src);
+  if (info != NULL) bm__fill_info(ds, BM_STATE_READY, info);
+  return 0;
+}
+
+int bm_dataset_fail(bm_dataset_t *ds) {
+  int err;
+  if (ds == NULL || !ds->writer) return BM_EINVAL;
+  if (!ds->published && !ds->failed) {
+    /* Anyone who mapped it meanwhile sees `failed`, not a writer that seems to live on. */
+    ds->t.state = BM_STATE_FAILED;
+    bm__trailer_io(ds->src, ds->section, &ds->t, 1);
+  }
+  ds->failed = 1;
+  err = bm_dataset_remove(ds);
+  /* Where a name dies with its last handle (Windows), closing is the removal. */
+  return err == BM_ENOTSUP ? 0 : err;
+}
+
+int bm_dataset_remove(bm_dataset_t *ds) {
+  if (ds == NULL) return BM_EINVAL;
+  return bm__os_section_remove_own(ds->src, ds->name);
+}
+
+/* ---- Readers. */
+
+int bm_dataset_open(bm_dataset_t **out, const char *name, unsigned flags,
+                    bm_dataset_info_t *info) {
+  bm_dataset_t *ds;
+  int err, state;
+
+  if (info != NULL) memset(info, 0, sizeof(*info));
+  if (out == NULL || (flags & ~(unsigned)(BM_OPEN_ANY_STATE | BM_OPEN_VERIFY))) return BM_EINVAL;
+  *out = NULL;
+  if ((err = bm_name_check(name)) != 0) return err;
+  if ((ds = bm__dataset_new(name)) == NULL) return BM_ENOMEM;
+  if ((err = bm_section_open(&ds->src, name, BM_ACCESS_READ)) != 0 ||
+      (err = bm_source_size(ds->src, &ds->section)) != 0) {
+    bm__dataset_free(ds);
+    return err;
+  }
+  err = bm__trailer_io(ds->src, ds->section, &ds->t, 0);
+  if (err == BM_ENOTDATASET && bm__os_writer_alive(ds->src) == 1) {
+    /* No trailer yet, but its creator lives: a dataset being made. */
+    memset(&ds->t, 0, sizeof(ds->t));
+    state = BM_STATE_LOADING;
+    err = BM_EINCOMPLETE;
+  } else if (err == BM_ENOTDATASET || err == BM_ECORRUPT) {
+    state = err == BM_ECORRUPT ? BM_STATE_CORRUPT : BM_STATE_FOREIGN;
+  } else if (err != 0) {
+    bm__dataset_free(ds);
+    return err;
+  } else {
+    state = bm__judge(ds->src, &ds->t);
+    if (state == BM_STATE_LOADING || state == BM_STATE_FAILED) err = BM_EINCOMPLETE;
+    else if (state == BM_STATE_ABANDONED) err = BM_EABANDONED;
+  }
+  ds->open_state = state;
+  if (info != NULL) bm__fill_info(ds, state, info);
+  if (err != 0 && !((flags & BM_OPEN_ANY_STATE) &&
+                    (err == BM_EINCOMPLETE || err == BM_EABANDONED || err == BM_ECORRUPT))) {
+    bm__dataset_free(ds);
+    return err;
+  }
+  if (err == 0 && (flags & BM_OPEN_VERIFY) && (err = bm_dataset_verify(ds)) != 0) {
+    bm__dataset_free(ds);
+    return err;
+  }
+  *out = ds;
+  return 0;
+}
+
+int bm_dataset_info(bm_dataset_t *ds, bm_dataset_info_t *info) {
+  int state;
+  if (ds == NULL || info == NULL) return BM_EINVAL;
+  if (ds->writer)
+    state = ds->published ? BM_STATE_READY : ds->failed ? BM_STATE_FAILED : BM_STATE_LOADING;
+  else {
+    /* A reader asks again: the writer may have published, failed or died since. */
+    bm__trailer_t t;
+    memset(&t, 0, sizeof(t));
+    if (bm__trailer_io(ds->src, ds->section, &t, 0) == 0) ds->t = t;
+    state = ds->t.state == 0 ? ds->open_state : bm__judge(ds->src, &ds->t);
+  }
+  bm__fill_info(ds, state, info);
+  return 0;
+}
+
+int bm_dataset_view(bm_dataset_t *ds, bm_view_t *view) {
+  if (ds == NULL || view == NULL) return BM_EINVAL;
+  return bm_view_map(view, ds->src, 0, ds->t.payload_size, BM_ACCESS_READ);
+}
+
+int bm_dataset_verify(bm_dataset_t *ds) {
+  bm_xxh3_t *h;
+  uint64_t got;
+  int err;
+  if (ds == NULL) return BM_EINVAL;
+  if (ds->t.state != BM_STATE_READY) return BM_EINCOMPLETE;
+  if ((h = bm_xxh3_new()) == NULL) return BM_ENOMEM;
+  err = bm__hash_range(ds->src, 0, ds->t.payload_size, h);
+  got = bm_xxh3_digest(h);
+  bm_xxh3_free(h);
+  if (err != 0) return err;
+  if (got != ds->t.xxh3) return bm__set_os_error(0), BM_ECHECKSUM;
+  return 0;
+}
+
+void bm_dataset_close(bm_dataset_t *ds) {
+  if (ds == NULL) return;
+  if (ds->writer && !ds->published && !ds->failed) bm_dataset_fail(ds);
+  bm__dataset_free(ds);
+}
+
+/* ---- Listing. */
+
+typedef struct {
+  unsigned flags;
+  bm_section_info_t *v;
+  size_t n, cap;
+  int err;
+} bm__list_t;
+
+static int bm__list_one(void *arg, const bm__os_entry_t *e) {
+  bm__list_t *l = arg;
+  bm_section_info_t si;
+  bm__trailer_t t;
+  int err;
+
+  memset(&si, 0, sizeof(si));
+  snprintf(si.name, sizeof(si.name), "%s", e->name);
+  snprintf(si.place, sizeof(si.place), "%s", e->place);
+  snprintf(si.owner, sizeof(si.owner), "%s", e->owner);
+  si.uid = e->uid;
+  si.mode = e->mode;
+  si.mine = e->mine;
+  si.bytes = e->size;
+  si.page_size = e->place_page_size != 0 ? e->place_page_size : bm_page_size();
+  if (e->src == NULL) {
+    si.state = BM_STATE_UNREADABLE;
+  } else {
+    memset(&t, 0, sizeof(t));
+    err = bm__trailer_io(e->src, e->size, &t, 0);
+    if (err == 0) {
+      si.state = bm__judge(e->src, &t);
+      si.bytes = t.payload_size;
+      si.page_size = t.page_size;
+      si.writer_pid = t.writer_pid;
+      si.created = t.created;
+    } else if (err == BM_ECORRUPT) {
+      si.state = BM_STATE_CORRUPT;
+    } else if (err == BM_ENOTDATASET && bm__os_writer_alive(e->src) == 1) {
+      si.state = BM_STATE_LOADING; /* being made: no trailer yet */
+    } else {
+      si.state = BM_STATE_FOREIGN;
+    }
+  }
+  if ((si.state == BM_STATE_FOREIGN || si.state == BM_STATE_UNREADABLE) &&
+      !(l->flags & BM_LIST_ALL))
+    return 0;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 16;
+    bm_section_info_t *v = realloc(l->v, cap * sizeof(*v));
+    if (v == NULL) return l->err = BM_ENOMEM;
+    l->v = v;
+    l->cap = cap;
+  }
+  l->v[l->n++] = si;
+  return 0;
+}
+
+static int bm__list_cmp(const void *a, const void *b) {
+  const bm_section_info_t *x = a, *y = b;
+  int c = strcmp(x->name, y->name);
+  return c != 0 ? c : strcmp(x->place, y->place);
+}
+
+int bm_section_list(const char *name, unsigned flags, bm_section_info_t **out, size_t *n) {
+  bm__list_t l;
+  int err;
+  if (out == NULL || n == NULL || (flags & ~(unsigned)BM_LIST_ALL)) return BM_EINVAL;
+  *out = NULL;
+  *n = 0;
+  if (name != NULL && (err = bm_name_check(name)) != 0) return err;
+  memset(&l, 0, sizeof(l));
+  l.flags = flags;
+  err = bm__os_section_list(name, bm__list_one, &l);
+  if (err == 0) err = l.err;
+  if (err != 0) {
+    free(l.v);
+    return err;
+  }
+  if (l.n > 1) qsort(l.v, l.n, sizeof(*l.v), bm__list_cmp);
+  *out = l.v;
+  *n = l.n;
+  return 0;
+}
+
+void bm_section_list_free(bm_section_info_t *list) { free(list); }

@@ -443,7 +443,7 @@ else
   echo "SKIP setup: needs root" >&2
 fi
 
-# 15. Past 32 bits (the point of the linux32 build, where size_t is 32 bits and the process
+# 16. Past 32 bits (the point of the linux32 build, where size_t is 32 bits and the process
 # has at most 4 GiB of address space; the same checks hold in every build).
 bits=64
 [ "$(od -An -tx1 -j4 -N1 "$BM" 2>/dev/null | tr -d ' ')" = 01 ] && bits=32 # ELF class

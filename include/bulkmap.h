@@ -293,6 +293,16 @@ BM_EXTERN int bm_window_seek(bm_window_t *w, uint64_t offset);
 BM_EXTERN uint64_t bm_window_size(const bm_window_t *w);
 /* Unmaps whatever is mapped. Safe to call twice. */
 BM_EXTERN void bm_window_close(bm_window_t *w);
+/* Walks [start, start+length) of src (length BM_TO_END: to the end) in prefaulted windows
+ * of about 64 MiB with read-ahead, calling fn(p, n, offset, arg) once for each window's new
+ * bytes, in order, under bm_guard_call: a source cut short by another process ends the walk
+ * with BM_ETRUNCATED, never a SIGBUS. Stops at fn's first non-zero result and returns it.
+ * Errors: as bm_window_init (BM_ERANGE past the end becomes BM_ETRUNCATED when the source
+ * shrank) and bm_window_next. */
+BM_EXTERN int bm_window_walk(bm_source_t *src, uint64_t start, uint64_t length,
+                             int (*fn)(const unsigned char *p, size_t n, uint64_t offset,
+                                       void *arg),
+                             void *arg);
 
 /* ---------------------------------------------------------------------------------------
  * Named shared sections (DESIGN section 2). Names: 1-200 of [A-Za-z0-9._-]; on Windows a

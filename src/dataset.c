@@ -71,6 +71,17 @@ static int bm__trailer_io(bm_source_t *src, uint64_t section, bm__trailer_t *t, 
 
 /* ---- Hashing the payload from the section, in bounded, prefaulted, guarded windows. */
 
+static int bm__hash_window(const unsigned char *p, size_t n, uint64_t offset, void *arg) {
+  (void)offset;
+  bm_xxh3_update(arg, p, n);
+  return 0;
+}
+
+static int bm__hash_range(bm_source_t *src, uint64_t start, uint64_t length, bm_xxh3_t *h) {
+  return length == 0 ? 0 : bm_window_walk(src, start, length, bm__hash_window, h);
+}
+
+/* bm_dataset_hash_view's guarded update. */
 typedef struct {
   bm_xxh3_t *h;
   const unsigned char *p;
@@ -81,31 +92,6 @@ static int bm__hash_call(void *arg) {
   bm__hash_call_t *c = arg;
   bm_xxh3_update(c->h, c->p, c->n);
   return 0;
-}
-
-static int bm__hash_range(bm_source_t *src, uint64_t start, uint64_t length, bm_xxh3_t *h) {
-  bm_window_opts_t o;
-  bm_window_t w;
-  bm__hash_call_t c;
-  int r, err = 0;
-
-  if (length == 0) return 0;
-  memset(&o, 0, sizeof(o));
-  o.start = start;
-  o.length = length;
-  o.window = 64u << 20;
-  o.prefault = 1;
-  o.readahead = 1;
-  if ((err = bm_window_init(&w, src, &o)) != 0) return err == BM_ERANGE ? BM_ETRUNCATED : err;
-  c.h = h;
-  while ((r = bm_window_next(&w)) == 1) {
-    c.p = w.data + w.overlap;
-    c.n = w.length - w.overlap;
-    if ((err = bm_guard_call(bm__hash_call, &c)) != 0) break;
-  }
-  if (r < 0) err = r;
-  bm_window_close(&w);
-  return err;
 }
 
 /* ---- Judging a trailer: the state a reader sees. */

@@ -144,3 +144,46 @@ void bm_window_close(bm_window_t *w) {
   w->data = NULL;
   w->length = 0;
 }
+
+typedef struct {
+  int (*fn)(const unsigned char *p, size_t n, uint64_t offset, void *arg);
+  void *arg;
+  const unsigned char *p;
+  size_t n;
+  uint64_t offset;
+} bm__walk_call_t;
+
+static int bm__walk_call(void *arg) {
+  bm__walk_call_t *c = arg;
+  return c->fn(c->p, c->n, c->offset, c->arg);
+}
+
+int bm_window_walk(bm_source_t *src, uint64_t start, uint64_t length,
+                   int (*fn)(const unsigned char *p, size_t n, uint64_t offset, void *arg),
+                   void *arg) {
+  bm_window_opts_t o;
+  bm_window_t w;
+  bm__walk_call_t c;
+  int r, err = 0;
+
+  if (src == NULL || fn == NULL) return BM_EINVAL;
+  memset(&o, 0, sizeof(o));
+  o.start = start;
+  o.length = length;
+  o.window = BM__DEFAULT_WINDOW;
+  o.prefault = 1;
+  o.readahead = 1;
+  if ((err = bm_window_init(&w, src, &o)) != 0) return err == BM_ERANGE ? BM_ETRUNCATED : err;
+  c.fn = fn;
+  c.arg = arg;
+  while ((r = bm_window_next(&w)) == 1) {
+    c.p = w.data + w.overlap;
+    c.n = w.length - w.overlap;
+    c.offset = w.offset + w.overlap;
+    if (c.n == 0) continue;
+    if ((err = bm_guard_call(bm__walk_call, &c)) != 0) break;
+  }
+  if (r < 0) err = r;
+  bm_window_close(&w);
+  return err;
+}

@@ -23,17 +23,11 @@ extern char **environ;
 #define PAYLOAD ((5u << 20) + 777u)
 
 static pid_t spawn_child(const char *const *argv) {
-  pid_t pid;
-  ck_assert_int_eq(posix_spawn(&pid, argv[0], NULL, NULL, (char *const *)argv, environ), 0);
-  return pid;
+  long pid = bm_test_start_argv(argv);
+  ck_assert_int_gt(pid, 0);
+  return (pid_t)pid;
 }
-
-static int wait_child(pid_t pid) {
-  int st;
-  while (waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR) return -1;
-  return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
-}
+#define wait_child(pid) bm_test_wait(pid)
 
 /* Creates dataset NAME of `size` pattern bytes; publishes unless `publish` is 0. Returns the
  * handle (open) and the test's own XXH3 of the payload in *h. */
@@ -449,9 +443,8 @@ START_TEST(racing_in_both_places) {
     snprintf(nm, sizeof(nm), "%s-%d", ht_name("both"), round);
     unlink(go);
     for (i = 0; i < N; i++) {
-      const char *argv[] = {bm_test_self(), "--child", "both_places_creator", nm, go,
-                            i % 2 ? "2" : "0", mnt, NULL};
-      pids[i] = spawn_child(argv);
+      const char *args[] = {nm, go, i % 2 ? "2" : "0", mnt, NULL};
+      pids[i] = (pid_t)bm_test_start("both_places_creator", args);
     }
     usleep(20000);
     bm_test_truncate(go, 0);

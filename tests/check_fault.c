@@ -129,7 +129,8 @@ static const struct {
     {"posix_madvise", {ENOMEM, EINVAL}}, {"shm_open", {EACCES, ENOSPC}},
     {"shm_unlink", {EACCES, EBUSY}}, {"memfd_create", {EMFILE, ENOMEM}},
     {"unlink", {EACCES, EBUSY}},     {"unlinkat", {EACCES, EBUSY}},   {"fopen", {EACCES, ENOMEM}},
-    {"sigaction", {EINVAL, EFAULT}},
+    {"sigaction", {EINVAL, EFAULT}}, {"stat", {EIO, ENOMEM}},
+    {"flock", {ENOLCK, EIO}},        {"fchown", {EPERM, EIO}},
 };
 
 static const int *errs_of(const char *call) {
@@ -382,6 +383,8 @@ static void remove_by_hand(void) {
   fclose(f);
 }
 
+static const char *fx_mount(void);
+
 static void setup_create(void) {
   st.src = NULL;
   snprintf(st.name, sizeof(st.name), "%s", st.anon ? "" : ht_name("fault"));
@@ -393,8 +396,47 @@ static int run_create(void) {
   o.size = 4u << 20;
   o.large = st.large_mode;
   o.round = 1;
+  o.mount = fx_mount(); /* ours, never a system mount */
   memset(&st.large, 0, sizeof(st.large));
   return bm_section_create(&st.src, st.anon ? NULL : st.name, &o, &st.large);
+}
+
+/* A whole load through the dataset calls: create, fill a view, publish, close. On any
+ * failure the dataset is closed unpublished, which fails it and removes what it made. */
+static int run_dataset_load(void) {
+  bm_dataset_opts_t o;
+  bm_dataset_t *ds = NULL;
+  bm_view_t v;
+  int err;
+  memset(&o, 0, sizeof(o));
+  o.size = (3u << 20) + 5;
+  o.large = st.large_mode;
+  o.mount = fx_mount();
+  if ((err = bm_dataset_create(&ds, st.name, &o, &st.large)) != 0) return err;
+  if ((err = bm_view_map(&v, bm_dataset_source(ds), 0, o.size, BM_ACCESS_WRITE)) == 0) {
+    memset(v.data, 0x5a, (size_t)o.size);
+    bm_view_unmap(&v);
+    err = bm_dataset_publish(ds, NULL);
+  }
+  bm_dataset_close(ds);
+  return err;
+}
+static void check_dataset_loaded(void) {
+  bm_dataset_t *ds;
+  bm_dataset_info_t info;
+  ck_assert_bm_ok(bm_dataset_open(&ds, st.name, BM_OPEN_VERIFY, &info));
+  ck_assert_uint_eq(info.bytes, (3u << 20) + 5);
+  bm_dataset_close(ds);
+}
+static void setup_dataset(void) {
+  setup_create();
+  ck_assert_bm_ok(run_dataset_load());
+}
+static int run_dataset_open(void) {
+  bm_dataset_t *ds = NULL;
+  int err = bm_dataset_open(&ds, st.name, BM_OPEN_VERIFY, NULL);
+  bm_dataset_close(ds);
+  return err;
 }
 static void check_section_usable(void) {
   bm_view_t v;
@@ -594,13 +636,17 @@ static void sections(int large_mode, const char *what) {
        teardown_create, 0, 0},
       {"bm_section_remove", setup_existing, run_section_remove, check_removed,
        teardown_create, 0, 0},
+      {"bm_dataset create, fill, publish", setup_create, run_dataset_load,
+       check_dataset_loaded, teardown_create, 0, 0},
+      {"bm_dataset_open verified", setup_dataset, run_dataset_open, check_nothing,
+       teardown_create, 0, 0},
   };
-  char names[5][96];
+  char names[7][96];
   size_t i;
-  for (i = 0; i < 5; i++) {
+  for (i = 0; i < 7; i++) {
     snprintf(names[i], sizeof(names[i]), "%s %s", ops[i].name, what);
     ops[i].name = names[i];
-    if (large_mode == BM_LARGE_ON && ops[i].run == run_create) {
+    if (large_mode == BM_LARGE_ON && (ops[i].run == run_create || ops[i].run == run_dataset_load)) {
       ops[i].also_ok = BM_ENOLARGE;
       if (!fx_have_pool()) ops[i].clean = BM_ENOLARGE;
     }
@@ -617,6 +663,8 @@ static void sections(int large_mode, const char *what) {
     drive(&ops[3]);
     drive(&ops[4]);
   }
+  drive(&ops[5]);
+  if (large_mode != BM_LARGE_ON || fx_have_pool()) drive(&ops[6]);
 }
 
 static void print_total(const char *what) {
@@ -635,6 +683,7 @@ static struct {
 } fx = {-1, -1, "", ""};
 
 static int fx_have_pool(void) { return fx.mnt[0] != '\0'; }
+static const char *fx_mount(void) { return fx.mnt[0] != '\0' ? fx.mnt : NULL; }
 
 static void normal_setup(void) {
   ht_init_run();

@@ -33,26 +33,12 @@ static double now_s(void) {
   return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Starts child NAME of the runner without waiting for it. */
 static pid_t spawn_child(const char *name, const char *const *args) {
-  const char *argv[16];
-  pid_t pid;
-  int n = 0;
-  argv[n++] = bm_test_self();
-  argv[n++] = "--child";
-  argv[n++] = name;
-  while (args != NULL && *args != NULL && n < 15) argv[n++] = *args++;
-  argv[n] = NULL;
-  ck_assert_int_eq(posix_spawn(&pid, bm_test_self(), NULL, NULL, (char *const *)argv, environ), 0);
-  return pid;
+  long pid = bm_test_start(name, args);
+  ck_assert_int_gt(pid, 0);
+  return (pid_t)pid;
 }
-
-static int wait_child(pid_t pid) {
-  int st;
-  while (waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR) return -1;
-  return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
-}
+#define wait_child(pid) bm_test_wait(pid)
 
 /* Makes dataset NAME holding the pattern through the library's writer calls, ready;
  * returns the payload's XXH3 computed here, by xxHash, over the bytes this test wrote, and

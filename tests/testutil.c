@@ -245,7 +245,14 @@ int bm_test_child_main(int argc, char **argv) {
   exit(99);
 }
 
-int bm_test_spawn(const char *name, const char *const *args) {
+#ifndef _WIN32
+long bm_test_start_argv(const char *const *argv) {
+  pid_t pid;
+  if (posix_spawn(&pid, argv[0], NULL, NULL, (char *const *)argv, environ) != 0) return -1;
+  return (long)pid;
+}
+
+long bm_test_start(const char *name, const char *const *args) {
   const char *argv[32];
   int n = 0;
   argv[n++] = self_path;
@@ -253,21 +260,34 @@ int bm_test_spawn(const char *name, const char *const *args) {
   argv[n++] = name;
   while (args != NULL && *args != NULL && n < 31) argv[n++] = *args++;
   argv[n] = NULL;
+  return bm_test_start_argv(argv);
+}
+
+int bm_test_wait(long pid) {
+  int st;
+  if (pid < 0) return -1;
+  while (waitpid((pid_t)pid, &st, 0) < 0)
+    if (errno != EINTR) return -1;
+  if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+  return WEXITSTATUS(st);
+}
+#endif
+
+int bm_test_spawn(const char *name, const char *const *args) {
 #ifdef _WIN32
+  const char *argv[32];
+  int n = 0;
+  argv[n++] = self_path;
+  argv[n++] = "--child";
+  argv[n++] = name;
+  while (args != NULL && *args != NULL && n < 31) argv[n++] = *args++;
+  argv[n] = NULL;
   {
     intptr_t rc = _spawnv(_P_WAIT, self_path, argv);
     return rc < 0 ? -1 : (int)rc;
   }
 #else
-  {
-    pid_t pid;
-    int st;
-    if (posix_spawn(&pid, self_path, NULL, NULL, (char *const *)argv, environ) != 0) return -1;
-    while (waitpid(pid, &st, 0) < 0)
-      if (errno != EINTR) return -1;
-    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
-    return WEXITSTATUS(st);
-  }
+  return bm_test_wait(bm_test_start(name, args));
 #endif
 }
 

@@ -48,6 +48,13 @@ void bm_test_register_child(const char *name, bm_test_child_fn fn);
 int bm_test_child_main(int argc, char **argv);
 /* Runs child NAME with args in a new process; returns its exit status (or 128+signal). */
 int bm_test_spawn(const char *name, const char *const *args);
+#ifndef _WIN32
+/* Starts child NAME (or any program: argv[0] is its path) without waiting: its pid, or -1. */
+long bm_test_start(const char *name, const char *const *args);
+long bm_test_start_argv(const char *const *argv);
+/* Waits for a started child: its exit status, 128+signal, or -1. */
+int bm_test_wait(long pid);
+#endif
 /* Path to the runner binary. */
 const char *bm_test_self(void);
 

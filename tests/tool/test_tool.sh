@@ -405,6 +405,24 @@ else
   echo "SKIP another user: needs root and setpriv" >&2
 fi
 expect 0 rm "$NAME-m"
+# A real ambiguity (the same name in /dev/shm and on a hugetlbfs mount, both yours): refused,
+# and the message names both paths.
+if [ "$(id -u)" = 0 ] && command -v flock >/dev/null; then
+  (
+    flock -x -w 120 9 || { echo "SKIP ambiguity: the huge page lock stayed taken"; exit 0; }
+    m=$(mktemp -d /tmp/bmamb.XXXXXX)
+    mount -t hugetlbfs -o pagesize=2M,mode=0700 none "$m" || { rmdir "$m"; echo "SKIP ambiguity: no hugetlbfs"; exit 0; }
+    : >"$m/$NAME-g"
+    : >"/dev/shm/$NAME-g"
+    "$BM" stat "$NAME-g" >/dev/null 2>"$T/amb" </dev/null
+    echo "rc=$?"
+    rm -f "$m/$NAME-g" "/dev/shm/$NAME-g"
+    umount "$m"; rmdir "$m"
+  ) 9>/tmp/bulkmap-hugepages.lock >"$T/ambout" 2>&1
+  if grep -q SKIP "$T/ambout"; then cat "$T/ambout" >&2; ok
+  elif grep -q "rc=1" "$T/ambout" && grep -q "/dev/shm/$NAME-g" "$T/amb" && grep -q "/tmp/bmamb.*/$NAME-g" "$T/amb"; then ok
+  else fail "ambiguous name: $(cat "$T/ambout" "$T/amb")"; fi
+fi
 # A source rewritten while it loads is not published, and nothing is left.
 head -c 400000000 /dev/zero >"$T/rw"
 ( sleep 0.05; printf 'X' | dd of="$T/rw" bs=1 seek=1000 conv=notrunc status=none ) &

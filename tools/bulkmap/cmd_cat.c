@@ -55,39 +55,9 @@ static int cat_write(const unsigned char *p, size_t n, void *arg) {
   return 0;
 }
 
-typedef struct {
-  cat_out_t *o;
-  const unsigned char *p;
-  size_t n;
-} cat_call_t;
-
-static int cat_call(void *arg) {
-  cat_call_t *c = arg;
-  return cat_write(c->p, c->n, c->o);
-}
-
-/* Writes [0, length) of src to stdout through bounded windows, guarded: a section cut short
- * by another process becomes BM_ETRUNCATED, never a SIGBUS. */
-static int cat_walk(bm_source_t *src, uint64_t length, cat_out_t *o) {
-  bm_window_opts_t wo;
-  bm_window_t w;
-  cat_call_t c;
-  int r, err = 0;
-  memset(&wo, 0, sizeof(wo));
-  wo.length = length;
-  wo.window = 64u << 20;
-  wo.prefault = 1;
-  wo.readahead = 1;
-  if ((err = bm_window_init(&w, src, &wo)) != 0) return err == BM_ERANGE ? BM_ETRUNCATED : err;
-  c.o = o;
-  while ((r = bm_window_next(&w)) == 1) {
-    c.p = w.data + w.overlap;
-    c.n = w.length - w.overlap;
-    if ((err = bm_guard_call(cat_call, &c)) != 0) break;
-  }
-  if (r < 0) err = r;
-  bm_window_close(&w);
-  return err;
+static int cat_window(const unsigned char *p, size_t n, uint64_t offset, void *arg) {
+  (void)offset;
+  return cat_write(p, n, arg);
 }
 
 int cmd_cat(int argc, char **argv) {
@@ -132,7 +102,9 @@ int cmd_cat(int argc, char **argv) {
       return EXIT_FAILED;
     }
   }
-  err = cat_walk(src, length, &out);
+  /* Bounded, prefaulted, guarded windows: a section cut short by another process is
+   * BM_ETRUNCATED, never a SIGBUS. */
+  err = length == 0 ? 0 : bm_window_walk(src, 0, length, cat_window, &out);
   if (out.xxh != NULL) {
     h2 = hash_digest(out.xxh);
     hash_free(out.xxh);

@@ -13,16 +13,16 @@
 #endif
 
 #ifndef _WIN32
-static int setup_read_pages(const char *path, uint64_t *v) {
-  FILE *f = fopen(path, "r");
-  unsigned long long x;
-  int ok;
-  if (f == NULL) return -1;
-  ok = fscanf(f, "%llu", &x) == 1;
-  fclose(f);
-  if (!ok) return -1;
-  *v = x;
-  return 0;
+/* The pool of the default huge page size, as the library reads it (-1 when unknown). */
+static int setup_pool(const bm_sysinfo_t *si, uint64_t *total, uint64_t *free_pages) {
+  int i;
+  for (i = 0; i < si->n_large_sizes; i++)
+    if (si->large_sizes[i] == si->default_large_size && si->large_total[i] != UINT64_MAX) {
+      *total = si->large_total[i];
+      *free_pages = si->large_free[i];
+      return 0;
+    }
+  return -1;
 }
 
 /* The group for the mount: a name or a number. */
@@ -99,8 +99,8 @@ int cmd_setup(int argc, char **argv) {
     want = bytes / hp + (bytes % hp != 0);
     snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%lukB/nr_hugepages",
              (unsigned long)(hp >> 10));
-    if (setup_read_pages(path, &before) != 0) {
-      cli_error("setup", "cannot read %s: %s", path, strerror(errno));
+    if (setup_pool(&si, &before, &free_pages) != 0) {
+      cli_error("setup", "cannot read the pool of %zu-byte pages (%s)", hp, path);
       return EXIT_FAILED;
     }
     after = before;
@@ -110,11 +110,8 @@ int cmd_setup(int argc, char **argv) {
         cli_error("setup", "cannot write %s: %s", path, strerror(errno));
         return EXIT_FAILED;
       }
-      if (setup_read_pages(path, &after) != 0) after = 0;
+      if (bm_sysinfo_get(&si) != 0 || setup_pool(&si, &after, &free_pages) != 0) after = 0;
     }
-    snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%lukB/free_hugepages",
-             (unsigned long)(hp >> 10));
-    if (setup_read_pages(path, &free_pages) != 0) free_pages = 0;
     if (si.n_mounts == 0) {
       char opt[64];
       mnt = "/dev/hugepages";

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Fetches the Debian source packages of libuv and Check with `apt-get source` through a
 # private sources list (deb-src enabled only there; the system's apt lists are never
-# touched) and cross-builds them with mingw-w64 into PREFIX, which is reused when present.
-#   cmake/windeps.sh PREFIX
-# Needs dpkg-dev (for apt-get source), cmake and gcc-mingw-w64-x86-64.
+# touched) and builds them with a CMake toolchain file into PREFIX, which is reused when
+# present: mingw-w64 for the `windows` preset (the default), cmake/i686-linux-gnu.cmake
+# (gcc -m32) for `linux32`.
+#   cmake/windeps.sh PREFIX [TOOLCHAIN]
+# Needs dpkg-dev (for apt-get source), cmake and gcc-mingw-w64-x86-64 (or gcc-multilib).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 prefix="${1:?usage: windeps.sh PREFIX}"
 mkdir -p "$prefix"
 prefix="$(cd "$prefix" && pwd)"
 work="$prefix.work"
-toolchain="$here/mingw-w64-x86_64.cmake"
+toolchain="$(realpath "${2:-$here/mingw-w64-x86_64.cmake}")"
 
 # xxHash is used header-only: Debian's libxxhash-dev header serves every target. It is
 # copied (not the host's /usr/include put on the mingw include path, whose glibc headers
@@ -20,7 +22,9 @@ for h in xxhash.h xxh3.h; do
   if [ -f "/usr/include/$h" ] && ! cmp -s "/usr/include/$h" "$prefix/include/$h"; then cp "/usr/include/$h" "$prefix/include/$h"; fi
 done
 if [ -f "$prefix/.complete-v2" ]; then exit 0; fi
-for t in apt-get dpkg-source cmake x86_64-w64-mingw32-gcc; do
+tools="apt-get dpkg-source cmake"
+case "$toolchain" in *mingw*) tools="$tools x86_64-w64-mingw32-gcc" ;; esac
+for t in $tools; do
   command -v "$t" >/dev/null || { echo "windeps: $t not found (apt-get install dpkg-dev cmake gcc-mingw-w64-x86-64)" >&2; exit 1; }
 done
 
@@ -94,6 +98,8 @@ cmake -S "$cksrc" -B "$work/build-check" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
   -DHAVE_SUBUNIT=0 >"$work/check-configure.log" 2>&1
 cmake --build "$work/build-check" -j "$jobs" >"$work/check-build.log" 2>&1
 cmake --install "$work/build-check" >"$work/check-install.log"
+# Check's CMake build names libcheck_pic in check.pc but installs only libcheck.
+if [ -f "$prefix/lib/pkgconfig/check.pc" ]; then sed -i 's/-lcheck_pic/-lcheck/' "$prefix/lib/pkgconfig/check.pc"; fi
 
 touch "$prefix/.complete-v2"
 echo "windeps: libuv and Check installed in $prefix" >&2

@@ -216,7 +216,8 @@ typedef struct bm_view_s {
  * mapping starts at offset rounded down to bm_source_granularity(src) and view->data points
  * at the exact byte. length BM_TO_END maps to the end. A length of 0 (or offset == size with
  * BM_TO_END) gives an empty view. Errors: BM_EINVAL, BM_ERANGE (offset or offset+length past
- * the end), BM_EOVERFLOW (offset+length wraps, or does not fit in size_t), BM_EREADONLY
+ * the end), BM_EOVERFLOW (offset+length wraps, or does not fit in size_t, or reaches bytes
+ * the OS cannot map: 16 TiB and past in a 32-bit Linux process), BM_EREADONLY
  * (BM_ACCESS_WRITE on a read-only or copy-on-write source), BM_ENOMEM, BM_EOS. */
 BM_EXTERN int bm_view_map(bm_view_t *view, bm_source_t *src, uint64_t offset,
                           uint64_t length, unsigned access);

@@ -17,6 +17,17 @@
 #include <uv.h>
 #include "bulkmap.h"
 
+#ifndef _WIN32
+/* libuv is built with a 64-bit off_t (_FILE_OFFSET_BITS=64) and its uv_fs_t holds one: a
+ * user compiled with a 32-bit off_t (the default on 32-bit Linux) hands libuv uv_fs_t
+ * structs 4 bytes shorter than libuv writes. Build with -D_FILE_OFFSET_BITS=64. */
+#ifdef __cplusplus
+static_assert(sizeof(off_t) == 8, "bulkmap_uv: build with -D_FILE_OFFSET_BITS=64 (libuv's uv_fs_t holds a 64-bit off_t)");
+#else
+_Static_assert(sizeof(off_t) == 8, "bulkmap_uv: build with -D_FILE_OFFSET_BITS=64 (libuv's uv_fs_t holds a 64-bit off_t)");
+#endif
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -51,7 +62,9 @@ typedef struct bm_uv_pipeline_opts_s {
   uint64_t window;         /* bytes of new data a window (rounded to the granularity) */
   uint64_t overlap;        /* < window */
   unsigned inflight;       /* windows mapped at once, 1..BM_UV_MAX_INFLIGHT (0: 4); fewer
-                              when max_mapped cannot hold that many */
+                              when max_mapped cannot hold that many, or when they
+                              would map more than a quarter of the address space
+                              (1 GiB in a 32-bit process) */
   uint64_t max_mapped;     /* bound on bytes mapped (or buffered) at once, 0: none; the
                               window shrinks to honour it (BM_EINVAL below a granule) */
   unsigned access;         /* BM_ACCESS_READ (0) or BM_ACCESS_WRITE */

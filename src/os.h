@@ -15,6 +15,7 @@ typedef struct bm__os_config_s {
   size_t page_size;
   size_t granularity;
   int has_populate; /* the view prefetch fails cleanly instead of faulting */
+  uint64_t map_offset_limit; /* a mapping must start below this offset (UINT64_MAX: none) */
 } bm__os_config_t;
 
 const bm__os_config_t *bm__os_config(void);

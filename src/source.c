@@ -90,7 +90,7 @@ void bm_source_close(bm_source_t *src) {
 int bm_view_map(bm_view_t *view, bm_source_t *src, uint64_t offset, uint64_t length,
                 unsigned access) {
   bm__view_plan_t plan;
-  uint64_t size;
+  uint64_t size, lim;
   void *base;
   int err, whole;
 
@@ -108,6 +108,10 @@ int bm_view_map(bm_view_t *view, bm_source_t *src, uint64_t offset, uint64_t len
   whole = src->hugetlb || src->granularity > bm__os_config()->granularity;
   if ((err = bm__view_plan(size, src->granularity, whole, offset, length, &plan)) != 0)
     return err;
+  /* Bytes past what the OS can map (16 TiB in a 32-bit Linux process): a named error, not
+   * the EINVAL mmap gives. */
+  lim = bm__os_config()->map_offset_limit;
+  if (plan.length != 0 && (plan.start >= lim || plan.span > lim - plan.start)) return BM_EOVERFLOW;
   view->offset = offset;
   view->src = src;
   view->access = access;

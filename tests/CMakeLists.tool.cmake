@@ -43,7 +43,8 @@ endif()
 
 # Install rules, the CMake package and the pkg-config file, used from outside the tree.
 if(NOT WIN32 AND NOT BULKMAP_SANITIZE)
-  add_test(NAME install COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/consumer/test_install.sh ${CMAKE_BINARY_DIR})
+  add_test(NAME install COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/consumer/test_install.sh ${CMAKE_BINARY_DIR}
+           "${CMAKE_TOOLCHAIN_FILE}" "${CMAKE_C_FLAGS}")
 endif()
 
 # The Windows build's tool test, under the crosscompiling emulator (Wine).

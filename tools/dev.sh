@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PKGS_BUILD="cmake make gcc pkg-config libuv1-dev check libxxhash-dev xxhash python3-dev python3-numpy"
 # The Python suite (tests/python): pytest, and Dask for bulkmap.dask.
 PKGS_PY_TEST="python3-pytest python3-dask python3-distributed"
-PKGS_TEST="$PKGS_BUILD $PKGS_PY_TEST valgrind clang libclang-rt-14-dev gcc-mingw-w64-x86-64 wine64 dpkg-dev"
+PKGS_TEST="$PKGS_BUILD $PKGS_PY_TEST valgrind clang libclang-rt-14-dev gcc-mingw-w64-x86-64 wine64 dpkg-dev gcc-multilib"
 
 need() {
   local missing=()
@@ -33,7 +33,7 @@ demo)
   ;;
 test)
   need $PKGS_TEST
-  lanes=${BULKMAP_LANES:-"default asan windows"}
+  lanes=${BULKMAP_LANES:-"default asan windows linux32"}
   for lane in $lanes; do
     echo "=== lane: $lane ===" >&2
     cmake --workflow --preset "$lane"

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,6 +43,12 @@ static void posix_config_init(void) {
   posix_config.page_size = ps > 0 ? (size_t)ps : 4096;
   /* mmap offsets need only be page aligned on POSIX. */
   posix_config.granularity = posix_config.page_size;
+  posix_config.map_offset_limit = UINT64_MAX;
+#if defined(__linux__) && ULONG_MAX == 0xffffffffUL
+  /* A 32-bit process maps through mmap2, whose offset is an unsigned long counted in
+   * 4096-byte units: glibc's mmap64 refuses offsets of 2^44 (16 TiB) and past (EINVAL). */
+  posix_config.map_offset_limit = (uint64_t)ULONG_MAX * 4096 + 4096;
+#endif
 #ifdef __linux__
   /* Probe MADV_POPULATE_READ once: kernels before 5.14 answer EINVAL. */
   p = mmap(NULL, posix_config.page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -458,7 +458,6 @@ static int try_hugetlb(bm_source_t *src, const posix_mounts_t *ms, const char *n
     size = bm__align_up(size, H);
     if (size == 0) return BM_EOVERFLOW;
   }
-  if (size > (uint64_t)SIZE_MAX) return BM_EOVERFLOW;
 
   if (name != NULL) {
     if ((r = shm_exists(name)) != 0) return r < 0 ? r : (bm__set_os_error(EEXIST), BM_EEXIST);
@@ -505,6 +504,9 @@ static int try_hugetlb(bm_source_t *src, const posix_mounts_t *ms, const char *n
     e = errno;
     if (e == EINTR) continue;
     if (e == EOPNOTSUPP || e == ENOSYS) {
+      /* Only this fallback maps the section whole: a section past the address space (a
+       * 32-bit process) cannot have its pages made sure of, so it gets none. */
+      if (size > (uint64_t)SIZE_MAX) goto not_had;
       probe_len = (size_t)size;
       break;
     }

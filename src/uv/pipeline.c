@@ -388,6 +388,16 @@ int bm_uv_pipeline_start(bm_uv_pipeline_t *p, uv_loop_t *loop, bm_source_t *src,
          wo.max_mapped != 0 && p->o.inflight > 1 && wo.overlap < (wo.window ? wo.window : 1))
     p->o.inflight--;
   if (err != 0) return err;
+  {
+    /* The windows in flight share the address space: keep them within a quarter of it
+     * (1 GiB in a 32-bit process, where 16 windows of 256 MiB cannot all be mapped),
+     * whatever inflight asked. A window maps its overlap and up to a granule of alignment
+     * slack besides its new bytes. */
+    uint64_t per = p->plan.step + p->plan.overlap + bm_source_granularity(src);
+    uint64_t fit = ((uint64_t)SIZE_MAX / 4 + 1) / per;
+    if (p->plan.step > (uint64_t)SIZE_MAX / 4) return BM_EOVERFLOW;
+    if (p->o.inflight > fit) p->o.inflight = fit > 0 ? (unsigned)fit : 1;
+  }
   p->src = src;
   p->window = p->plan.step;
   p->start = p->plan.start;

@@ -25,6 +25,7 @@ static BOOL CALLBACK win_config_init(PINIT_ONCE once, PVOID param, PVOID *ctx) {
   /* Windows has no call that faults a file range in and reports failure: populate is a
    * guarded touch (bm__os_populate answers BM_ENOTSUP). */
   win_config.has_populate = 0;
+  win_config.map_offset_limit = UINT64_MAX; /* MapViewOfFile takes a 64-bit offset */
   k32 = GetModuleHandleW(L"kernel32.dll");
   if (k32 != NULL)
     win_prefetch = (win_prefetch_fn)(void (*)(void))GetProcAddress(k32, "PrefetchVirtualMemory");

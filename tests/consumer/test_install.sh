@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Installs the build into a temporary prefix, then builds a consumer with find_package and
-# another with pkg-config, and runs both.
+# another with pkg-config, and runs both. TOOLCHAIN and CFLAGS are the build's own (the
+# linux32 build's consumers are i386 code too).
+#   test_install.sh BUILD [TOOLCHAIN [CFLAGS]]
 set -euo pipefail
 build=${1:?build dir}
+toolchain=${2:-}
+read -r -a cflags <<<"${3:-}"
 src=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d "${TMPDIR:-/tmp}/bminst.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 cmake --install "$build" --prefix "$T/prefix" >/dev/null
-cmake -S "$src" -B "$T/b" -DCMAKE_PREFIX_PATH="$T/prefix" >/dev/null
+cmake -S "$src" -B "$T/b" -DCMAKE_PREFIX_PATH="$T/prefix" ${toolchain:+-DCMAKE_TOOLCHAIN_FILE="$toolchain"} >/dev/null
 cmake --build "$T/b" >/dev/null
 "$T/b/consumer"
 export PKG_CONFIG_PATH="$(dirname "$(find "$T/prefix" -name bulkmap.pc | head -1)")"
 libdir=$(pkg-config --variable=libdir bulkmap)
-cc -std=c11 "$src/consumer.c" $(pkg-config --cflags bulkmap) "$libdir/libbulkmap.a" $(pkg-config --libs-only-other --static bulkmap) -lpthread -lrt -o "$T/consumer-pc"
+cc "${cflags[@]}" -std=c11 "$src/consumer.c" $(pkg-config --cflags bulkmap) "$libdir/libbulkmap.a" $(pkg-config --libs-only-other --static bulkmap) -lpthread -lrt -o "$T/consumer-pc"
 "$T/consumer-pc"
-cc -std=c11 "$src/consumer.c" $(pkg-config --cflags --libs bulkmap) -Wl,-rpath,"$libdir" -o "$T/consumer-so"
+cc "${cflags[@]}" -std=c11 "$src/consumer.c" $(pkg-config --cflags --libs bulkmap) -Wl,-rpath,"$libdir" -o "$T/consumer-so"
 "$T/consumer-so"
 # bulkmap_uv: the CMake target bulkmap::uv and bulkmap_uv.pc.
 if [ -f "$libdir/libbulkmap_uv.a" ]; then

@@ -23,9 +23,16 @@ cc "${cflags[@]}" -std=c11 "$src/consumer.c" $(pkg-config --cflags --libs bulkma
 # bulkmap_uv: the CMake target bulkmap::uv and bulkmap_uv.pc.
 if [ -f "$libdir/libbulkmap_uv.a" ]; then
   "$T/b/consumer_uv"
-  cc -std=c11 -D_POSIX_C_SOURCE=200809L "$src/consumer_uv.c" $(pkg-config --cflags bulkmap_uv) \
+  # With a toolchain of its own (linux32), libuv is the one the consumer's CMake found in
+  # that toolchain's prefix, and its libuv.pc beside it.
+  uvlib=$(sed -n 's/^BULKMAP_LIBUV:FILEPATH=//p' "$T/b/CMakeCache.txt")
+  if [ -n "$toolchain" ] && [ -n "$uvlib" ]; then
+    export PKG_CONFIG_PATH="$PKG_CONFIG_PATH:$(dirname "$uvlib")/pkgconfig"
+  fi
+  cc "${cflags[@]}" -std=c11 -D_POSIX_C_SOURCE=200809L "$src/consumer_uv.c" $(pkg-config --cflags bulkmap_uv) \
     "$libdir/libbulkmap_uv.a" "$libdir/libbulkmap.a" $(pkg-config --libs-only-other --static bulkmap) \
-    $(pkg-config --libs libuv) -lpthread -lrt -o "$T/consumer-uv-pc"
+    $(pkg-config --libs libuv) -Wl,-rpath,"$(pkg-config --variable=libdir libuv)" -lpthread -lrt \
+    -o "$T/consumer-uv-pc"
   "$T/consumer-uv-pc"
   pkg-config --exists --print-errors bulkmap_uv
 fi

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The library example in README.md is compiled and run: its counts against wc -l and
 # grep -o, over windows small enough that words straddle their edges.
-# usage: test_readme.sh README CC INCLUDE_DIR LIBBULKMAP_A
+# usage: test_readme.sh README CC INCLUDE_DIR LIBBULKMAP_A [CFLAGS]   (the build's own flags:
+# the linux32 build's example is i386 code too)
 set -euo pipefail
 README=${1:?} CC=${2:?} INC=${3:?} LIB=${4:?}
+read -r -a CFLAGS <<<"${5:-}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/bmreadme.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 sed -n '/^<!-- example: count_words.c -->$/,/^```$/p' "$README" | sed '1,2d;$d' >"$T/count_words.c"
 [ -s "$T/count_words.c" ] || { echo "FAIL: no example in $README" >&2; exit 1; }
-"$CC" -std=c11 -Wall -Wextra -Werror -I"$INC" "$T/count_words.c" "$LIB" -lpthread -lrt -o "$T/count_words"
+"$CC" "${CFLAGS[@]}" -std=c11 -Wall -Wextra -Werror -I"$INC" "$T/count_words.c" "$LIB" -lpthread -lrt -o "$T/count_words"
 perl -e 'for (1..300000) { print "ERROR" x ($_ % 3), " line $_ ", "x" x ($_ % 17), "\n" }' >"$T/text"
 want="$(wc -l <"$T/text") $(grep -o ERROR "$T/text" | wc -l)"
 for w in 4096 65536 ""; do

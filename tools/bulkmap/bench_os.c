@@ -103,18 +103,8 @@ void bench_os_thp_mode(int shared, char *buf, size_t n) {
   if (n > 0) buf[0] = '\0';
 }
 
-int bench_tlb_open(bench_tlb_t *t, char *reason, size_t n) {
-  t->fd = -1;
-  snprintf(reason, n, "Windows offers no CPU counter interface without a kernel driver");
-  return -1;
-}
-void bench_tlb_start(bench_tlb_t *t) { (void)t; }
-int bench_tlb_stop(bench_tlb_t *t, double *misses) {
-  (void)t;
-  *misses = 0;
-  return -1;
-}
-void bench_tlb_close(bench_tlb_t *t) { t->fd = -1; }
+/* No counters (the one definition is at the end of the file). */
+#define BENCH_TLB_NONE "Windows offers no CPU counter interface without a kernel driver"
 
 #else /* POSIX */
 #include <sys/mman.h>
@@ -354,9 +344,14 @@ void bench_tlb_close(bench_tlb_t *t) {
   t->fd = -1;
 }
 #else
+#define BENCH_TLB_NONE "no perf_event_open on this system"
+#endif
+#endif
+
+#ifdef BENCH_TLB_NONE
 int bench_tlb_open(bench_tlb_t *t, char *reason, size_t n) {
   t->fd = -1;
-  snprintf(reason, n, "no perf_event_open on this system");
+  snprintf(reason, n, "%s", BENCH_TLB_NONE);
   return -1;
 }
 void bench_tlb_start(bench_tlb_t *t) { (void)t; }
@@ -366,5 +361,4 @@ int bench_tlb_stop(bench_tlb_t *t, double *misses) {
   return -1;
 }
 void bench_tlb_close(bench_tlb_t *t) { t->fd = -1; }
-#endif
 #endif

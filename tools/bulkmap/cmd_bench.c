@@ -343,12 +343,33 @@ static int section_check(row_t *r, int round, bm_source_t *src, const bm_view_t 
   return 0;
 }
 
+/* A reader's view of length bytes of section src, timed from t0 to populated, checked
+ * against smaps, recorded (load < 0: no load_seconds) and measured. The view is left in *v
+ * for the caller to unmap. */
+static void section_measure(bench_t *b, row_t *r, int round, bm_source_t *src, uint64_t length,
+                            unsigned access, double t0, double load, bm_large_t *l,
+                            bm_view_t *v) {
+  double pop, share;
+  int err;
+  if ((err = bm_view_map(v, src, 0, length, access)) != 0 || (err = bm_view_prefetch(v)) != 0) {
+    lib_reason(r, round, "map", err, l);
+    return;
+  }
+  pop = cli_now() - t0;
+  if (section_check(r, round, src, v, &share) != 0) return;
+  if (round >= 0) {
+    fig_at(b, r, round)[F_POPULATE] = pop;
+    if (load >= 0) fig_at(b, r, round)[F_LOAD] = load;
+    fig_at(b, r, round)[F_HUGE] = share;
+  }
+  measure(b, r, round, v->data, v->length);
+}
+
 static void run_shared(bench_t *b, row_t *r, int round) {
   bm_source_t *src = NULL;
   bm_large_t l;
   bm_view_t v;
-  double t0, pop, share;
-  int err;
+  double t0;
   memset(&v, 0, sizeof(v));
   /* Populated once untimed first, as in run_anon. */
   if (bm_section_create(&src, NULL, &(bm_section_opts_t){.size = b->size, .round = 1,
@@ -361,19 +382,7 @@ static void run_shared(bench_t *b, row_t *r, int round) {
   }
   t0 = cli_now();
   if (section_of_kind(r, round, b->size, &src, &l) != 0) return;
-  if ((err = bm_view_map(&v, src, 0, BM_TO_END, BM_ACCESS_WRITE)) != 0 ||
-      (err = bm_view_prefetch(&v)) != 0) {
-    lib_reason(r, round, "map", err, &l);
-    goto done;
-  }
-  pop = cli_now() - t0;
-  if (section_check(r, round, src, &v, &share) != 0) goto done;
-  if (round >= 0) {
-    fig_at(b, r, round)[F_POPULATE] = pop;
-    fig_at(b, r, round)[F_HUGE] = share;
-  }
-  measure(b, r, round, v.data, v.length);
-done:
+  section_measure(b, r, round, src, BM_TO_END, BM_ACCESS_WRITE, t0, -1, &l, &v);
   bm_view_unmap(&v);
   bm_source_close(src);
 }
@@ -410,7 +419,7 @@ static void run_section(bench_t *b, row_t *r, int round) {
   bm_source_t *src = NULL, *f = NULL;
   bm_large_t l;
   bm_view_t v, fv;
-  double t0 = cli_now(), load, pop, share;
+  double t0 = cli_now(), load;
   int err;
   memset(&v, 0, sizeof(v));
   memset(&fv, 0, sizeof(fv));
@@ -436,19 +445,7 @@ static void run_section(bench_t *b, row_t *r, int round) {
   f = NULL;
   bm_view_unmap(&v);
   t0 = cli_now();
-  if ((err = bm_view_map(&v, src, 0, b->file_size, BM_ACCESS_READ)) != 0 ||
-      (err = bm_view_prefetch(&v)) != 0) {
-    lib_reason(r, round, "map", err, &l);
-    goto done;
-  }
-  pop = cli_now() - t0;
-  if (section_check(r, round, src, &v, &share) != 0) goto done;
-  if (round >= 0) {
-    fig_at(b, r, round)[F_POPULATE] = pop;
-    fig_at(b, r, round)[F_LOAD] = load;
-    fig_at(b, r, round)[F_HUGE] = share;
-  }
-  measure(b, r, round, v.data, v.length);
+  section_measure(b, r, round, src, b->file_size, BM_ACCESS_READ, t0, load, &l, &v);
 done:
   bm_view_unmap(&fv);
   bm_source_close(f);

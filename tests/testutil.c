@@ -245,6 +245,16 @@ int bm_test_child_main(int argc, char **argv) {
   exit(99);
 }
 
+/* argv of the runner re-executed as child NAME with args (at most 28 of them). */
+static void child_argv(const char *argv[32], const char *name, const char *const *args) {
+  int n = 0;
+  argv[n++] = self_path;
+  argv[n++] = "--child";
+  argv[n++] = name;
+  while (args != NULL && *args != NULL && n < 31) argv[n++] = *args++;
+  argv[n] = NULL;
+}
+
 #ifndef _WIN32
 long bm_test_start_argv(const char *const *argv) {
   pid_t pid;
@@ -254,12 +264,7 @@ long bm_test_start_argv(const char *const *argv) {
 
 long bm_test_start(const char *name, const char *const *args) {
   const char *argv[32];
-  int n = 0;
-  argv[n++] = self_path;
-  argv[n++] = "--child";
-  argv[n++] = name;
-  while (args != NULL && *args != NULL && n < 31) argv[n++] = *args++;
-  argv[n] = NULL;
+  child_argv(argv, name, args);
   return bm_test_start_argv(argv);
 }
 
@@ -276,12 +281,7 @@ int bm_test_wait(long pid) {
 int bm_test_spawn(const char *name, const char *const *args) {
 #ifdef _WIN32
   const char *argv[32];
-  int n = 0;
-  argv[n++] = self_path;
-  argv[n++] = "--child";
-  argv[n++] = name;
-  while (args != NULL && *args != NULL && n < 31) argv[n++] = *args++;
-  argv[n] = NULL;
+  child_argv(argv, name, args);
   {
     intptr_t rc = _spawnv(_P_WAIT, self_path, argv);
     return rc < 0 ? -1 : (int)rc;

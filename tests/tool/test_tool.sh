@@ -400,6 +400,16 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
   expect 0 load "$T/a" --name "$NAME-p" --large-pages off --mode 0644 --no-progress
   other cat "$NAME-p" </dev/null 2>"$T/err" | cmp -s - "$T/a" && ok || fail "nobody cat of a 0644 section: $(cat "$T/err")"
   expect 0 rm "$NAME-p"
+  # A group the user is not in: refused with the reason, nothing left under the name.
+  pub=$(mktemp "${TMPDIR:-/tmp}/bmpub.XXXXXX")
+  head -c 10000 /dev/urandom >"$pub"
+  chmod 644 "$pub"
+  other load "$pub" --name "$NAME-q" --large-pages off --group root --no-progress >/dev/null 2>"$T/err" </dev/null
+  rc=$?
+  rm -f "$pub"
+  [ $rc -eq 1 ] && grep -q "you may not give a section to that group" "$T/err" && ok ||
+    fail "nobody load --group root: $rc $(cat "$T/err")"
+  [ -e "/dev/shm/$NAME-q" ] && fail "a refused --group left /dev/shm/$NAME-q" || ok
 else
   echo "SKIP another user: needs root and setpriv" >&2
 fi

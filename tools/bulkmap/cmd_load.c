@@ -99,7 +99,7 @@ static void load_create_error(const char *name, int err, const bm_large_t *large
                   : "");
   else if (err == BM_ENOENT && group != NULL)
     cli_error(name, "--group '%s': no such group", group);
-  else if (err == BM_EACCES && group != NULL)
+  else if ((err == BM_EACCES || err == BM_EPERM) && group != NULL)
     cli_error(name, "--group '%s': you may not give a section to that group", group);
   else if (err == BM_EBUSY)
     cli_error(name, "another process holds the lock of /dev/shm that creators take (stuck?)");

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h> /* sig_atomic_t: a cancel flag a signal handler may set */
 
 #ifdef _WIN32
 #include "bulkmap/win.h"
@@ -65,13 +66,14 @@ BM_EXTERN const char *bm_version(void);
   XX(EAGAIN, -30, "resource temporarily unavailable (a process, thread or memory limit: ulimit -u, -v)")   \
   XX(ECHANGED, -31, "the source file changed while it was read")                           \
   XX(ECHECKSUM, -32, "checksum mismatch: the payload does not hash to the trailer's XXH3")  \
-  XX(EREPLACED, -33, "the name now refers to another section (left alone)")
+  XX(EREPLACED, -33, "the name now refers to another section (left alone)")             \
+  XX(ECANCELED, -34, "canceled")
 
 typedef enum {
 #define BM__ERR_ENUM(name, val, msg) BM_##name = (val),
   BM_ERRNO_MAP(BM__ERR_ENUM)
 #undef BM__ERR_ENUM
-  BM__ERR_MIN = -34
+  BM__ERR_MIN = -35
 } bm_errno_t;
 
 /* Message for a BM_E* code; "unknown error" for anything else. Never NULL. */
@@ -531,6 +533,188 @@ enum { BM_LIST_ALL = 1 << 0 /* also objects that are not datasets */ };
 BM_EXTERN int bm_section_list(const char *name, unsigned flags, bm_section_info_t **out,
                               size_t *n);
 BM_EXTERN void bm_section_list_free(bm_section_info_t *list);
+
+/* ---------------------------------------------------------------------------------------
+ * The scan engine: XXH3-64 (as xxhsum -H3), newlines (as wc -l) and the non-overlapping
+ * occurrences of up to BM_SCAN_MAX_LITERALS literals (each found left to right, as a greedy
+ * search finds them: "aa" occurs twice in "aaaa"), in one pass over a source, a byte range
+ * of it or a buffer. The work is split into windows that any thread may count (the counts
+ * of a literal across window edges are made exact by folding, in order, each window's
+ * count as a function of where the previous match ended), then merged in order (the hash),
+ * then finished. bm_scan runs it all on the library's own threads; a driver of its own
+ * (bulkmap_uv's libuv loop) calls the stages, bm_scan_begin .. bm_scan_finish.
+ *
+ * Per-range results fold: a scan with BM_SCAN_PART returns a bm_scan_part_t that, folded
+ * in order with the parts of the adjacent ranges (bm_scan_part_fold), gives exactly the
+ * whole range's counts; parts cross processes as bytes (bm_scan_part_save/load). This is
+ * how a Dask cluster scans one file on many hosts. */
+#define BM_SCAN_MAX_LITERALS 16
+/* Longest literal: 1 MiB (and shorter than the window). */
+#define BM_SCAN_MAX_LITERAL (1u << 20)
+#define BM_SCAN_MAX_THREADS 256
+
+enum {
+  BM_SCAN_HASH = 1 << 0,  /* XXH3-64 of the scanned bytes */
+  BM_SCAN_LINES = 1 << 1, /* count '\n' bytes */
+  BM_SCAN_PART = 1 << 2   /* the result carries a part to fold (counts of matches that
+                             begin in the range; they may run past its end, up to
+                             match_end) */
+};
+
+typedef struct bm_literal_s {
+  const void *bytes;
+  size_t length; /* 1..BM_SCAN_MAX_LITERAL */
+} bm_literal_t;
+
+typedef struct bm_scan_part_s bm_scan_part_t;
+
+typedef struct bm_scan_opts_s {
+  unsigned flags;                /* BM_SCAN_*; with no HASH, LINES nor literals: HASH|LINES */
+  const bm_literal_t *literals;  /* counted each on its own, in one pass; copied */
+  unsigned n_literals;           /* 0..BM_SCAN_MAX_LITERALS */
+  uint64_t offset;               /* first byte scanned */
+  uint64_t length;               /* bytes scanned; BM_TO_END: to the end of the source */
+  uint64_t match_end;            /* BM_SCAN_PART: a match beginning in the range may run up
+                                    to this offset (0: the range's end; BM_TO_END: the
+                                    source's end). Without PART matches lie in the range */
+  uint64_t window;               /* bytes of new data a window (0: 64 MiB); rounded up to
+                                    the granularity; at most 4 GiB (256 MiB in a 32-bit
+                                    process) and longer than the longest literal */
+  unsigned threads;              /* bm_scan's workers, 1..BM_SCAN_MAX_THREADS (0: the CPU
+                                    count) */
+  uint64_t max_mapped;           /* bound on bytes mapped at once (0: a quarter of the
+                                    address-space limit when there is one, else none) */
+  /* bm_scan calls progress(done, total, arg) on the calling thread about every 20 ms and
+   * at the end; a non-zero return cancels (the call returns BM_ECANCELED). May be NULL. */
+  int (*progress)(uint64_t done, uint64_t total, void *arg);
+  void *progress_arg;
+  /* Set non-zero (from a signal handler, or another thread) to cancel: the workers stop
+   * at their next window and the call returns BM_ECANCELED. May be NULL. */
+  const volatile sig_atomic_t *cancel;
+} bm_scan_opts_t;
+
+typedef struct bm_scan_result_s {
+  uint64_t offset, length;       /* the range scanned */
+  uint64_t bytes;                /* bytes scanned */
+  uint64_t xxh3;                 /* with BM_SCAN_HASH */
+  uint64_t lines;                /* with BM_SCAN_LINES */
+  uint64_t counts[BM_SCAN_MAX_LITERALS]; /* one a literal, in the order given */
+  uint64_t window;               /* the window size used (after rounding and max_mapped) */
+  unsigned threads;              /* workers used (bm_scan; 1 for a buffer) */
+  uint64_t peak_mapped;          /* the most bytes mapped at once */
+  int os_error;                  /* the raw OS error behind a failure on a worker, or 0 */
+  bm_scan_part_t *part;          /* BM_SCAN_PART: owned by the caller (bm_scan_part_free) */
+} bm_scan_result_t;
+
+/* Checks a scan's options once, for every front end: flags, literal count and lengths,
+ * window, threads, overflow of offset+length. Errors: BM_EINVAL (which: see the contract
+ * of bm_scan_opts_t), BM_EOVERFLOW. */
+BM_EXTERN int bm_scan_check(const bm_scan_opts_t *opts);
+/* Scans src on the library's worker threads, windows mapped, prefaulted and counted in
+ * parallel, hashed in order, never more than max_mapped bytes mapped; SIGBUS-guarded: a
+ * source cut short meanwhile gives BM_ETRUNCATED. *out is zeroed, then filled.
+ * Errors: as bm_scan_check, BM_ERANGE (the range runs past the end), BM_ETRUNCATED,
+ * BM_ECANCELED, BM_ENOMEM, BM_EAGAIN (no thread could be started), BM_EOS. */
+BM_EXTERN int bm_scan(bm_source_t *src, const bm_scan_opts_t *opts, bm_scan_result_t *out);
+/* The same over data[0, n) on the calling thread (a stream's buffers: see the stages for
+ * many). opts->offset/length pick bytes of the buffer; with BM_SCAN_PART, match_end may
+ * reach up to n. Errors: as bm_scan_check, BM_ERANGE, BM_ENOMEM. */
+BM_EXTERN int bm_scan_buffer(const void *data, size_t n, const bm_scan_opts_t *opts,
+                             bm_scan_result_t *out);
+
+/* Parts. fold: acc becomes acc followed by next (next's range must begin where acc's ends,
+ * with the same literals in the same order: else BM_EINVAL); lines and bytes add up, and
+ * each literal's count is exact across the edge. counts: what a scan of the whole folded
+ * range would count, into counts[0..n_literals). */
+BM_EXTERN int bm_scan_part_fold(bm_scan_part_t *acc, const bm_scan_part_t *next);
+BM_EXTERN int bm_scan_part_counts(const bm_scan_part_t *p, uint64_t *counts, unsigned *n_literals);
+/* The part's range, bytes and lines. */
+BM_EXTERN void bm_scan_part_range(const bm_scan_part_t *p, uint64_t *offset, uint64_t *length,
+                                  uint64_t *lines);
+/* A copy of p. Errors: BM_ENOMEM. */
+BM_EXTERN int bm_scan_part_copy(bm_scan_part_t **out, const bm_scan_part_t *p);
+/* As bytes (for another process): *need gets the size; buf may be NULL to ask. Errors:
+ * BM_ENOSPC (n < *need). */
+BM_EXTERN int bm_scan_part_save(const bm_scan_part_t *p, void *buf, size_t n, size_t *need);
+/* From bytes made by bm_scan_part_save: checked whole (untrusted input). Errors:
+ * BM_EINVAL (not a part, or inconsistent), BM_ENOMEM. */
+BM_EXTERN int bm_scan_part_load(bm_scan_part_t **out, const void *buf, size_t n);
+/* NULL is ignored. */
+BM_EXTERN void bm_scan_part_free(bm_scan_part_t *p);
+
+/* The stages, for a driver of its own. A window is a chunk of the range: its bytes
+ * data[0, length) lie at source offset `offset`; its first `overlap` bytes repeat the end of
+ * the previous window (window 0 has none; the others have bm_scan_overlap(s) of them, or
+ * all the previous bytes when the range is shorter); new bytes are data[overlap, length).
+ * The matches it counts are those that begin in data[0, length - bm_scan_overlap(s)) (in
+ * data[0, length) for the final window), reading up to data[avail) (avail >= length; > only
+ * for the final window of a BM_SCAN_PART scan, which is given the bytes up to match_end).
+ * So consecutive windows of the core's window plan (bm_window_plan with that overlap) tile
+ * the range exactly. */
+typedef struct bm_scan_s bm_scan_t;
+typedef struct bm_scan_work_s bm_scan_work_t;
+typedef struct bm_scan_chunk_s {
+  const unsigned char *data;
+  size_t length, overlap, avail;
+  uint64_t offset;
+  int final;
+} bm_scan_chunk_t;
+
+/* Starts a scan of [offset, offset+length) (length must be known: not BM_TO_END). Errors:
+ * as bm_scan_check, BM_ENOMEM. */
+BM_EXTERN int bm_scan_begin(bm_scan_t **out, const bm_scan_opts_t *opts);
+/* The overlap windows need: the longest literal's length minus one (0 without literals). */
+BM_EXTERN size_t bm_scan_overlap(const bm_scan_t *s);
+/* A window's scratch, reusable for window after window; one for each window in flight.
+ * Errors: BM_ENOMEM. */
+BM_EXTERN int bm_scan_work_new(const bm_scan_t *s, bm_scan_work_t **out);
+BM_EXTERN void bm_scan_work_free(bm_scan_work_t *w);
+/* Any thread, concurrently for different works: counts the window into w. Touches the
+ * bytes: call it guarded (bm_guard_call) where the source may shrink. Errors: BM_EINVAL
+ * (a chunk that does not fit the rule above), BM_ENOMEM. */
+BM_EXTERN int bm_scan_work_run(const bm_scan_t *s, bm_scan_work_t *w, const bm_scan_chunk_t *c);
+/* One thread at a time, windows in order: hashes the chunk's new bytes (it touches them)
+ * and folds w's counts in. w may be reused after. Errors: BM_EINVAL (out of order),
+ * BM_ENOMEM. */
+BM_EXTERN int bm_scan_merge(bm_scan_t *s, bm_scan_work_t *w, const bm_scan_chunk_t *c);
+/* Fills *out (counts, hash, bytes, a part with BM_SCAN_PART); the scan can then only be
+ * freed. Errors: BM_EINVAL (the range was not merged to its end), BM_ENOMEM. */
+BM_EXTERN int bm_scan_finish(bm_scan_t *s, bm_scan_result_t *out);
+/* NULL is ignored. */
+BM_EXTERN void bm_scan_free(bm_scan_t *s);
+
+/* ---------------------------------------------------------------------------------------
+ * The load: a file into a new dataset, read in parallel on the library's threads straight
+ * into the section, the section's bytes hashed in payload order, the file watched (a file
+ * that changed is not published: BM_ECHANGED), then published, or failed and removed. */
+typedef struct bm_load_opts_s {
+  bm_dataset_opts_t dataset;     /* size is the file's; source NULL: the file's base name */
+  unsigned threads;              /* readers, 1..BM_SCAN_MAX_THREADS (0: the CPU count) */
+  /* As bm_scan_opts_t: progress on the calling thread (non-zero cancels), cancel from a
+   * signal handler or another thread. Either may be NULL. */
+  int (*progress)(uint64_t done, uint64_t total, void *arg);
+  void *progress_arg;
+  const volatile sig_atomic_t *cancel;
+} bm_load_opts_t;
+
+typedef struct bm_load_result_s {
+  bm_dataset_info_t info;        /* what a reader will see (filled once published) */
+  bm_large_t large;              /* the large-page request and outcome, also on failure */
+  double seconds;                /* from the section's creation to its publication */
+  int os_error;                  /* the raw OS error behind a failure on a reader thread */
+  int removed;                   /* on failure: 1 the section was removed, 0 none was made,
+                                    -1 the name now refers to another object (left alone) */
+} bm_load_result_t;
+
+/* Loads the file at path into a new dataset NAME. On success the dataset is `ready`; with
+ * out non-NULL the caller gets the writer's handle (to remove it later: bm_dataset_remove,
+ * as `load --hold` does), else it is closed. On failure nothing is left under the name
+ * (removed says what happened) and *out is NULL.
+ * Errors: as bm_file_open (path), bm_dataset_create (name), and BM_ECHANGED (the file
+ * changed while it was read), BM_ETRUNCATED (it shrank), BM_ENOSPC (no memory for the
+ * section's pages), BM_EIO, BM_ECANCELED, BM_EAGAIN (no thread), BM_EOS. */
+BM_EXTERN int bm_dataset_load(bm_dataset_t **out, const char *name, const char *path,
+                              const bm_load_opts_t *opts, bm_load_result_t *result);
 
 /* ---------------------------------------------------------------------------------------
  * XXH3-64 (equal to xxhsum -H3), streaming; the dataset checksum. */

@@ -97,4 +97,14 @@ int bm__trailer_encode(void *bytes, const bm__trailer_t *t);
 /* Section bytes for a payload with pages of page_size. BM_EOVERFLOW when it wraps. */
 int bm__dataset_size(uint64_t payload, size_t page_size, uint64_t *size);
 
+
+/* ---- The scan engine's kernels (src/kernels.c): AVX2 where the CPU has it. */
+int bm__cpu_avx2(void);
+uint64_t bm__count_byte(const unsigned char *p, size_t n, unsigned char c);
+/* The largest scan window a process of this word size maps (4 GiB; 256 MiB in 32 bits). */
+uint64_t bm__scan_max_window(void);
+/* The first occurrence of lit (len >= 1) in [p, p+n); NULL when none. */
+const unsigned char *bm__find_literal(const unsigned char *p, size_t n,
+                                      const unsigned char *lit, size_t len);
+
 #endif

@@ -92,4 +92,30 @@ int bm__os_section_list(const char *name, int (*fn)(void *arg, const bm__os_entr
 int64_t bm__os_pid(void);
 int64_t bm__os_time(void);
 
+
+/* Threads, for the scan engine's and the load's workers (src/pool.c). A thread runs
+ * fn(arg) to its end; bm__os_thread_join waits for it and frees it. */
+typedef struct bm__os_thread_s bm__os_thread_t;
+int bm__os_thread_start(bm__os_thread_t **t, void (*fn)(void *arg), void *arg);
+void bm__os_thread_join(bm__os_thread_t *t);
+/* A mutex with one condition variable. wait_ms returns after ms milliseconds at most (or
+ * when woken, or spuriously). */
+typedef struct bm__os_lock_s bm__os_lock_t;
+int bm__os_lock_new(bm__os_lock_t **l);
+void bm__os_lock_free(bm__os_lock_t *l);
+void bm__os_lock(bm__os_lock_t *l);
+void bm__os_unlock(bm__os_lock_t *l);
+void bm__os_lock_wait_ms(bm__os_lock_t *l, unsigned ms);
+void bm__os_lock_broadcast(bm__os_lock_t *l);
+/* Processors online (>= 1). */
+unsigned bm__os_cpu_count(void);
+/* Monotonic seconds. */
+double bm__os_now(void);
+/* The process's address-space limit in bytes (ulimit -v), 0 when none. */
+uint64_t bm__os_as_limit(void);
+/* Reads up to n bytes of the file src at offset into buf (n <= 1 GiB): *got bytes read, 0
+ * at the end of the file. BM_ENOSPC when the buffer's pages could not be had (a section
+ * whose shared memory is full), BM_EIO otherwise. */
+int bm__os_read_at(bm_source_t *src, uint64_t offset, void *buf, size_t n, size_t *got);
+
 #endif

@@ -1,10 +1,10 @@
-/* Counting kernels for scan: bytes equal to c (newlines) and literal search. AVX2 where the
- * CPU has it (picked at run time), SSE2 on any x86-64, a portable loop elsewhere. */
+/* Counting kernels of the scan engine: bytes equal to c (newlines) and literal search. AVX2
+ * where the CPU has it (picked at run time), SSE2 on any x86-64, a portable loop elsewhere. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memmem */
 #endif
 #include <string.h>
-#include "cli.h"
+#include "internal.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -36,7 +36,7 @@ __attribute__((target("avx2"))) static uint64_t count_byte_avx2(const unsigned c
 }
 #endif
 
-int cli_cpu_avx2(void) {
+int bm__cpu_avx2(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
   /* A load from libgcc's CPU model, filled before main: cheap enough to ask every time, and
    * no cached flag for pool threads to race on. */
@@ -56,9 +56,9 @@ static uint64_t count_byte_plain(const unsigned char *p, size_t n, unsigned char
   return total;
 }
 
-uint64_t count_byte(const unsigned char *p, size_t n, unsigned char c) {
+uint64_t bm__count_byte(const unsigned char *p, size_t n, unsigned char c) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (cli_cpu_avx2()) return count_byte_avx2(p, n, c);
+  if (bm__cpu_avx2()) return count_byte_avx2(p, n, c);
 #endif
   return count_byte_plain(p, n, c);
 }
@@ -101,11 +101,11 @@ find_literal_avx2(const unsigned char *p, size_t n, const unsigned char *lit, si
 }
 #endif
 
-const unsigned char *find_literal(const unsigned char *p, size_t n, const unsigned char *lit,
+const unsigned char *bm__find_literal(const unsigned char *p, size_t n, const unsigned char *lit,
                                   size_t len) {
   if (len == 1) return memchr(p, lit[0], n);
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (cli_cpu_avx2()) return find_literal_avx2(p, n, lit, len);
+  if (bm__cpu_avx2()) return find_literal_avx2(p, n, lit, len);
 #endif
   return find_literal_plain(p, n, lit, len);
 }

@@ -1,0 +1,114 @@
+/* bm_dataset_load: a file into a new dataset on the core's window scheduler (pool.h): the
+ * file read in parallel straight into the section's windows, the section's bytes hashed
+ * in payload order by the dataset (bm_dataset_hash_view), the file watched, then the
+ * dataset published, or failed and its name removed. */
+#include <stdlib.h>
+#include <string.h>
+#include "os.h"
+#include "pool.h"
+
+typedef struct {
+  bm_source_t *file;
+  bm_dataset_t *ds;
+  const volatile sig_atomic_t *cancel;
+} load_t;
+
+/* Pieces a read: a cancel is seen between them, well within 100 ms. */
+#define LOAD_PIECE (8u << 20)
+
+static int load_read(void *ctx, bm__pool_win_t *w) {
+  load_t *l = ctx;
+  size_t done = 0;
+  while (done < w->length) {
+    size_t want = w->length - done > LOAD_PIECE ? LOAD_PIECE : w->length - done, got = 0;
+    int err;
+    if (l->cancel != NULL && *l->cancel) return BM_ECANCELED;
+    if ((err = bm__os_read_at(l->file, w->offset + done, (char *)w->view.data + done, want, &got)) != 0) {
+      w->os_error = bm_last_os_error();
+      return err;
+    }
+    if (got == 0) return BM_ETRUNCATED; /* the file ended early: it shrank */
+    done += got;
+  }
+  return 0;
+}
+
+static int load_hash(void *ctx, bm__pool_win_t *w) {
+  load_t *l = ctx;
+  return bm_dataset_hash_view(l->ds, &w->view);
+}
+
+static const char *load_base_name(const char *path) {
+  const char *s = strrchr(path, '/'), *b = strrchr(path, '\\');
+  /* Both separators: a Windows path may use either; a POSIX name with a backslash in it
+   * is only recorded shorter. */
+  if (b != NULL && (s == NULL || b > s)) s = b;
+  return s ? s + 1 : path;
+}
+
+int bm_dataset_load(bm_dataset_t **out, const char *name, const char *path,
+                    const bm_load_opts_t *opts, bm_load_result_t *res) {
+  bm_load_result_t scratch;
+  bm_dataset_opts_t dso;
+  bm_window_opts_t wo;
+  bm__pool_t p;
+  load_t l;
+  uint64_t size;
+  double t0;
+  int err, ferr;
+
+  if (res == NULL) res = &scratch;
+  memset(res, 0, sizeof(*res));
+  if (out != NULL) *out = NULL;
+  if (name == NULL || path == NULL || opts == NULL) return BM_EINVAL;
+  if (opts->threads > BM_SCAN_MAX_THREADS) return BM_EINVAL;
+  if ((err = bm_name_check(name)) != 0) return err;
+  memset(&l, 0, sizeof(l));
+  l.cancel = opts->cancel;
+  if ((err = bm_file_open(&l.file, path, BM_FILE_READ)) != 0) return err;
+  if ((err = bm_source_size(l.file, &size)) != 0) goto out;
+  dso = opts->dataset;
+  dso.size = size;
+  if (dso.source == NULL) dso.source = load_base_name(path);
+  if (l.cancel != NULL && *l.cancel) {
+    err = BM_ECANCELED;
+    goto out;
+  }
+  t0 = bm__os_now();
+  if ((err = bm_dataset_create(&l.ds, name, &dso, &res->large)) != 0) goto out;
+  if ((err = bm_dataset_watch(l.ds, l.file)) != 0) goto failed;
+
+  memset(&wo, 0, sizeof(wo));
+  wo.length = size;
+  memset(&p, 0, sizeof(p));
+  p.threads = opts->threads ? opts->threads : bm__os_cpu_count();
+  p.inflight = p.threads + 2;
+  if ((err = bm_window_plan(bm_dataset_source(l.ds), &wo, p.inflight, &p.plan)) != 0) goto failed;
+  p.src = bm_dataset_source(l.ds);
+  p.access = BM_ACCESS_WRITE;
+  p.parallel = load_read;
+  p.ordered = load_hash;
+  p.ctx = &l;
+  p.progress = opts->progress;
+  p.progress_arg = opts->progress_arg;
+  p.cancel = opts->cancel;
+  err = bm__pool_run(&p);
+  res->os_error = p.os_error;
+  if (err == 0 && l.cancel != NULL && *l.cancel) err = BM_ECANCELED;
+  if (err == 0) err = bm_dataset_publish(l.ds, &res->info);
+  if (err != 0) goto failed;
+  res->seconds = bm__os_now() - t0;
+  if (out != NULL) {
+    *out = l.ds;
+    l.ds = NULL;
+  }
+  goto out;
+
+failed:
+  ferr = bm_dataset_fail(l.ds);
+  res->removed = ferr == 0 ? 1 : ferr == BM_EREPLACED ? -1 : 0;
+out:
+  bm_dataset_close(l.ds);
+  bm_source_close(l.file);
+  return err;
+}

@@ -4,12 +4,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#ifndef _WIN32
-#include <errno.h>
-#include <poll.h>
-#include <unistd.h>
-#endif
 #include "bulkmap_uv.h"
+#include "wake.h"
 
 enum { SLOT_FREE = 0, SLOT_READING, SLOT_PARALLEL, SLOT_READY, SLOT_ORDERED };
 
@@ -97,17 +93,8 @@ static int pipe_read_fill(bm_uv_pipeline_t *p, unsigned char *dst, size_t want, 
     uv_buf_t buf;
     ssize_t n;
     size_t chunk = want - *got > (1u << 30) ? (1u << 30) : want - *got;
-#ifndef _WIN32
-    if (p->wake[0] >= 0) {
-      struct pollfd pf[2] = {{p->fd, POLLIN, 0}, {p->wake[0], POLLIN, 0}};
-      if (poll(pf, 2, -1) < 0) {
-        if (errno == EINTR) continue;
-        *os = errno;
-        return BM_EOS;
-      }
-      if (pf[1].revents != 0) return BM_EBUSY; /* cancelled */
-    }
-#endif
+    int err = bm__uv_wake_wait(p->wake, p->fd, os);
+    if (err != 0) return err; /* cancelled (BM_EBUSY), or the wait failed */
     buf = uv_buf_init((char *)dst + *got, (unsigned)chunk);
     n = uv_fs_read(NULL, &req, p->fd, &buf, 1, -1, NULL);
     uv_fs_req_cleanup(&req);
@@ -183,11 +170,7 @@ static void pipe_check_finished(bm_uv_pipeline_t *p) {
     free(p->slots[i].buf);
   }
   p->peak_mapped = atomic_load(&((pipe_counters_t *)p->mapped)->peak);
-#ifndef _WIN32
-  if (p->wake[0] >= 0) close(p->wake[0]);
-  if (p->wake[1] >= 0) close(p->wake[1]);
-  p->wake[0] = p->wake[1] = -1;
-#endif
+  bm__uv_wake_close(p->wake);
   free(p->slots);
   free(p->mapped);
   free(p->scratch);
@@ -439,28 +422,15 @@ int bm_uv_pipeline_start_fd(bm_uv_pipeline_t *p, uv_loop_t *loop, uv_file fd,
   p->end = p->o.length == BM_TO_END ? UINT64_MAX : p->o.offset + p->o.length;
   p->total = p->o.length == BM_TO_END ? 0 : p->o.length;
   p->nwin = UINT64_MAX; /* known when the stream ends */
-#ifndef _WIN32
-  if (uv_pipe(p->wake, 0, 0) != 0) return BM_EOS;
-#endif
-  if ((err = pipe_alloc_and_go(p)) != 0) {
-#ifndef _WIN32
-    close(p->wake[0]);
-    close(p->wake[1]);
-#endif
-  }
+  if (bm__uv_wake_open(p->wake) != 0) return BM_EOS;
+  if ((err = pipe_alloc_and_go(p)) != 0) bm__uv_wake_close(p->wake);
   return err;
 }
 
 void bm_uv_pipeline_cancel(bm_uv_pipeline_t *p, int status) {
   if (p == NULL || p->finished) return;
   if (p->status == 0) p->status = status < 0 ? status : BM_EBUSY;
-#ifndef _WIN32
-  if (p->wake[1] >= 0) {
-    ssize_t n;
-    do n = write(p->wake[1], "x", 1);
-    while (n < 0 && errno == EINTR);
-  }
-#endif
+  bm__uv_wake_signal(p->wake);
   pipe_check_finished(p);
 }
 

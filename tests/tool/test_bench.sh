@@ -10,17 +10,9 @@
 # where thp must be refused as unsupported and the huge page pool is not touched.
 #   test_bench.sh BULKMAP [EMULATOR]
 set -u
-EXE=${1:?path to bulkmap}
+BM=${1:?path to bulkmap}
 EMU=${2:-}
-if [ -n "$EMU" ]; then
-  BM() { "$EMU" "$EXE" "$@"; }
-  win() { printf 'Z:%s' "$(tr / '\\' <<<"$1")"; } # Z: is the host's root under Wine
-else
-  BM() { "$EXE" "$@"; }
-  win() { printf '%s' "$1"; }
-fi
-T=$(mktemp -d "${TMPDIR:-/tmp}/bmbench.XXXXXX")
-fails=0 checks=0
+. "$(dirname "$0")/lib.sh"
 LOCK=/tmp/bulkmap-hugepages.lock
 POOL=/sys/kernel/mm/hugepages/hugepages-2048kB
 SHMEM=/sys/kernel/mm/transparent_hugepage/shmem_enabled
@@ -30,26 +22,7 @@ restore() {
   [ -n "$shmem_saved" ] && echo "$shmem_saved" >"$SHMEM"
   nr_saved="" shmem_saved=""
 }
-trap 'restore; rm -rf "$T"' EXIT
-
-ok()   { checks=$((checks + 1)); }
-fail() { checks=$((checks + 1)); fails=$((fails + 1)); echo "FAIL: $*" >&2; }
-skip() { echo "SKIP: $*" >&2; }
-
-expect() { # expect CODE [grep-pattern-of-stderr] -- ARGS...
-  local want=$1 pat=$2; shift 3
-  BM "$@" >"$T/out" 2>"$T/err" </dev/null
-  local rc=$?
-  if [ $rc -ne "$want" ]; then
-    fail "bulkmap $* exited $rc, expected $want: $(head -c 300 "$T/err")"
-  elif [ "$want" -ne 0 ] && ! grep -q '^bulkmap: ' "$T/err"; then
-    fail "bulkmap $* gave no 'bulkmap: ...' message"
-  elif [ -n "$pat" ] && ! grep -q -- "$pat" "$T/err"; then
-    fail "bulkmap $*: message lacks '$pat': $(head -c 300 "$T/err")"
-  else
-    ok
-  fi
-}
+at_exit restore
 
 # Checks one JSON output (and its CSV) with perl's core JSON::PP. Arguments: the JSON file,
 # the CSV file ("" for none), then facts as key=value: page=BASE_PAGE, large=1|0 (pool
@@ -192,28 +165,28 @@ printf 'x' >>"$T/data" # not a whole number of huge pages: the section rounds up
 FSIZE=$(stat -c %s "$T/data")
 
 # 1. Usage errors (2) and failures (1), each with a message naming what was wrong.
-expect 2 "--size" -- bench --size 12Q
-expect 2 "--size" -- bench --size 1K
-expect 2 "--size" -- bench --size 16T
-expect 2 "--runs" -- bench --runs 0
-expect 2 "--runs" -- bench --runs 1001
-expect 2 "--runs" -- bench --runs two
-expect 2 "--runs" -- bench --runs -3
-expect 2 "--pages" -- bench --pages 4k,2m
-expect 2 "--pages" -- bench --pages 4k,4k
-expect 2 "--pages" -- bench --pages 4k,
-expect 2 "--sweep" -- bench --sweep=yes
-expect 2 "--file" -- bench --file
-expect 2 "--bogus" -- bench --bogus
-expect 2 "" -- bench extra
-expect 2 "--json" -- bench --json --json
-expect 1 "No such file or directory" -- bench --size 4M --runs 1 --csv "$(win /nonexistent/x)"
-expect 1 "missing" -- bench --size 4M --runs 1 --file "$(win "$T/missing")"
-expect 1 "directory" -- bench --size 4M --runs 1 --file "$(win "$T")"
+expect_msg 2 "--size" bench --size 12Q
+expect_msg 2 "--size" bench --size 1K
+expect_msg 2 "--size" bench --size 16T
+expect_msg 2 "--runs" bench --runs 0
+expect_msg 2 "--runs" bench --runs 1001
+expect_msg 2 "--runs" bench --runs two
+expect_msg 2 "--runs" bench --runs -3
+expect_msg 2 "--pages" bench --pages 4k,2m
+expect_msg 2 "--pages" bench --pages 4k,4k
+expect_msg 2 "--pages" bench --pages 4k,
+expect_msg 2 "--sweep" bench --sweep=yes
+expect_msg 2 "--file" bench --file
+expect_msg 2 "--bogus" bench --bogus
+expect_msg 2 "" bench extra
+expect_msg 2 "--json" bench --json --json
+expect_msg 1 "No such file or directory" bench --size 4M --runs 1 --csv "$(win /nonexistent/x)"
+expect_msg 1 "missing" bench --size 4M --runs 1 --file "$(win "$T/missing")"
+expect_msg 1 "directory" bench --size 4M --runs 1 --file "$(win "$T")"
 : >"$T/empty"
-expect 1 "empty" -- bench --size 4M --runs 1 --file "$(win "$T/empty")"
-[ -z "$EMU" ] && expect 1 "" -- bench --size 4M --runs 1 --file /dev/null
-expect 0 "" -- bench --help
+expect_msg 1 "empty" bench --size 4M --runs 1 --file "$(win "$T/empty")"
+[ -z "$EMU" ] && expect_msg 1 "" bench --size 4M --runs 1 --file /dev/null
+expect_msg 0 "" bench --help
 grep -q -- '--sweep' "$T/out" && ok || fail "bench --help does not mention --sweep"
 
 # 2. The pool: as root, 2 MiB pages for the largest run (a 6 MiB file: 4 pages, and
@@ -239,7 +212,7 @@ else
 fi
 
 # 3. Anonymous kinds with --file, --sweep and --csv: every key and every row checked.
-if BM bench --size 4M --runs 3 --sweep --file "$(win "$T/data")" --json --csv "$(win "$T/b.csv")" >"$T/b.json" 2>"$T/err"; then
+if bm bench --size 4M --runs 3 --sweep --file "$(win "$T/data")" --json --csv "$(win "$T/b.csv")" >"$T/b.json" 2>"$T/err"; then
   ok
   check_json "$T/b.json" "$T/b.csv" page=$PAGE large=$LARGE file_size=$FSIZE sweep=1 shared=0 os=$OS && ok ||
     fail "bench --file --sweep JSON/CSV checks (see above)"
@@ -254,7 +227,7 @@ if [ -z "$EMU" ] && [ -n "$nr_saved" ] && [ -w "$SHMEM" ]; then
   echo never >"$SHMEM" && SHM=never
 fi
 [ -z "$EMU" ] && [ -z "$SHM" ] && [ -r "$SHMEM" ] && SHM=$(sed -n 's/.*\[\(.*\)\].*/\1/p' "$SHMEM")
-if BM bench --size 4M --runs 2 --shared --json >"$T/s.json" 2>"$T/err"; then
+if bm bench --size 4M --runs 2 --shared --json >"$T/s.json" 2>"$T/err"; then
   ok
   check_json "$T/s.json" "" page=$PAGE large=$LARGE sweep=0 shared=1 shmem="$SHM" os=$OS && ok ||
     fail "bench --shared JSON checks (see above)"
@@ -263,7 +236,7 @@ else
 fi
 
 # 5. Human output: key: value lines, the ratio worded one way.
-if BM bench --size 4M --runs 1 --pages 4k,large >"$T/h.crlf" 2>"$T/err"; then
+if bm bench --size 4M --runs 1 --pages 4k,large >"$T/h.crlf" 2>"$T/err"; then
   ok
   tr -d '\r' <"$T/h.crlf" >"$T/h.txt" # Windows writes CRLF
   grep -q '^runs: 1' "$T/h.txt" && grep -q '^4k anonymous:$' "$T/h.txt" && ok ||
@@ -283,7 +256,7 @@ restore
 
 # 6. Interrupted: exit 130, nothing left behind (the regions were anonymous).
 if [ -z "$EMU" ]; then
-  "$EXE" bench --size 64M --runs 1000 --pages 4k >/dev/null 2>"$T/err" &
+  "$BM" bench --size 64M --runs 1000 --pages 4k >/dev/null 2>"$T/err" &
   pid=$!
   sleep 1
   kill -INT $pid
@@ -292,5 +265,4 @@ if [ -z "$EMU" ]; then
   [ $rc -eq 130 ] && ok || fail "bench interrupted: exit $rc, expected 130"
 fi
 
-echo "test_bench: $checks checks, $fails failed (huge pages reserved: $LARGE, shmem_enabled: ${SHM:-none})"
-[ $fails -eq 0 ]
+finish test_bench "huge pages reserved: $LARGE, shmem_enabled: ${SHM:-none}"

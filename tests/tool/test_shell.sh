@@ -5,26 +5,8 @@
 set -u
 BM=${1:?path to bulkmap}
 MAN=${2:-}
-T=$(mktemp -d "${TMPDIR:-/tmp}/bmshell.XXXXXX")
-fails=0 checks=0
-trap 'rm -rf "$T"' EXIT
-
-ok()   { checks=$((checks + 1)); }
-fail() { checks=$((checks + 1)); fails=$((fails + 1)); echo "FAIL: $*" >&2; }
-json() { sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p" <<<"$1"; }
-xxh()  { xxhsum -H3 "$@" 2>/dev/null | sed -n 's/^XXH3 (.*) = \([0-9a-f]*\)$/\1/p; s/^\([0-9a-f]\{16\}\)  .*/\1/p'; }
-perlcount() { LIT="$1" perl -0777 -ne '$c = () = /\Q$ENV{LIT}\E/g; print $c' "$2"; }
-
-# Runs bulkmap with a timeout, expecting exit code $1, a 'bulkmap: ' message when not 0, and
-# never a death by signal (SIGSEGV 139, SIGABRT 134).
-expect() {
-  local want=$1; shift
-  timeout 60 "$BM" "$@" >"$T/out" 2>"$T/err" </dev/null
-  local rc=$?
-  if [ $rc -ne "$want" ]; then fail "bulkmap $* exited $rc, expected $want: $(head -c 300 "$T/err")"
-  elif [ "$want" -ne 0 ] && ! grep -q '^bulkmap: ' "$T/err"; then fail "bulkmap $* gave no message"
-  else ok; fi
-}
+EXPECT_TIMEOUT=60 # a hang is a failure here, not a stuck run
+. "$(dirname "$0")/lib.sh"
 
 perl -e 'for (1..50000) { print "aaab" x ($_ % 7), "ab\nxyzzy", "a" x ($_ % 11), "\n" }' >"$T/text"
 head -c 3000000 /dev/urandom >"$T/rand"
@@ -143,10 +125,10 @@ err=$( (ulimit -f 0; exec "$BM" scan "$T/text" --json >"$T/f0.json" </dev/null) 
 rc=$?
 [ $rc -eq 1 ] && grep -q 'File too large' <<<"$err" && ok || fail "ulimit -f 0: exit $rc: $err"
 # ulimit -u binds only those without CAP_SYS_RESOURCE: as root, run as nobody.
-if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+if have_nobody; then
   cp "$BM" "$T/bm" && chmod 755 "$T" "$T/bm" && chmod 644 "$T/text"
   for u in 1 2 3; do
-    setpriv --reuid=65534 --regid=65534 --clear-groups bash -c \
+    nobody bash -c \
       "ulimit -u $u; exec '$T/bm' scan '$T/text' --threads 4 --no-progress" >/dev/null 2>"$T/err"
     rc=$?
     if [ $rc -eq 0 ] || { [ $rc -eq 1 ] && grep -q 'resource temporarily unavailable' "$T/err"; }; then ok
@@ -288,5 +270,4 @@ grep -q '00:01 left' <<<"$line" && ok || fail "0.8 s left must show as 00:01: '$
 line=$("$BM" --progress-line 80 2 1000 0)
 ! grep -q '%' <<<"$line" && ok || fail "a stream (size unknown) shows no percent: '$line'"
 
-echo "shell: $checks checks, $fails failed"
-[ $fails -eq 0 ]
+finish shell

@@ -5,54 +5,37 @@
 # /dev/shm and SIGBUS, have Windows counterparts in the Check suites.)
 #   test_tool_wine.sh EMULATOR bulkmap.exe
 set -u
-EMU=${1:?emulator} EXE=${2:?bulkmap.exe}
-T=$(mktemp -d "${TMPDIR:-/tmp}/bmwine.XXXXXX")
+EMU=${1:?emulator} BM=${2:?bulkmap.exe}
+. "$(dirname "$0")/lib.sh"
 NAME="Local\\bmwine-$$"
-fails=0 checks=0
-trap 'kill $holder 2>/dev/null; rm -rf "$T"' EXIT
 holder=""
-BM() { "$EMU" "$EXE" "$@"; }
-ok()   { checks=$((checks + 1)); }
-fail() { checks=$((checks + 1)); fails=$((fails + 1)); echo "FAIL: $*" >&2; }
-json() { sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p" <<<"$1"; }
-xxh()  { xxhsum -H3 "$1" 2>/dev/null | sed -n 's/^XXH3 (.*) = \([0-9a-f]*\)$/\1/p; s/^\([0-9a-f]\{16\}\)  .*/\1/p'; }
-expect() {
-  local want=$1; shift
-  BM "$@" >"$T/out" 2>"$T/err" </dev/null
-  local rc=$?
-  if [ $rc -ne "$want" ]; then fail "bulkmap.exe $* exited $rc, expected $want: $(head -c 300 "$T/err")"
-  elif [ "$want" -ne 0 ] && ! grep -q '^bulkmap: ' "$T/err"; then fail "bulkmap.exe $*: no message"
-  else ok; fi
-}
-
-# Files by Windows path (Z: is the host's root under Wine).
-win() { printf 'Z:%s' "$(tr / '\\' <<<"$1")"; }
+at_exit 'kill $holder 2>/dev/null'
 
 for n in 0 1 65535 65536 65537 300000; do
   head -c "$n" /dev/urandom >"$T/s$n"
   for w in 65536 200000; do
-    out=$(BM scan "$(win "$T/s$n")" --json --no-progress --window "$w" 2>"$T/err") || { fail "scan s$n: $(cat "$T/err")"; continue; }
+    out=$(bm scan "$(win "$T/s$n")" --json --no-progress --window "$w" 2>"$T/err") || { fail "scan s$n: $(cat "$T/err")"; continue; }
     [ "$(json "$out" xxh3)" = "$(xxh "$T/s$n")" ] && ok || fail "xxh3 s$n w$w: $out"
     [ "$(json "$out" lines)" = "$(wc -l <"$T/s$n")" ] && ok || fail "lines s$n w$w: $out"
   done
 done
 perl -e 'for (1..50000) { print "aaab" x ($_ % 7), "ab\nxyzzy", "a" x ($_ % 11), "\n" }' >"$T/text"
 for lit in aa aab xyzzy; do
-  out=$(BM scan "$(win "$T/text")" --count "$lit" --json --no-progress --window 64K)
-  want=$(LIT="$lit" perl -0777 -ne '$c = () = /\Q$ENV{LIT}\E/g; print $c' "$T/text")
+  out=$(bm scan "$(win "$T/text")" --count "$lit" --json --no-progress --window 64K)
+  want=$(perlcount "$lit" "$T/text")
   [ "$(json "$out" count)" = "$want" ] && ok || fail "count $lit: $out != $want"
 done
-out=$(BM scan "$(win "$T/text")" --offset 70000 --length 123457 --json --no-progress --window 64K)
+out=$(bm scan "$(win "$T/text")" --offset 70000 --length 123457 --json --no-progress --window 64K)
 tail -c +70001 "$T/text" | head -c 123457 >"$T/cut"
 [ "$(json "$out" xxh3)" = "$(xxh "$T/cut")" ] && ok || fail "--offset/--length: $out"
 
 # Several FILEs and standard input (issue 11).
-out=$(BM scan "$(win "$T/text")" "$(win "$T/s300000")" --json --no-progress | tr -d '\r')
+out=$(bm scan "$(win "$T/text")" "$(win "$T/s300000")" --json --no-progress | tr -d '\r')
 [ "$(json "$(sed -n 's/.*"total":\(.*\)}$/\1/p' <<<"$out")" lines)" = $(( $(wc -l <"$T/text") + $(wc -l <"$T/s300000") )) ] && ok || fail "two files: $out"
-out=$(BM scan - --json --no-progress --window 4096 <"$T/text")
+out=$(bm scan - --json --no-progress --window 4096 <"$T/text")
 [ "$(json "$out" xxh3)" = "$(xxh "$T/text")" ] && [ "$(json "$out" lines)" = "$(wc -l <"$T/text")" ] && ok || fail "scan - <file: $out"
-out=$(cat "$T/text" | BM scan - --count aab --json --no-progress --window 4096)
-[ "$(json "$out" count)" = "$(LIT=aab perl -0777 -ne '$c = () = /\Q$ENV{LIT}\E/g; print $c' "$T/text")" ] && ok || fail "pipe --count: $out"
+out=$(cat "$T/text" | bm scan - --count aab --json --no-progress --window 4096)
+[ "$(json "$out" count)" = "$(perlcount aab "$T/text")" ] && ok || fail "pipe --count: $out"
 expect 0 -h
 expect 0 -V
 
@@ -70,14 +53,14 @@ expect 0 info --json
 expect 0 --version
 
 # load holds the section (it dies with its last handle); a second process cats it.
-"$EMU" "$EXE" load "$(win "$T/text")" --name "$NAME" --no-progress --json >"$T/load" 2>"$T/loaderr" &
+"$EMU" "$BM" load "$(win "$T/text")" --name "$NAME" --no-progress --json >"$T/load" 2>"$T/loaderr" &
 holder=$!
 for i in $(seq 100); do grep -q xxh3 "$T/load" 2>/dev/null && break; sleep 0.2; done
 if grep -q '"state":"ready"' "$T/load"; then
   ok
-  BM cat "$NAME" >"$T/back" 2>"$T/err" && cmp -s "$T/back" "$T/text" && ok || fail "cat under Wine: $(cat "$T/err")"
+  bm cat "$NAME" >"$T/back" 2>"$T/err" && cmp -s "$T/back" "$T/text" && ok || fail "cat under Wine: $(cat "$T/err")"
   expect 1 load "$(win "$T/text")" --name "$NAME" --no-progress   # exists
-  st=$(BM stat "$NAME" --json)
+  st=$(bm stat "$NAME" --json)
   [ "$(json "$st" state)" = ready ] && ok || fail "stat: $st"
 else
   fail "load did not publish: $(cat "$T/loaderr")"
@@ -86,5 +69,4 @@ kill -INT $holder 2>/dev/null
 wait $holder; rc=$?
 [ $rc -eq 0 ] && ok || fail "held load ended with $rc after Ctrl-C"
 expect 1 cat "$NAME"   # gone with its last handle
-echo "tool tests under Wine: $checks checks, $fails failed"
-[ $fails -eq 0 ]
+finish "tool tests under Wine"

@@ -1,8 +1,8 @@
-/* What `bulkmap bench` needs from the OS beyond the library: private anonymous regions of
+/* What the bench module needs from the OS beyond the library: private anonymous regions of
  * each page kind (what a program's heap gets), the kernel's own account of a mapping
- * (Linux smaps) and the CPU's data-TLB miss counter (perf_event_open). Everything
- * platform-specific of the bench lives in bench_os.c. Functions that can fail return 0 or
- * -1 with why in reason (a sentence for the user, never empty). */
+ * (Linux smaps), the CPU's data-TLB miss counter (perf_event_open) and a clock. Everything
+ * platform-specific of the bench lives in bench_posix.c or bench_win.c (CMake picks one).
+ * Functions that can fail return 0 or -1 with why in reason (a sentence, never empty). */
 #ifndef BULKMAP_BENCH_OS_H
 #define BULKMAP_BENCH_OS_H
 
@@ -59,5 +59,8 @@ void bench_tlb_start(bench_tlb_t *t);
  * -1 when it was never scheduled. */
 int bench_tlb_stop(bench_tlb_t *t, double *misses);
 void bench_tlb_close(bench_tlb_t *t);
+
+/* Seconds from a monotonic clock. */
+double bench_os_now(void);
 
 #endif

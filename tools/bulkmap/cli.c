@@ -1,22 +1,54 @@
-/* The tool's shared pieces: errors, option parsing, key: value / JSON output, progress. */
+/* The tool's shared pieces: errors, usage and help from the command table main.c hands in,
+ * option parsing, signals and limits, key: value / JSON output, progress. It never calls
+ * into main.c or a command; what differs by platform is behind plat.h. */
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 #include "cli.h"
+#include "plat.h"
 
-#ifdef _WIN32
-#include <io.h>
-#include <windows.h>
-#define isatty _isatty
-#else
-#include <sys/ioctl.h>
-#include <unistd.h>
-#endif
 
 const char *cli_command = "bulkmap";
+
+/* The command table, handed in by main() (cli_commands_set). */
+static const cli_cmd_t *cli_cmds;
+static int cli_ncmds;
+
+void cli_commands_set(const cli_cmd_t *table, int n) {
+  cli_cmds = table;
+  cli_ncmds = n;
+}
+
+static const cli_cmd_t *cli_find(const char *cmd) {
+  int i;
+  for (i = 0; i < cli_ncmds; i++)
+    if (strcmp(cli_cmds[i].name, cmd) == 0) return &cli_cmds[i];
+  return NULL;
+}
+
+int cli_help(const char *cmd) {
+  const cli_cmd_t *c = cli_find(cmd);
+  if (c == NULL) return EXIT_USAGE;
+  printf("Usage: %s\n%s.\n\n%s\n\nExit status: 0 done, 1 failed, 2 usage error, 128+N a "
+         "signal N (SIGINT 130).\n",
+         c->usage, c->summary, c->help);
+  return 0;
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...) {
+  const cli_cmd_t *c = cli_find(cmd);
+  va_list ap;
+  va_start(ap, fmt);
+  cli_verror(cmd, fmt, ap);
+  va_end(ap);
+  if (c != NULL)
+    fprintf(stderr, "Usage: %s\nTry 'bulkmap %s --help' for more information.\n", c->usage, cmd);
+  return EXIT_USAGE;
+}
 
 /* A name or path for human eyes: control characters (a newline in a file name would forge
  * a line of output) are shown as C escapes; everything else as it is. */
@@ -39,7 +71,11 @@ void cli_verror(const char *context, const char *fmt, va_list ap) {
   fprintf(stderr, "bulkmap: ");
   cli_put_escaped(stderr, context);
   vsnprintf(msg, sizeof(msg), fmt, ap);
-  fprintf(stderr, ": %s\n", msg);
+  /* The whole message escaped, not only the context: it may quote a name or a path the
+   * user gave (a rejected one too), and one message is one line. */
+  fputs(": ", stderr);
+  cli_put_escaped(stderr, msg);
+  fputc('\n', stderr);
 }
 
 void cli_error(const char *context, const char *fmt, ...) {
@@ -63,34 +99,16 @@ void cli_lib_error_os(const char *context, int err, int os) {
 
 int cli_exit_for(int err) { return err == BM_ENAME ? EXIT_USAGE : EXIT_FAILED; }
 
-void cli_ignore_sigpipe(void) {
-#ifndef _WIN32
-  signal(SIGPIPE, SIG_IGN);
-#endif
-}
+void cli_ignore_sigpipe(void) { plat_ignore_sigpipe(); }
 
-/* Signals: one handler for every terminating signal; see cli.h. */
-static const struct {
-  int signum;
-  const char *name;
-} cli_sigs[] = {
-  {SIGINT, "SIGINT"}, {SIGTERM, "SIGTERM"},
-#ifdef _WIN32
-  {SIGBREAK, "SIGBREAK"},
-#else
-  {SIGHUP, "SIGHUP"}, {SIGUSR1, "SIGUSR1"}, {SIGUSR2, "SIGUSR2"}, {SIGALRM, "SIGALRM"},
-  {SIGVTALRM, "SIGVTALRM"}, {SIGPROF, "SIGPROF"}, {SIGXCPU, "SIGXCPU"},
-#endif
-};
-#define CLI_NSIGS (int)(sizeof(cli_sigs) / sizeof(cli_sigs[0]))
-
+/* Signals: one handler for every terminating signal (plat_signals); see cli.h. */
 static volatile sig_atomic_t cli_sig_caught, cli_sig_defer;
 void (*volatile cli_signal_wake)(void);
 
 const char *cli_signal_name(int signum) {
   int i;
-  for (i = 0; i < CLI_NSIGS; i++)
-    if (cli_sigs[i].signum == signum) return cli_sigs[i].name;
+  for (i = 0; i < plat_nsignals; i++)
+    if (plat_signals[i].signum == signum) return plat_signals[i].name;
   return "a signal";
 }
 
@@ -105,63 +123,46 @@ int cli_signals_defer(int on) {
 }
 
 static void cli_on_signal(int signum) {
-#ifdef _WIN32
-  signal(signum, cli_on_signal); /* the CRT resets the handler before calling it */
-#endif
+  plat_signal_rearm(signum, cli_on_signal);
   if (!cli_sig_defer) {
     /* Nothing to clean up: say so and end, with async-signal-safe calls only. */
-    static const char pre[] = "bulkmap: ", post[] = ": interrupted\n";
-    const char *cmd = cli_command;
-    size_t n = strlen(cmd);
-#ifdef _WIN32
-    _write(2, pre, sizeof(pre) - 1);
-    _write(2, cmd, (unsigned)n);
-    _write(2, post, sizeof(post) - 1);
-#else
-    ssize_t r = write(2, pre, sizeof(pre) - 1);
-    r = write(2, cmd, n);
-    r = write(2, post, sizeof(post) - 1);
-    (void)r;
-#endif
-    _exit(cli_signal_status(signum));
+    static const char pre[] = "bulkmap: ", mid[] = ": interrupted by ";
+    const char *cmd = cli_command, *name = cli_signal_name(signum);
+    plat_write_stderr(pre, sizeof(pre) - 1);
+    plat_write_stderr(cmd, strlen(cmd));
+    plat_write_stderr(mid, sizeof(mid) - 1);
+    plat_write_stderr(name, strlen(name));
+    plat_write_stderr("\n", 1);
+    plat_exit_now(cli_signal_status(signum));
   }
   if (cli_sig_caught == 0) cli_sig_caught = signum;
   if (cli_signal_wake != NULL) cli_signal_wake();
 }
 
 void cli_signals_ensure(void) {
-#ifndef _WIN32
-  struct sigaction cur;
-  if (sigaction(SIGINT, NULL, &cur) == 0 && cur.sa_handler == cli_on_signal &&
-      sigaction(SIGTERM, NULL, &cur) == 0 && cur.sa_handler == cli_on_signal)
-    return;
-#endif
-  cli_signals_init();
+  if (!plat_signals_installed(cli_on_signal)) cli_signals_init();
 }
 
-void cli_signals_init(void) {
-  int i;
-#ifdef _WIN32
-  for (i = 0; i < CLI_NSIGS; i++) signal(cli_sigs[i].signum, cli_on_signal);
-#else
-  struct sigaction sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = SIG_IGN;
-  sigaction(SIGPIPE, &sa, NULL);
-  sigaction(SIGXFSZ, &sa, NULL);
-  sa.sa_handler = cli_on_signal;
-  sa.sa_flags = SA_RESTART;
-  sigfillset(&sa.sa_mask); /* one handler at a time */
-  for (i = 0; i < CLI_NSIGS; i++) {
-    struct sigaction old;
-    /* A signal ignored by whoever started us (nohup, a shell's background job) stays
-     * ignored, as POSIX asks of programs that catch signals. */
-    if (sigaction(cli_sigs[i].signum, NULL, &old) == 0 && old.sa_handler == SIG_IGN &&
-        cli_sigs[i].signum != SIGINT && cli_sigs[i].signum != SIGTERM)
-      continue;
-    sigaction(cli_sigs[i].signum, &sa, NULL);
+void cli_signals_init(void) { plat_signals_install(cli_on_signal); }
+
+/* Under `ulimit -t` with soft = hard, the kernel's SIGXCPU at the soft limit comes with
+ * its SIGKILL at the same second: no time to clean up. The soft limit is lowered (always
+ * allowed) to leave a margin, so that SIGXCPU, a terminating signal handled like the
+ * others, comes first. A margin of two seconds where the limit allows it: the CPU time of
+ * every thread counts, and a load on two cores spends two seconds a second. */
+int cli_limits_init(void) {
+  uint64_t soft, hard, want;
+  double used;
+  if (plat_cpu_limit(&soft, &hard, &used) != 0 || soft < hard) return 0;
+  want = hard >= 4 ? hard - 2 : hard >= 2 ? hard - 1 : 0;
+  if ((double)want <= used + 0.1) {
+    cli_error(cli_command, "the CPU time limit (ulimit -t %llu) leaves no time to finish and clean "
+              "up (%.1f s used): raise it to at least %llu", (unsigned long long)hard, used,
+              (unsigned long long)(hard < 2 ? 2 : hard + 1));
+    return EXIT_FAILED;
   }
-#endif
+  (void)plat_cpu_limit_set_soft(want);
+  return 0;
 }
 
 /* stdout's first write error, seen by out_end or cli_finish. */
@@ -256,11 +257,7 @@ int cli_threads(const char *cmd, const char *text, unsigned *out) {
   *out = (unsigned)n;
   /* libuv reads UV_THREADPOOL_SIZE once, when the pool starts on the first queued job. */
   snprintf(buf, sizeof(buf), "%u", *out);
-#ifdef _WIN32
-  _putenv_s("UV_THREADPOOL_SIZE", buf);
-#else
-  setenv("UV_THREADPOOL_SIZE", buf, 1);
-#endif
+  uv_os_setenv("UV_THREADPOOL_SIZE", buf);
   return 0;
 }
 
@@ -413,7 +410,7 @@ void out_large(cli_out_t *o, const bm_large_t *l) {
 
 /* Progress. */
 void progress_init(cli_progress_t *p, int enabled, uint64_t total) {
-  p->on = enabled && isatty(2);
+  p->on = enabled && uv_guess_handle(2) == UV_TTY;
   p->t0 = cli_now();
   p->total = total;
   p->drawn = 0;
@@ -428,16 +425,9 @@ static void human_bytes(char *buf, size_t n, double v) {
 
 /* Columns of the terminal on stderr (80 when it cannot be told). */
 static int term_width(void) {
-  const char *env;
-#ifdef _WIN32
-  CONSOLE_SCREEN_BUFFER_INFO ci;
-  if (GetConsoleScreenBufferInfo(GetStdHandle(STD_ERROR_HANDLE), &ci))
-    return ci.srWindow.Right - ci.srWindow.Left + 1;
-#else
-  struct winsize ws;
-  if (ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
-#endif
-  env = getenv("COLUMNS");
+  const char *env = getenv("COLUMNS");
+  int w = plat_term_width();
+  if (w > 0) return w;
   if (env != NULL && atoi(env) > 0) return atoi(env);
   return 80;
 }
@@ -519,4 +509,77 @@ void progress_clear(cli_progress_t *p) {
   fprintf(stderr, "\r%*s\r", p->drawn, "");
   p->drawn = 0;
   fflush(stderr);
+}
+
+/* Arrays of objects (JSON; human output prints them as it likes). */
+void out_arr_begin(cli_out_t *o, const char *key) {
+  out_key(o, key);
+  if (o->json) putchar('[');
+  else putchar('\n');
+  o->fields = 0;
+  o->depth++;
+}
+
+void out_arr_end(cli_out_t *o) {
+  o->depth--;
+  if (o->json) putchar(']');
+  o->fields = 1;
+}
+
+void out_elem_begin(cli_out_t *o) {
+  if (o->json) printf("%s{", o->fields++ ? "," : "");
+  o->fields = 0;
+  o->depth++;
+}
+
+void out_elem_end(cli_out_t *o) {
+  o->depth--;
+  if (o->json) putchar('}');
+  o->fields = 1;
+}
+
+void out_num(cli_out_t *o, const char *key, double v, int decimals) {
+  if (isnan(v) || isinf(v)) out_str(o, key, NULL);
+  else out_f(o, key, v, decimals);
+}
+
+/* Days since 1970-01-01 to a civil date (proleptic Gregorian; H. Hinnant's days_from_civil
+ * inverted): no gmtime, the same on every platform, and exact for any year. */
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
+  int64_t era, doe, yoe, doy, mp;
+  z += 719468;
+  era = (z >= 0 ? z : z - 146096) / 146097;
+  doe = z - era * 146097;
+  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  mp = (5 * doy + 2) / 153;
+  *d = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
+  *m = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
+  *y = yoe + era * 400 + (*m <= 2);
+}
+
+int cli_format_time(char *buf, size_t n, int64_t t) {
+  int64_t days, secs, y;
+  unsigned m, d;
+  /* 1970-01-01 to 9999-12-31T23:59:59Z */
+  if (t < 0 || t > 253402300799LL) {
+    snprintf(buf, n, "%lld (invalid time)", (long long)t);
+    return -1;
+  }
+  days = t / 86400;
+  secs = t % 86400;
+  civil_from_days(days, &y, &m, &d);
+  snprintf(buf, n, "%04lld-%02u-%02uT%02u:%02u:%02uZ", (long long)y, m, d,
+           (unsigned)(secs / 3600), (unsigned)(secs / 60 % 60), (unsigned)(secs % 60));
+  return 0;
+}
+
+void out_time(cli_out_t *o, const char *key, int64_t t) {
+  char buf[48];
+  if (o->json) {
+    out_i64(o, key, t);
+    return;
+  }
+  cli_format_time(buf, sizeof(buf), t);
+  out_str(o, key, buf);
 }

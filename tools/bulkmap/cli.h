@@ -28,9 +28,18 @@ void cli_verror(const char *context, const char *fmt, va_list ap);
 void cli_lib_error(const char *context, int err);
 /* The same with the OS error given (one that happened on another thread). */
 void cli_lib_error_os(const char *context, int err, int os);
-/* Prints the usage of a command to stderr and returns EXIT_USAGE. */
-int cli_usage(const char *cmd, const char *fmt, ...);
-/* --help for a command, on stdout. */
+/* The command table (main.c's), for cli_usage and cli_help; set once, before a command
+ * runs. */
+void cli_commands_set(const cli_cmd_t *table, int n);
+/* Prints "bulkmap: CMD: MESSAGE" and the usage of a command to stderr and returns
+ * EXIT_USAGE. A user-given name or path in the message goes through %s escaped, as every
+ * cli_error message does (a control character cannot forge a line). */
+int cli_usage(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* --help for a command, on stdout (EXIT_USAGE for an unknown command). */
 int cli_help(const char *cmd);
 /* Exit status for a library error: usage (2) for bad names, else failed (1). */
 int cli_exit_for(int err);
@@ -69,6 +78,18 @@ void out_hex64(cli_out_t *o, const char *key, uint64_t v);
 void out_obj_begin(cli_out_t *o, const char *key); /* nested object: "key.sub: v" in human form */
 void out_obj_end(cli_out_t *o);
 void out_arr_u64(cli_out_t *o, const char *key, const uint64_t *v, int n);
+/* A number that may be missing: NaN or infinite is JSON null (human: "-"). */
+void out_num(cli_out_t *o, const char *key, double v, int decimals);
+/* An array of objects: out_arr_begin, then out_elem_begin ... out_elem_end for each. */
+void out_arr_begin(cli_out_t *o, const char *key);
+void out_elem_begin(cli_out_t *o);
+void out_elem_end(cli_out_t *o);
+void out_arr_end(cli_out_t *o);
+/* A time in seconds since 1970 for human eyes, "2024-05-01T12:00:00Z"; outside 1970-9999
+ * "N (invalid time)" and -1 (JSON keeps the number). */
+int cli_format_time(char *buf, size_t n, int64_t t);
+/* A time: JSON the number of seconds, human cli_format_time's words. */
+void out_time(cli_out_t *o, const char *key, int64_t t);
 void out_end(cli_out_t *o);
 
 /* Progress bar on stderr (only when it is a terminal and not disabled). */
@@ -99,7 +120,7 @@ void cli_ignore_sigpipe(void);
 
 /* Signals. main() calls cli_signals_init once: SIGPIPE and SIGXFSZ are ignored (a write
  * to a closed pipe or past ulimit -f becomes an error: EPIPE, EFBIG), and the terminating
- * signals that can be caught (SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM,
+ * signals that can be caught (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM,
  * SIGVTALRM, SIGPROF, SIGXCPU; Windows: SIGINT, SIGBREAK, SIGTERM) are handled:
  * - by default a signal ends the process at once with exit status 128+N (a command with
  *   nothing to clean up needs nothing more);
@@ -108,6 +129,12 @@ void cli_ignore_sigpipe(void);
  *   returns cli_signal_status(signum). A command that makes something that must not be
  *   left half-made defers from before it makes it until it is done or removed. */
 void cli_signals_init(void);
+/* Resource limits the kernel enforces with SIGKILL, checked before a command starts:
+ * under `ulimit -t` with soft = hard the soft limit is lowered by a margin, so that
+ * SIGXCPU (handled like any terminating signal: cleanup, exit 152) comes before the
+ * kill. Returns 0, or EXIT_FAILED after saying why when the CPU time left cannot cover
+ * the margin. main() calls it once, after cli_signals_init. */
+int cli_limits_init(void);
 /* cli_signals_init again if a command put handlers of its own in (cli_run does this). */
 void cli_signals_ensure(void);
 /* Sets deferring on (1) or off (0); returns the previous setting. Turning it off with a

@@ -3,10 +3,7 @@
 #include <string.h>
 #include <uv.h>
 #include "datasets.h"
-#ifdef _WIN32
-#include <fcntl.h>
-#include <io.h>
-#endif
+#include "plat.h"
 
 #define CAT_EPIPE (-1000) /* the reader went away */
 
@@ -77,9 +74,7 @@ int cmd_cat(int argc, char **argv) {
     return cli_usage("cat", "'%s': a name is 1-200 characters of A-Z a-z 0-9 . _ -", pos[0]);
   verify = !o_raw && !o_noverify;
   cli_ignore_sigpipe();
-#ifdef _WIN32
-  _setmode(1, _O_BINARY);
-#endif
+  plat_binary_stdout();
   memset(&info, 0, sizeof(info));
   if (o_raw) {
     /* Every mapped byte, of whatever the section holds. */

@@ -1,7 +1,6 @@
 /* bulkmap ls: the sections in /dev/shm and on every hugetlbfs mount (bm_section_list):
  * datasets, and with --all the objects that are not. */
 #include <string.h>
-#include <time.h>
 #include "datasets.h"
 
 static void ls_json(const bm_section_info_t *v, size_t n) {
@@ -36,16 +35,7 @@ static void ls_table(const bm_section_info_t *v, size_t n) {
          "PAGE", "OWNER", "MODE", "PID", "CREATED");
   for (i = 0; i < n; i++) {
     char when[32] = "-", pid[24] = "-";
-    if (v[i].created > 0) {
-      time_t t = (time_t)v[i].created;
-      struct tm tm;
-#ifdef _WIN32
-      gmtime_s(&tm, &t);
-#else
-      gmtime_r(&t, &tm);
-#endif
-      strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    }
+    if (v[i].created != 0) cli_format_time(when, sizeof(when), v[i].created);
     if (v[i].writer_pid > 0) snprintf(pid, sizeof(pid), "%lld", (long long)v[i].writer_pid);
     printf("%-24s %-16s %14llu %-10s %10llu %-10s %04o %8s %s\n", v[i].name, v[i].place,
            (unsigned long long)v[i].bytes, bm_state_name(v[i].state),

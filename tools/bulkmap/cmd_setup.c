@@ -1,18 +1,13 @@
 /* bulkmap setup --large-pages SIZE: Linux (root) grows the huge page pool to at least SIZE
  * (never shrinks it) and mounts hugetlbfs where none is, writable by root and an optional
  * group only; Windows says how to grant "Lock pages in memory". */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 #include "cli.h"
-#ifndef _WIN32
-#include <errno.h>
-#include <grp.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#endif
+#include "plat.h"
 
-#ifndef _WIN32
 /* The pool of the default huge page size, as the library reads it (-1 when unknown). */
 static int setup_pool(const bm_sysinfo_t *si, uint64_t *total, uint64_t *free_pages) {
   int i;
@@ -24,24 +19,6 @@ static int setup_pool(const bm_sysinfo_t *si, uint64_t *total, uint64_t *free_pa
     }
   return -1;
 }
-
-/* The group for the mount: a name or a number. */
-static int setup_group(const char *text, gid_t *gid) {
-  struct group *g = getgrnam(text);
-  char *end;
-  unsigned long v;
-  if (g != NULL) {
-    *gid = g->gr_gid;
-    return 0;
-  }
-  v = strtoul(text, &end, 10);
-  if (text[0] >= '0' && text[0] <= '9' && *end == '\0' && v == (unsigned long)(gid_t)v) {
-    *gid = (gid_t)v;
-    return 0;
-  }
-  return -1;
-}
-#endif
 
 int cmd_setup(int argc, char **argv) {
   const char *o_large = NULL, *o_group = NULL, *o_json = NULL, *pos[1];
@@ -60,9 +37,7 @@ int cmd_setup(int argc, char **argv) {
     cli_lib_error("setup", rc);
     return EXIT_FAILED;
   }
-#ifdef _WIN32
-  (void)bytes;
-  {
+  if (strcmp(si.os, "windows") == 0) {
     cli_out_t out;
     out_begin(&out, o_json != NULL);
     out_str(&out, "os", "windows");
@@ -73,16 +48,16 @@ int cmd_setup(int argc, char **argv) {
             "sign out and in again; large pages also need contiguous free memory, so set them "
             "up early after boot");
     out_end(&out);
+    return si.privilege == 1 ? EXIT_DONE : EXIT_FAILED;
   }
-  return si.privilege == 1 ? EXIT_DONE : EXIT_FAILED;
-#else
   {
     char path[256];
     const char *mnt = NULL;
     uint64_t want, before = 0, after = 0, free_pages = 0;
     size_t hp = si.default_large_size;
-    gid_t gid = 0;
-    int mounted = 0;
+    unsigned long gid = 0;
+    int mounted = 0, e;
+    uv_fs_t req;
     cli_out_t out;
     FILE *f;
 
@@ -90,9 +65,9 @@ int cmd_setup(int argc, char **argv) {
       cli_error("setup", "this kernel offers no huge pages");
       return EXIT_FAILED;
     }
-    if (o_group != NULL && setup_group(o_group, &gid) != 0)
+    if (o_group != NULL && plat_group_id(o_group, &gid) != 0)
       return cli_usage("setup", "--group '%s': no such group", o_group);
-    if (geteuid() != 0) {
+    if (!plat_is_root()) {
       cli_error("setup", "reserving huge pages needs root (writes /proc/sys/vm/nr_hugepages)");
       return EXIT_FAILED;
     }
@@ -115,25 +90,27 @@ int cmd_setup(int argc, char **argv) {
     if (si.n_mounts == 0) {
       char opt[64];
       mnt = "/dev/hugepages";
-      if (mkdir(mnt, 0755) != 0 && errno != EEXIST) {
-        cli_error("setup", "cannot make %s: %s", mnt, strerror(errno));
+      e = uv_fs_mkdir(NULL, &req, mnt, 0755, NULL);
+      uv_fs_req_cleanup(&req);
+      if (e != 0 && e != UV_EEXIST) {
+        cli_error("setup", "cannot make %s: %s", mnt, uv_strerror(e));
         return EXIT_FAILED;
       }
       /* Root's, plus the group's when asked (sticky: members remove only their own). */
       if (o_group != NULL) snprintf(opt, sizeof(opt), "mode=1770,gid=%lu", (unsigned long)gid);
       else snprintf(opt, sizeof(opt), "mode=0755");
-      if (mount("none", mnt, "hugetlbfs", MS_NOSUID | MS_NODEV, opt) != 0) {
-        cli_error("setup", "cannot mount hugetlbfs on %s: %s", mnt, strerror(errno));
+      if ((e = plat_mount_hugetlbfs(mnt, opt)) != 0) {
+        cli_error("setup", "cannot mount hugetlbfs on %s: %s", mnt, strerror(e));
         return EXIT_FAILED;
       }
       mounted = 1;
     } else {
-      struct stat st;
       mnt = si.mounts[0].path;
-      if (stat(mnt, &st) == 0 && (st.st_mode & 0002))
-        fprintf(stderr, "bulkmap: setup: note: %s is writable by every user (mode %04o): any "
-                "user can create a name there; bulkmap prefers your own object of a name\n",
-                mnt, (unsigned)(st.st_mode & 07777));
+      if (uv_fs_stat(NULL, &req, mnt, NULL) == 0 && (req.statbuf.st_mode & 0002))
+        cli_error("setup", "note: %s is writable by every user (mode %04o): any user can create "
+                  "a name there; bulkmap prefers your own object of a name", mnt,
+                  (unsigned)(req.statbuf.st_mode & 07777));
+      uv_fs_req_cleanup(&req);
     }
     out_begin(&out, o_json != NULL);
     out_u64(&out, "page_size", hp);
@@ -151,5 +128,4 @@ int cmd_setup(int argc, char **argv) {
     }
     return EXIT_DONE;
   }
-#endif
 }

@@ -24,7 +24,7 @@ int cmd_stat(int argc, char **argv) {
   out_begin(&out, o_json != NULL);
   ds_out_info(&out, &info);
   out_i64(&out, "writer_pid", info.writer_pid);
-  out_i64(&out, "created", info.created);
+  out_time(&out, "created", info.created);
   out_str(&out, "source", info.source);
   out_str(&out, "path", info.path);
   out_u64(&out, "section_bytes", info.section_bytes);

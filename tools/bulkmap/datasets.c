@@ -16,9 +16,13 @@ int ds_report(const char *name, int err, const bm_dataset_info_t *info) {
     size_t n = 0, i;
     cli_error(name, "the name is held in several places, none of them yours alone:");
     if (bm_section_list(name, BM_LIST_ALL, &v, &n) == 0)
-      for (i = 0; i < n; i++)
-        fprintf(stderr, "  %s/%s (owner %s, %s)\n", v[i].place, v[i].name, v[i].owner,
-                bm_state_name(v[i].state));
+      for (i = 0; i < n; i++) {
+        fputs("  ", stderr);
+        cli_put_escaped(stderr, v[i].place);
+        fputc('/', stderr);
+        cli_put_escaped(stderr, v[i].name);
+        fprintf(stderr, " (owner %s, %s)\n", v[i].owner, bm_state_name(v[i].state));
+      }
     bm_section_list_free(v);
     fprintf(stderr, "  (bulkmap rm NAME removes the one you may remove)\n");
     return EXIT_FAILED;
@@ -62,10 +66,15 @@ int ds_parse_mode(const char *cmd, const char *text, unsigned *mode) {
   if (text[0] < '0' || text[0] > '7') goto bad;
   v = strtoul(text, &end, 8);
   if (*end != '\0' || v > 0777 || strlen(text) > 4) goto bad;
+  /* A dataset its owner cannot read could not be cat, stat'ed or verified by anyone but
+   * root: --mode 0 or 0044 is a mistake, not a wish (the owner may always remove it). */
+  if ((v & 0400) == 0)
+    return cli_usage(cmd, "--mode %s: the owner must be able to read the section (0400); "
+                     "e.g. 0600 (the default), 0640 or 0644", text);
   *mode = (unsigned)v;
   return 0;
 bad:
-  return cli_usage(cmd, "--mode '%s': expected octal permission bits, 0 to 0777 (e.g. 0640)",
+  return cli_usage(cmd, "--mode '%s': expected octal permission bits, 0400 to 0777 (e.g. 0640)",
                    text);
 }
 

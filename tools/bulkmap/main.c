@@ -1,16 +1,13 @@
-/* bulkmap: the command-line tool. Dispatches to one cmd_<verb>.c a subcommand. The command
- * table holds every command's help; `--help`, `COMMAND --help` and the man page (printed by
+/* bulkmap: the command-line tool. Dispatches to one cmd_<verb>.c a subcommand; cli.c holds
+ * what they share and never calls back here (it gets the table from cli_commands_set).
+ * The command table holds every command's help; `--help`, `COMMAND --help` and the man page (printed by
  * the hidden `--man` at build time) are all made from it, so they never disagree. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
-#ifndef _WIN32
-#include <errno.h>
-#include <fcntl.h>
-#include <unistd.h>
-#endif
+#include "plat.h"
 
 /* Each command's block: name, function, synopsis (DESIGN section 3), one-line summary for
  * `bulkmap --help`, and its help: what it does, then one "  --option  what" line an option
@@ -181,31 +178,6 @@ static void usage_short(FILE *f) {
   fprintf(f, "  bulkmap --help | -h | --version | -V | COMMAND --help\n");
 }
 
-int cli_help(const char *cmd) {
-  int i;
-  for (i = 0; i < NCOMMANDS; i++)
-    if (strcmp(commands[i].name, cmd) == 0) {
-      printf("Usage: %s\n%s.\n\n%s\n\nExit status: 0 done, 1 failed, 2 usage error, 128+N a "
-             "signal N (SIGINT 130).\n",
-             commands[i].usage, commands[i].summary, commands[i].help);
-      return 0;
-    }
-  return EXIT_USAGE;
-}
-
-int cli_usage(const char *cmd, const char *fmt, ...) {
-  va_list ap;
-  int i;
-  va_start(ap, fmt);
-  cli_verror(cmd, fmt, ap);
-  va_end(ap);
-  for (i = 0; i < NCOMMANDS; i++)
-    if (strcmp(commands[i].name, cmd) == 0)
-      fprintf(stderr, "Usage: %s\nTry 'bulkmap %s --help' for more information.\n",
-              commands[i].usage, cmd);
-  return EXIT_USAGE;
-}
-
 /* The man page: roff from the same text. */
 static void roff_text(const char *s, size_t n) {
   size_t i;
@@ -278,20 +250,6 @@ static void print_man(void) {
   printf(".SH SEE ALSO\n.BR wc (1),\n.BR xxhsum (1),\n.BR mmap (2)\n");
 }
 
-/* Descriptors 0-2 closed by whoever started us would be taken by the first files opened,
- * and the result written into one of them: keep them taken, by a descriptor that fails
- * every read (0) or write (1, 2), as a closed one would. */
-static void keep_std_fds(void) {
-#ifndef _WIN32
-  int fd;
-  for (fd = 0; fd < 3; fd++) {
-    if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
-    int got = open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY);
-    if (got >= 0 && got != fd) close(got); /* not the lowest free: leave it */
-  }
-#endif
-}
-
 /* Hidden, for the tests: `bulkmap --progress-line WIDTH ELAPSED DONE TOTAL`. */
 static int progress_line(int argc, char **argv) {
   char line[256];
@@ -304,7 +262,8 @@ static int progress_line(int argc, char **argv) {
 
 int main(int argc, char **argv) {
   int i;
-  keep_std_fds();
+  plat_keep_std_fds();
+  cli_commands_set(commands, NCOMMANDS);
   cli_signals_init();
   if (argc < 2) {
     cli_error("bulkmap", "missing COMMAND");
@@ -328,6 +287,7 @@ int main(int argc, char **argv) {
   for (i = 0; i < NCOMMANDS; i++)
     if (strcmp(commands[i].name, argv[1]) == 0) {
       cli_command = commands[i].name;
+      if (cli_limits_init() != 0) return EXIT_FAILED;
       return cli_finish(commands[i].name, commands[i].fn(argc - 1, argv + 1));
     }
   cli_error(argv[1], "unknown command");

@@ -6,10 +6,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#ifndef _WIN32
-#include <fcntl.h>
-#include <unistd.h>
-#endif
+#include "plat.h"
 #include "run.h"
 
 static uv_loop_t *run_loop;
@@ -67,20 +64,7 @@ static int run_get_loop(int *os) {
   int err;
   *os = 0;
   if (run_loop != NULL) return 0;
-#ifndef _WIN32
-  {
-    int fds[6], n = 0, e = 0, i;
-    for (i = 0; i < 6; i++) {
-      if ((fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
-        e = errno;
-        break;
-      }
-      n++;
-    }
-    for (i = 0; i < n; i++) close(fds[i]);
-    if (e == EMFILE || e == ENFILE) return *os = e, BM_EMFILE;
-  }
-#endif
+  if ((err = plat_fds_available(6)) != 0) return *os = err, BM_EMFILE;
   errno = 0;
   if ((run_loop = uv_default_loop()) == NULL) {
     *os = errno;

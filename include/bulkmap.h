@@ -67,13 +67,14 @@ BM_EXTERN const char *bm_version(void);
   XX(ECHANGED, -31, "the source file changed while it was read")                           \
   XX(ECHECKSUM, -32, "checksum mismatch: the payload does not hash to the trailer's XXH3")  \
   XX(EREPLACED, -33, "the name now refers to another section (left alone)")             \
-  XX(ECANCELED, -34, "canceled")
+  XX(ECANCELED, -34, "canceled")                                                           \
+  XX(ENOROOM, -35, "not enough room for the section (checked before making it)")
 
 typedef enum {
 #define BM__ERR_ENUM(name, val, msg) BM_##name = (val),
   BM_ERRNO_MAP(BM__ERR_ENUM)
 #undef BM__ERR_ENUM
-  BM__ERR_MIN = -35
+  BM__ERR_MIN = -36
 } bm_errno_t;
 
 /* Message for a BM_E* code; "unknown error" for anything else. Never NULL. */
@@ -101,8 +102,13 @@ typedef enum {
   BM_REASON_SIZE_NOT_MULTIPLE, /* size or offset not a multiple of the large page size */
   BM_REASON_UNSUPPORTED,       /* the OS or kernel has no large pages */
   BM_REASON_TRANSPARENT_ONLY,  /* only transparent huge pages were had */
-  BM_REASON_POOL_TOO_SMALL     /* free huge pages, but fewer than the size needs */
+  BM_REASON_POOL_TOO_SMALL,    /* free huge pages, but fewer than the size needs */
+  BM_REASON_MOUNT_LIMIT,       /* the hugetlbfs mount's size= limit has fewer free pages than
+                                  the size needs (the pool may have more) */
+  BM_REASON_MOUNT_INODES       /* the hugetlbfs mount's nr_inodes= limit: no inode free */
 } bm_large_reason_t;
+
+#define BM_PATH_MAX 512
 
 typedef struct bm_large_s {
   int requested;        /* the bm_large_mode_t asked for */
@@ -111,21 +117,26 @@ typedef struct bm_large_s {
   size_t page_size;     /* page size the kernel reports for the mapping */
   int reason;           /* bm_large_reason_t: why not obtained, or why it fell back */
   /* For the pool reasons: huge pages the request needed and the pool had free (0 when
-   * not known) */
+   * not known); for BM_REASON_MOUNT_LIMIT: needed and free under the mount's size= */
   uint64_t pages_needed, pages_free;
+  /* For the mount reasons: the mount's limit (size= in pages, or nr_inodes=) and its path
+   * ("" for the other reasons) */
+  uint64_t mount_limit;
+  char mount[BM_PATH_MAX];
 } bm_large_t;
 
 /* Short text for a bm_large_reason_t ("pool empty"); never NULL. */
 BM_EXTERN const char *bm_large_reason_str(int reason);
-/* The reason with its figures into buf ("pool too small: 48 of 151 pages free"); returns
- * buf. n of 96 is always enough. */
+/* The reason with its figures into buf ("pool too small: 48 of 151 pages free",
+ * "hugetlbfs mount size limit: 2 of 3 pages free on /mnt/huge (size= 4 pages)"); returns
+ * buf. n of BM_DESCRIBE_MAX is always enough (the mount reasons name the mount). */
+#define BM_DESCRIBE_MAX (160 + BM_PATH_MAX)
 BM_EXTERN const char *bm_large_describe(const bm_large_t *large, char *buf, size_t n);
 
 /* ---------------------------------------------------------------------------------------
  * System facts. */
 #define BM_MAX_LARGE_SIZES 4
 #define BM_MAX_MOUNTS 4
-#define BM_PATH_MAX 512
 
 typedef enum {
   BM_THP_UNSUPPORTED = 0,
@@ -334,6 +345,46 @@ BM_EXTERN void bm_window_plan_span(const bm_window_plan_t *p, uint64_t k, uint64
  * hugetlbfs mount for large pages. */
 #define BM_NAME_MAX 200
 
+/* Room: before a section is made, its size is checked against what the place it goes to
+ * and the caller's memory limit have free, so that a section too large fails at once with
+ * the figures (BM_ENOROOM) instead of the kernel killing the writer midway (a memory
+ * cgroup's OOM killer) or a write faulting on a full /dev/shm. A check, not a reservation:
+ * another process may take the room meanwhile. Large pages are checked as well (the
+ * hugetlbfs mount's size= and nr_inodes= and the pool); what is short there is a large-page
+ * reason (bm_large_t), not a lack of room, since normal pages may still be had. */
+typedef enum {
+  BM_LIMIT_NONE = 0, /* nothing short (or nothing could be read) */
+  BM_LIMIT_SHM,      /* the file system of named shared memory (Linux: the tmpfs on
+                        /dev/shm, its size=) */
+  BM_LIMIT_CGROUP    /* the caller's memory cgroup (or an ancestor's): its limit less its
+                        usage, page cache that can be dropped counted as free (cgroup v2
+                        memory.max - memory.current, v1 memory.limit_in_bytes -
+                        memory.usage_in_bytes). Huge pages are not charged to it */
+} bm_limit_t;
+
+typedef struct bm_preflight_s {
+  int limit;                /* bm_limit_t that is short; BM_LIMIT_NONE when it fits */
+  uint64_t needed;          /* bytes the section needs (its size in the place checked) */
+  uint64_t free;            /* bytes free under that limit */
+  uint64_t total;           /* that limit's size in bytes */
+  char where[BM_PATH_MAX];  /* "/dev/shm", or the cgroup's directory
+                               ("/sys/fs/cgroup/memory/docker/1234") */
+  /* Every figure read, short or not (UINT64_MAX: no limit, or it could not be read) */
+  uint64_t shm_free, shm_total;
+  uint64_t cgroup_free, cgroup_limit;
+  char cgroup[BM_PATH_MAX]; /* the tightest cgroup's directory ("" when none) */
+  bm_large_t large;         /* bm_dataset_preflight: what a large-page request would get
+                               (reason set when the mount or the pool is short) */
+} bm_preflight_t;
+
+/* What was short, with the figures and a remedy, into buf: "needs 512.0 MiB, /dev/shm has
+ * 64.0 MiB free of 64.0 MiB (mount a larger /dev/shm, e.g. docker run --shm-size, or remove
+ * datasets: bulkmap ls)", "needs 512.0 MiB, memory cgroup /sys/fs/cgroup/x allows 48.0 MiB
+ * more of 300.0 MiB (raise its limit, e.g. docker run --memory, or use large pages, which
+ * it does not count)". "fits" for BM_LIMIT_NONE. Returns buf; n of BM_DESCRIBE_MAX * 2 is
+ * always enough. */
+BM_EXTERN const char *bm_preflight_describe(const bm_preflight_t *p, char *buf, size_t n);
+
 typedef struct bm_section_opts_s {
   uint64_t size;            /* bytes; fixed at creation; rounded up to the page size used */
   int large;                /* bm_large_mode_t */
@@ -349,6 +400,8 @@ typedef struct bm_section_opts_s {
                                the creator's. Ignored on Windows */
   const char *mount;        /* Linux: the hugetlbfs mount to put a named large-page section
                                on (a path /proc/mounts lists); NULL: the default-size one */
+  bm_preflight_t *preflight; /* may be NULL: gets the room checked before the section was
+                               made, also when it was short (BM_ENOROOM) */
 } bm_section_opts_t;
 
 /* Checks a section name. Errors: BM_ENAME. */
@@ -358,9 +411,18 @@ BM_EXTERN int bm_name_check(const char *name);
  * truth, read from what the kernel says of the mapping. A strict request (BM_LARGE_ON)
  * that cannot be met fails with BM_ENOLARGE and outcome->reason set; BM_LARGE_AUTO falls
  * back to normal pages and sets the reason. The section is read-write.
+ * Before anything is made the room is checked (bm_preflight_t; opts->preflight gets the
+ * figures): a hugetlbfs mount or pool too small is a large-page reason (AUTO falls back to
+ * normal pages and says why); normal pages that do not fit in shared memory or under the
+ * memory cgroup are BM_ENOROOM.
+ * Exclusive without a shared lock (nobody can hold one to stall you): the object is made
+ * O_EXCL in its place with no permission bits (so no other user can open it, let alone
+ * lock it), its writer lock is taken, and then the other places are looked at; of two
+ * creators of one name in two places the one on the file system with the lower device
+ * number wins, the other steps back (BM_EEXIST) and removes what it made.
  * Errors: BM_EINVAL, BM_ENAME, BM_EEXIST (also when the name exists in the other place,
  * shared memory or a hugetlbfs mount), BM_EALIGN (BM_LARGE_ON, size not a multiple of the
- * large page size and round 0), BM_ENOLARGE, BM_ENOMEM, BM_EOS. */
+ * large page size and round 0), BM_ENOLARGE, BM_ENOROOM, BM_ENOMEM, BM_EOS. */
 BM_EXTERN int bm_section_create(bm_source_t **out, const char *name,
                                 const bm_section_opts_t *opts, bm_large_t *outcome);
 /* Opens an existing section by name, searching shared memory and the hugetlbfs mounts.
@@ -369,9 +431,15 @@ BM_EXTERN int bm_section_create(bm_source_t **out, const char *name,
  * Errors: BM_ENAME, BM_ENOENT, BM_EACCES, BM_EAMBIGUOUS. */
 BM_EXTERN int bm_section_open(bm_source_t **out, const char *name, unsigned access);
 /* Removes a named section (the memory lives on until the last mapping goes), found as
- * bm_section_open finds it. Errors: BM_ENAME, BM_ENOENT, BM_EACCES, BM_EAMBIGUOUS
- * (neither is removed), BM_EBUSY (a dataset whose writer is still loading it: see
- * bm_section_remove_force), BM_ENOTSUP (Windows: sections die with their last handle). */
+ * bm_section_open finds it; also an object that is no section planted under the name (a
+ * FIFO, socket, symlink (itself, never its target) or an empty directory), never opened.
+ * What is removed is the object judged: it is moved aside under a name no section can have,
+ * checked to be the same (device and inode), then removed; one swapped in meanwhile is put
+ * back and judged again. No lock is taken, so nobody can stall a remove.
+ * Errors: BM_ENAME, BM_ENOENT, BM_EACCES, BM_EPERM (another user's, in a sticky
+ * directory), BM_EAMBIGUOUS (neither is removed), BM_EBUSY (a dataset whose writer is
+ * still loading it: see bm_section_remove_force), BM_EISDIR (a directory that is not
+ * empty), BM_ENOTSUP (Windows: sections die with their last handle). */
 BM_EXTERN int bm_section_remove(const char *name);
 /* bm_section_remove, also when a live writer is still loading the dataset. */
 BM_EXTERN int bm_section_remove_force(const char *name);
@@ -391,8 +459,9 @@ BM_EXTERN int bm_section_large(bm_source_t *src, bm_large_t *outcome);
  *           bm_dataset_verify (optional) -> bm_dataset_close.
  *
  * Writer liveness: the creator holds a lock on the section that the kernel drops when it
- * dies (Linux: flock; Windows: a named mutex that becomes abandoned), so a `loading`
- * dataset whose lock is free is `abandoned`, whatever pid namespace either side is in. The
+ * dies (Linux: an open-file-description write lock, which needs a descriptor opened for
+ * writing, so a reader cannot take it; Windows: a named mutex that becomes abandoned), so
+ * a `loading` dataset whose lock is free is `abandoned`, whatever pid namespace either side is in. The
  * pid in the trailer is for people to read. Ownership is by identity: a writer removes its
  * section only while the name still refers to the object it created. */
 #define BM_TRAILER_SIZE 4096
@@ -422,6 +491,8 @@ typedef struct bm_dataset_opts_s {
                              /proc/mounts lists); NULL: the default-size mount */
   const char *source;     /* what is recorded as the source (e.g. a file's base name);
                              NULL: "". Truncated to 255 bytes */
+  bm_preflight_t *preflight; /* may be NULL: gets the room checked before the section was
+                             made, also when it was short (BM_ENOROOM) */
 } bm_dataset_opts_t;
 
 /* What a dataset's trailer says, judged. */
@@ -446,10 +517,26 @@ typedef struct bm_dataset_info_s {
  * gets BM_EEXIST), sized for the payload and the trailer, with the permissions asked for,
  * and marked `loading` under this process's writer lock. *outcome (may be NULL) gets the
  * large-page truth, also on failure (BM_ENOLARGE says why in outcome->reason).
- * Errors: BM_EINVAL, BM_ENAME, BM_EEXIST, BM_ENOLARGE, BM_EALIGN, BM_ENOSPC, BM_EACCES,
- * (group not yours), BM_ENOENT (no such group or mount), BM_EBUSY, BM_EOS. */
+ * The room is checked first, as bm_dataset_preflight does: too little for normal pages is
+ * BM_ENOROOM at once, nothing made, with the figures in *opts->preflight (when set) for
+ * bm_preflight_describe.
+ * On BM_EEXIST, bm_section_lookup(name, &info) says what holds the name (a dataset
+ * `abandoned` by a writer that died, `failed`, `loading` by a live writer, `ready`, or a
+ * `foreign` object, its owner and writer pid), so a caller can say how to go on
+ * ("X exists, abandoned by its writer (pid N): bulkmap rm X removes it").
+ * Errors: BM_EINVAL, BM_ENAME, BM_EEXIST, BM_ENOLARGE, BM_EALIGN, BM_ENOROOM, BM_ENOSPC,
+ * BM_EACCES (group not yours), BM_ENOENT (no such group or mount), BM_EBUSY, BM_EOS. */
 BM_EXTERN int bm_dataset_create(bm_dataset_t **out, const char *name,
                                 const bm_dataset_opts_t *opts, bm_large_t *outcome);
+/* The room bm_dataset_create would check for these opts (size, large, large_page_size,
+ * mount; the rest is ignored), without making anything: *out gets every figure and, in
+ * out->large, what a large-page request would get. Returns 0 when it fits (with AUTO, also
+ * when large pages would not be had but normal pages fit: out->large.reason says why),
+ * BM_ENOROOM when normal pages are needed and do not fit (out->limit says which limit),
+ * BM_ENOLARGE (BM_LARGE_ON: the mount or the pool is short, out->large.reason), BM_EINVAL,
+ * BM_EOVERFLOW. Windows refuses a section over the commit limit itself, cleanly, so it
+ * checks nothing here (BM_LIMIT_NONE). */
+BM_EXTERN int bm_dataset_preflight(const bm_dataset_opts_t *opts, bm_preflight_t *out);
 /* The dataset's section, to map with views or windows: the payload is [0, size); a writer
  * maps it with BM_ACCESS_WRITE, a reader with BM_ACCESS_READ. Owned by the dataset. */
 BM_EXTERN bm_source_t *bm_dataset_source(bm_dataset_t *ds);
@@ -522,9 +609,18 @@ typedef struct bm_section_info_s {
   int mine;                 /* owned by the calling process's effective user */
   int64_t writer_pid;       /* datasets only, else 0 */
   int64_t created;          /* datasets only, else 0 */
+  char type[16];            /* what the object is: "file", or for one planted under the
+                               name (state FOREIGN, bytes 0, never opened) "directory",
+                               "symlink", "fifo", "socket", "device" */
 } bm_section_info_t;
 
-enum { BM_LIST_ALL = 1 << 0 /* also objects that are not datasets */ };
+enum { BM_LIST_ALL = 1 << 0 /* also objects that are not datasets (any type) */ };
+
+/* What holds NAME, judged as bm_section_list judges (any type, BM_LIST_ALL), picked as
+ * bm_section_open picks (your own first when several places have it): for a caller that
+ * met BM_EEXIST to say what is in the way and how to go on. Errors: BM_ENAME, BM_ENOENT,
+ * BM_EAMBIGUOUS (*info: the first of them), BM_ENOMEM, BM_ENOTSUP (Windows). */
+BM_EXTERN int bm_section_lookup(const char *name, bm_section_info_t *info);
 
 /* Lists the sections in /dev/shm and on every hugetlbfs mount (name NULL), or every place
  * that holds NAME. *out is an array of *n entries, sorted by name then place, freed with

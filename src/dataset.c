@@ -135,28 +135,19 @@ static void bm__dataset_free(bm_dataset_t *ds) {
 
 /* ---- Writers. */
 
-int bm_dataset_create(bm_dataset_t **out, const char *name, const bm_dataset_opts_t *opts,
-                      bm_large_t *outcome) {
-  bm_section_opts_t so;
-  bm_large_t large;
-  bm_dataset_t *ds;
+/* The section opts a dataset of these opts is made with (its size for the payload, the
+ * trailer and the pages asked for). */
+static int bm__dataset_section_opts(const bm_dataset_opts_t *opts, bm_section_opts_t *so) {
   size_t page = bm_page_size();
-  int err;
-
-  memset(&large, 0, sizeof(large));
-  if (outcome != NULL) *outcome = large;
-  if (out == NULL || opts == NULL) return BM_EINVAL;
-  *out = NULL;
-  if ((err = bm_name_check(name)) != 0) return err;
+  memset(so, 0, sizeof(*so));
   if (opts->large < BM_LARGE_OFF || opts->large > BM_LARGE_ON) return BM_EINVAL;
-
-  memset(&so, 0, sizeof(so));
-  so.large = opts->large;
-  so.large_page_size = opts->large_page_size;
-  so.mode = opts->mode;
-  so.group = opts->group;
-  so.mount = opts->mount;
-  so.round = 1;
+  so->large = opts->large;
+  so->large_page_size = opts->large_page_size;
+  so->mode = opts->mode;
+  so->group = opts->group;
+  so->mount = opts->mount;
+  so->round = 1;
+  so->preflight = opts->preflight;
   /* Sized for the page kind asked for: a multiple of the large page size is a multiple of
    * the normal one too, so a fallback still fits. */
   if (opts->large != BM_LARGE_OFF) {
@@ -165,7 +156,68 @@ int bm_dataset_create(bm_dataset_t **out, const char *name, const bm_dataset_opt
     if (lp == 0 && bm_sysinfo_get(&si) == 0) lp = si.default_large_size;
     if (lp > page) page = lp;
   }
-  if ((err = bm__dataset_size(opts->size, page, &so.size)) != 0) return err;
+  return bm__dataset_size(opts->size, page, &so->size);
+}
+
+int bm_dataset_preflight(const bm_dataset_opts_t *opts, bm_preflight_t *out) {
+  bm_section_opts_t so;
+  int err;
+  if (opts == NULL || out == NULL) return BM_EINVAL;
+  memset(out, 0, sizeof(*out));
+  if ((err = bm__dataset_section_opts(opts, &so)) != 0) return err;
+  return bm__os_preflight(&so, out);
+}
+
+/* Bytes as people read them: "512.0 MiB". */
+static void bm__human(uint64_t v, char *buf, size_t n) {
+  static const char *const unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double d = (double)v;
+  int u = 0;
+  if (v < 1024) {
+    snprintf(buf, n, "%llu bytes", (unsigned long long)v);
+    return;
+  }
+  while (d >= 1024 && u < 5) d /= 1024, u++;
+  snprintf(buf, n, "%.1f %s", d, unit[u]);
+}
+
+const char *bm_preflight_describe(const bm_preflight_t *p, char *buf, size_t n) {
+  char need[32], fr[32], tot[32];
+  if (buf == NULL || n == 0) return "";
+  if (p == NULL || p->limit == BM_LIMIT_NONE) {
+    snprintf(buf, n, "fits");
+    return buf;
+  }
+  bm__human(p->needed, need, sizeof(need));
+  bm__human(p->free, fr, sizeof(fr));
+  bm__human(p->total, tot, sizeof(tot));
+  if (p->limit == BM_LIMIT_SHM)
+    snprintf(buf, n,
+             "needs %s, %s has %s free of %s (mount a larger %s, e.g. mount -o remount,size=... "
+             "%s or docker run --shm-size, or remove datasets: bulkmap ls)",
+             need, p->where, fr, tot, p->where, p->where);
+  else
+    snprintf(buf, n,
+             "needs %s, memory cgroup %s allows %s more of %s (raise its limit, e.g. docker "
+             "run --memory, or use large pages, which it does not count)",
+             need, p->where[0] ? p->where : "?", fr, tot);
+  return buf;
+}
+
+int bm_dataset_create(bm_dataset_t **out, const char *name, const bm_dataset_opts_t *opts,
+                      bm_large_t *outcome) {
+  bm_section_opts_t so;
+  bm_large_t large;
+  bm_dataset_t *ds;
+  int err;
+
+  memset(&large, 0, sizeof(large));
+  if (outcome != NULL) *outcome = large;
+  if (out == NULL || opts == NULL) return BM_EINVAL;
+  *out = NULL;
+  if ((err = bm_name_check(name)) != 0) return err;
+  if ((err = bm__dataset_section_opts(opts, &so)) != 0) return err;
+
   if ((ds = bm__dataset_new(name)) == NULL) return BM_ENOMEM;
 
   err = bm_section_create(&ds->src, name, &so, &large);
@@ -403,7 +455,11 @@ static int bm__list_one(void *arg, const bm__os_entry_t *e) {
   si.mine = e->mine;
   si.bytes = e->size;
   si.page_size = e->place_page_size != 0 ? e->place_page_size : bm_page_size();
-  if (e->src == NULL) {
+  snprintf(si.type, sizeof(si.type), "%s", e->type != NULL ? e->type : "file");
+  if (strcmp(si.type, "file") != 0) {
+    si.state = BM_STATE_FOREIGN; /* planted under the name; never opened */
+    si.bytes = 0;
+  } else if (e->src == NULL) {
     si.state = BM_STATE_UNREADABLE;
   } else {
     memset(&t, 0, sizeof(t));
@@ -464,3 +520,23 @@ int bm_section_list(const char *name, unsigned flags, bm_section_info_t **out, s
 }
 
 void bm_section_list_free(bm_section_info_t *list) { free(list); }
+
+int bm_section_lookup(const char *name, bm_section_info_t *info) {
+  bm_section_info_t *v;
+  size_t n, i, pick = 0, mine = 0;
+  int err;
+  if (info == NULL) return BM_EINVAL;
+  memset(info, 0, sizeof(*info));
+  if ((err = bm_name_check(name)) != 0) return err;
+  if ((err = bm_section_list(name, BM_LIST_ALL, &v, &n)) != 0) return err;
+  if (n == 0) return bm__set_os_error(0), BM_ENOENT;
+  for (i = 0; i < n; i++)
+    if (v[i].mine) {
+      if (mine++ == 0) pick = i;
+    }
+  *info = v[pick];
+  bm_section_list_free(v);
+  /* As bm_section_open: several places and not exactly one of them yours is ambiguous. */
+  if (n > 1 && mine != 1) return bm__set_os_error(0), BM_EAMBIGUOUS;
+  return 0;
+}

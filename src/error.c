@@ -42,6 +42,8 @@ const char *bm_large_reason_str(int reason) {
   case BM_REASON_UNSUPPORTED: return "unsupported";
   case BM_REASON_TRANSPARENT_ONLY: return "transparent huge pages only";
   case BM_REASON_POOL_TOO_SMALL: return "pool too small";
+  case BM_REASON_MOUNT_LIMIT: return "hugetlbfs mount size limit";
+  case BM_REASON_MOUNT_INODES: return "hugetlbfs mount inode limit";
   }
   return "unknown reason";
 }
@@ -52,7 +54,16 @@ const char *bm_large_describe(const bm_large_t *large, char *buf, size_t n) {
     snprintf(buf, n, "%s", bm_large_reason_str(BM_REASON_NONE));
     return buf;
   }
-  if ((large->reason == BM_REASON_POOL_EMPTY || large->reason == BM_REASON_POOL_TOO_SMALL) &&
+  if (large->reason == BM_REASON_MOUNT_LIMIT)
+    snprintf(buf, n, "%s: %llu of %llu pages free on %s (size= %llu pages)",
+             bm_large_reason_str(large->reason), (unsigned long long)large->pages_free,
+             (unsigned long long)large->pages_needed, large->mount[0] ? large->mount : "?",
+             (unsigned long long)large->mount_limit);
+  else if (large->reason == BM_REASON_MOUNT_INODES)
+    snprintf(buf, n, "%s: no inode free of %llu on %s (nr_inodes=)",
+             bm_large_reason_str(large->reason), (unsigned long long)large->mount_limit,
+             large->mount[0] ? large->mount : "?");
+  else if ((large->reason == BM_REASON_POOL_EMPTY || large->reason == BM_REASON_POOL_TOO_SMALL) &&
       large->pages_needed > 0)
     snprintf(buf, n, "%s: %llu of %llu pages free", bm_large_reason_str(large->reason),
              (unsigned long long)large->pages_free, (unsigned long long)large->pages_needed);

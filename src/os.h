@@ -46,20 +46,28 @@ int bm__os_section_open(bm_source_t *src, const char *name, unsigned access);
 int bm__os_section_large(bm_source_t *src, bm_large_t *outcome);
 
 /* Datasets. A named section's creator holds its writer lock from creation until it
- * closes the source (POSIX: flock LOCK_EX on the section; Windows: a handle to a named mutex, held
- * but not owned, which the kernel deletes with the writer's last handle).
+ * closes the source (POSIX: an OFD write lock (fcntl F_OFD_SETLK, F_WRLCK) on byte 0 of the
+ * section, which needs a descriptor opened for writing; Windows: a handle to a named mutex,
+ * held but not owned, which the kernel deletes with the writer's last handle).
  * bm__os_writer_alive: 1 when some process holds it, 0 when free (the writer died or
  * closed), < 0 on error. */
 int bm__os_writer_alive(bm_source_t *src);
 /* Gives the writer lock up (a published dataset needs no liveness). */
 void bm__os_writer_release(bm_source_t *src);
-/* Removes `name` only if it still refers to src's object (device + inode), under the lock
- * that serializes creators. BM_EREPLACED when another object holds the name now,
- * BM_ENOENT when nothing does, BM_ENOTSUP where names die with their handles. */
+/* Removes `name` only if it still refers to src's object (device + inode), atomically (no
+ * lock: POSIX moves it aside, checks, removes). BM_EREPLACED when another object holds the
+ * name now, BM_ENOENT when nothing does, BM_ENOTSUP where names die with their handles. */
 int bm__os_section_remove_own(bm_source_t *src, const char *name);
 /* Removes `name` as bm__os_section_open would find it; force: also while its writer
  * lives (else BM_EBUSY when the writer lock is held). */
 int bm__os_section_remove_name(const char *name, int force);
+
+/* Room for a new section (before it is made; figures into *out, see bm_preflight_t).
+ * opts->size is the section's size; opts->large, large_page_size, mount and transparent say
+ * where it would go. 0 fits (out->large.reason set when large pages would not be had and
+ * AUTO would fall back), BM_ENOROOM when the normal pages it would get do not fit,
+ * BM_ENOLARGE / BM_EALIGN (BM_LARGE_ON not to be had). Nothing is made. */
+int bm__os_preflight(const bm_section_opts_t *opts, bm_preflight_t *out);
 
 /* A file's identity, for "changed while it was read". */
 typedef struct bm__identity_s {
@@ -82,8 +90,10 @@ typedef struct bm__os_entry_s {
   int mine;
   bm_source_t *src;
   int open_error;
+  const char *type; /* "file", or what else is planted under the name ("directory",
+                       "symlink", "fifo", "socket", "device": never opened, src NULL) */
 } bm__os_entry_t;
-/* Calls fn for every regular file in every place (only those called `name` unless NULL);
+/* Calls fn for every entry with a section's name in every place (only those called `name` unless NULL);
  * stops at fn's first non-zero result, which it returns. */
 int bm__os_section_list(const char *name, int (*fn)(void *arg, const bm__os_entry_t *e),
                         void *arg);

@@ -51,6 +51,11 @@ int bm_section_create(bm_source_t **out, const char *name, const bm_section_opts
   if (outcome != NULL) *outcome = large;
   if (out == NULL || opts == NULL) return BM_EINVAL;
   *out = NULL;
+  if (opts->preflight != NULL) {
+    memset(opts->preflight, 0, sizeof(*opts->preflight));
+    opts->preflight->shm_free = opts->preflight->shm_total = UINT64_MAX;
+    opts->preflight->cgroup_free = opts->preflight->cgroup_limit = UINT64_MAX;
+  }
   if (opts->size == 0) return BM_EINVAL;
   if (opts->large < BM_LARGE_OFF || opts->large > BM_LARGE_ON) return BM_EINVAL;
   if (opts->mode & ~0777u) return BM_EINVAL;

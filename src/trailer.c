@@ -19,7 +19,12 @@
  *    328   8  page size of the outcome
  *    336   8  huge pages needed (pool reasons)
  *    344   8  huge pages free (pool reasons)
- *    352 ...  zero
+ *   version 3 adds the hugetlbfs mount reasons (MOUNT_LIMIT, MOUNT_INODES) and what they
+ *   name; it is written only for those, so every other dataset stays readable by version-2
+ *   readers:
+ *    352 256  the mount's path, NUL-terminated, NUL-padded (truncated to 255 bytes)
+ *    608   8  the mount's limit (size= in pages, or nr_inodes=)
+ *    616 ...  zero (352 ... in versions 1 and 2)
  *   4088   8  CRC-64/XZ of bytes [12, 4088)
  *
  * Publish protocol: the writer fills the payload, then bm__trailer_encode writes every
@@ -52,7 +57,14 @@
 #define BM__OFF_LPAGE 328
 #define BM__OFF_NEEDED 336
 #define BM__OFF_FREE 344
+#define BM__OFF_MOUNT 352
+#define BM__MOUNT_LEN 256
+#define BM__OFF_MLIMIT 608
 #define BM__OFF_ZERO 352
+#define BM__VERSION_MOUNTS 3
+/* The last reason each version can record. */
+#define BM__REASON_MAX2 BM_REASON_POOL_TOO_SMALL
+#define BM__REASON_MAX3 BM_REASON_MOUNT_INODES
 #define BM__OFF_CRC (BM_TRAILER_SIZE - 8)
 
 _Static_assert(sizeof(((bm__trailer_t *)0)->source) == BM__SOURCE_LEN, "source field size");
@@ -158,7 +170,7 @@ int bm__trailer_encode(void *bytes, const bm__trailer_t *t) {
   if ((w = bm__state_word(t->state)) == 0) return BM_EINVAL;
   if (!bm__page_ok(t->page_size)) return BM_EINVAL;
   if (t->large.requested < BM_LARGE_OFF || t->large.requested > BM_LARGE_ON ||
-      t->large.reason < 0 || t->large.reason > BM_REASON_POOL_TOO_SMALL ||
+      t->large.reason < 0 || t->large.reason > BM__REASON_MAX3 ||
       !bm__page_ok(t->large.page_size))
     return BM_EINVAL;
   if (memchr(t->source, '\0', sizeof(t->source)) == NULL) return BM_EINVAL;
@@ -169,7 +181,8 @@ int bm__trailer_encode(void *bytes, const bm__trailer_t *t) {
   bm__store_state(p, 0);
   __atomic_thread_fence(__ATOMIC_RELEASE);
   memcpy(p, BM__MAGIC, 8);
-  bm__put32(p + BM__OFF_VERSION, BM__TRAILER_VERSION);
+  bm__put32(p + BM__OFF_VERSION,
+            t->large.reason > BM__REASON_MAX2 ? BM__VERSION_MOUNTS : BM__TRAILER_VERSION);
   bm__put64(p + BM__OFF_PAYLOAD, t->payload_size);
   bm__put64(p + BM__OFF_XXH3, t->xxh3);
   bm__put64(p + BM__OFF_PAGE, t->page_size);
@@ -185,6 +198,12 @@ int bm__trailer_encode(void *bytes, const bm__trailer_t *t) {
   bm__put64(p + BM__OFF_NEEDED, t->large.pages_needed);
   bm__put64(p + BM__OFF_FREE, t->large.pages_free);
   memset(p + BM__OFF_ZERO, 0, BM__OFF_CRC - BM__OFF_ZERO);
+  if (t->large.reason > BM__REASON_MAX2) {
+    size_t m = 0;
+    while (m < BM__MOUNT_LEN - 1 && t->large.mount[m] != '\0') m++;
+    memcpy(p + BM__OFF_MOUNT, t->large.mount, m);
+    bm__put64(p + BM__OFF_MLIMIT, t->large.mount_limit);
+  }
   bm__put64(p + BM__OFF_CRC, bm__crc64(p + BM__OFF_VERSION, BM__OFF_CRC - BM__OFF_VERSION));
   bm__store_state(p, w); /* last, release: everything above is visible first */
   return 0;
@@ -215,7 +234,8 @@ int bm__trailer_decode(const void *bytes, uint64_t section_size, bm__trailer_t *
   if (bm__get64(b + BM__OFF_CRC) != bm__crc64(b + BM__OFF_VERSION, BM__OFF_CRC - BM__OFF_VERSION))
     return BM_ECORRUPT;
   version = bm__get32(b + BM__OFF_VERSION);
-  if (version != 1 && version != BM__TRAILER_VERSION) return BM_ECORRUPT;
+  if (version != 1 && version != BM__TRAILER_VERSION && version != BM__VERSION_MOUNTS)
+    return BM_ECORRUPT;
 
   /* The numbers must fit the section they describe, whatever the CRC says. */
   payload = bm__get64(b + BM__OFF_PAYLOAD);
@@ -247,7 +267,8 @@ int bm__trailer_decode(const void *bytes, uint64_t section_size, bm__trailer_t *
     uint32_t req = bm__get32(b + BM__OFF_REQUESTED), why = bm__get32(b + BM__OFF_REASON);
     uint32_t fl = bm__get32(b + BM__OFF_FLAGS);
     uint64_t lp = bm__get64(b + BM__OFF_LPAGE);
-    if (req > BM_LARGE_ON || why > BM_REASON_POOL_TOO_SMALL || (fl & ~3u) != 0 ||
+    uint32_t why_max = version == BM__VERSION_MOUNTS ? BM__REASON_MAX3 : BM__REASON_MAX2;
+    if (req > BM_LARGE_ON || why > why_max || (fl & ~3u) != 0 ||
         !bm__page_ok(lp) || lp > section_size)
       return BM_ECORRUPT;
     out->large.requested = (int)req;
@@ -257,6 +278,11 @@ int bm__trailer_decode(const void *bytes, uint64_t section_size, bm__trailer_t *
     out->large.page_size = (size_t)lp;
     out->large.pages_needed = bm__get64(b + BM__OFF_NEEDED);
     out->large.pages_free = bm__get64(b + BM__OFF_FREE);
+    if (version == BM__VERSION_MOUNTS) {
+      if (memchr(b + BM__OFF_MOUNT, '\0', BM__MOUNT_LEN) == NULL) return BM_ECORRUPT;
+      memcpy(out->large.mount, b + BM__OFF_MOUNT, BM__MOUNT_LEN);
+      out->large.mount_limit = bm__get64(b + BM__OFF_MLIMIT);
+    }
   }
   return 0;
 }

@@ -9,6 +9,11 @@
 int bm__posix_error(int e);
 /* fstat()s fd: BM_EISDIR, BM_ENOTREG unless a regular file; *size gets its size. */
 int bm__posix_check_regular(int fd, uint64_t *size);
+/* The room for `size` bytes of normal pages (src/posix/room.c): /dev/shm's free space
+ * (named) and the memory cgroup's headroom into *out (which it fills but for `large`).
+ * 0 fits, BM_ENOROOM when short (out->limit says which). */
+struct bm_preflight_s;
+int bm__posix_room(int named, uint64_t size, struct bm_preflight_s *out);
 
 /* The OS calls of the backend that can fail, X(name). SQLite's aSyscall[] is the model: the
  * backend calls each one as bm__sys_NAME(...), never by its own name. Built with

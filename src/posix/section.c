@@ -14,6 +14,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef __linux__
@@ -52,6 +53,7 @@ enum { POSIX_MADE = 0, POSIX_NOT_HAD = 1 };
 typedef struct {
   int dirfd;
   size_t page_size;
+  uint64_t dev; /* its file system: ranks places for creators (see claim) */
   char path[BM_PATH_MAX];
 } posix_mount_t;
 
@@ -62,12 +64,16 @@ typedef struct {
   int n_sizes;
   size_t sizes[BM_MAX_LARGE_SIZES];
   int err; /* errno of a listed mount that could not be opened (0: none) */
+  int shm_fd;       /* SHM_DIR, or -1 (names there are then resolved by path) */
+  uint64_t shm_dev; /* its file system (0 when it could not be opened) */
 } posix_mounts_t;
 
 static void mounts_close(posix_mounts_t *ms) {
   int i;
   for (i = 0; i < ms->n; i++) close(ms->m[i].dirfd);
   ms->n = 0;
+  if (ms->shm_fd >= 0) close(ms->shm_fd);
+  ms->shm_fd = -1;
 }
 
 /* Opens every hugetlbfs mount /proc/mounts lists, keeping one per filesystem (a bind
@@ -79,6 +85,11 @@ static void mounts_open(posix_mounts_t *ms) {
 
   memset(ms, 0, sizeof(*ms));
   memset(&info, 0, sizeof(info));
+  ms->shm_fd = bm__sys_open(SHM_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (ms->shm_fd >= 0) {
+    struct stat st;
+    if (bm__sys_fstat(ms->shm_fd, &st) == 0) ms->shm_dev = (uint64_t)st.st_dev;
+  }
   if (bm__os_sysinfo(&info) != 0) return;
   ms->default_size = info.default_large_size;
   ms->n_sizes = info.n_large_sizes;
@@ -124,6 +135,7 @@ static void mounts_open(posix_mounts_t *ms) {
     }
     devs[ms->n] = st.st_dev;
     ms->m[ms->n].dirfd = fd;
+    ms->m[ms->n].dev = (uint64_t)st.st_dev;
     snprintf(ms->m[ms->n].path, sizeof(ms->m[0].path), "%s", info.mounts[i].path);
     ms->n++;
   }
@@ -182,35 +194,204 @@ static int locate(const posix_mounts_t *ms, const char *name, int *where) {
   return 0;
 }
 
-/* ---- The lock that serializes creators (and removers by identity): flock on the /dev/shm
- * directory, which every user can open and nobody can plant or replace. Waits up to about
- * 10 s for a holder, then BM_EBUSY: a process that holds it longer is stuck or hostile. */
-static int create_lock(int *fdp) {
-  int fd, i;
-  *fdp = -1;
-  fd = bm__sys_open(SHM_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return errno == ENOENT ? 0 : bm__posix_error(errno); /* no /dev/shm: no race */
-  for (i = 0; i < 1000; i++) {
-    if (bm__sys_flock(fd, LOCK_EX | LOCK_NB) == 0) {
-      *fdp = fd;
-      return 0;
-    }
-    if (errno != EWOULDBLOCK && errno != EINTR) {
-      int e = errno;
-      close(fd);
-      return bm__posix_error(e);
-    }
-    {
-      struct timespec ts = {0, 10 * 1000 * 1000};
-      nanosleep(&ts, NULL);
-    }
+/* ---- Places by index: -1 is SHM_DIR, k >= 0 mount k. A name there is resolved in the
+ * place's directory descriptor (or by its path under SHM_DIR when that could not be
+ * opened): *dfd and the name to pass to the *at calls. */
+static const char *place_at(const posix_mounts_t *ms, int where, const char *name, int *dfd,
+                            char *buf, size_t n) {
+  if (where >= 0) {
+    *dfd = ms->m[where].dirfd;
+    return name;
   }
-  close(fd);
-  return bm__set_os_error(EWOULDBLOCK), BM_EBUSY;
+  if (ms->shm_fd >= 0) {
+    *dfd = ms->shm_fd;
+    return name;
+  }
+  *dfd = AT_FDCWD;
+  snprintf(buf, n, SHM_DIR "/%s", name);
+  return buf;
 }
 
-static void create_unlock(int fd) {
-  if (fd >= 0) close(fd); /* the last descriptor of the description: the flock goes */
+static int place_stat(const posix_mounts_t *ms, int where, const char *name, struct stat *st) {
+  char buf[BM_PATH_MAX];
+  int dfd;
+  const char *at = place_at(ms, where, name, &dfd, buf, sizeof(buf));
+  return bm__sys_fstatat(dfd, at, st, AT_SYMLINK_NOFOLLOW);
+}
+
+/* The file system a place is on: creators of one name in two places defer to the lower. */
+static uint64_t place_rank(const posix_mounts_t *ms, int where) {
+  return where >= 0 ? ms->m[where].dev : ms->shm_dev;
+}
+
+/* ---- The writer lock: an open-file-description lock for writing on byte 0 of the section
+ * (fcntl F_OFD_SETLK, Linux 3.15), which the kernel drops with the writer's last descriptor
+ * of the object, however it dies. Why nobody else can hold it: a write lock needs a
+ * descriptor opened for writing (EBADF otherwise), and a section is made with no permission
+ * bits, so until its creator has taken the lock and given it its mode nobody but root can
+ * open it at all; afterwards a reader's descriptor can take at most a read lock, which
+ * writer_held does not count. (flock, which any descriptor takes, read-only ones included,
+ * is not used for this.) Only a section whose mode lets others write (0666) can be spoofed,
+ * by those it lets. Where there are no OFD locks (not Linux) the process-associated F_SETLK
+ * serves; it is dropped when the writer closes any descriptor of the file.
+ * fcntl is called directly: it is not in the fault table (posix.h) that check_fault lists
+ * its errnos for. */
+#ifdef F_OFD_SETLK
+#define POSIX_SETLK F_OFD_SETLK
+#define POSIX_GETLK F_OFD_GETLK
+#else
+#define POSIX_SETLK F_SETLK
+#define POSIX_GETLK F_GETLK
+#endif
+
+static int writer_lock(int fd, short type) {
+  struct flock fl;
+  memset(&fl, 0, sizeof(fl));
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = 0;
+  fl.l_len = 1;
+  if (fcntl(fd, POSIX_SETLK, &fl) != 0) return bm__posix_error(errno);
+  return 0;
+}
+
+/* 1 when some other descriptor holds the writer lock of fd's file, 0 when none does (a read
+ * lock, which any reader may take, is no writer), < 0 on error. */
+static int writer_held(int fd) {
+  struct flock fl;
+  memset(&fl, 0, sizeof(fl));
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = 0;
+  fl.l_len = 1;
+  if (fcntl(fd, POSIX_GETLK, &fl) != 0) return bm__posix_error(errno);
+  return fl.l_type == F_WRLCK;
+}
+
+/* ---- Exclusive creation without a shared lock. A lock every creator takes would be a
+ * lock anyone can take (and hold, stalling every load: the flock on /dev/shm that this
+ * replaces). Instead the kernel arbitrates:
+ * - within a place, O_CREAT | O_EXCL: one creator makes the name;
+ * - across places, each creator makes its object with no permission bits (`tentative`),
+ *   takes its writer lock, then looks at the other places (postcheck): a name on a file
+ *   system of lower rank (device number) makes it step back; one of higher rank that is
+ *   tentative is waited for (it steps back or commits within microseconds), and one that
+ *   is committed makes it step back. Committing is giving the object its mode.
+ * Of two creators in two places, the higher-ranked one looks after it made its object; if
+ * it saw nothing, the lower one's look comes after both objects exist and sees the higher
+ * one, tentative (it waits until it commits, then steps back) or committed: exactly one
+ * stands. A tentative object whose creator died (older than POSIX_TENTATIVE_S seconds) is
+ * judged as any object: the name is taken (bulkmap rm removes it). */
+#define POSIX_TENTATIVE_S 5
+
+enum { LOOK_NONE = 0, LOOK_TENTATIVE = 1, LOOK_THERE = 2 };
+
+static int look(const posix_mounts_t *ms, int where, const char *name) {
+  struct stat st;
+  time_t now;
+  if (place_stat(ms, where, name, &st) != 0)
+    return errno == ENOENT || errno == ENOTDIR ? LOOK_NONE : bm__posix_error(errno);
+  if (!S_ISREG(st.st_mode) || (st.st_mode & 07777) != 0) return LOOK_THERE;
+  now = time(NULL);
+  if (now - st.st_ctime > POSIX_TENTATIVE_S || st.st_ctime - now > POSIX_TENTATIVE_S)
+    return LOOK_THERE;
+  return LOOK_TENTATIVE;
+}
+
+/* What NAME in place `where` is once a tentative creator there is done (or gave up
+ * waiting for it: taken). */
+static int settle(const posix_mounts_t *ms, int where, const char *name) {
+  int i, r;
+  for (i = 0; i < POSIX_TENTATIVE_S * 1000; i++) {
+    struct timespec ts = {0, 1000 * 1000};
+    if ((r = look(ms, where, name)) != LOOK_TENTATIVE) return r;
+    nanosleep(&ts, NULL);
+  }
+  return LOOK_THERE;
+}
+
+/* Before making NAME in place p: BM_EEXIST when another place has it. */
+static int precheck(const posix_mounts_t *ms, int p, const char *name) {
+  int q, r;
+  for (q = -1; q < ms->n; q++) {
+    if (q == p) continue;
+    if ((r = settle(ms, q, name)) < 0) return r;
+    if (r == LOOK_THERE) return bm__set_os_error(EEXIST), BM_EEXIST;
+  }
+  return 0;
+}
+
+/* After making NAME tentatively in place p: 0 when it stands, BM_EEXIST when it must step
+ * back. */
+static int postcheck(const posix_mounts_t *ms, int p, const char *name) {
+  int q, r;
+  for (q = -1; q < ms->n; q++) {
+    if (q == p) continue;
+    if (place_rank(ms, q) < place_rank(ms, p)) r = look(ms, q, name);
+    else r = settle(ms, q, name);
+    if (r < 0) return r;
+    if (r == LOOK_THERE || (r == LOOK_TENTATIVE && place_rank(ms, q) < place_rank(ms, p)))
+      return bm__set_os_error(EEXIST), BM_EEXIST;
+  }
+  return 0;
+}
+
+/* ---- Removing exactly the object judged, with no lock: NAME is moved aside under a name
+ * no section can have (renameat2 RENAME_NOREPLACE), checked there to be (dev, ino), and
+ * removed; one that turned out to be another is put back. So a remove never takes away an
+ * object made under the name after it looked (a holder ending after `rm X; load X`).
+ * renameat2 is called directly, as fcntl. */
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+
+static int rename_noreplace(int dfd, const char *from, const char *to) {
+#ifdef SYS_renameat2
+  return (int)syscall(SYS_renameat2, dfd, from, dfd, to, RENAME_NOREPLACE);
+#else
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+static int remove_identity(const posix_mounts_t *ms, int where, const char *name, uint64_t dev,
+                           uint64_t ino) {
+  static unsigned long serial;
+  char nbuf[BM_PATH_MAX], tbuf[BM_PATH_MAX], tname[96];
+  const char *at, *tmp;
+  struct stat st;
+  int dfd, e;
+
+  at = place_at(ms, where, name, &dfd, nbuf, sizeof(nbuf));
+  if (bm__sys_fstatat(dfd, at, &st, AT_SYMLINK_NOFOLLOW) != 0) return bm__posix_error(errno);
+  if ((uint64_t)st.st_dev != dev || (uint64_t)st.st_ino != ino)
+    return bm__set_os_error(0), BM_EREPLACED;
+  /* '#' is no name character: the aside name is never listed, opened or taken. */
+  snprintf(tname, sizeof(tname), "bulkmap#rm#%ld#%lu", (long)getpid(),
+           __atomic_add_fetch(&serial, 1, __ATOMIC_RELAXED));
+  tmp = place_at(ms, where, tname, &dfd, tbuf, sizeof(tbuf));
+  if (rename_noreplace(dfd, at, tmp) != 0) {
+    e = errno;
+    if (e == EINVAL || e == ENOSYS) {
+      /* A kernel or file system without RENAME_NOREPLACE: unlink what was judged a moment
+       * ago (the old way, with its small window). */
+      if (bm__sys_unlinkat(dfd, at, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) != 0)
+        return bm__posix_error(errno);
+      return 0;
+    }
+    return bm__posix_error(e);
+  }
+  if (bm__sys_fstatat(dfd, tmp, &st, AT_SYMLINK_NOFOLLOW) == 0 && (uint64_t)st.st_dev == dev &&
+      (uint64_t)st.st_ino == ino) {
+    if (bm__sys_unlinkat(dfd, tmp, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) == 0) return 0;
+    e = errno;
+    rename_noreplace(dfd, tmp, at); /* nothing hidden: back where it was */
+    if (e == ENOTEMPTY || e == EEXIST) return bm__set_os_error(e), BM_EISDIR;
+    return bm__posix_error(e);
+  }
+  /* Swapped in between the look and the move: not ours to remove. */
+  rename_noreplace(dfd, tmp, at);
+  return bm__set_os_error(0), BM_EREPLACED;
 }
 
 /* The group a section is given: a name, or a number. */
@@ -236,21 +417,34 @@ static int resolve_group(const char *group, gid_t *gid) {
 /* What a new section's creator does to the object it just made exclusively, before anyone
  * can see it unlocked: takes the writer lock, gives it the group and the exact mode (the
  * umask must not widen or narrow them), and remembers its identity. */
-static int claim(bm_source_t *src, int fd, const bm_section_opts_t *opts, unsigned mode) {
+static int claim(bm_source_t *src, int fd, const posix_mounts_t *ms, int where,
+                 const char *name, const bm_section_opts_t *opts, unsigned mode) {
   struct stat st;
   int r;
-  if (bm__sys_flock(fd, LOCK_EX | LOCK_NB) != 0) return bm__posix_error(errno);
+  /* Made with no permission bits: nobody else has it open, so this cannot be refused. */
+  if ((r = writer_lock(fd, F_WRLCK)) != 0) return r;
   src->writer = 1;
+  if (bm__sys_fstat(fd, &st) != 0) return bm__posix_error(errno);
+  src->dev = (uint64_t)st.st_dev;
+  src->ino = (uint64_t)st.st_ino;
+  if ((r = postcheck(ms, where, name)) != 0) return r;
   if (opts->group != NULL) {
     gid_t gid;
     if ((r = resolve_group(opts->group, &gid)) != 0) return r;
     if (bm__sys_fchown(fd, (uid_t)-1, gid) != 0) return bm__posix_error(errno);
   }
+  /* Committed: the mode asked for (never 0: that means 0600). */
   if (bm__sys_fchmod(fd, (mode_t)mode) != 0) return bm__posix_error(errno);
-  if (bm__sys_fstat(fd, &st) != 0) return bm__posix_error(errno);
-  src->dev = (uint64_t)st.st_dev;
-  src->ino = (uint64_t)st.st_ino;
   return 0;
+}
+
+/* Takes back what a creator made under NAME in place `where` (and only that). */
+static void unmake(const posix_mounts_t *ms, int where, const char *name, bm_source_t *src,
+                   int fd) {
+  if (fd >= 0) close(fd);
+  if (name != NULL && src->ino != 0) remove_identity(ms, where, name, src->dev, src->ino);
+  src->dev = src->ino = 0;
+  src->writer = 0;
 }
 
 static size_t pmd_size(void) {
@@ -372,7 +566,7 @@ static int huge_reason(int e) {
 static int make_shm(bm_source_t *src, const posix_mounts_t *ms, const char *name,
                     const bm_section_opts_t *opts, unsigned mode, int *fdp, char *path,
                     size_t pathlen) {
-  int fd, i, r;
+  int fd, r;
   if (name == NULL) {
 #ifdef __linux__
     fd = bm__sys_memfd_create("bulkmap", MFD_CLOEXEC);
@@ -385,18 +579,20 @@ static int make_shm(bm_source_t *src, const posix_mounts_t *ms, const char *name
 #endif
   }
   /* Creating NAME here while a hugetlbfs mount has it would make it ambiguous to open. */
-  for (i = 0; i < ms->n; i++) {
-    if ((r = entry_exists(ms->m[i].dirfd, name)) < 0) return r;
-    if (r) return bm__set_os_error(EEXIST), BM_EEXIST;
-  }
+  if ((r = precheck(ms, -1, name)) != 0) return r;
   {
     char oname[BM_NAME_MAX + 2];
     snprintf(oname, sizeof(oname), "/%s", name);
-    fd = bm__sys_shm_open(oname, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
+    /* Mode 0: tentative, and nobody else can open it (see claim). */
+    fd = bm__sys_shm_open(oname, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0);
     if (fd < 0) return bm__posix_error(errno);
-    if ((r = claim(src, fd, opts, mode)) != 0) {
-      close(fd);
-      bm__sys_shm_unlink(oname);
+    if ((r = claim(src, fd, ms, -1, name, opts, mode)) != 0) {
+      if (src->ino == 0) {
+        close(fd);
+        bm__sys_shm_unlink(oname);
+      } else {
+        unmake(ms, -1, name, src, fd);
+      }
       return r;
     }
   }
@@ -405,26 +601,103 @@ static int make_shm(bm_source_t *src, const posix_mounts_t *ms, const char *name
   return 0;
 }
 
-static void unmake_shm(const char *name, int fd) {
-  close(fd);
-  if (name != NULL) {
-    char oname[BM_NAME_MAX + 2];
-    snprintf(oname, sizeof(oname), "/%s", name);
-    bm__sys_shm_unlink(oname);
-  }
+static void unmake_shm(const posix_mounts_t *ms, const char *name, bm_source_t *src, int fd) {
+  unmake(ms, -1, name, src, fd);
 }
 
-/* The hugetlb attempt: a file NAME on the mount of page size `want` (0: the default
- * size, else any mount), or an anonymous memfd(MFD_HUGETLB). The pages are allocated
- * now (fallocate), so a pool that runs dry is an error here and never a SIGBUS later. */
-static int try_hugetlb(bm_source_t *src, const posix_mounts_t *ms, const char *name,
-                       const bm_section_opts_t *opts, unsigned mode, bm_large_t *out) {
+/* The figures of a hugetlbfs mount's limits into out (mount, mount_limit and, for size=,
+ * pages_free): 1 when its size= leaves fewer than `pages` free (pages 0: reads the
+ * nr_inodes= figures only), 0 otherwise or when they cannot be read. */
+static int mount_figures(const posix_mount_t *mnt, uint64_t pages, bm_large_t *out) {
 #ifdef __linux__
+  struct statfs sf;
+  if (mnt == NULL || bm__sys_fstatfs(mnt->dirfd, &sf) != 0) return 0;
+  snprintf(out->mount, sizeof(out->mount), "%s", mnt->path);
+  if (pages == 0) {
+    out->mount_limit = (uint64_t)sf.f_files;
+    return 0;
+  }
+  /* Without size= (and min_size=) hugetlbfs reports no blocks at all. */
+  if (sf.f_blocks == 0 || (uint64_t)sf.f_bfree >= pages) {
+    out->mount[0] = '\0';
+    return 0;
+  }
+  out->pages_needed = pages;
+  out->pages_free = (uint64_t)sf.f_bfree;
+  out->mount_limit = (uint64_t)sf.f_blocks;
+  return 1;
+#else
+  (void)mnt, (void)pages, (void)out;
+  return 0;
+#endif
+}
+
+/* Huge pages of size H the pool can give now: free ones not promised to a mapping
+ * (free_hugepages - resv_hugepages), and surplus ones nr_overcommit_hugepages still allows;
+ * UINT64_MAX when it cannot be read. */
+static uint64_t pool_avail(size_t H) {
+  static const char *const f[4] = {"free_hugepages", "resv_hugepages", "nr_overcommit_hugepages",
+                                   "surplus_hugepages"};
+  unsigned long long v[4];
+  int i;
+  for (i = 0; i < 4; i++) {
+    char path[160];
+    FILE *fp;
+    snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%lukB/%s",
+             (unsigned long)(H >> 10), f[i]);
+    v[i] = 0;
+    if ((fp = bm__sys_fopen(path, "re")) == NULL) {
+      if (i < 2) return UINT64_MAX;
+      continue;
+    }
+    if (fscanf(fp, "%llu", &v[i]) != 1) v[i] = 0;
+    fclose(fp);
+  }
+  return (v[0] > v[1] ? v[0] - v[1] : 0) + (v[2] > v[3] ? v[2] - v[3] : 0);
+}
+
+/* The room for a hugetlb section of `size` bytes (whole pages of H) on mnt (NULL: a memfd)
+ * before anything is made: POSIX_NOT_HAD with the reason and its figures when the mount's
+ * nr_inodes= or size= or the pool is short, else 0. */
+static int huge_room(const posix_mount_t *mnt, size_t H, uint64_t size, bm_large_t *out) {
+  uint64_t pages = size / H, avail;
+#ifdef __linux__
+  if (mnt != NULL) {
+    struct statfs sf;
+    /* nr_inodes= counts the root directory too: f_ffree 0 is no room for a new name. */
+    if (bm__sys_fstatfs(mnt->dirfd, &sf) == 0 && sf.f_files != 0 && sf.f_ffree == 0) {
+      bm__set_os_error(ENOSPC);
+      snprintf(out->mount, sizeof(out->mount), "%s", mnt->path);
+      out->mount_limit = (uint64_t)sf.f_files;
+      return out->reason = BM_REASON_MOUNT_INODES, POSIX_NOT_HAD;
+    }
+    if (mount_figures(mnt, pages, out)) {
+      bm__set_os_error(ENOSPC);
+      return out->reason = BM_REASON_MOUNT_LIMIT, POSIX_NOT_HAD;
+    }
+  }
+#endif
+  avail = pool_avail(H);
+  if (avail != UINT64_MAX && avail < pages) {
+    bm__set_os_error(ENOMEM);
+    out->pages_needed = pages;
+    out->pages_free = avail;
+    return out->reason = avail > 0 ? BM_REASON_POOL_TOO_SMALL : BM_REASON_POOL_EMPTY,
+           POSIX_NOT_HAD;
+  }
+  return 0;
+}
+
+/* Where a hugetlb section would go and its size: the mount (named: the one asked for, or
+ * the default-size one; NULL for a memfd), the page size H, and the size in whole pages.
+ * 0, POSIX_NOT_HAD with out->reason, or an error. */
+static int huge_target(const posix_mounts_t *ms, const char *name, const bm_section_opts_t *opts,
+                       const posix_mount_t **mntp, size_t *Hp, uint64_t *sizep,
+                       bm_large_t *out) {
   const posix_mount_t *mnt = NULL;
-  size_t H = opts->large_page_size, probe_len;
+  size_t H = opts->large_page_size;
   uint64_t size = opts->size;
-  bm__smaps_t sm;
-  int fd, i, r, e, transparent;
+  int i;
 
   if (name != NULL && opts->mount != NULL) {
     /* The caller named the mount: that one or none (compared by device, so that any path
@@ -459,24 +732,49 @@ static int try_hugetlb(bm_source_t *src, const posix_mounts_t *ms, const char *n
     if (size == 0) return BM_EOVERFLOW;
   }
 
+  *mntp = mnt;
+  *Hp = H;
+  *sizep = size;
+  return 0;
+}
+
+/* The hugetlb attempt: a file NAME on the mount of page size `want` (0: the default
+ * size, else any mount), or an anonymous memfd(MFD_HUGETLB). The pages are allocated
+ * now (fallocate), so a pool that runs dry is an error here and never a SIGBUS later. */
+static int try_hugetlb(bm_source_t *src, const posix_mounts_t *ms, const char *name,
+                       const bm_section_opts_t *opts, unsigned mode, bm_large_t *out) {
+#ifdef __linux__
+  const posix_mount_t *mnt = NULL;
+  size_t H = 0, probe_len;
+  uint64_t size = 0;
+  bm__smaps_t sm;
+  int fd, r, e, transparent;
+
+  if ((r = huge_target(ms, name, opts, &mnt, &H, &size, out)) != 0) return r;
+
+  /* What is short is known before anything is made: the mount's limits, the pool. */
+  if ((r = huge_room(mnt, H, size, out)) != 0) return r;
+
   if (name != NULL) {
-    if ((r = shm_exists(name)) != 0) return r < 0 ? r : (bm__set_os_error(EEXIST), BM_EEXIST);
-    for (i = 0; i < ms->n; i++) {
-      if (&ms->m[i] == mnt) continue;
-      if ((r = entry_exists(ms->m[i].dirfd, name)) < 0) return r;
-      if (r) return bm__set_os_error(EEXIST), BM_EEXIST;
-    }
+    int at = (int)(mnt - ms->m);
+    if ((r = precheck(ms, at, name)) != 0) return r;
     /* O_NOFOLLOW and a bare name resolved in the mount's directory: never a path
-     * outside the mount, even if someone plants a symlink there. */
-    fd = bm__sys_openat(mnt->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                (mode_t)mode);
+     * outside the mount, even if someone plants a symlink there. Mode 0: tentative (see
+     * claim). */
+    fd = bm__sys_openat(mnt->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0);
     if (fd < 0) {
       e = errno;
+      if (e == ENOSPC) {
+        /* hugetlbfs says ENOSPC for a new inode only when nr_inodes= has none left. */
+        bm__set_os_error(e);
+        mount_figures(mnt, 0, out);
+        return out->reason = BM_REASON_MOUNT_INODES, POSIX_NOT_HAD;
+      }
       if (e == EEXIST || huge_reason(e) == 0) return bm__posix_error(e);
       bm__set_os_error(e);
       return out->reason = huge_reason(e), POSIX_NOT_HAD;
     }
-    if ((r = claim(src, fd, opts, mode)) != 0) goto hard;
+    if ((r = claim(src, fd, ms, at, name, opts, mode)) != 0) goto hard;
     path_join(src->path, sizeof(src->path), mnt->path, name);
   } else {
     int lg = 0;
@@ -545,14 +843,23 @@ not_had_e:
   goto undo;
 hard:
 undo:
-  close(fd);
-  src->writer = 0;
-  if (name != NULL) bm__sys_unlinkat(mnt->dirfd, name, 0);
+  if (name != NULL && src->ino != 0) {
+    unmake(ms, (int)(mnt - ms->m), name, src, fd);
+  } else {
+    close(fd);
+    src->writer = 0;
+    if (name != NULL) bm__sys_unlinkat(mnt->dirfd, name, 0);
+  }
   if (r == POSIX_NOT_HAD && out->reason == BM_REASON_POOL_EMPTY) {
-    /* Say what is short, counted after the pages this attempt held went back. */
+    /* Say what is short, counted after the pages this attempt held went back: the kernel
+     * says ENOSPC or ENOMEM alike for the mount's size= and for the pool. */
     out->pages_needed = size / H;
-    out->pages_free = pool_free(H);
-    if (out->pages_free > 0) out->reason = BM_REASON_POOL_TOO_SMALL;
+    if (name != NULL && mount_figures(mnt, size / H, out)) {
+      out->reason = BM_REASON_MOUNT_LIMIT;
+    } else {
+      out->pages_free = pool_free(H);
+      if (out->pages_free > 0) out->reason = BM_REASON_POOL_TOO_SMALL;
+    }
   }
   return r;
 #else
@@ -622,6 +929,12 @@ static int make_normal(bm_source_t *src, const posix_mounts_t *ms, const char *n
   size_t got;
 
   if (size == 0) return BM_EOVERFLOW;
+  {
+    /* Before anything is made: a section larger than /dev/shm or the memory cgroup allows
+     * would die midway (a SIGBUS on a full tmpfs, the cgroup's OOM killer). */
+    bm_preflight_t local, *pf = opts->preflight != NULL ? opts->preflight : &local;
+    if ((r = bm__posix_room(name != NULL, size, pf)) != 0) return r;
+  }
   if ((r = make_shm(src, ms, name, opts, mode, &fd, src->path, sizeof(src->path))) != 0)
     return r;
   if ((r = set_size(fd, size)) != 0) goto fail;
@@ -645,7 +958,7 @@ static int make_normal(bm_source_t *src, const posix_mounts_t *ms, const char *n
   }
   return 0;
 fail:
-  unmake_shm(name, fd);
+  unmake_shm(ms, name, src, fd);
   return r;
 }
 
@@ -673,7 +986,7 @@ static int try_transparent(bm_source_t *src, const posix_mounts_t *ms, const cha
   }
   out->reason = BM_REASON_POOL_EMPTY;
   if (opts->large == BM_LARGE_AUTO) return POSIX_MADE;
-  unmake_shm(name, src->fd);
+  unmake_shm(ms, name, src, src->fd);
   src->fd = -1;
   return POSIX_NOT_HAD;
 }
@@ -683,12 +996,10 @@ static int section_create(bm_source_t *src, const char *name, const bm_section_o
 
 int bm__os_section_create(bm_source_t *src, const char *name, const bm_section_opts_t *opts,
                           bm_large_t *outcome) {
-  int lock = -1, r;
-  /* Creators are serialized: looking in every place for the name and making it in one is
-   * then atomic, so of two racing creators (one for huge pages, one not) exactly one wins. */
-  if (name != NULL && (r = create_lock(&lock)) != 0) return r;
+  int r;
+  /* Exclusive across places with no lock (see claim): of two racing creators (one for
+   * huge pages, one not) exactly one wins. */
   r = section_create(src, name, opts, outcome);
-  create_unlock(lock);
   return r;
 }
 
@@ -726,6 +1037,43 @@ static int section_create(bm_source_t *src, const char *name, const bm_section_o
                     outcome);
   mounts_close(&ms);
   return r;
+}
+
+int bm__os_preflight(const bm_section_opts_t *opts, bm_preflight_t *out) {
+  size_t base = bm__os_config()->page_size;
+  posix_mounts_t ms;
+  int r;
+  memset(out, 0, sizeof(*out));
+  out->large.requested = opts->large;
+  out->large.page_size = base;
+  out->large.reason = opts->large == BM_LARGE_OFF ? BM_REASON_NOT_REQUESTED : BM_REASON_NONE;
+  mounts_open(&ms);
+  if (opts->large != BM_LARGE_OFF && !opts->transparent) {
+    const posix_mount_t *mnt = NULL;
+    size_t H = 0;
+    uint64_t size = 0;
+    r = huge_target(&ms, "", opts, &mnt, &H, &size, &out->large);
+    if (r == 0) r = huge_room(mnt, H, size, &out->large);
+    if (r == 0) {
+      /* Hugetlb pages are not charged to the memory cgroup; the pool and mount are it. */
+      out->needed = size;
+      out->large.page_size = H;
+      out->shm_free = out->shm_total = out->cgroup_free = out->cgroup_limit = UINT64_MAX;
+      mounts_close(&ms);
+      return 0;
+    }
+    if (r < 0 || opts->large == BM_LARGE_ON) {
+      mounts_close(&ms);
+      if (r < 0) return r;
+      return out->large.reason == BM_REASON_SIZE_NOT_MULTIPLE ? BM_EALIGN : BM_ENOLARGE;
+    }
+  }
+  mounts_close(&ms);
+  {
+    uint64_t size = bm__align_up(opts->size, base);
+    if (size == 0) return BM_EOVERFLOW;
+    return bm__posix_room(1, size, out);
+  }
 }
 
 /* Opens NAME in place `where` (-1: /dev/shm, else mount k) into src: a regular file only,
@@ -782,91 +1130,86 @@ out:
   return r;
 }
 
-/* Unlinks NAME from place `where`. */
-static int unlink_place(const posix_mounts_t *ms, int where, const char *name) {
-  if (where < 0) {
-    char oname[BM_NAME_MAX + 2];
-    snprintf(oname, sizeof(oname), "/%s", name);
-    if (bm__sys_shm_unlink(oname) != 0) return bm__posix_error(errno);
-  } else if (bm__sys_unlinkat(ms->m[where].dirfd, name, 0) != 0) {
-    return bm__posix_error(errno);
-  }
-  return 0;
-}
-
-/* 1 when another open file description holds a lock on fd's file, 0 when none does. */
-static int locked_by_other(int fd) {
-  if (bm__sys_flock(fd, LOCK_SH | LOCK_NB) == 0) {
-    flock(fd, LOCK_UN);
-    return 0;
-  }
-  if (errno == EWOULDBLOCK) return 1;
-  return bm__posix_error(errno);
+/* 1 when NAME in place `where` is the object src refers to (device and inode). */
+static int is_object(const posix_mounts_t *ms, int where, const char *name,
+                     const bm_source_t *src) {
+  struct stat st;
+  return place_stat(ms, where, name, &st) == 0 && (uint64_t)st.st_dev == src->dev &&
+         (uint64_t)st.st_ino == src->ino;
 }
 
 int bm__os_section_remove_name(const char *name, int force) {
   posix_mounts_t ms;
-  int where = -1, r, lock = -1;
-  if ((r = create_lock(&lock)) != 0) return r;
+  int where = -1, r, tries;
   mounts_open(&ms);
-  if ((r = locate(&ms, name, &where)) == 0 && !force) {
-    /* A dataset whose writer still holds its lock is being loaded: not removed unless
-     * forced (the loader would fail at its end anyway). */
-    bm_source_t probe;
-    memset(&probe, 0, sizeof(probe));
-    probe.fd = -1;
-    if (open_place(&ms, where, name, BM_ACCESS_READ, &probe) == 0) {
-      r = locked_by_other(probe.fd);
-      close(probe.fd);
-      if (r == 1) {
-        bm__set_os_error(EWOULDBLOCK);
-        r = BM_EBUSY;
+  /* The name can change between the judging and the removing: what is removed is always
+   * what was judged (remove_identity), and a name swapped meanwhile is judged again. */
+  for (tries = 0; tries < 8; tries++) {
+    struct stat st;
+    if ((r = locate(&ms, name, &where)) != 0) break;
+    if (place_stat(&ms, where, name, &st) != 0) {
+      r = bm__posix_error(errno);
+      if (r == BM_ENOENT) continue;
+      break;
+    }
+    if (S_ISREG(st.st_mode) && !force) {
+      /* A dataset whose writer still holds its lock is being loaded: not removed unless
+       * forced (the loader would fail at its end anyway). One we may not open we may still
+       * be allowed to remove: the directory decides. */
+      bm_source_t probe;
+      memset(&probe, 0, sizeof(probe));
+      probe.fd = -1;
+      if (open_place(&ms, where, name, BM_ACCESS_READ, &probe) == 0) {
+        int same = probe.dev == (uint64_t)st.st_dev && probe.ino == (uint64_t)st.st_ino;
+        int held = same ? writer_held(probe.fd) : 0;
+        close(probe.fd);
+        if (!same) continue; /* another object by now: judge that one */
+        if (held < 0) {
+          r = held;
+          break;
+        }
+        if (held == 1) {
+          bm__set_os_error(EWOULDBLOCK);
+          r = BM_EBUSY;
+          break;
+        }
       }
     }
-    /* One we may not open we may still be allowed to remove: the directory decides. */
+    r = remove_identity(&ms, where, name, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+    if (r != BM_EREPLACED && r != BM_ENOENT) break;
   }
-  if (r == 0) r = unlink_place(&ms, where, name);
+  if (tries == 8) {
+    /* Swapped under every look: someone keeps replacing it. */
+    bm__set_os_error(0);
+    r = BM_EBUSY;
+  }
   mounts_close(&ms);
-  create_unlock(lock);
   return r;
 }
 
 int bm__os_section_remove_own(bm_source_t *src, const char *name) {
   posix_mounts_t ms;
-  struct stat st;
-  char path[BM_PATH_MAX];
-  int i, r = BM_ENOENT, lock = -1, e;
+  int q, r = BM_ENOENT;
   if (src == NULL || src->ino == 0) return BM_EINVAL;
-  /* Under the creators' lock: between the check and the unlink, no bulkmap creator can
-   * put a new object under the name. */
-  if ((e = create_lock(&lock)) != 0) return e;
   mounts_open(&ms);
-  snprintf(path, sizeof(path), SHM_DIR "/%s", name);
-  if (bm__sys_lstat(path, &st) == 0) {
-    r = BM_EREPLACED;
-    if ((uint64_t)st.st_dev == src->dev && (uint64_t)st.st_ino == src->ino)
-      r = unlink_place(&ms, -1, name);
-  }
-  for (i = 0; i < ms.n && r != 0; i++) {
-    if (bm__sys_fstatat(ms.m[i].dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-    if ((uint64_t)st.st_dev == src->dev && (uint64_t)st.st_ino == src->ino)
-      r = unlink_place(&ms, i, name);
-    else if (r == BM_ENOENT)
-      r = BM_EREPLACED;
+  for (q = -1; q < ms.n && r != 0; q++) {
+    struct stat st;
+    if (place_stat(&ms, q, name, &st) != 0) continue;
+    if (is_object(&ms, q, name, src)) r = remove_identity(&ms, q, name, src->dev, src->ino);
+    else if (r == BM_ENOENT) r = BM_EREPLACED;
   }
   if (r == BM_EREPLACED || r == BM_ENOENT) bm__set_os_error(0);
   mounts_close(&ms);
-  create_unlock(lock);
   return r;
 }
 
 int bm__os_writer_alive(bm_source_t *src) {
   if (src->writer) return 1; /* this very handle holds it */
-  return locked_by_other(src->fd);
+  return writer_held(src->fd);
 }
 
 void bm__os_writer_release(bm_source_t *src) {
-  if (src->writer && src->fd >= 0) flock(src->fd, LOCK_UN);
+  if (src->writer && src->fd >= 0) writer_lock(src->fd, F_UNLCK);
   src->writer = 0;
 }
 
@@ -877,6 +1220,15 @@ typedef struct {
   void *arg;
   const char *only;
 } list_ctx_t;
+
+static const char *entry_type(mode_t m) {
+  if (S_ISREG(m)) return "file";
+  if (S_ISDIR(m)) return "directory";
+  if (S_ISLNK(m)) return "symlink";
+  if (S_ISFIFO(m)) return "fifo";
+  if (S_ISSOCK(m)) return "socket";
+  return "device";
+}
 
 static int list_dir(const posix_mounts_t *ms, int where, int dirfd, const char *place,
                     size_t page, list_ctx_t *c) {
@@ -898,12 +1250,12 @@ static int list_dir(const posix_mounts_t *ms, int where, int dirfd, const char *
     if (de->d_name[0] == '.' && (de->d_name[1] == '\0' || de->d_name[1] == '.')) continue;
     if (c->only != NULL && strcmp(de->d_name, c->only) != 0) continue;
     if (bm_name_check(de->d_name) != 0) continue; /* no name a section can have */
-    if (bm__sys_fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
-      continue;
+    if (bm__sys_fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     memset(&e, 0, sizeof(e));
     e.name = de->d_name;
     e.place = place;
-    e.size = (uint64_t)st.st_size;
+    e.type = entry_type(st.st_mode);
+    e.size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
     e.place_page_size = page;
     e.uid = (uint32_t)st.st_uid;
     e.mode = (unsigned)st.st_mode & 07777u;
@@ -919,7 +1271,10 @@ static int list_dir(const posix_mounts_t *ms, int where, int dirfd, const char *
       r = BM_ENOMEM;
       break;
     }
-    e.open_error = open_place(ms, where, de->d_name, BM_ACCESS_READ, src);
+    /* Anything but a regular file (planted under a name: it blocks the name all the same)
+     * is listed as it is, never opened or followed. */
+    e.open_error = S_ISREG(st.st_mode) ? open_place(ms, where, de->d_name, BM_ACCESS_READ, src)
+                                       : BM_ENOTREG;
     if (e.open_error == 0) e.size = src->size;
     e.src = e.open_error == 0 ? src : NULL;
     r = c->fn(c->arg, &e);

@@ -283,6 +283,19 @@ void bm__os_writer_release(bm_source_t *src) {
   src->writer = 0;
 }
 
+/* Windows charges a pagefile-backed section against the commit limit when it is made and
+ * refuses one over it cleanly (ERROR_COMMITMENT_LIMIT, nothing made): no writer dies
+ * midway, so there is nothing to check before. */
+int bm__os_preflight(const bm_section_opts_t *opts, bm_preflight_t *out) {
+  memset(out, 0, sizeof(*out));
+  out->needed = opts->size;
+  out->shm_free = out->shm_total = out->cgroup_free = out->cgroup_limit = UINT64_MAX;
+  out->large.requested = opts->large;
+  out->large.page_size = bm__os_config()->page_size;
+  out->large.reason = opts->large == BM_LARGE_OFF ? BM_REASON_NOT_REQUESTED : BM_REASON_NONE;
+  return 0;
+}
+
 /* ---- Names. A section has no name to unlink: it dies with its last handle and view,
  * so removing (one's own or by name) is not something Windows does. */
 

@@ -172,6 +172,8 @@ BM_EXTERN int bm_sysinfo_get(bm_sysinfo_t *info);
 BM_EXTERN size_t bm_granularity(void);
 /* The base page size; never 0. */
 BM_EXTERN size_t bm_page_size(void);
+/* The process's address-space limit in bytes (ulimit -v), 0 when there is none. */
+BM_EXTERN uint64_t bm_address_space_limit(void);
 
 /* ---------------------------------------------------------------------------------------
  * Sources: anything that can be mapped. A file, or a (named or anonymous) section. */
@@ -706,6 +708,9 @@ typedef struct bm_scan_result_s {
  * window, threads, overflow of offset+length. Errors: BM_EINVAL (which: see the contract
  * of bm_scan_opts_t), BM_EOVERFLOW. */
 BM_EXTERN int bm_scan_check(const bm_scan_opts_t *opts);
+/* The same, with which argument and why in why[0..n) ("literal 2 (9 bytes) must be shorter
+ * than the window (8 bytes)"; "" when fine): what a front end prints. */
+BM_EXTERN int bm_scan_check_why(const bm_scan_opts_t *opts, char *why, size_t n);
 /* Scans src on the library's worker threads, windows mapped, prefaulted and counted in
  * parallel, hashed in order, never more than max_mapped bytes mapped; SIGBUS-guarded: a
  * source cut short meanwhile gives BM_ETRUNCATED. *out is zeroed, then filled.
@@ -756,8 +761,9 @@ typedef struct bm_scan_chunk_s {
   int final;
 } bm_scan_chunk_t;
 
-/* Starts a scan of [offset, offset+length) (length must be known: not BM_TO_END). Errors:
- * as bm_scan_check, BM_ENOMEM. */
+/* Starts a scan of [offset, offset+length); length BM_TO_END: a stream, whose range ends
+ * with the window merged as final (or where it began, when none was). Errors: as
+ * bm_scan_check, BM_ENOMEM. */
 BM_EXTERN int bm_scan_begin(bm_scan_t **out, const bm_scan_opts_t *opts);
 /* The overlap windows need: the longest literal's length minus one (0 without literals). */
 BM_EXTERN size_t bm_scan_overlap(const bm_scan_t *s);

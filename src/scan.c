@@ -3,6 +3,7 @@
  * greedy search may resume when the window begins (its "phase", in [0, L)); composing the
  * windows' functions in order gives the exact count over any number of windows, ranges and
  * processes, for every literal, self-overlapping ones ("aa") included. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "os.h"
@@ -472,6 +473,7 @@ struct bm_scan_s {
   uint64_t cov;      /* the first match start the next merged window must cover */
   uint64_t lines;
   int finished;
+  int stream; /* the length is not known: the range ends with the final window */
   uint64_t phase[BM_SCAN_MAX_LITERALS]; /* plain scan: where each literal's search resumes */
   uint64_t count[BM_SCAN_MAX_LITERALS];
   phases_t acc[BM_SCAN_MAX_LITERALS], tmp; /* BM_SCAN_PART: the function so far */
@@ -493,27 +495,46 @@ uint64_t bm__scan_max_window(void) {
   return sizeof(size_t) > 4 ? (4ull << 30) : (256u << 20);
 }
 
-int bm_scan_check(const bm_scan_opts_t *o) {
+#define WHY(...) (why != NULL && n > 0 ? snprintf(why, n, __VA_ARGS__) : 0, BM_EINVAL)
+
+int bm_scan_check_why(const bm_scan_opts_t *o, char *why, size_t n) {
   unsigned i;
-  uint64_t window;
-  if (o == NULL) return BM_EINVAL;
-  if (o->flags & ~(unsigned)(BM_SCAN_HASH | BM_SCAN_LINES | BM_SCAN_PART)) return BM_EINVAL;
-  if (o->n_literals > BM_SCAN_MAX_LITERALS || (o->n_literals > 0 && o->literals == NULL))
-    return BM_EINVAL;
+  uint64_t window, max = bm__scan_max_window();
+  if (why != NULL && n > 0) why[0] = '\0';
+  if (o == NULL) return WHY("no options");
+  if (o->flags & ~(unsigned)(BM_SCAN_HASH | BM_SCAN_LINES | BM_SCAN_PART))
+    return WHY("flags 0x%x: unknown bits", o->flags);
+  if (o->n_literals > BM_SCAN_MAX_LITERALS)
+    return WHY("%u literals: at most %d in one pass", o->n_literals, BM_SCAN_MAX_LITERALS);
+  if (o->n_literals > 0 && o->literals == NULL) return WHY("literals: NULL");
   window = o->window ? o->window : BM__DEFAULT_WINDOW;
-  if (window > bm__scan_max_window()) return BM_EINVAL;
+  if (window > max)
+    return WHY("window %llu: at most %llu bytes (%s)", (unsigned long long)window,
+               (unsigned long long)max, sizeof(size_t) > 4 ? "4 GiB" : "256 MiB in a 32-bit process");
   for (i = 0; i < o->n_literals; i++) {
     size_t L = o->literals[i].length;
-    if (L == 0 || L > BM_SCAN_MAX_LITERAL || o->literals[i].bytes == NULL) return BM_EINVAL;
-    if (L >= window) return BM_EINVAL;
+    if (L == 0 || o->literals[i].bytes == NULL) return WHY("literal %u is empty", i + 1);
+    if (L > BM_SCAN_MAX_LITERAL)
+      return WHY("literal %u: %llu bytes, at most %u (1 MiB)", i + 1, (unsigned long long)L,
+                 BM_SCAN_MAX_LITERAL);
+    if (L >= window)
+      return WHY("literal %u (%llu bytes) must be shorter than the window (%llu bytes)", i + 1,
+                 (unsigned long long)L, (unsigned long long)window);
   }
-  if (o->threads > BM_SCAN_MAX_THREADS) return BM_EINVAL;
-  if (o->length != BM_TO_END && o->offset + o->length < o->offset) return BM_EOVERFLOW;
+  if (o->threads > BM_SCAN_MAX_THREADS)
+    return WHY("threads %u: at most %d", o->threads, BM_SCAN_MAX_THREADS);
+  if (o->length != BM_TO_END && o->offset + o->length < o->offset)
+  {
+    (void)WHY("offset plus length overflows 64 bits");
+    return BM_EOVERFLOW;
+  }
   if ((o->flags & BM_SCAN_PART) && o->match_end != 0 && o->match_end != BM_TO_END &&
       o->length != BM_TO_END && o->match_end < o->offset + o->length)
-    return BM_EINVAL;
+    return WHY("match_end %llu lies before the range's end", (unsigned long long)o->match_end);
   return 0;
 }
+
+int bm_scan_check(const bm_scan_opts_t *o) { return bm_scan_check_why(o, NULL, 0); }
 
 void bm_scan_free(bm_scan_t *s) {
   unsigned i;
@@ -535,12 +556,12 @@ int bm_scan_begin(bm_scan_t **out, const bm_scan_opts_t *o) {
   if (out == NULL) return BM_EINVAL;
   *out = NULL;
   if ((err = bm_scan_check(o)) != 0) return err;
-  if (o->length == BM_TO_END) return BM_EINVAL;
   if ((s = calloc(1, sizeof(*s))) == NULL) return BM_ENOMEM;
   s->flags = scan_flags(o);
   s->offset = s->next_new = s->cov = o->offset;
-  s->length = o->length;
-  s->end = o->offset + o->length;
+  s->stream = o->length == BM_TO_END;
+  s->length = s->stream ? 0 : o->length;
+  s->end = s->stream ? UINT64_MAX : o->offset + o->length;
   s->match_end = (s->flags & BM_SCAN_PART) ? o->match_end : s->end;
   if (s->match_end == 0) s->match_end = s->end;
   if ((s->flags & BM_SCAN_HASH) && (s->h = bm_xxh3_new()) == NULL) goto nomem;
@@ -621,7 +642,8 @@ int bm_scan_merge(bm_scan_t *s, bm_scan_work_t *w, const bm_scan_chunk_t *c) {
   if (s == NULL || w == NULL || s->finished) return BM_EINVAL;
   if ((err = chunk_starts(s, c, &n)) != 0) return err;
   if (c->offset + c->overlap != s->next_new || c->offset != s->cov ||
-      c->offset + c->length > s->end || (c->final && c->offset + c->length != s->end))
+      c->offset + c->length > s->end ||
+      (c->final && !s->stream && c->offset + c->length != s->end))
     return BM_EINVAL;
   if (s->h) bm_xxh3_update(s->h, c->data + c->overlap, c->length - c->overlap);
   s->lines += w->lines;
@@ -669,7 +691,12 @@ int bm_scan_finish(bm_scan_t *s, bm_scan_result_t *out) {
   unsigned i;
   int err;
   if (s == NULL || out == NULL) return BM_EINVAL;
-  if (!s->finished && s->next_new != s->end) return BM_EINVAL;
+  /* A stream ends where its final window did (or where it began, when it had none). */
+  if (s->stream && (s->finished || s->cov == s->next_new)) {
+    s->end = s->next_new;
+    s->length = s->end - s->offset;
+    s->stream = 0;
+  }
   if (s->next_new != s->end) return BM_EINVAL;
   memset(out, 0, sizeof(*out));
   out->offset = s->offset;

@@ -2,89 +2,84 @@
  * their windows through the bulkmap_uv pipeline (counts in parallel, the hash in order).
  * A pipe, a FIFO or `-` (standard input) is read into buffers that go through the same
  * pipeline and the same callbacks. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include "run.h"
-#ifdef _WIN32
-#include <fcntl.h>
-#include <io.h>
-#else
-#include <sys/resource.h>
-#endif
 
-#define LIT_KEEP 64 /* match positions a window keeps for re-synchronising the count */
-
+/* The library's scan stages on the pipeline: a window is counted on any pool thread into
+ * a work taken from a small pool (at most `inflight` windows are between the two stages),
+ * and merged in order. */
 typedef struct {
-  uint64_t lines, count, last_end;
-  uint64_t pos[LIT_KEEP];
-} scan_win_t;
-
-typedef struct {
-  int hash, lines, count;
-  const unsigned char *lit;
-  size_t litlen;
-  cli_hash_t *xxh;
-  uint64_t lines_total, count_total;
-  uint64_t carry; /* the next offset at which a literal match may start */
+  const bm_scan_opts_t *opts;
+  bm_scan_t *scan;
+  bm_scan_work_t *works[BM_UV_MAX_INFLIGHT + 1];
+  atomic_int busy[BM_UV_MAX_INFLIGHT + 1];
 } scan_t;
+
+static bm_scan_chunk_t scan_chunk(const bm_uv_window_t *w) {
+  bm_scan_chunk_t c;
+  c.data = w->data;
+  c.length = w->length;
+  c.overlap = w->overlap;
+  c.avail = w->length;
+  c.offset = w->offset;
+  c.final = w->last;
+  return c;
+}
 
 static int scan_window_parallel(bm_uv_window_t *w, void *data) {
   scan_t *s = ((cli_run_t *)data)->ctx;
-  scan_win_t *u = w->user;
-  if (s->lines) u->lines = count_byte(w->data + w->overlap, w->length - w->overlap, '\n');
-  if (s->count) {
-    /* Greedy, left to right, from the window's first byte: the overlap holds the last
-     * litlen-1 bytes of the previous window, so a match straddling the edge is seen here
-     * whole, and only here (it could not fit in the previous window). */
-    const unsigned char *p = w->data, *end = w->data + w->length, *q;
-    while ((q = find_literal(p, (size_t)(end - p), s->lit, s->litlen)) != NULL) {
-      if (u->count < LIT_KEEP) u->pos[u->count] = w->offset + (uint64_t)(q - w->data);
-      u->count++;
-      p = q + s->litlen;
-      u->last_end = w->offset + (uint64_t)(p - w->data);
-    }
+  bm_scan_chunk_t c = scan_chunk(w);
+  int i;
+  for (i = 0; i < BM_UV_MAX_INFLIGHT; i++) {
+    int expect = 0;
+    if (atomic_compare_exchange_strong(&s->busy[i], &expect, 1)) break;
   }
-  return 0;
+  *(int *)w->user = i;
+  return bm_scan_work_run(s->scan, s->works[i], &c);
 }
 
-/* In order: the hash, and the literal count made exact across window edges. */
 static int scan_window_ordered(bm_uv_window_t *w, void *data) {
   scan_t *s = ((cli_run_t *)data)->ctx;
-  scan_win_t *u = w->user;
-  if (s->hash) hash_update(s->xxh, w->data + w->overlap, w->length - w->overlap);
-  if (s->count) {
-    if (s->carry <= w->offset) {
-      s->count_total += u->count;
-      if (u->count) s->carry = u->last_end;
-    } else {
-      /* The previous window's last match reaches into this one: count again from where
-       * it ended until the matches meet those found from the window's start (from then
-       * on a greedy scan gives the same matches). */
-      const unsigned char *p = w->data + (s->carry - w->offset), *end = w->data + w->length, *q;
-      uint64_t n = 0, j = 0, kept = u->count < LIT_KEEP ? u->count : LIT_KEEP, m;
-      while ((q = find_literal(p, (size_t)(end - p), s->lit, s->litlen)) != NULL) {
-        m = w->offset + (uint64_t)(q - w->data);
-        while (j < kept && u->pos[j] < m) j++;
-        if (j < kept && u->pos[j] == m) {
-          s->count_total += n + (u->count - j);
-          s->carry = u->last_end;
-          return 0;
-        }
-        n++;
-        p = q + s->litlen;
-        s->carry = m + s->litlen;
-      }
-      s->count_total += n;
+  bm_scan_chunk_t c = scan_chunk(w);
+    int i = *(int *)w->user, err;
+  err = bm_scan_merge(s->scan, s->works[i], &c);
+  if (i < BM_UV_MAX_INFLIGHT) atomic_store(&s->busy[i], 0);
+  return err;
+}
+
+/* Without a parallel stage (the hash alone) the spare work, empty, is merged. */
+static int scan_hash_only(bm_uv_window_t *w, void *data) {
+  scan_t *s = ((cli_run_t *)data)->ctx;
+  bm_scan_chunk_t c = scan_chunk(w);
+  return bm_scan_merge(s->scan, s->works[BM_UV_MAX_INFLIGHT], &c);
+}
+
+static void scan_free(scan_t *s) {
+  int i;
+  for (i = 0; i <= BM_UV_MAX_INFLIGHT; i++) {
+    bm_scan_work_free(s->works[i]);
+    s->works[i] = NULL;
+  }
+  bm_scan_free(s->scan);
+  s->scan = NULL;
+}
+
+static int scan_new(scan_t *s, const bm_scan_opts_t *o) {
+  int i, err;
+  memset(s, 0, sizeof(*s));
+  s->opts = o;
+  if ((err = bm_scan_begin(&s->scan, o)) != 0) return err;
+  for (i = 0; i <= BM_UV_MAX_INFLIGHT; i++) {
+    atomic_init(&s->busy[i], 0);
+    if ((err = bm_scan_work_new(s->scan, &s->works[i])) != 0) {
+      scan_free(s);
+      return err;
     }
   }
   return 0;
-}
-
-/* Loop thread, in order: counts that need no bytes are merged here. */
-static void scan_window_merged(bm_uv_window_t *w, void *data) {
-  scan_t *s = ((cli_run_t *)data)->ctx;
-  s->lines_total += ((scan_win_t *)w->user)->lines;
 }
 
 typedef struct {
@@ -98,34 +93,21 @@ typedef struct {
   double seconds;
 } scan_result_t;
 
-/* Under an address-space limit (ulimit -v) the windows in flight keep to a quarter of it,
- * leaving the rest to the threads' stacks, the heap and the program. */
-static uint64_t scan_max_mapped(void) {
-#ifndef _WIN32
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) return (uint64_t)rl.rlim_cur / 4;
-#endif
-  return 0;
-}
-
-/* A small regular file is read on this thread into one buffer and given to the same
- * callbacks as one window: for many small files the hops to the thread pool and back, and
+/* A small regular file is read on this thread into one buffer and scanned there
+ * (bm_scan_buffer): for many small files the hops to the thread pool and back, and
  * mapping, cost more than the work (10,000 files of 4 KiB: see perf/RESULTS.md). Returns
  * 1 when done, 0 when the file is not one for this path (the pipeline then takes it,
  * and reports whatever is wrong with it). */
 #define SCAN_SMALL (256u << 10)
 
-static int scan_small(const char *file, const scan_args_t *a, scan_t *s, scan_result_t *res,
-                      uv_file *fifo) {
+static int scan_small(const char *file, const scan_args_t *a, const bm_scan_opts_t *base,
+                      scan_result_t *res, uv_file *fifo) {
   unsigned char *buf = NULL;
   uv_fs_t req;
   uv_file fd;
   uv_buf_t b;
   uint64_t size, length;
   ssize_t n;
-  cli_run_t run;
-  scan_win_t u;
-  bm_uv_window_t w;
   double t0 = cli_now();
   int done = 0;
 
@@ -165,29 +147,20 @@ static int scan_small(const char *file, const scan_args_t *a, scan_t *s, scan_re
   uv_fs_req_cleanup(&req);
   if (n < 0 || (uint64_t)n != size) goto out;
 
-  memset(&w, 0, sizeof(w));
-  memset(&u, 0, sizeof(u));
-  w.data = buf + a->offset;
-  w.length = (size_t)length;
-  w.offset = a->offset;
-  w.last = 1;
-  w.user = &u;
-  s->carry = a->offset;
-  s->lines_total = s->count_total = 0;
-  hash_free(s->xxh);
-  s->xxh = NULL;
-  if (s->hash && (s->xxh = hash_new()) == NULL) goto out;
-  run.ctx = s;
-  if (s->lines || s->count) scan_window_parallel(&w, &run);
-  scan_window_ordered(&w, &run);
-  scan_window_merged(&w, &run);
-  res->offset = a->offset;
-  res->length = res->bytes = length;
-  if (s->hash) res->xxh3 = hash_digest(s->xxh);
-  res->lines = s->lines_total;
-  res->count = s->count_total;
-  res->window = a->window;
-  res->peak = 0; /* nothing mapped: read */
+  {
+    bm_scan_opts_t o = *base;
+    bm_scan_result_t r;
+    o.offset = a->offset;
+    o.length = length;
+    if (bm_scan_buffer(buf, (size_t)size, &o, &r) != 0) goto out;
+    res->offset = a->offset;
+    res->length = res->bytes = length;
+    res->xxh3 = r.xxh3;
+    res->lines = r.lines;
+    res->count = r.counts[0];
+    res->window = a->window;
+    res->peak = 0; /* nothing mapped: read */
+  }
   res->seconds = cli_now() - t0;
   done = 1;
 out:
@@ -203,7 +176,7 @@ typedef struct {
   const char **files;
   size_t n;
   const scan_args_t *a;
-  const scan_t *proto;
+  const bm_scan_opts_t *base;
   scan_result_t *res;
   unsigned char *state; /* SMALL_* */
   uv_file *fifo;
@@ -218,39 +191,37 @@ static void scan_batch_job(size_t k, void *arg) {
   scan_batch_t *b = arg;
   size_t i;
   for (i = k * SCAN_BATCH; i < (k + 1) * SCAN_BATCH && i < b->n; i++) {
-    scan_t s = *b->proto;
-    s.xxh = NULL;
     if (strcmp(b->files[i], "-") == 0) {
       b->state[i] = SMALL_NOT;
       continue;
     }
-    b->state[i] = scan_small(b->files[i], b->a, &s, &b->res[i], &b->fifo[i]) ? SMALL_DONE : SMALL_NOT;
-    hash_free(s.xxh);
+    b->state[i] = scan_small(b->files[i], b->a, b->base, &b->res[i], &b->fifo[i]) ? SMALL_DONE : SMALL_NOT;
   }
 }
 
 /* Scans one FILE into res. Returns EXIT_DONE, EXIT_FAILED or EXIT_USAGE after saying why,
  * or 128+N when a signal N arrived. */
-static int scan_one(const char *file, const scan_args_t *a, scan_t *s, scan_result_t *res,
-                    int try_small, uv_file fifo) {
+static int scan_one(const char *file, const scan_args_t *a, const bm_scan_opts_t *base,
+                    scan_result_t *res, int try_small, uv_file fifo) {
   uint64_t size = 0, length = a->length;
   bm_source_t *src = NULL;
   bm_uv_pipeline_opts_t po;
   cli_run_t run;
+  scan_t s;
+  bm_scan_opts_t o;
+  bm_scan_result_t r;
   uv_file fd = fifo;
   int err, rc, stream = 0, own_fd = 0;
   double t0;
 
   memset(res, 0, sizeof(*res));
-  if (try_small && strcmp(file, "-") != 0 && scan_small(file, a, s, res, &fd)) return EXIT_DONE;
+  if (try_small && strcmp(file, "-") != 0 && scan_small(file, a, base, res, &fd)) return EXIT_DONE;
   if (fd >= 0) {
     stream = own_fd = 1; /* a FIFO, or a pipe as /dev/fd/N */
   } else if (strcmp(file, "-") == 0) {
+    /* libuv reads the descriptor's handle itself: no text-mode translation on Windows. */
     stream = 1;
     fd = 0;
-#ifdef _WIN32
-    _setmode(0, _O_BINARY);
-#endif
   } else if ((err = bm_file_open(&src, file, BM_FILE_READ)) != 0) {
     cli_lib_error(file, err);
     return EXIT_FAILED;
@@ -273,16 +244,15 @@ static int scan_one(const char *file, const scan_args_t *a, scan_t *s, scan_resu
     }
     if (!a->have_length) length = size - a->offset;
   }
-  s->carry = a->offset;
-  s->lines_total = s->count_total = 0;
-  hash_free(s->xxh);
-  s->xxh = NULL;
-  if (s->hash && (s->xxh = hash_new()) == NULL) {
-    cli_error("scan", "out of memory");
+  o = *base;
+  o.offset = a->offset;
+  o.length = stream && !a->have_length ? BM_TO_END : length;
+  if ((err = scan_new(&s, &o)) != 0) {
+    cli_lib_error("scan", err);
     bm_source_close(src);
     return EXIT_FAILED;
   }
-  run.ctx = s;
+  run.ctx = &s;
 
   memset(&po, 0, sizeof(po));
   po.offset = a->offset;
@@ -290,15 +260,16 @@ static int scan_one(const char *file, const scan_args_t *a, scan_t *s, scan_resu
   /* A stream is read into buffers: the default window is smaller there (they are
    * allocated, not mapped views of the page cache). */
   po.window = stream && !a->window_given ? (8u << 20) : a->window;
-  po.overlap = s->count ? s->litlen - 1 : 0;
+  po.overlap = bm_scan_overlap(s.scan);
   /* One window a thread being worked on, one being mapped ahead, one in the ordered stage. */
   po.inflight = a->threads + 2 > BM_UV_MAX_INFLIGHT ? BM_UV_MAX_INFLIGHT : a->threads + 2;
   po.prefault = 1;
-  po.max_mapped = scan_max_mapped();
-  po.user_size = sizeof(scan_win_t);
-  po.parallel = (s->lines || s->count) ? scan_window_parallel : NULL;
-  po.ordered = scan_window_ordered;
-  po.merged = scan_window_merged;
+  /* Under an address-space limit (ulimit -v) the windows in flight keep to a quarter of
+   * it, leaving the rest to the threads' stacks, the heap and the program. */
+  po.max_mapped = bm_address_space_limit() / 4;
+  po.user_size = sizeof(int);
+  po.parallel = (o.flags & BM_SCAN_LINES) || o.n_literals ? scan_window_parallel : NULL;
+  po.ordered = po.parallel ? scan_window_ordered : scan_hash_only;
   t0 = cli_now();
   err = stream ? cli_run_fd(&run, fd, &po, a->progress) : cli_run(&run, src, &po, a->progress);
   res->seconds = cli_now() - t0;
@@ -318,17 +289,21 @@ static int scan_one(const char *file, const scan_args_t *a, scan_t *s, scan_resu
   } else if (err != 0) {
     cli_lib_error_os(file, err, run.pipe.os_error);
     rc = EXIT_FAILED;
+  } else if ((err = bm_scan_finish(s.scan, &r)) != 0) {
+    cli_lib_error(file, err);
+    rc = EXIT_FAILED;
   } else {
     res->offset = a->offset;
     res->length = stream ? run.pipe.bytes_done : length;
     res->bytes = run.pipe.bytes_done;
-    if (s->hash) res->xxh3 = hash_digest(s->xxh);
-    res->lines = s->lines_total;
-    res->count = s->count_total;
+    res->xxh3 = r.xxh3;
+    res->lines = r.lines;
+    res->count = r.counts[0];
     res->window = run.pipe.window;
     res->peak = run.pipe.peak_mapped;
     rc = EXIT_DONE;
   }
+  scan_free(&s);
   if (own_fd) {
     uv_fs_t req;
     uv_fs_close(NULL, &req, fd, NULL);
@@ -338,15 +313,15 @@ static int scan_one(const char *file, const scan_args_t *a, scan_t *s, scan_resu
   return rc;
 }
 
-static void scan_print(cli_out_t *out, const char *file, const scan_t *s, const scan_result_t *r,
-                       unsigned threads) {
+static void scan_print(cli_out_t *out, const char *file, const bm_scan_opts_t *o,
+                       const scan_result_t *r, unsigned threads) {
   out_str(out, "file", file);
   out_u64(out, "offset", r->offset);
   out_u64(out, "length", r->length);
   out_u64(out, "bytes", r->bytes);
-  if (s->hash) out_hex64(out, "xxh3", r->xxh3);
-  if (s->lines) out_u64(out, "lines", r->lines);
-  if (s->count) out_u64(out, "count", r->count);
+  if (o->flags & BM_SCAN_HASH) out_hex64(out, "xxh3", r->xxh3);
+  if (o->flags & BM_SCAN_LINES) out_u64(out, "lines", r->lines);
+  if (o->n_literals) out_u64(out, "count", r->count);
   out_f(out, "seconds", r->seconds, 6);
   out_f(out, "bytes_per_second", r->seconds > 0 ? (double)r->bytes / r->seconds : 0, 0);
   out_u64(out, "window", r->window);
@@ -365,11 +340,14 @@ int cmd_scan(int argc, char **argv) {
   };
   uint64_t window = 64u << 20, tbytes = 0, tlines = 0, tcount = 0;
   scan_args_t a;
+  bm_scan_opts_t base;
+  bm_literal_t lit;
+  char why[160];
+  int err;
   scan_result_t *res = NULL;
   unsigned char *ok = NULL, *state = NULL;
   uv_file *fifo = NULL;
   int npos, rc, i, worst = EXIT_DONE, multi, stdin_seen = 0;
-  scan_t s;
   cli_out_t out;
 
   if ((pos = malloc(sizeof(*pos) * (size_t)(argc > 0 ? argc : 1))) == NULL) {
@@ -402,18 +380,7 @@ int cmd_scan(int argc, char **argv) {
     rc = cli_usage("scan", "--window 0: a window must hold at least one byte");
     goto out_pos;
   }
-  if (window > (sizeof(size_t) > 4 ? (4ull << 30) : (256u << 20))) {
-    rc = cli_usage("scan", "--window %s: at most %s", o_window, sizeof(size_t) > 4 ? "4G" : "256M");
-    goto out_pos;
-  }
-  if (o_count && o_count[0] == '\0') {
-    rc = cli_usage("scan", "--count: the literal is empty");
-    goto out_pos;
-  }
-  if (o_count && strlen(o_count) >= window) {
-    rc = cli_usage("scan", "--count: the literal must be shorter than the window");
-    goto out_pos;
-  }
+  /* (BM_TO_END is 2^64-1: a --length that large is caught here, as the overflow it is) */
   if (o_length != NULL && a.offset + a.length < a.offset) {
     rc = cli_usage("scan", "--offset plus --length overflows 64 bits");
     goto out_pos;
@@ -424,13 +391,25 @@ int cmd_scan(int argc, char **argv) {
   a.have_length = o_length != NULL;
   a.progress = o_noprog == NULL;
 
-  memset(&s, 0, sizeof(s));
-  s.hash = o_hash != NULL;
-  s.lines = o_lines != NULL;
-  s.count = o_count != NULL;
-  if (!s.hash && !s.lines && !s.count) s.hash = s.lines = 1;
-  s.lit = (const unsigned char *)o_count;
-  s.litlen = o_count ? strlen(o_count) : 0;
+  /* What to compute, and the rules for it: the library's, checked once. */
+  memset(&base, 0, sizeof(base));
+  base.flags = (o_hash ? BM_SCAN_HASH : 0) | (o_lines ? BM_SCAN_LINES : 0);
+  if (o_count != NULL) {
+    lit.bytes = o_count;
+    lit.length = strlen(o_count);
+    base.literals = &lit;
+    base.n_literals = 1;
+  } else if (base.flags == 0) {
+    base.flags = BM_SCAN_HASH | BM_SCAN_LINES;
+  }
+  base.offset = a.offset;
+  base.length = o_length ? a.length : BM_TO_END;
+  base.window = window;
+  base.threads = a.threads;
+  if ((err = bm_scan_check_why(&base, why, sizeof(why))) != 0) {
+    rc = cli_usage("scan", "%s", why);
+    goto out_pos;
+  }
 
   multi = npos > 1;
   /* Results are printed once every FILE was scanned: an interrupted scan prints none. */
@@ -453,7 +432,7 @@ int cmd_scan(int argc, char **argv) {
     b.files = pos;
     b.n = (size_t)npos;
     b.a = &a;
-    b.proto = &s;
+    b.base = &base;
     b.res = res;
     b.state = state;
     b.fifo = fifo;
@@ -469,7 +448,7 @@ int cmd_scan(int argc, char **argv) {
       rc = EXIT_DONE;
       res[i].window = a.window;
     } else {
-      rc = scan_one(pos[i], &a, &s, &res[i], state == NULL || state[i] == SMALL_UNTRIED,
+      rc = scan_one(pos[i], &a, &base, &res[i], state == NULL || state[i] == SMALL_UNTRIED,
                     fifo != NULL ? fifo[i] : -1);
       if (fifo != NULL) fifo[i] = -1; /* closed by scan_one */
     }
@@ -498,15 +477,15 @@ int cmd_scan(int argc, char **argv) {
   for (i = 0; i < npos; i++) {
     if (!ok[i]) continue;
     if (!multi) {
-      scan_print(&out, pos[i], &s, &res[i], a.threads);
+      scan_print(&out, pos[i], &base, &res[i], a.threads);
     } else if (out.json) {
       cli_out_t one;
       if (out.fields++) putchar(',');
       out_begin(&one, 1);
-      scan_print(&one, pos[i], &s, &res[i], a.threads);
+      scan_print(&one, pos[i], &base, &res[i], a.threads);
       putchar('}');
     } else {
-      scan_print(&out, pos[i], &s, &res[i], a.threads);
+      scan_print(&out, pos[i], &base, &res[i], a.threads);
       putchar('\n');
     }
   }
@@ -518,11 +497,11 @@ int cmd_scan(int argc, char **argv) {
     out_obj_begin(&out, "total");
     if (!out.json) printf("  ");
     out_u64(&out, "bytes", tbytes);
-    if (s.lines) {
+    if (base.flags & BM_SCAN_LINES) {
       if (!out.json) printf("  ");
       out_u64(&out, "lines", tlines);
     }
-    if (s.count) {
+    if (base.n_literals) {
       if (!out.json) printf("  ");
       out_u64(&out, "count", tcount);
     }
@@ -542,7 +521,6 @@ out_res:
   free(state);
   free(res);
   free(ok);
-  hash_free(s.xxh);
 out_pos:
   free(pos);
   return rc < 0 ? EXIT_DONE : rc;

@@ -3,7 +3,10 @@
  * and reads a dataset section through the public API while a spawned child scribbles over
  * its trailer or cuts the section short must end every attempt in a clean error or a fully
  * verified success, never in a signal and never reading past what it mapped; writers that
- * race to create one name: exactly one wins, the others get BM_EEXIST. */
+ * race to create one name: exactly one wins, the others get BM_EEXIST. Another user
+ * (nobody) holding every lock it can take (the /dev/shm directory's, an abandoned
+ * section's through a read-only descriptor) blocks and spoofs nobody; objects planted under
+ * a name (FIFO, symlink, directory, socket) are listed, named and removable. */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +20,10 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -363,6 +369,261 @@ START_TEST(readers_while_a_writer_loads) {
 }
 END_TEST
 
+/* ---- Other users: nobody (65534) in a forked child holds every lock it can take, and the
+ * library's calls go on for everyone else. */
+
+/* A forked child as user nobody that runs fn(arg), says so through a pipe (0 done, or its
+ * error), then holds what it took until the parent closes its end. */
+typedef struct {
+  pid_t pid;
+  int go_rd; /* the parent reads the child's word here */
+  int hold_wr; /* the parent closes this to let the child go */
+} nobody_t;
+
+static int nobody_start(nobody_t *n, int (*fn)(const char *arg), const char *arg) {
+  int go[2], hold[2], r;
+  char c;
+  ck_assert_int_eq(pipe(go), 0);
+  ck_assert_int_eq(pipe(hold), 0);
+  n->pid = fork();
+  ck_assert_int_ge(n->pid, 0);
+  if (n->pid == 0) {
+    close(go[0]);
+    close(hold[1]);
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(99);
+    c = (char)fn(arg);
+    if (write(go[1], &c, 1) != 1) _exit(98);
+    if (read(hold[0], &c, 1) < 0) _exit(97); /* EOF: the parent is done */
+    _exit(0);
+  }
+  close(go[1]);
+  close(hold[0]);
+  n->go_rd = go[0];
+  n->hold_wr = hold[1];
+  c = 100;
+  r = (int)read(n->go_rd, &c, 1);
+  return r == 1 ? c : 100;
+}
+
+static int nobody_end(nobody_t *n) {
+  close(n->hold_wr);
+  close(n->go_rd);
+  return wait_child(n->pid);
+}
+
+/* nobody takes the lock that creators once took (flock on /dev/shm) and the same on every
+ * hugetlbfs mount it can open. */
+static int hold_dir_locks(const char *unused) {
+  bm_sysinfo_t si;
+  int fd, i;
+  (void)unused;
+  if ((fd = open("/dev/shm", O_RDONLY | O_DIRECTORY)) < 0) return 1;
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) return 2;
+  if (bm_sysinfo_get(&si) == 0)
+    for (i = 0; i < si.n_mounts; i++)
+      if ((fd = open(si.mounts[i].path, O_RDONLY | O_DIRECTORY)) >= 0) flock(fd, LOCK_EX | LOCK_NB);
+  return 0; /* the descriptors stay open: the locks are held until the child exits */
+}
+
+START_TEST(nobody_holds_the_directory_lock) {
+  const char *name = ht_name("dirlock");
+  nobody_t n;
+  double t0;
+  int rc;
+  bm_dataset_t *rd;
+  if (geteuid() != 0) BM_TEST_SKIP("not root: cannot become another user (nobody)");
+  ck_assert_int_eq(nobody_start(&n, hold_dir_locks, NULL), 0);
+  /* Everyone else's create, publish, open and remove go on at once (they waited 10 s, then
+   * failed with BM_EBUSY, while the directory lock was the creators' lock). */
+  t0 = now_s();
+  make_dataset(name);
+  ck_assert_bm_ok(bm_dataset_open(&rd, name, BM_OPEN_VERIFY, NULL));
+  bm_dataset_close(rd);
+  ck_assert_bm_ok(bm_section_remove(name));
+  ck_assert_msg(now_s() - t0 < 2.0, "took %.1f s while nobody held the lock", now_s() - t0);
+  rc = nobody_end(&n);
+  ck_assert_int_eq(rc, 0);
+  fprintf(stderr, "hostile: nobody's flock on /dev/shm held: create, open, remove in %.3f s\n",
+          now_s() - t0);
+}
+END_TEST
+
+/* A writer that dies while loading: forked, makes NAME (mode 0644, loading), says so and is
+ * killed. Returns its pid. */
+static pid_t abandon(const char *name, unsigned mode) {
+  int p[2];
+  pid_t pid;
+  char c = 1;
+  ck_assert_int_eq(pipe(p), 0);
+  pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    bm_dataset_opts_t o;
+    bm_dataset_t *ds;
+    memset(&o, 0, sizeof(o));
+    o.size = 100000;
+    o.mode = mode;
+    o.large = BM_LARGE_OFF;
+    c = bm_dataset_create(&ds, name, &o, NULL) == 0 ? 0 : 1;
+    if (write(p[1], &c, 1) != 1) _exit(1);
+    for (;;) pause();
+  }
+  close(p[1]);
+  ck_assert_int_eq(read(p[0], &c, 1), 1);
+  close(p[0]);
+  ck_assert_int_eq(c, 0);
+  kill(pid, SIGKILL);
+  wait_child(pid);
+  return pid;
+}
+
+/* nobody, who may read the abandoned 0644 section, takes every lock a read-only descriptor
+ * can: flock (which the writer lock once was) and an OFD read lock on the writer's byte;
+ * the write lock must be refused. */
+static int hold_section_locks(const char *name) {
+  char p[512];
+  struct flock fl;
+  int fd;
+  snprintf(p, sizeof(p), "/dev/shm/%s", name);
+  if ((fd = open(p, O_RDONLY | O_NONBLOCK)) < 0) return 1;
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) return 2;
+  memset(&fl, 0, sizeof(fl));
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_len = 1;
+  if (fcntl(fd, F_OFD_SETLK, &fl) == 0 || errno != EBADF) return 3;
+  fl.l_type = F_RDLCK;
+  fl.l_len = 0; /* the whole file */
+  if (fcntl(fd, F_OFD_SETLK, &fl) != 0) return 4;
+  return 0;
+}
+
+START_TEST(nobody_takes_the_writer_lock) {
+  const char *name = ht_name("spoof");
+  bm_dataset_t *ds;
+  bm_dataset_info_t info;
+  bm_section_info_t si;
+  nobody_t n;
+  pid_t writer;
+  int rc;
+  if (geteuid() != 0) BM_TEST_SKIP("not root: cannot become another user (nobody)");
+  writer = abandon(name, 0644);
+  ck_assert_bm_err(bm_dataset_open(&ds, name, 0, &info), BM_EABANDONED);
+  rc = nobody_start(&n, hold_section_locks, name);
+  ck_assert_msg(rc == 0, "nobody's locks: step %d", rc);
+  /* Still abandoned with nobody's locks held: not `loading`, and a plain remove does it. */
+  ck_assert_bm_err(bm_dataset_open(&ds, name, 0, &info), BM_EABANDONED);
+  ck_assert_int_eq(info.state, BM_STATE_ABANDONED);
+  ck_assert_int_eq(info.writer_pid, (int64_t)writer);
+  ck_assert_bm_ok(bm_section_lookup(name, &si));
+  ck_assert_int_eq(si.state, BM_STATE_ABANDONED);
+  ck_assert_bm_ok(bm_section_remove(name));
+  ck_assert(!ht_exists("/dev/shm", name));
+  ck_assert_int_eq(nobody_end(&n), 0);
+}
+END_TEST
+
+/* A name whose writer died: the create says BM_EEXIST, and bm_section_lookup says why and
+ * how on (the tool: "X exists, abandoned by its writer (pid N): bulkmap rm X removes it"). */
+START_TEST(abandoned_name_says_why) {
+  const char *name = ht_name("abandoned");
+  bm_dataset_opts_t o;
+  bm_dataset_t *ds;
+  bm_section_info_t si;
+  pid_t writer = abandon(name, 0600);
+  memset(&o, 0, sizeof(o));
+  o.size = 4096;
+  o.large = BM_LARGE_OFF;
+  ck_assert_bm_err(bm_dataset_create(&ds, name, &o, NULL), BM_EEXIST);
+  ck_assert_bm_ok(bm_section_lookup(name, &si));
+  ck_assert_int_eq(si.state, BM_STATE_ABANDONED);
+  ck_assert_int_eq(si.writer_pid, (int64_t)writer);
+  ck_assert_int_eq(si.mine, 1);
+  ck_assert_str_eq(si.type, "file");
+  ck_assert_str_eq(si.place, "/dev/shm");
+  ck_assert_bm_ok(bm_section_remove(name)); /* no --force needed: nobody is loading it */
+  ck_assert_bm_ok(bm_dataset_create(&ds, name, &o, NULL));
+  ck_assert_bm_ok(bm_dataset_publish(ds, NULL));
+  bm_dataset_close(ds);
+  ck_assert_bm_ok(bm_section_remove(name));
+  ck_assert_bm_err(bm_section_lookup(name, &si), BM_ENOENT);
+}
+END_TEST
+
+/* What is planted under a name in /dev/shm that is not a regular file: listed with --all as
+ * what it is (never opened: a FIFO would block), named by the create's EEXIST, removable. */
+START_TEST(planted_objects) {
+  static const char *const types[] = {"fifo", "symlink", "directory", "socket", "fulldir"};
+  char names[5][128], p[512];
+  bm_section_info_t *v, si;
+  bm_dataset_opts_t o;
+  bm_dataset_t *ds;
+  struct stat st;
+  size_t n, i;
+  int k, fd, seen[5] = {0};
+  double t0 = now_s();
+  for (k = 0; k < 5; k++) {
+    snprintf(names[k], sizeof(names[k]), "%s", ht_name(types[k]));
+    snprintf(p, sizeof(p), "/dev/shm/%s", names[k]);
+    if (k == 0) ck_assert_int_eq(mkfifo(p, 0644), 0);
+    if (k == 1) ck_assert_int_eq(symlink(bm_test_path("target"), p), 0);
+    if (k == 2 || k == 4) ck_assert_int_eq(mkdir(p, 0755), 0);
+    if (k == 3) {
+      struct sockaddr_un a;
+      memset(&a, 0, sizeof(a));
+      a.sun_family = AF_UNIX;
+      ck_assert_uint_lt(strlen(p), sizeof(a.sun_path));
+      memcpy(a.sun_path, p, strlen(p) + 1);
+      ck_assert_int_ge(fd = socket(AF_UNIX, SOCK_STREAM, 0), 0);
+      ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+      close(fd);
+    }
+    if (k == 4) {
+      snprintf(p, sizeof(p), "/dev/shm/%s/inside", names[k]);
+      bm_test_truncate(p, 0);
+    }
+  }
+  bm_test_write_pattern(bm_test_path("target"), 100);
+  ck_assert_bm_ok(bm_section_list(NULL, BM_LIST_ALL, &v, &n));
+  for (i = 0; i < n; i++)
+    for (k = 0; k < 5; k++)
+      if (strcmp(v[i].name, names[k]) == 0) {
+        seen[k]++;
+        ck_assert_int_eq(v[i].state, BM_STATE_FOREIGN);
+        ck_assert_uint_eq(v[i].bytes, 0);
+        ck_assert_str_eq(v[i].type, k == 4 ? "directory" : types[k]);
+        ck_assert_int_eq(v[i].mine, 1);
+      }
+  bm_section_list_free(v);
+  for (k = 0; k < 5; k++) ck_assert_msg(seen[k] == 1, "%s listed %d times", types[k], seen[k]);
+  ck_assert_bm_ok(bm_section_list(NULL, 0, &v, &n)); /* not datasets: not without --all */
+  for (i = 0; i < n; i++)
+    for (k = 0; k < 5; k++) ck_assert_str_ne(v[i].name, names[k]);
+  bm_section_list_free(v);
+
+  memset(&o, 0, sizeof(o));
+  o.size = 4096;
+  o.large = BM_LARGE_OFF;
+  for (k = 0; k < 5; k++) {
+    ck_assert_bm_err(bm_dataset_create(&ds, names[k], &o, NULL), BM_EEXIST);
+    ck_assert_bm_ok(bm_section_lookup(names[k], &si));
+    ck_assert_int_eq(si.state, BM_STATE_FOREIGN);
+    ck_assert_str_eq(si.type, k == 4 ? "directory" : types[k]);
+  }
+  for (k = 0; k < 4; k++) {
+    ck_assert_bm_ok(bm_section_remove(names[k]));
+    ck_assert(!ht_exists("/dev/shm", names[k]));
+  }
+  ck_assert_bm_err(bm_section_remove(names[4]), BM_EISDIR); /* not empty: left as it was */
+  snprintf(p, sizeof(p), "/dev/shm/%s/inside", names[4]);
+  ck_assert_int_eq(unlink(p), 0);
+  ck_assert_bm_ok(bm_section_remove(names[4]));
+  ck_assert_int_eq(stat(bm_test_path("target"), &st), 0); /* the symlink's target stays */
+  ck_assert_uint_eq(st.st_size, 100);
+  ck_assert_msg(now_s() - t0 < 5.0, "took %.1f s", now_s() - t0);
+}
+END_TEST
+
 Suite *hostile_suite(void) {
   Suite *s = suite_create("hostile");
   TCase *tc = tcase_create("hostile_writer");
@@ -378,6 +639,15 @@ Suite *hostile_suite(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, racing_creators);
   tcase_add_test(tc, readers_while_a_writer_loads);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("other_users");
+  tcase_add_unchecked_fixture(tc, shm_setup, shm_teardown);
+  tcase_add_checked_fixture(tc, NULL, bm_test_tmp_cleanup);
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, nobody_holds_the_directory_lock);
+  tcase_add_test(tc, nobody_takes_the_writer_lock);
+  tcase_add_test(tc, abandoned_name_says_why);
+  tcase_add_test(tc, planted_objects);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -1,15 +1,15 @@
-/* bulkmap._bulkmap: the CPython binding of libbulkmap (DESIGN section 5). scan, load, open,
- * stat, ls, rm return the tool's JSON keys as dicts; open() gives a read-only Dataset that
- * exports the buffer protocol over the section's mapping (zero copy) and refuses to close
- * while an export lives. The GIL is released for every scan, load and verification. */
+/* bulkmap._bulkmap: the CPython binding of libbulkmap (DESIGN section 5), a binding only:
+ * scan is bm_scan, load is bm_dataset_load, the Dask fold is bm_scan_part_fold; no thread,
+ * window or kernel code lives here. scan, load, open, stat, ls, rm return the tool's JSON
+ * keys as dicts; open() gives a read-only Dataset that exports the buffer protocol over the
+ * section's mapping (zero copy) and refuses to close while an export or a call on it lives.
+ * The GIL is released for every scan, load and verification. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <errno.h>
-#include <fcntl.h>
+#include <pythread.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#include "core.h"
+#include <time.h>
+#include "bulkmap.h"
 
 static PyObject *bm_error; /* bulkmap.Error */
 
@@ -51,9 +51,12 @@ static PyObject *raise_bm(const char *context, int err, int os) {
   return raise_msg(context, err, os, bm_strerror(err));
 }
 
+static const char name_rule[] = "a name is 1-200 characters of A-Z a-z 0-9 . _ -";
+
 /* The message a user needs for a dataset that cannot be opened (as the tool words it). */
 static PyObject *raise_open(const char *name, int err, int os, const bm_dataset_info_t *info) {
   char msg[160];
+  if (err == BM_ENAME) return raise_msg(name, err, 0, name_rule);
   if ((err == BM_EINCOMPLETE || err == BM_EABANDONED) && info->state == BM_STATE_LOADING) {
     snprintf(msg, sizeof(msg), "not ready: still loading (writer pid %lld)",
              (long long)info->writer_pid);
@@ -113,8 +116,25 @@ static int to_size(PyObject *o, const char *what, uint64_t *out) {
   return to_u64(o, what, out);
 }
 
-/* The literal: str (UTF-8) or bytes-like; *keep owns the bytes. */
-static int to_literal(PyObject *o, PyObject **keep, const unsigned char **lit, size_t *len) {
+/* threads=: None is the library's default (the CPU count); else 1 up to the library's
+ * BM_SCAN_MAX_THREADS, which the library checks (bm_scan_check, bm_dataset_load). */
+static int to_threads(PyObject *o, unsigned *out) {
+  uint64_t t;
+  *out = 0;
+  if (o == Py_None) return 0;
+  if (to_u64(o, "threads", &t) < 0) return -1;
+  if (t == 0 || t > BM_SCAN_MAX_THREADS) {
+    PyErr_Format(PyExc_ValueError, "threads %llu: 1 to %d (None: the CPU count)",
+                 (unsigned long long)t, BM_SCAN_MAX_THREADS);
+    return -1;
+  }
+  *out = (unsigned)t;
+  return 0;
+}
+
+/* The literal: str (UTF-8) or bytes-like, copied (a bytearray may change under a scan that
+ * runs without the GIL); *keep owns the bytes. */
+static int to_literal(PyObject *o, PyObject **keep, bm_literal_t *lit) {
   if (PyUnicode_Check(o)) *keep = PyUnicode_AsUTF8String(o);
   else if (PyObject_CheckBuffer(o)) *keep = PyBytes_FromObject(o);
   else {
@@ -122,9 +142,9 @@ static int to_literal(PyObject *o, PyObject **keep, const unsigned char **lit, s
     return -1;
   }
   if (*keep == NULL) return -1;
-  *lit = (const unsigned char *)PyBytes_AS_STRING(*keep);
-  *len = (size_t)PyBytes_GET_SIZE(*keep);
-  if (*len == 0) {
+  lit->bytes = PyBytes_AS_STRING(*keep);
+  lit->length = (size_t)PyBytes_GET_SIZE(*keep);
+  if (lit->length == 0) {
     PyErr_SetString(PyExc_ValueError, "count: the literal is empty");
     Py_CLEAR(*keep);
     return -1;
@@ -152,126 +172,173 @@ static PyObject *text(const char *s) {
   return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
 }
 
-/* Called without the GIL every 100 ms during long work: takes it, runs Python's signal
- * handlers (KeyboardInterrupt), gives it back. Non-zero stops the work. */
-static int poll_signals(void *arg) {
-  PyThreadState **ts = arg;
+static PyObject *rate(uint64_t bytes, double secs) {
+  return PyLong_FromDouble(secs > 0 ? (double)(uint64_t)((double)bytes / secs) : 0);
+}
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Interrupts. A long call runs without the GIL; the library calls progress on this, the
+ * calling, thread about every 20 ms. It takes the GIL back with this thread's own state
+ * (what Py_END_ALLOW_THREADS does), runs Python's signal handlers (KeyboardInterrupt),
+ * and gives the GIL up again. On an exception it sets the cancel flag as well as returning
+ * non-zero: the scheduler stops at its next window, and a load's readers at their next
+ * 8 MiB piece (they look at the flag, not at the progress result). The exception stays set
+ * and is raised when the call returns. */
+typedef struct {
+  PyThreadState *ts;
+  volatile sig_atomic_t cancel;
+} poll_t;
+
+static void poll_begin(poll_t *p) {
+  p->cancel = 0;
+  p->ts = PyEval_SaveThread();
+}
+
+static void poll_end(poll_t *p) {
+  PyEval_RestoreThread(p->ts);
+}
+
+static int poll_signals(uint64_t done, uint64_t total, void *arg) {
+  poll_t *p = arg;
   int r;
-  PyEval_RestoreThread(*ts);
+  (void)done, (void)total;
+  if (p->cancel) return 1;
+  PyEval_RestoreThread(p->ts);
   r = PyErr_CheckSignals();
-  *ts = PyEval_SaveThread();
+  p->ts = PyEval_SaveThread();
+  if (r != 0) p->cancel = 1;
   return r != 0;
 }
 
 /* ---------------------------------------------------------------------------------------
- * scan and _scan_range. */
+ * scan and _scan_range: bm_scan. */
 typedef struct {
   PyObject *path; /* bytes, from PyUnicode_FSConverter */
-  uint64_t offset, length;
-  int has_length;
-  bmpy_scan_t s;
-  PyObject *lit;
+  PyObject *lit;  /* the literal's bytes, or NULL */
+  bm_literal_t literal;
+  bm_scan_opts_t o;
 } scan_args_t;
 
-static PyObject *scan_run(scan_args_t *a, int phases, PyObject *path_obj) {
+/* The library checks the options (bm_scan_check); this only says which argument it refused,
+ * by asking it again about each on its own. */
+static int scan_check(scan_args_t *a) {
+  bm_scan_opts_t t;
+  int err = bm_scan_check(&a->o);
+  if (err == 0 || err == BM_EOVERFLOW) return 0; /* the range: bulkmap.Error, with the path */
+  t = a->o;
+  t.n_literals = 0;
+  t.threads = 0;
+  if (bm_scan_check(&t) != 0) {
+    PyErr_Format(PyExc_ValueError,
+                 "window %llu: refused by the library (at most 4 GiB, 256 MiB in a 32-bit "
+                 "process; None: 64 MiB)", (unsigned long long)a->o.window);
+    return -1;
+  }
+  t.threads = a->o.threads;
+  if (bm_scan_check(&t) != 0) {
+    PyErr_Format(PyExc_ValueError, "threads %u: 1 to %d", a->o.threads, BM_SCAN_MAX_THREADS);
+    return -1;
+  }
+  if (a->literal.length > BM_SCAN_MAX_LITERAL)
+    PyErr_Format(PyExc_ValueError, "count: the literal is %zu bytes; at most %u",
+                 a->literal.length, (unsigned)BM_SCAN_MAX_LITERAL);
+  else
+    PyErr_Format(PyExc_ValueError,
+                 "count: the literal (%zu bytes) must be shorter than the window (%llu bytes)",
+                 a->literal.length,
+                 (unsigned long long)(a->o.window ? a->o.window : (uint64_t)64 << 20));
+  return -1;
+}
+
+/* A part as bytes (bm_scan_part_save). */
+static PyObject *part_bytes(const bm_scan_part_t *p) {
+  size_t need = 0;
+  PyObject *b;
+  int err;
+  bm_scan_part_save(p, NULL, 0, &need);
+  if ((b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)need)) == NULL) return NULL;
+  if ((err = bm_scan_part_save(p, PyBytes_AS_STRING(b), need, &need)) != 0) {
+    Py_DECREF(b);
+    return raise_bm("part", err, 0);
+  }
+  return b;
+}
+
+static PyObject *scan_run(scan_args_t *a, PyObject *path_obj) {
   const char *path = PyBytes_AS_STRING(a->path);
   bm_source_t *src = NULL;
-  uint64_t size;
-  PyThreadState *ts;
+  bm_scan_result_t r;
+  uint64_t size = 0;
+  poll_t poll;
   PyObject *d = NULL;
-  int err;
+  int err, os = 0, part = (a->o.flags & BM_SCAN_PART) != 0;
   double t0, secs;
 
+  memset(&r, 0, sizeof(r));
   Py_BEGIN_ALLOW_THREADS
   err = bm_file_open(&src, path, BM_FILE_READ);
-  if (err == 0 && (err = bm_source_size(src, &size)) != 0) {
-    bm_source_close(src);
-    src = NULL;
-  }
+  if (err != 0) os = bm_last_os_error();
+  else if ((err = bm_source_size(src, &size)) != 0) os = bm_last_os_error();
   Py_END_ALLOW_THREADS
-  if (err != 0) return raise_bm(path, err, bm_last_os_error());
-  if (a->offset > size) {
-    bm_source_close(src);
-    return raise_msg(path, BM_ERANGE, 0, "offset is past the end of the file");
-  }
-  if (a->has_length && a->offset + a->length < a->offset) {
-    bm_source_close(src);
-    return raise_msg(path, BM_EOVERFLOW, 0, "offset plus length overflows 64 bits");
-  }
-  if (a->has_length && a->offset + a->length > size) {
-    bm_source_close(src);
-    return raise_msg(path, BM_ERANGE, 0, "offset plus length runs past the end of the file");
-  }
-  if (!a->has_length) a->length = size - a->offset;
-  a->s.offset = a->offset;
-  a->s.length = a->length;
-  /* A range of a larger scan may see a literal match run on into the next range. */
-  a->s.limit = phases ? size : a->offset + a->length;
-  a->s.phases = phases;
-
-  t0 = bmpy_now();
-  ts = PyEval_SaveThread();
-  err = bmpy_scan(src, &a->s, poll_signals, &ts);
-  PyEval_RestoreThread(ts);
-  secs = bmpy_now() - t0;
-  if (PyErr_Occurred()) goto out; /* KeyboardInterrupt, or another handler's exception */
-  if (err == BM_ETRUNCATED) {
-    raise_msg(path, err, a->s.os_error, "the file shrank while it was scanned");
-    goto out;
-  }
   if (err != 0) {
-    raise_bm(path, err, a->s.os_error);
+    raise_bm(path, err, os);
     goto out;
   }
+  a->o.progress = poll_signals;
+  a->o.progress_arg = &poll;
+  a->o.cancel = &poll.cancel;
+  t0 = now();
+  poll_begin(&poll);
+  err = bm_scan(src, &a->o, &r);
+  poll_end(&poll);
+  secs = now() - t0;
+  if (PyErr_Occurred()) goto out; /* KeyboardInterrupt, or another handler's exception */
+  if (err == BM_ERANGE)
+    raise_msg(path, err, 0, a->o.offset > size ? "offset is past the end of the file"
+                                               : "offset plus length runs past the end of the file");
+  else if (err == BM_EOVERFLOW)
+    raise_msg(path, err, 0, "offset plus length overflows 64 bits");
+  else if (err == BM_ETRUNCATED)
+    raise_msg(path, err, r.os_error, "the file shrank while it was scanned");
+  else if (err != 0)
+    raise_bm(path, err, r.os_error);
+  if (err != 0) goto out;
   if ((d = PyDict_New()) == NULL) goto out;
   if (set_item(d, "file", Py_NewRef(path_obj)) < 0 ||
-      set_item(d, "offset", PyLong_FromUnsignedLongLong(a->offset)) < 0 ||
-      set_item(d, "length", PyLong_FromUnsignedLongLong(a->length)) < 0 ||
-      set_item(d, "bytes", PyLong_FromUnsignedLongLong(a->s.bytes)) < 0 ||
-      (a->s.hash && set_item(d, "xxh3", hex64(a->s.xxh3)) < 0) ||
-      (a->s.lines && set_item(d, "lines", PyLong_FromUnsignedLongLong(a->s.line_count)) < 0) ||
-      (a->s.lit && set_item(d, "count", PyLong_FromUnsignedLongLong(a->s.count)) < 0) ||
+      set_item(d, "offset", PyLong_FromUnsignedLongLong(r.offset)) < 0 ||
+      set_item(d, "length", PyLong_FromUnsignedLongLong(r.length)) < 0 ||
+      set_item(d, "bytes", PyLong_FromUnsignedLongLong(r.bytes)) < 0 ||
+      ((a->o.flags & BM_SCAN_HASH) && set_item(d, "xxh3", hex64(r.xxh3)) < 0) ||
+      ((a->o.flags & BM_SCAN_LINES) && set_item(d, "lines", PyLong_FromUnsignedLongLong(r.lines)) < 0) ||
+      (a->o.n_literals && set_item(d, "count", PyLong_FromUnsignedLongLong(r.counts[0])) < 0) ||
       set_item(d, "seconds", PyFloat_FromDouble(secs)) < 0 ||
-      set_item(d, "bytes_per_second",
-               PyLong_FromDouble(secs > 0 ? (double)(uint64_t)((double)a->length / secs) : 0)) < 0 ||
-      set_item(d, "window", PyLong_FromUnsignedLongLong(a->s.window_used)) < 0 ||
-      set_item(d, "threads", PyLong_FromUnsignedLong(a->s.threads_used)) < 0 ||
-      set_item(d, "peak_mapped_bytes", PyLong_FromUnsignedLongLong(a->s.peak_mapped)) < 0)
+      set_item(d, "bytes_per_second", rate(r.length, secs)) < 0 ||
+      set_item(d, "window", PyLong_FromUnsignedLongLong(r.window)) < 0 ||
+      set_item(d, "threads", PyLong_FromUnsignedLong(r.threads)) < 0 ||
+      set_item(d, "peak_mapped_bytes", PyLong_FromUnsignedLongLong(r.peak_mapped)) < 0 ||
+      (part && r.part != NULL && set_item(d, "part", part_bytes(r.part)) < 0))
     Py_CLEAR(d);
-  if (d != NULL && phases && a->s.lit) {
-    PyObject *l = PyList_New((Py_ssize_t)a->s.fn.n);
-    size_t i;
-    if (l == NULL) Py_CLEAR(d);
-    for (i = 0; l != NULL && i < a->s.fn.n; i++) {
-      const bmpy_phase_t *e = &a->s.fn.v[i];
-      PyObject *t = Py_BuildValue("(KKKKi)", (unsigned long long)e->lo, (unsigned long long)e->hi,
-                                  (unsigned long long)e->count, (unsigned long long)e->value,
-                                  e->shift);
-      if (t == NULL) {
-        Py_CLEAR(l);
-        Py_CLEAR(d);
-        break;
-      }
-      PyList_SET_ITEM(l, (Py_ssize_t)i, t);
-    }
-    if (d != NULL && set_item(d, "phases", l) < 0) Py_CLEAR(d);
-  }
 out:
-  bmpy_phases_free(&a->s.fn);
+  bm_scan_part_free(r.part);
   Py_BEGIN_ALLOW_THREADS
   bm_source_close(src);
   Py_END_ALLOW_THREADS
   return d;
 }
 
-static PyObject *scan_common(PyObject *args, PyObject *kw, int phases) {
+static PyObject *scan_common(PyObject *args, PyObject *kw, int part) {
   static char *kwlist[] = {"path", "offset", "length", "hash", "lines", "count", "window",
                            "threads", NULL};
   PyObject *path_obj, *offset = NULL, *length = Py_None, *count = Py_None, *window = Py_None,
                       *threads = Py_None, *r = NULL;
   int hash = 1, lines = 1;
   scan_args_t a;
-  uint64_t t;
 
   memset(&a, 0, sizeof(a));
   if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOppOOO:scan", kwlist, &path_obj, &offset,
@@ -282,39 +349,50 @@ static PyObject *scan_common(PyObject *args, PyObject *kw, int phases) {
     PyErr_SetString(PyExc_ValueError, "path is an empty string");
     goto out;
   }
-  if (offset != NULL && offset != Py_None && to_u64(offset, "offset", &a.offset) < 0) goto out;
-  if (length != Py_None) {
-    if (to_u64(length, "length", &a.length) < 0) goto out;
-    a.has_length = 1;
-  }
-  if (count != Py_None && to_literal(count, &a.lit, &a.s.lit, &a.s.litlen) < 0) goto out;
-  if (window != Py_None) {
-    if (to_size(window, "window", &a.s.window) < 0) goto out;
-    if (a.s.window == 0 || a.s.window > (4ull << 30)) {
-      PyErr_SetString(PyExc_ValueError, "window: 1 byte to 4G");
-      goto out;
-    }
-  }
-  if (a.s.lit && a.s.litlen >= (a.s.window ? a.s.window : (64u << 20))) {
-    PyErr_SetString(PyExc_ValueError, "count: the literal must be shorter than the window");
+  a.o.length = BM_TO_END;
+  if (offset != NULL && offset != Py_None && to_u64(offset, "offset", &a.o.offset) < 0) goto out;
+  if (length != Py_None && to_u64(length, "length", &a.o.length) < 0) goto out;
+  if (length != Py_None && a.o.length == BM_TO_END) {
+    PyErr_SetString(PyExc_ValueError, "length: below 2**64 - 1 (None: to the end)");
     goto out;
   }
-  if (threads != Py_None) {
-    if (to_u64(threads, "threads", &t) < 0) goto out;
-    if (t == 0 || t > 64) {
-      PyErr_SetString(PyExc_ValueError, "threads: 1 to 64");
+  if (count != Py_None) {
+    if (to_literal(count, &a.lit, &a.literal) < 0) goto out;
+    a.o.literals = &a.literal;
+    a.o.n_literals = 1;
+  }
+  if (window != Py_None) {
+    if (to_size(window, "window", &a.o.window) < 0) goto out;
+    if (a.o.window == 0) {
+      PyErr_SetString(PyExc_ValueError, "window: at least 1 byte (None: the library's 64 MiB)");
       goto out;
     }
-    a.s.threads = (unsigned)t;
   }
-  a.s.hash = hash;
-  a.s.lines = lines;
-  /* As the tool: asked for nothing, it hashes and counts lines. */
-  if (!a.s.hash && !a.s.lines && !a.s.lit) a.s.hash = a.s.lines = 1;
+  if (threads != Py_None) {
+    uint64_t t;
+    if (to_u64(threads, "threads", &t) < 0) goto out;
+    if (t == 0 || t > UINT32_MAX) {
+      PyErr_Format(PyExc_ValueError, "threads %llu: 1 to %d (None: the CPU count)",
+                   (unsigned long long)t, BM_SCAN_MAX_THREADS);
+      goto out;
+    }
+    a.o.threads = (unsigned)t;
+  }
+  /* As the tool: asked for nothing, it hashes and counts lines (the library's rule too;
+   * set here so that the dict says what was done). */
+  if (!hash && !lines && a.o.n_literals == 0) hash = lines = 1;
+  a.o.flags = (hash ? BM_SCAN_HASH : 0) | (lines ? BM_SCAN_LINES : 0);
+  /* A range of a larger scan (bulkmap.dask): its matches may run on past its end into the
+   * next range, and it hands back its part to fold. */
+  if (part && a.o.n_literals) {
+    a.o.flags |= BM_SCAN_PART;
+    a.o.match_end = BM_TO_END;
+  }
+  if (scan_check(&a) < 0) goto out;
   if (PyUnicode_Check(path_obj)) Py_INCREF(path_obj);
   else path_obj = PyUnicode_DecodeFSDefault(PyBytes_AS_STRING(a.path));
   if (path_obj == NULL) goto out;
-  r = scan_run(&a, phases, path_obj);
+  r = scan_run(&a, path_obj);
   Py_DECREF(path_obj);
 out:
   Py_XDECREF(a.path);
@@ -330,11 +408,75 @@ static PyObject *py_scan_range(PyObject *self, PyObject *args, PyObject *kw) {
   return scan_common(args, kw, 1);
 }
 
+/* _fold(parts): parts (bytes from _scan_range's "part") of consecutive ranges of one file,
+ * the first at the file's start, folded in order by the library (bm_scan_part_fold).
+ * Returns one tuple a range: each literal's count of the matches that begin in that range,
+ * given where the ranges before it left the search. */
+static PyObject *py_fold(PyObject *self, PyObject *arg) {
+  PyObject *seq, *out = NULL;
+  bm_scan_part_t *acc = NULL;
+  uint64_t before[BM_SCAN_MAX_LITERALS], after[BM_SCAN_MAX_LITERALS];
+  Py_ssize_t i, n;
+  unsigned k, nlit = 0;
+  int err;
+
+  if ((seq = PySequence_Fast(arg, "_fold: a sequence of parts (bytes)")) == NULL) return NULL;
+  n = PySequence_Fast_GET_SIZE(seq);
+  if ((out = PyList_New(n)) == NULL) goto fail;
+  memset(before, 0, sizeof(before));
+  for (i = 0; i < n; i++) {
+    PyObject *item = PySequence_Fast_GET_ITEM(seq, i), *t;
+    bm_scan_part_t *p = NULL;
+    char *buf;
+    Py_ssize_t len;
+    uint64_t off;
+    if (PyBytes_AsStringAndSize(item, &buf, &len) < 0) goto fail;
+    if ((err = bm_scan_part_load(&p, buf, (size_t)len)) != 0) {
+      if (err == BM_EINVAL)
+        PyErr_Format(PyExc_ValueError, "_fold: part %zd is not a scan part (bm_scan_part_load)", i);
+      else
+        raise_bm("_fold", err, 0);
+      goto fail;
+    }
+    bm_scan_part_range(p, &off, NULL, NULL);
+    if (acc == NULL) {
+      if (off != 0) err = BM_EINVAL;
+      acc = p;
+    } else {
+      err = bm_scan_part_fold(acc, p);
+      bm_scan_part_free(p);
+    }
+    if (err != 0) {
+      PyErr_Format(PyExc_ValueError,
+                   "_fold: part %zd does not follow the parts before it (a file's ranges, in "
+                   "order from its start, with the same literal)", i);
+      goto fail;
+    }
+    bm_scan_part_counts(acc, after, &nlit);
+    if ((t = PyTuple_New(nlit)) == NULL) goto fail;
+    PyList_SET_ITEM(out, i, t);
+    for (k = 0; k < nlit; k++) {
+      PyObject *c = PyLong_FromUnsignedLongLong(after[k] - before[k]);
+      if (c == NULL) goto fail;
+      PyTuple_SET_ITEM(t, k, c);
+      before[k] = after[k];
+    }
+  }
+  bm_scan_part_free(acc);
+  Py_DECREF(seq);
+  return out;
+fail:
+  bm_scan_part_free(acc);
+  Py_XDECREF(out);
+  Py_DECREF(seq);
+  return NULL;
+}
+
 /* ---------------------------------------------------------------------------------------
  * Dataset dicts (the tool's load/stat keys). */
 static PyObject *large_dict(const bm_large_t *l) {
   static const char *modes[] = {"off", "auto", "on"};
-  char why[96];
+  char why[1024];
   PyObject *d = PyDict_New();
   if (d == NULL) return NULL;
   if (set_item(d, "requested", l->requested >= 0 && l->requested <= 2
@@ -377,10 +519,62 @@ static PyObject *info_dict(const bm_dataset_info_t *info, int full, double secs)
 }
 
 /* ---------------------------------------------------------------------------------------
- * load. */
-static const char *base_name(const char *path) {
-  const char *s = strrchr(path, '/');
-  return s ? s + 1 : path;
+ * load: bm_dataset_load. */
+
+/* Which of the two a failure of bm_dataset_load is about: the file (path) or the dataset
+ * (name). The library opens the file first; an error it can give for both (ENOENT: no such
+ * file, or no such group; EACCES) is the file's when the file cannot be opened now. */
+static int load_about_file(const char *path, int err) {
+  bm_source_t *f = NULL;
+  int again;
+  switch (err) {
+  case BM_ECHANGED: case BM_ETRUNCATED: case BM_EIO: case BM_EISDIR: case BM_ENOTREG:
+    return 1;
+  case BM_ENOENT: case BM_EACCES: case BM_EPERM: case BM_EOS:
+    break;
+  default:
+    return 0;
+  }
+  Py_BEGIN_ALLOW_THREADS
+  again = bm_file_open(&f, path, BM_FILE_READ);
+  bm_source_close(f);
+  Py_END_ALLOW_THREADS
+  return again == err;
+}
+
+static PyObject *load_error(const char *path, const char *name, const char *group, int err,
+                            int os, const bm_load_result_t *res) {
+  char why[1024], msg[1200];
+  if (load_about_file(path, err)) {
+    if (err == BM_ECHANGED) return raise_msg(path, err, os, "file changed as we read it: nothing published");
+    if (err == BM_ETRUNCATED) return raise_msg(path, err, os, "the file shrank while it was loaded");
+    return raise_bm(path, err, os);
+  }
+  switch (err) {
+  case BM_ENAME:
+    return raise_msg(name, err, 0, name_rule);
+  case BM_EEXIST:
+    return raise_msg(name, err, os, "a section of that name exists already (bulkmap.rm(name) removes it)");
+  case BM_ENOLARGE:
+    snprintf(msg, sizeof(msg), "large pages required but not had: %s",
+             bm_large_describe(&res->large, why, sizeof(why)));
+    return raise_msg(name, err, os, msg);
+  case BM_ENOSPC:
+    return raise_msg(name, err, os, "no memory left for the section's pages (shared memory full?)");
+  case BM_ENOENT:
+    if (group != NULL) {
+      snprintf(msg, sizeof(msg), "group '%.200s': no such group", group);
+      return raise_msg(name, err, os, msg);
+    }
+    break;
+  case BM_EACCES: case BM_EPERM:
+    if (group != NULL) {
+      snprintf(msg, sizeof(msg), "group '%.200s': you may not give a section to that group", group);
+      return raise_msg(name, err, os, msg);
+    }
+    break;
+  }
+  return raise_bm(name, err, os);
 }
 
 static PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
@@ -388,26 +582,21 @@ static PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
   PyObject *path_obj, *pathb = NULL, *mode_obj = NULL, *group_obj = Py_None, *threads = Py_None,
                       *r = NULL;
   const char *name, *large = "auto", *path, *group = NULL;
-  bm_source_t *file = NULL;
   bm_dataset_t *ds = NULL;
-  bm_dataset_opts_t o;
-  bm_dataset_info_t info;
-  bm_large_t outcome;
-  bmpy_fill_t fill;
-  PyThreadState *ts;
-  struct stat st;
-  uint64_t mode = 0600, size = 0, t;
-  int err, os, fd = -1, failed = 1;
-  double t0;
+  bm_load_opts_t lo;
+  bm_load_result_t res;
+  poll_t poll;
+  uint64_t mode = 0600;
+  int err, os, late;
 
   if (!PyArg_ParseTupleAndKeywords(args, kw, "Os|sOOO:load", kwlist, &path_obj, &name, &large,
                                    &mode_obj, &group_obj, &threads))
     return NULL;
-  memset(&o, 0, sizeof(o));
-  memset(&fill, 0, sizeof(fill));
-  if (strcmp(large, "auto") == 0) o.large = BM_LARGE_AUTO;
-  else if (strcmp(large, "on") == 0) o.large = BM_LARGE_ON;
-  else if (strcmp(large, "off") == 0) o.large = BM_LARGE_OFF;
+  memset(&lo, 0, sizeof(lo));
+  memset(&res, 0, sizeof(res));
+  if (strcmp(large, "auto") == 0) lo.dataset.large = BM_LARGE_AUTO;
+  else if (strcmp(large, "on") == 0) lo.dataset.large = BM_LARGE_ON;
+  else if (strcmp(large, "off") == 0) lo.dataset.large = BM_LARGE_OFF;
   else {
     PyErr_Format(PyExc_ValueError, "large_pages '%s': expected \"auto\", \"on\" or \"off\"", large);
     return NULL;
@@ -418,105 +607,48 @@ static PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
     return NULL;
   }
   if (group_obj != Py_None && (group = PyUnicode_AsUTF8(group_obj)) == NULL) return NULL;
-  if (threads != Py_None) {
-    if (to_u64(threads, "threads", &t) < 0) return NULL;
-    if (t == 0 || t > 64) {
-      PyErr_SetString(PyExc_ValueError, "threads: 1 to 64");
-      return NULL;
-    }
-    fill.threads = (unsigned)t;
-  }
-  if ((err = bm_name_check(name)) != 0)
-    return raise_msg(name, err, 0, "a name is 1-200 characters of A-Z a-z 0-9 . _ -");
+  if (to_threads(threads, &lo.threads) < 0) return NULL;
+  if ((err = bm_name_check(name)) != 0) return raise_msg(name, err, 0, name_rule);
   if (!PyUnicode_FSConverter(path_obj, &pathb)) return NULL;
   path = PyBytes_AS_STRING(pathb);
-
-  Py_BEGIN_ALLOW_THREADS
-  err = bm_file_open(&file, path, BM_FILE_READ);
-  os = err ? bm_last_os_error() : 0;
-  if (err == 0 && (err = bm_source_size(file, &size)) != 0) os = bm_last_os_error();
-  /* A second descriptor for the threads' reads. O_NONBLOCK: should the path have become a
-   * FIFO since, it cannot hang us, and fstat refuses it. */
-  if (err == 0 && (fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0) err = BM_EOS, os = errno;
-  if (err == 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) err = BM_ENOTREG, os = 0;
-  Py_END_ALLOW_THREADS
-  if (err != 0) {
-    raise_bm(path, err, os);
+  if (path[0] == '\0') {
+    PyErr_SetString(PyExc_ValueError, "path is an empty string");
     goto done;
   }
+  lo.dataset.mode = (unsigned)mode;
+  lo.dataset.group = group;
+  lo.progress = poll_signals;
+  lo.progress_arg = &poll;
+  lo.cancel = &poll.cancel;
 
-  o.size = size;
-  o.mode = (unsigned)mode;
-  o.group = group;
-  o.source = base_name(path);
-  memset(&outcome, 0, sizeof(outcome));
-  /* Python's handler only notes SIGINT: making the section and publishing it are never
-   * cut off half-way, and the note is acted on at the next step below. */
-  Py_BEGIN_ALLOW_THREADS
-  err = bm_dataset_create(&ds, name, &o, &outcome);
-  os = err ? bm_last_os_error() : 0;
-  if (err == 0 && (err = bm_dataset_watch(ds, file)) != 0) os = bm_last_os_error();
-  Py_END_ALLOW_THREADS
-  if (err != 0 && ds == NULL) {
-    char why[96], msg[200];
-    if (err == BM_ENOLARGE) {
-      snprintf(msg, sizeof(msg), "large pages required but not had: %s",
-               bm_large_describe(&outcome, why, sizeof(why)));
-      raise_msg(name, err, os, msg);
-    } else if (err == BM_EEXIST) {
-      raise_msg(name, err, os, "a section of that name exists already");
-    } else {
-      raise_bm(name, err, os);
-    }
-    goto done;
+  /* name, group and path point into objects the arguments hold until we return. */
+  poll_begin(&poll);
+  err = bm_dataset_load(&ds, name, path, &lo, &res);
+  os = err == 0 ? 0 : res.os_error ? res.os_error : bm_last_os_error();
+  poll_end(&poll);
+  /* A signal that came after the library's last look (while it published) is acted on
+   * here: an interrupted load leaves nothing, so the new dataset goes again. */
+  late = err == 0 && PyErr_CheckSignals() != 0;
+  if (ds != NULL && (late || PyErr_Occurred())) {
+    Py_BEGIN_ALLOW_THREADS
+    bm_dataset_remove(ds);
+    Py_END_ALLOW_THREADS
   }
-  if (err != 0) {
-    raise_bm(path, err, os);
-    goto done;
-  }
-  if (PyErr_CheckSignals() != 0) goto done;
-
-  fill.fd = fd;
-  fill.ds = ds;
-  fill.size = size;
-  t0 = bmpy_now();
-  ts = PyEval_SaveThread();
-  err = bmpy_fill(&fill, poll_signals, &ts);
-  PyEval_RestoreThread(ts);
   if (PyErr_Occurred()) goto done;
   if (err != 0) {
-    if (err == BM_ETRUNCATED) raise_msg(path, err, fill.os_error, "the file shrank while it was loaded");
-    else if (err == BM_ENOSPC)
-      raise_msg(name, err, fill.os_error, "no memory left for the section's pages (shared memory full?)");
-    else raise_bm(path, err, fill.os_error);
+    load_error(path, name, group, err, err == BM_ECANCELED ? 0 : os, &res);
     goto done;
   }
-  if (PyErr_CheckSignals() != 0) goto done;
-  Py_BEGIN_ALLOW_THREADS
-  err = bm_dataset_publish(ds, &info);
-  os = err ? bm_last_os_error() : 0;
-  Py_END_ALLOW_THREADS
-  if (err == BM_ECHANGED) {
-    raise_msg(path, err, os, "file changed as we read it: nothing published");
-    goto done;
+  r = info_dict(&res.info, 0, res.seconds);
+  if (r == NULL) {
+    Py_BEGIN_ALLOW_THREADS
+    bm_dataset_remove(ds);
+    Py_END_ALLOW_THREADS
   }
-  if (err != 0) {
-    raise_bm(name, err, os);
-    goto done;
-  }
-  /* A KeyboardInterrupt noted during the publish would surface right after we return,
-   * with the dataset left behind: act on it here instead. */
-  if (PyErr_CheckSignals() != 0) goto done;
-  r = info_dict(&info, 0, bmpy_now() - t0);
-  failed = r == NULL;
 
 done:
   Py_BEGIN_ALLOW_THREADS
-  /* Only what this load made: a name removed and made again by anyone since is left. */
-  if (ds != NULL && failed) bm_dataset_fail(ds);
   bm_dataset_close(ds);
-  if (fd >= 0) close(fd);
-  bm_source_close(file);
   Py_END_ALLOW_THREADS
   Py_XDECREF(pathb);
   return r;
@@ -596,7 +728,7 @@ static PyObject *py_rm(PyObject *self, PyObject *args, PyObject *kw) {
   Py_END_ALLOW_THREADS
   if (err == BM_EBUSY)
     return raise_msg(name, err, os, "its writer is still loading it (force=True removes it anyway)");
-  if (err == BM_ENAME) return raise_msg(name, err, 0, "a name is 1-200 characters of A-Z a-z 0-9 . _ -");
+  if (err == BM_ENAME) return raise_msg(name, err, 0, name_rule);
   if (err != 0) return raise_bm(name, err, os);
   Py_RETURN_NONE;
 }
@@ -608,12 +740,20 @@ static PyObject *py_parse_size(PyObject *self, PyObject *arg) {
 }
 
 /* ---------------------------------------------------------------------------------------
- * Dataset: a verified, read-only view of a ready dataset's payload. */
+ * Dataset: a checked, read-only view of a ready dataset's payload.
+ *
+ * Lifetime: a call that works on the dataset without the GIL (verify, info) counts itself
+ * in `busy` and holds a reference to the object, so the handle and the mapping it uses
+ * stay until it returns; close() (and leaving a `with` block) meanwhile raises BufferError,
+ * as for a live export, and frees nothing. `lock` keeps the library's calls on the one
+ * handle apart (a reader's bm_dataset_info rereads the trailer into the handle). */
 typedef struct {
   PyObject_HEAD
   bm_dataset_t *ds;
   bm_view_t view;
   Py_ssize_t exports;
+  Py_ssize_t busy;
+  PyThread_type_lock lock;
   PyObject *name;
 } dataset_obj;
 
@@ -625,6 +765,19 @@ static int dataset_live(dataset_obj *self) {
     return 0;
   }
   return 1;
+}
+
+/* Starts a call that releases the GIL (0), or refuses it on a closed dataset (-1). */
+static int dataset_enter_call(dataset_obj *self) {
+  if (!dataset_live(self)) return -1;
+  self->busy++;
+  Py_INCREF(self);
+  return 0;
+}
+
+static void dataset_leave_call(dataset_obj *self) {
+  self->busy--;
+  Py_DECREF(self);
 }
 
 static void dataset_release(dataset_obj *self) {
@@ -639,8 +792,9 @@ static void dataset_release(dataset_obj *self) {
 }
 
 static void dataset_dealloc(dataset_obj *self) {
-  /* Every export holds a reference, so none is alive here. */
+  /* Every export and every call in progress holds a reference, so none is alive here. */
   if (self->ds != NULL) dataset_release(self);
+  if (self->lock != NULL) PyThread_free_lock(self->lock);
   Py_XDECREF(self->name);
   Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -671,6 +825,11 @@ static PyObject *dataset_close(dataset_obj *self, PyObject *unused) {
                                        "(a memoryview or numpy array still uses it)");
     return NULL;
   }
+  if (self->busy > 0) {
+    PyErr_SetString(PyExc_BufferError, "cannot close the dataset: another thread is still "
+                                       "using it (a verify() or info is running)");
+    return NULL;
+  }
   if (self->ds != NULL) dataset_release(self);
   Py_RETURN_NONE;
 }
@@ -687,24 +846,31 @@ static PyObject *dataset_exit(dataset_obj *self, PyObject *args) {
 static PyObject *dataset_verify(dataset_obj *self, PyObject *unused) {
   int err, os;
   bm_dataset_info_t info;
-  if (!dataset_live(self)) return NULL;
+  if (dataset_enter_call(self) < 0) return NULL;
+  memset(&info, 0, sizeof(info));
   Py_BEGIN_ALLOW_THREADS
+  PyThread_acquire_lock(self->lock, WAIT_LOCK);
   err = bm_dataset_verify(self->ds);
   os = err ? bm_last_os_error() : 0;
+  if (err != 0) bm_dataset_info(self->ds, &info);
+  PyThread_release_lock(self->lock);
   Py_END_ALLOW_THREADS
-  if (err != 0) {
-    bm_dataset_info(self->ds, &info);
-    return raise_open(PyUnicode_AsUTF8(self->name), err, os, &info);
-  }
+  dataset_leave_call(self);
+  if (err != 0) return raise_open(PyUnicode_AsUTF8(self->name), err, os, &info);
   Py_RETURN_NONE;
 }
 
 static PyObject *dataset_get_info(dataset_obj *self, void *closure) {
   bm_dataset_info_t info;
   int err;
-  if (!dataset_live(self)) return NULL;
-  if ((err = bm_dataset_info(self->ds, &info)) != 0)
-    return raise_bm(PyUnicode_AsUTF8(self->name), err, 0);
+  if (dataset_enter_call(self) < 0) return NULL;
+  Py_BEGIN_ALLOW_THREADS
+  PyThread_acquire_lock(self->lock, WAIT_LOCK);
+  err = bm_dataset_info(self->ds, &info);
+  PyThread_release_lock(self->lock);
+  Py_END_ALLOW_THREADS
+  dataset_leave_call(self);
+  if (err != 0) return raise_bm(PyUnicode_AsUTF8(self->name), err, 0);
   return info_dict(&info, 1, -1);
 }
 
@@ -737,7 +903,8 @@ static PyObject *dataset_repr(dataset_obj *self) {
 
 static PyMethodDef dataset_methods[] = {
   {"close", (PyCFunction)dataset_close, METH_NOARGS,
-   "Unmaps the payload. BufferError while a memoryview or array still uses it."},
+   "Unmaps the payload. BufferError while a memoryview or array still uses it, or while "
+   "another thread's verify() runs on it."},
   {"verify", (PyCFunction)dataset_verify, METH_NOARGS,
    "Hashes the payload again and compares it with the trailer (bulkmap.Error ECHECKSUM)."},
   {"__enter__", (PyCFunction)dataset_enter, METH_NOARGS, NULL},
@@ -763,7 +930,7 @@ static PyTypeObject dataset_type = {
   .tp_as_sequence = &dataset_as_sequence,
   .tp_as_buffer = &dataset_as_buffer,
   .tp_flags = Py_TPFLAGS_DEFAULT,
-  .tp_doc = "A ready dataset, verified and mapped read-only (bulkmap.open). Exports the "
+  .tp_doc = "A ready dataset, checked and mapped read-only (bulkmap.open). Exports the "
             "buffer protocol: memoryview(ds) and numpy.frombuffer(ds, dtype) are views of "
             "the section, not copies.",
   .tp_methods = dataset_methods,
@@ -789,16 +956,17 @@ static PyObject *py_open(PyObject *self, PyObject *args, PyObject *kw) {
     bm_dataset_close(ds);
   }
   Py_END_ALLOW_THREADS
-  if (err == BM_ENAME) return raise_msg(name, err, 0, "a name is 1-200 characters of A-Z a-z 0-9 . _ -");
   if (err != 0) return raise_open(name, err, os, &info);
   obj = PyObject_New(dataset_obj, &dataset_type);
   if (obj != NULL) {
     obj->ds = NULL;
-    obj->exports = 0;
+    obj->exports = obj->busy = 0;
     memset(&obj->view, 0, sizeof(obj->view));
+    obj->lock = PyThread_allocate_lock();
     obj->name = PyUnicode_FromString(name);
   }
-  if (obj == NULL || obj->name == NULL) {
+  if (obj == NULL || obj->name == NULL || obj->lock == NULL) {
+    if (obj != NULL && obj->lock == NULL && !PyErr_Occurred()) PyErr_NoMemory();
     Py_XDECREF(obj);
     bm_view_unmap(&view);
     bm_dataset_close(ds);
@@ -806,7 +974,6 @@ static PyObject *py_open(PyObject *self, PyObject *args, PyObject *kw) {
   }
   obj->ds = ds;
   obj->view = view;
-  obj->exports = 0;
   return (PyObject *)obj;
 }
 
@@ -817,10 +984,13 @@ static PyMethodDef methods[] = {
    "scan(path, offset=0, length=None, hash=True, lines=True, count=None, window=None, "
    "threads=None) -> dict"},
   {"_scan_range", (PyCFunction)(void (*)(void))py_scan_range, METH_VARARGS | METH_KEYWORDS,
-   "A range of a larger scan: as scan, plus 'phases', the literal count as a function of "
-   "where the search resumes (for bulkmap.dask)."},
+   "A range of a larger scan: as scan, plus (with count) 'part', the range's part as bytes "
+   "for _fold; its literal matches may run on past the range's end (for bulkmap.dask)."},
+  {"_fold", py_fold, METH_O,
+   "_fold([part, ...]) -> [(count, ...), ...]: a file's consecutive ranges' parts folded in "
+   "order by the library; each range's count of the matches that begin in it."},
   {"load", (PyCFunction)(void (*)(void))py_load, METH_VARARGS | METH_KEYWORDS,
-   "load(path, name, large_pages='auto', mode=0o600, group=None) -> dict"},
+   "load(path, name, large_pages='auto', mode=0o600, group=None, threads=None) -> dict"},
   {"open", (PyCFunction)(void (*)(void))py_open, METH_VARARGS | METH_KEYWORDS,
    "open(name, verify=True) -> Dataset"},
   {"stat", py_stat, METH_VARARGS, "stat(name) -> dict"},
@@ -846,7 +1016,8 @@ PyMODINIT_FUNC PyInit__bulkmap(void) {
       NULL, NULL);
   if (bm_error == NULL || PyModule_AddObjectRef(m, "Error", bm_error) < 0 ||
       PyModule_AddObjectRef(m, "Dataset", (PyObject *)&dataset_type) < 0 ||
-      PyModule_AddStringConstant(m, "library_version", bm_version()) < 0) {
+      PyModule_AddStringConstant(m, "library_version", bm_version()) < 0 ||
+      PyModule_AddIntConstant(m, "SCAN_MAX_THREADS", BM_SCAN_MAX_THREADS) < 0) {
     Py_DECREF(m);
     return NULL;
   }

@@ -5,43 +5,63 @@
           "ranges": [{"file", "offset", "length", "xxh3", "lines", "count"}, ...]}
 
 Each file is cut into byte ranges of `chunk` bytes, and each range is scanned by one task
-(bulkmap.scan's C code, threads and all, on whichever worker gets it). The workers must see
+(the library's bm_scan, threads and all, on whichever worker gets it). The workers must see
 the files at the same paths (a shared or replicated file system).
+
+Bounds: `chunk` is at least MIN_CHUNK (1 MiB; a smaller one is a ValueError), and a scan
+makes at most MAX_RANGES (10,000) ranges, or one a file when there are more files: when the
+files would need more, the chunk grows (to a multiple of 1 MiB) until they fit.
 
 Line counts and byte counts add up. A literal count does not simply add up: the matches are
 found left to right without overlap, so where the search resumes in a range depends on the
 last match of the ranges before it (think of "aa" in "aaaa" cut after the first "a"). Each
-task therefore returns its range's count for every place the search could resume there
-(the "phases" 0..len(literal)-1 past the range's start, grouped into a few intervals), and
-the client folds the ranges of a file in order, starting at phase 0: the total equals a
-single-process scan of the file. Hashes do not combine: each range has its own XXH3-64 of
-its bytes, and the XXH3 of a whole file cannot be made from them (XXH3 is not a
+task therefore hands back its range's part (the library's bm_scan_part_t, as bytes: the
+range's count for every place the search could resume in it), and the client folds the
+parts of a file in order with the library's own fold (bm_scan_part_fold): the total equals
+a single-process scan of the file. Hashes do not combine: each range has its own XXH3-64
+of its bytes, and the XXH3 of a whole file cannot be made from them (XXH3 is not a
 composable hash); scan the whole file as one range (chunk at least the file's size) to get it.
 """
 import os
 
 from . import _bulkmap
 
-__all__ = ["scan", "plan", "fold"]
+__all__ = ["scan", "plan", "fold", "scan_range", "MIN_CHUNK", "MAX_RANGES"]
+
+MIN_CHUNK = 1 << 20
+MAX_RANGES = 10000
 
 
-def _chunk_bytes(chunk):
+def _chunk_bytes(chunk, min_chunk):
     n = _bulkmap.parse_size(chunk)
-    if n == 0:
-        raise ValueError("chunk must be at least one byte")
+    if n < max(min_chunk, 1):
+        raise ValueError("chunk %r: at least %d bytes (a task a range: smaller ranges only "
+                         "add tasks)" % (chunk, max(min_chunk, 1)))
     return n
 
 
-def plan(paths, chunk="1G"):
+def plan(paths, chunk="1G", min_chunk=MIN_CHUNK, max_ranges=MAX_RANGES):
     """The ranges a scan of paths is cut into: [(file, offset, length), ...], in file order.
-    An empty file is one empty range. Sizes are read here, on the client."""
+    An empty file is one empty range. Sizes are read here, on the client. chunk below
+    min_chunk is a ValueError; more than max(max_ranges, number of files) ranges make the
+    chunk grow until they fit. (min_chunk and max_ranges are for tests of the fold.)"""
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
-    step = _chunk_bytes(chunk)
+    step = _chunk_bytes(chunk, min_chunk)
+    files = [(os.fsdecode(p), os.stat(p).st_size) for p in paths]
+
+    def count(step):
+        return sum(max(1, -(-size // step)) for _, size in files)
+
+    if count(step) > max(max_ranges, len(files)):
+        # Each file's ranges are at most size/step + 1: this step fits them all.
+        room = max(max_ranges - len(files), 1)
+        total = sum(size for _, size in files)
+        grain = min(MIN_CHUNK, step)
+        step = max(step, -(-total // room))
+        step = -(-step // grain) * grain
     out = []
-    for p in paths:
-        p = os.fsdecode(p)
-        size = os.stat(p).st_size
+    for p, size in files:
         if size == 0:
             out.append((p, 0, 0))
         for off in range(0, size, step):
@@ -51,35 +71,36 @@ def plan(paths, chunk="1G"):
 
 def scan_range(path, offset, length, hash=True, lines=True, count=None, threads=None,
                window=None):
-    """One task: the scan of [offset, offset+length) of path, with the literal's count as a
-    function of the phase ("phases": [(lo, hi, count, value, shift), ...])."""
+    """One task: the scan of [offset, offset+length) of path; with count, its "part" (bytes)
+    for fold, whose matches may run on past the range's end."""
     return _bulkmap._scan_range(path, offset, length, hash=hash, lines=lines, count=count,
                                 threads=threads, window=window)
 
 
-def _eval(phases, k):
-    for lo, hi, n, value, shift in phases:
-        if lo <= k <= hi:
-            return n, (k - value if shift else value)
-    raise AssertionError("phase %d outside the range's function" % k)
-
-
 def fold(results, count=None):
     """Folds task results (in plan order) into {"total": ..., "ranges": [...]}: the literal
-    count of each range for the phase the ranges before it in the same file leave."""
+    count of each range given the ranges before it in the same file (the library's fold)."""
     total = {"bytes": 0}
     ranges = []
-    phase = 0
-    for r in results:
-        if r["offset"] == 0:
-            phase = 0  # a file's first range: matches never run from one file into another
+    counts = []
+    if count is not None:
+        # A file's ranges, in order from its start: matches never run from one file into
+        # the next.
+        group = []
+        for r in results:
+            if r["offset"] == 0 and group:
+                counts += [c[0] for c in _bulkmap._fold(group)]
+                group = []
+            group.append(r["part"])
+        if group:
+            counts += [c[0] for c in _bulkmap._fold(group)]
+    for i, r in enumerate(results):
         out = {"file": r["file"], "offset": r["offset"], "length": r["length"]}
         for key in ("xxh3", "lines"):
             if key in r:
                 out[key] = r[key]
         if count is not None:
-            n, phase = _eval(r["phases"], phase)
-            out["count"] = n
+            out["count"] = counts[i]
         ranges.append(out)
         total["bytes"] += r["bytes"]
         if "lines" in r:
@@ -99,10 +120,12 @@ def _default_client():
 
 def scan(paths, chunk="1G", client=None, hash=True, lines=True, count=None, threads=None):
     """Scans paths (one path or a list) as byte ranges of `chunk` (bytes, or a SIZE such as
-    "256M"), one Dask task a range, on `client` (a distributed.Client), else on the client
-    this process already has (distributed.get_client()), else on Dask's local threaded
-    scheduler (the C code releases the GIL). Keys as in the module's doc; xxh3 is left out
-    with hash=False, lines with lines=False, count without count (as the tool's JSON)."""
+    "256M"; at least MIN_CHUNK, 1 MiB: a smaller one is a ValueError), one Dask task a
+    range, at most MAX_RANGES (10,000) ranges or one a file (the chunk grows to fit), on
+    `client` (a distributed.Client), else on the client this process already has
+    (distributed.get_client()), else on Dask's local threaded scheduler (the C code releases
+    the GIL). Keys as in the module's doc; xxh3 is left out with hash=False, lines with
+    lines=False, count without count (as the tool's JSON)."""
     if count is not None and len(count) == 0:
         raise ValueError("count: the literal is empty")
     if not hash and not lines and count is None:

@@ -18,6 +18,7 @@ lib_exit() {
 }
 trap lib_exit EXIT
 
+LIB_BM=(${EMU:+"$EMU"} "$BM") # the command line that runs bulkmap
 if [ -n "${EMU:-}" ]; then
   bm() { "$EMU" "$BM" "$@"; }
   win() { printf 'Z:%s' "$(tr / '\\' <<<"$1")"; } # Z: is the host's root under Wine
@@ -40,7 +41,7 @@ perlcount() { LIT="$1" perl -0777 -ne '$c = () = /\Q$ENV{LIT}\E/g; print $c' "$2
 # exit CODE, with a 'bulkmap: ' message when not 0, and never die of a signal.
 expect() {
   local want=$1; shift
-  ${EXPECT_TIMEOUT:+timeout "$EXPECT_TIMEOUT"} bm "$@" >"$T/out" 2>"$T/err" </dev/null
+  ${EXPECT_TIMEOUT:+timeout "$EXPECT_TIMEOUT"} "${LIB_BM[@]}" "$@" >"$T/out" 2>"$T/err" </dev/null
   local rc=$?
   if [ $rc -ne "$want" ]; then fail "bulkmap $* exited $rc, expected $want: $(head -c 300 "$T/err")"
   elif [ "$want" -ne 0 ] && ! grep -q '^bulkmap: ' "$T/err"; then fail "bulkmap $* gave no 'bulkmap: ...' message"

@@ -143,7 +143,7 @@ else
 fi
 
 # 4. Signals: cleaned up after, 128+N.
-for s in HUP:129 INT:130 USR1:138 USR2:140 ALRM:142 TERM:143; do
+for s in HUP:129 INT:130 QUIT:131 USR1:138 USR2:140 ALRM:142 TERM:143; do
   sig=${s%:*} want=${s#*:}
   { sleep 3; } | "$BM" scan - --no-progress >/dev/null 2>"$T/err" &
   pid=$!

@@ -59,6 +59,8 @@ void bench_tlb_start(bench_tlb_t *t);
  * -1 when it was never scheduled. */
 int bench_tlb_stop(bench_tlb_t *t, double *misses);
 void bench_tlb_close(bench_tlb_t *t);
+/* Where there is no counter interface at all: why (bench_tlb_none.c's reason). */
+const char *bench_os_no_counters(void);
 
 /* Seconds from a monotonic clock. */
 double bench_os_now(void);

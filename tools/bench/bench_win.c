@@ -107,18 +107,7 @@ void bench_os_thp_mode(int shared, char *buf, size_t n) {
   if (n > 0) buf[0] = '\0';
 }
 
-/* No counters (the one definition is at the end of the file). */
-#define BENCH_TLB_NONE "Windows offers no CPU counter interface without a kernel driver"
-
-int bench_tlb_open(bench_tlb_t *t, char *reason, size_t n) {
-  t->fd = -1;
-  snprintf(reason, n, "%s", BENCH_TLB_NONE);
-  return -1;
+/* No counters: the stubs are bench_tlb_none.c's. */
+const char *bench_os_no_counters(void) {
+  return "Windows offers no CPU counter interface without a kernel driver";
 }
-void bench_tlb_start(bench_tlb_t *t) { (void)t; }
-int bench_tlb_stop(bench_tlb_t *t, double *misses) {
-  (void)t;
-  *misses = 0;
-  return -1;
-}
-void bench_tlb_close(bench_tlb_t *t) { t->fd = -1; }

@@ -150,6 +150,12 @@ const char *cli_signal_name(int signum);
  * its loop. */
 extern void (*volatile cli_signal_wake)(void);
 
+/* Blocks until a terminating signal arrives (Ctrl-C on Windows) and returns its number
+ * (signals deferred meanwhile); returns at once with the signal already noted if there
+ * is one, and 0 when the loop cannot be had (after saying why on stderr). On the tool's
+ * one libuv loop (run.c), so that a command need not include run.h to hold. */
+int cli_wait_for_signal(void);
+
 /* Flushes stdout; returns 0, or the errno of the first failed write of the result (for a
  * command that must act on it before it ends, e.g. load --hold stops holding). */
 int cli_out_failed(void);
@@ -160,19 +166,13 @@ int cli_finish(const char *cmd, int rc);
 /* The name of the command being run ("bulkmap" before one is chosen), for messages. */
 extern const char *cli_command;
 
-/* XXH3-64 of a byte stream, as xxhsum -H3 (AVX2 where the CPU has it). */
+/* XXH3-64 of a byte stream, as xxhsum -H3: hash.c's wrappers of bm_xxh3_* (no user left
+ * in tools/bulkmap/; they go with hash.c). */
 typedef struct cli_hash_s cli_hash_t;
 cli_hash_t *hash_new(void); /* NULL when out of memory */
 void hash_update(cli_hash_t *h, const void *p, size_t n);
 uint64_t hash_digest(const cli_hash_t *h);
 void hash_free(cli_hash_t *h); /* NULL is ignored */
-
-/* Counting kernels (AVX2 where cli_cpu_avx2 says the CPU has it). */
-int cli_cpu_avx2(void);
-uint64_t count_byte(const unsigned char *p, size_t n, unsigned char c);
-/* Finds the first occurrence of lit (len >= 1) in [p, p+n); NULL when none. */
-const unsigned char *find_literal(const unsigned char *p, size_t n, const unsigned char *lit,
-                                  size_t len);
 
 /* The subcommands. */
 int cmd_info(int argc, char **argv);

@@ -9,7 +9,7 @@
 
 typedef struct {
   int oserr;         /* libuv error of a failed write to stdout */
-  cli_hash_t *xxh; /* hashes what is written, when verifying */
+  bm_xxh3_t *xxh;  /* hashes what is written, when verifying */
   unsigned char buf[1u << 20];
 } cat_out_t;
 
@@ -44,7 +44,7 @@ static int cat_write(const unsigned char *p, size_t n, void *arg) {
     size_t k = n < sizeof(o->buf) ? n : sizeof(o->buf);
     int err;
     memcpy(o->buf, p, k);
-    hash_update(o->xxh, o->buf, k);
+    bm_xxh3_update(o->xxh, o->buf, k);
     if ((err = cat_write_out(o->buf, k, o)) != 0) return err;
     p += k;
     n -= k;
@@ -91,7 +91,7 @@ int cmd_cat(int argc, char **argv) {
     if (err != 0) return ds_report(pos[0], err, &info);
     src = bm_dataset_source(ds);
     length = info.bytes;
-    if (verify && (out.xxh = hash_new()) == NULL) {
+    if (verify && (out.xxh = bm_xxh3_new()) == NULL) {
       cli_error("cat", "out of memory");
       bm_dataset_close(ds);
       return EXIT_FAILED;
@@ -101,8 +101,8 @@ int cmd_cat(int argc, char **argv) {
    * BM_ETRUNCATED, never a SIGBUS. */
   err = length == 0 ? 0 : bm_window_walk(src, 0, length, cat_window, &out);
   if (out.xxh != NULL) {
-    h2 = hash_digest(out.xxh);
-    hash_free(out.xxh);
+    h2 = bm_xxh3_digest(out.xxh);
+    bm_xxh3_free(out.xxh);
     out.xxh = NULL;
   }
   if (ds != NULL) bm_dataset_close(ds);

@@ -54,7 +54,8 @@ static const cli_cmd_t commands[] = {
    "  --large-pages MODE\n"
    "                  auto (default): use large pages when they can be had, and say which\n"
    "                  it got; on: fail without them, with the reason; off: never\n"
-   "  --mode OCTAL    permissions of the section (default 0600: the owner only)\n"
+   "  --mode OCTAL    permissions of the section, exactly (default 0600: the owner only);\n"
+   "                  the owner's read bit (0400) must be among them\n"
    "  --group NAME    group of the section (readers need only read permission)\n"
    "  --hold          keep the section until interrupted, then remove it and exit 0\n"
    "                  (always so on Windows, where a section dies with its last handle)\n"
@@ -145,7 +146,8 @@ static const char exit_status[] =
     "       could not be written (a full disk, a closed pipe)\n"
     "  2    usage error: unknown or repeated option, bad size, missing argument, bad name\n"
     "  130  interrupted (SIGINT), after cleaning up: no half-made section is left\n"
-    "  128+N  another terminating signal N, after cleaning up (SIGTERM 143, SIGHUP 129)";
+    "  128+N  another terminating signal N, after cleaning up (SIGTERM 143, SIGHUP 129,\n"
+    "       SIGQUIT 131, SIGXCPU 152: ulimit -t)";
 
 static const char examples[] =
     "  bulkmap scan big.csv                    hash and line count of a file\n"

@@ -32,9 +32,6 @@ int cli_run_fd(cli_run_t *r, uv_file fd, bm_uv_pipeline_opts_t *o, int progress)
  * jobs 0..*done-1 ran (the rest, after a failure to queue one, did not); *signum: a
  * terminating signal that stopped them (0: none). */
 int cli_run_jobs(size_t n, void (*fn)(size_t i, void *ctx), void *ctx, size_t *done, int *signum);
-/* Blocks until a terminating signal arrives (Ctrl-C on Windows) and returns its number
- * (signals deferred meanwhile); returns at once with the signal already noted if there
- * is one, and 0 when the loop cannot be had (after saying why on stderr). */
-int cli_wait_for_signal(void);
+/* cli_wait_for_signal (run.c's) is declared in cli.h. */
 
 #endif

@@ -59,9 +59,12 @@ const char *bm_large_describe(const bm_large_t *large, char *buf, size_t n) {
              bm_large_reason_str(large->reason), (unsigned long long)large->pages_free,
              (unsigned long long)large->pages_needed, large->mount[0] ? large->mount : "?",
              (unsigned long long)large->mount_limit);
-  else if (large->reason == BM_REASON_MOUNT_INODES)
+  else if (large->reason == BM_REASON_MOUNT_INODES && large->mount_limit > 0)
     snprintf(buf, n, "%s: no inode free of %llu on %s (nr_inodes=)",
              bm_large_reason_str(large->reason), (unsigned long long)large->mount_limit,
+             large->mount[0] ? large->mount : "?");
+  else if (large->reason == BM_REASON_MOUNT_INODES)
+    snprintf(buf, n, "%s: no inode free on %s (nr_inodes=)", bm_large_reason_str(large->reason),
              large->mount[0] ? large->mount : "?");
   else if ((large->reason == BM_REASON_POOL_EMPTY || large->reason == BM_REASON_POOL_TOO_SMALL) &&
       large->pages_needed > 0)

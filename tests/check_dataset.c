@@ -2,7 +2,9 @@
  * permissions, nothing removed that is not yours (a name removed and made again by someone
  * else meanwhile), a source that changes during a load, writer liveness across PID
  * namespaces (unshare), a second user (nobody) and another user's object under the same
- * name, creators racing in both places, and what is short in the pool. Expected values come
+ * name, creators racing in both places, what is short in the pool, and the limits checked
+ * before a section is made (a small /dev/shm, a hugetlbfs mount's size= and nr_inodes=, a
+ * memory cgroup). Expected values come
  * from the test: its own pattern, its own XXH3, its own stat(). */
 #define _GNU_SOURCE
 #include <stdlib.h>
@@ -15,6 +17,8 @@
 #include <xxhash.h>
 #include <signal.h>
 #include <spawn.h>
+#include <errno.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 extern char **environ;
@@ -501,6 +505,283 @@ START_TEST(pool_too_small) {
 }
 END_TEST
 
+/* ---- Limits, through the real OS: a private mount namespace with a small tmpfs on
+ * /dev/shm or a hugetlbfs mount with size= / nr_inodes= (every other hugetlbfs mount
+ * detached there, so a system /dev/hugepages makes no difference), and a memory cgroup.
+ * Each runs in a forked child (its namespace and cgroup die with it) that returns 0 or
+ * prints what failed and returns 1. */
+#define CHECK(cond)                                                                \
+  do {                                                                             \
+    if (!(cond)) {                                                                 \
+      fprintf(stderr, "%s:%d: failed: %s\n", __FILE__, __LINE__, #cond);          \
+      return 1;                                                                    \
+    }                                                                              \
+  } while (0)
+#define CHECK_ERR(expr, want)                                                      \
+  do {                                                                             \
+    int r_ = (expr);                                                               \
+    if (r_ != (want)) {                                                            \
+      fprintf(stderr, "%s:%d: %s gave %s, not %s\n", __FILE__, __LINE__, #expr,    \
+              bm_err_name(r_), bm_err_name(want));                                 \
+      return 1;                                                                    \
+    }                                                                              \
+  } while (0)
+
+static int in_child(int (*fn)(const char *), const char *arg, int private_mounts) {
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    if (private_mounts) {
+      FILE *f;
+      char line[1024], dev[256], dir[512], type[64];
+      if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        _exit(76);
+      /* Only the test's own hugetlbfs mounts from here on. */
+      if ((f = fopen("/proc/mounts", "r")) != NULL) {
+        while (fgets(line, sizeof(line), f))
+          if (sscanf(line, "%255s %511s %63s", dev, dir, type) == 3 &&
+              strcmp(type, "hugetlbfs") == 0)
+            umount2(dir, MNT_DETACH);
+        fclose(f);
+      }
+    }
+    _exit(fn(arg));
+  }
+  return wait_child(pid);
+}
+
+static int small_shm_child(const char *unused) {
+  bm_dataset_opts_t o;
+  bm_preflight_t pf, pf2;
+  bm_large_t large;
+  bm_dataset_t *ds;
+  char why[BM_DESCRIBE_MAX * 2];
+  (void)unused;
+  CHECK(mount("bmtest", "/dev/shm", "tmpfs", 0, "size=8M,mode=1777") == 0);
+  memset(&o, 0, sizeof(o));
+  o.size = 16 * MiB;
+  o.large = BM_LARGE_OFF;
+  o.preflight = &pf;
+  CHECK_ERR(bm_dataset_create(&ds, "bmtest-room", &o, NULL), BM_ENOROOM);
+  CHECK(pf.limit == BM_LIMIT_SHM);
+  CHECK(pf.total == 8 * MiB && pf.free <= 8 * MiB && pf.shm_total == 8 * MiB);
+  CHECK(pf.needed >= 16 * MiB + BM_TRAILER_SIZE);
+  CHECK(strcmp(pf.where, "/dev/shm") == 0);
+  CHECK(!ht_exists("/dev/shm", "bmtest-room")); /* nothing made */
+  bm_preflight_describe(&pf, why, sizeof(why));
+  fprintf(stderr, "dataset: small /dev/shm: %s\n", why);
+  CHECK(strncmp(why, "needs 16.0 MiB, /dev/shm has 8.0 MiB free of 8.0 MiB (", 54) == 0);
+  o.preflight = NULL;
+  CHECK_ERR(bm_dataset_preflight(&o, &pf2), BM_ENOROOM);
+  CHECK(pf2.limit == BM_LIMIT_SHM && pf2.needed == pf.needed);
+  /* auto with no hugetlbfs mount: the fallback is short as well, and says why. */
+  o.large = BM_LARGE_AUTO;
+  CHECK_ERR(bm_dataset_create(&ds, "bmtest-room", &o, &large), BM_ENOROOM);
+  CHECK(large.reason == BM_REASON_NO_MOUNT);
+  /* What fits is made. */
+  o.large = BM_LARGE_OFF;
+  o.size = 2 * MiB;
+  o.preflight = &pf;
+  CHECK_ERR(bm_dataset_create(&ds, "bmtest-room", &o, NULL), 0);
+  CHECK(pf.limit == BM_LIMIT_NONE && pf.shm_total == 8 * MiB);
+  CHECK_ERR(bm_dataset_publish(ds, NULL), 0);
+  bm_dataset_close(ds);
+  CHECK_ERR(bm_section_remove("bmtest-room"), 0);
+  return 0;
+}
+
+START_TEST(small_shm) {
+  int rc;
+  if (geteuid() != 0) BM_TEST_SKIP("not root: cannot make a mount namespace with a small /dev/shm");
+  rc = in_child(small_shm_child, NULL, 1);
+  if (rc == 76) BM_TEST_SKIP("cannot make a private mount namespace (unshare CLONE_NEWNS)");
+  ck_assert_msg(rc == 0, "small /dev/shm: child exited %d", rc);
+}
+END_TEST
+
+static int mount_limits_child(const char *dir) {
+  bm_dataset_opts_t o;
+  bm_preflight_t pf;
+  bm_large_t large;
+  bm_dataset_t *ds, *rd;
+  bm_dataset_info_t info;
+  char why[BM_DESCRIBE_MAX], want[BM_DESCRIBE_MAX], p[600];
+  const char *name = "bmtest-mountlimit";
+  int fd;
+
+  /* size=4M: 2 pages under the mount's limit, while the pool has 8 free. */
+  CHECK(mount("bmtest", dir, "hugetlbfs", 0, "pagesize=2M,size=4M,mode=1777") == 0);
+  memset(&o, 0, sizeof(o));
+  o.size = 5 * MiB; /* + trailer: 3 pages */
+  o.large = BM_LARGE_ON;
+  o.mount = dir;
+  CHECK_ERR(bm_dataset_create(&ds, name, &o, &large), BM_ENOLARGE);
+  CHECK(large.reason == BM_REASON_MOUNT_LIMIT);
+  CHECK(large.pages_needed == 3 && large.pages_free == 2 && large.mount_limit == 2);
+  CHECK(strcmp(large.mount, dir) == 0);
+  snprintf(want, sizeof(want), "hugetlbfs mount size limit: 2 of 3 pages free on %s (size= 2 pages)",
+           dir);
+  bm_large_describe(&large, why, sizeof(why));
+  fprintf(stderr, "dataset: %s\n", why);
+  CHECK(strcmp(why, want) == 0);
+  CHECK(!ht_exists(dir, name) && !ht_exists("/dev/shm", name));
+  CHECK(ht_read_ll(ht_pool(2048, "free_hugepages")) == 8); /* nothing taken */
+  CHECK_ERR(bm_dataset_preflight(&o, &pf), BM_ENOLARGE);
+  CHECK(pf.large.reason == BM_REASON_MOUNT_LIMIT && pf.large.pages_free == 2);
+
+  /* auto falls back to /dev/shm and the trailer keeps the reason and the mount. */
+  o.large = BM_LARGE_AUTO;
+  CHECK_ERR(bm_dataset_create(&ds, name, &o, &large), 0);
+  CHECK(!large.obtained && large.reason == BM_REASON_MOUNT_LIMIT);
+  CHECK_ERR(bm_dataset_publish(ds, NULL), 0);
+  bm_dataset_close(ds);
+  CHECK(ht_exists("/dev/shm", name));
+  CHECK_ERR(bm_dataset_open(&rd, name, 0, &info), 0);
+  CHECK(info.large.reason == BM_REASON_MOUNT_LIMIT && info.large.pages_free == 2 &&
+        info.large.pages_needed == 3 && info.large.mount_limit == 2);
+  CHECK(strcmp(info.large.mount, dir) == 0);
+  bm_dataset_close(rd);
+  CHECK_ERR(bm_section_remove(name), 0);
+
+  /* What fits the limit is had there. */
+  o.size = 3 * MiB; /* + trailer: 2 pages */
+  o.large = BM_LARGE_ON;
+  CHECK_ERR(bm_dataset_create(&ds, name, &o, &large), 0);
+  CHECK(large.obtained && large.page_size == 2 * MiB && ht_exists(dir, name));
+  bm_dataset_close(ds); /* unpublished: removed */
+  CHECK(!ht_exists(dir, name));
+  CHECK(umount(dir) == 0);
+
+  /* nr_inodes=2: the root directory and one file; with that one taken, none is free. */
+  CHECK(mount("bmtest", dir, "hugetlbfs", 0, "pagesize=2M,nr_inodes=2,mode=1777") == 0);
+  snprintf(p, sizeof(p), "%s/filler", dir);
+  CHECK((fd = open(p, O_RDWR | O_CREAT | O_EXCL, 0600)) >= 0);
+  close(fd);
+  o.size = 1 * MiB;
+  CHECK_ERR(bm_dataset_create(&ds, name, &o, &large), BM_ENOLARGE);
+  CHECK(large.reason == BM_REASON_MOUNT_INODES && large.mount_limit == 2);
+  snprintf(want, sizeof(want), "hugetlbfs mount inode limit: no inode free of 2 on %s (nr_inodes=)",
+           dir);
+  bm_large_describe(&large, why, sizeof(why));
+  fprintf(stderr, "dataset: %s\n", why);
+  CHECK(strcmp(why, want) == 0);
+  o.large = BM_LARGE_AUTO;
+  CHECK_ERR(bm_dataset_create(&ds, name, &o, &large), 0);
+  CHECK(large.reason == BM_REASON_MOUNT_INODES);
+  bm_dataset_close(ds);
+  CHECK(unlink(p) == 0);
+  CHECK(umount(dir) == 0);
+  return 0;
+}
+
+START_TEST(mount_limits) {
+  char dir[64];
+  int rc;
+  if (huge_skip != NULL) BM_TEST_SKIP("%s", huge_skip);
+  snprintf(dir, sizeof(dir), "/tmp/bmlim-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  rc = in_child(mount_limits_child, dir, 1);
+  rmdir(dir);
+  if (rc == 76) BM_TEST_SKIP("cannot make a private mount namespace (unshare CLONE_NEWNS)");
+  ck_assert_msg(rc == 0, "hugetlbfs limits: child exited %d", rc);
+}
+END_TEST
+
+/* The test's own finding of the caller's memory cgroup directory: v1's memory controller
+ * when mounted, else v2 with memory among its controllers. *v1 says which. */
+static int find_memcg(char *dir, size_t n, int *v1) {
+  FILE *f = fopen("/proc/mounts", "r");
+  char line[1024], dev[256], mdir[512], type[64], opts[512], m1[512] = "", m2[512] = "";
+  char p1[512] = "", p2[512] = "";
+  if (f == NULL) return -1;
+  while (fgets(line, sizeof(line), f))
+    if (sscanf(line, "%255s %511s %63s %511s", dev, mdir, type, opts) == 4) {
+      if (strcmp(type, "cgroup2") == 0 && !m2[0]) snprintf(m2, sizeof(m2), "%s", mdir);
+      if (strcmp(type, "cgroup") == 0 && strstr(opts, "memory") != NULL && !m1[0])
+        snprintf(m1, sizeof(m1), "%s", mdir);
+    }
+  fclose(f);
+  if ((f = fopen("/proc/self/cgroup", "r")) == NULL) return -1;
+  while (fgets(line, sizeof(line), f)) {
+    char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+    if (b == NULL) continue;
+    b[strcspn(b, "\n")] = '\0';
+    if (strncmp(line, "0::", 3) == 0) snprintf(p2, sizeof(p2), "%s", b + 1);
+    else if (strstr(a, "memory") != NULL && strstr(a, "memory") < b) snprintf(p1, sizeof(p1), "%s", b + 1);
+  }
+  fclose(f);
+  if (m1[0] && p1[0]) {
+    *v1 = 1;
+    snprintf(dir, n, "%s%s", m1, strcmp(p1, "/") == 0 ? "" : p1);
+    return 0;
+  }
+  if (m2[0] && p2[0]) {
+    *v1 = 0;
+    snprintf(dir, n, "%s%s", m2, strcmp(p2, "/") == 0 ? "" : p2);
+    return 0;
+  }
+  return -1;
+}
+
+static const char *memcg_dir;
+static int memcg_child(const char *go) {
+  bm_dataset_opts_t o;
+  bm_preflight_t pf;
+  bm_dataset_t *ds;
+  char why[BM_DESCRIBE_MAX * 2];
+  const char *name = ht_name("memcg");
+  while (access(go, F_OK) != 0) usleep(1000); /* moved into the cgroup by now */
+  memset(&o, 0, sizeof(o));
+  o.size = 64 * MiB;
+  o.large = BM_LARGE_OFF;
+  o.preflight = &pf;
+  CHECK_ERR(bm_dataset_create(&ds, name, &o, NULL), BM_ENOROOM);
+  CHECK(pf.limit == BM_LIMIT_CGROUP);
+  CHECK(pf.total == 32 * MiB && pf.free <= 32 * MiB && pf.cgroup_limit == 32 * MiB);
+  CHECK(strcmp(pf.where, memcg_dir) == 0);
+  CHECK(!ht_exists("/dev/shm", name));
+  bm_preflight_describe(&pf, why, sizeof(why));
+  fprintf(stderr, "dataset: memory cgroup: %s\n", why);
+  CHECK(strstr(why, "needs 64.0 MiB, memory cgroup ") == why);
+  o.size = 4 * MiB;
+  CHECK_ERR(bm_dataset_create(&ds, name, &o, NULL), 0);
+  CHECK(pf.limit == BM_LIMIT_NONE && pf.cgroup_limit == 32 * MiB);
+  CHECK_ERR(bm_dataset_publish(ds, NULL), 0);
+  bm_dataset_close(ds);
+  CHECK_ERR(bm_section_remove(name), 0);
+  return 0;
+}
+
+START_TEST(memory_cgroup) {
+  char base[600], dir[700], path[800], pidbuf[32];
+  const char *go = bm_test_path("go");
+  int v1, rc;
+  pid_t pid;
+  if (geteuid() != 0) BM_TEST_SKIP("not root: cannot make a memory cgroup");
+  if (find_memcg(base, sizeof(base), &v1) != 0) BM_TEST_SKIP("no memory cgroup controller here");
+  snprintf(dir, sizeof(dir), "%s/bmtest-%ld", base, (long)getpid());
+  if (mkdir(dir, 0755) != 0) BM_TEST_SKIP("cannot make a cgroup under %s: %s", base, strerror(errno));
+  snprintf(path, sizeof(path), "%s/%s", dir, v1 ? "memory.limit_in_bytes" : "memory.max");
+  if (ht_write_ll(path, (long long)(32 * MiB)) != 0) {
+    rmdir(dir);
+    BM_TEST_SKIP("cannot set %s (no memory controller for children?)", path);
+  }
+  memcg_dir = dir;
+  pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) _exit(memcg_child(go));
+  snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+  snprintf(pidbuf, sizeof(pidbuf), "%ld", (long)pid);
+  rc = ht_write_str(path, pidbuf);
+  bm_test_truncate(go, 0);
+  if (rc != 0) kill(pid, SIGKILL);
+  rc = rc != 0 ? -1 : wait_child(pid);
+  if (rc == -1) wait_child(pid);
+  rmdir(dir);
+  ck_assert_msg(rc == 0, "memory cgroup: child exited %d", rc);
+}
+END_TEST
+
 Suite *dataset_suite(void) {
   Suite *s = suite_create("dataset");
   TCase *tc = tcase_create("lifecycle");
@@ -522,6 +803,14 @@ Suite *dataset_suite(void) {
   tc = tcase_create("pool");
   tcase_add_unchecked_fixture(tc, huge_setup_2, huge_teardown);
   tcase_add_test(tc, pool_too_small);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("limits");
+  tcase_add_unchecked_fixture(tc, huge_setup_8, huge_teardown);
+  tcase_add_checked_fixture(tc, NULL, bm_test_tmp_cleanup);
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, small_shm);
+  tcase_add_test(tc, mount_limits);
+  tcase_add_test(tc, memory_cgroup);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -343,11 +343,80 @@ START_TEST(killed_writer_is_abandoned) {
 END_TEST
 #endif
 
+/* Version 3: written only for the mount reasons, which name the mount; every other trailer
+ * stays version 2, readable by version-2 readers. A version-2 trailer with a mount reason
+ * is refused (no such reason in 2). */
+START_TEST(mount_reasons) {
+  bm__trailer_t t, d;
+  size_t i;
+  sample(&t, BM_STATE_READY);
+  t.large.reason = BM_REASON_MOUNT_LIMIT;
+  t.large.pages_needed = 3;
+  t.large.pages_free = 2;
+  t.large.mount_limit = 2;
+  strcpy(t.large.mount, "/mnt/huge-limited");
+  ck_assert_bm_ok(bm__trailer_encode(tb, &t));
+  ck_assert_uint_eq(tb[12], 3);
+  ck_assert_uint_eq(tb[316], BM_REASON_MOUNT_LIMIT);
+  ck_assert_str_eq((const char *)tb + 352, "/mnt/huge-limited");
+  ck_assert_uint_eq(le64(tb + 608), 2);
+  for (i = 616; i < BM_TRAILER_SIZE - 8; i++)
+    ck_assert_msg(tb[i] == 0, "byte %zu of the trailer not zero", i);
+  ck_assert_bm_ok(bm__trailer_decode(tb, SECTION, &d));
+  ck_assert_uint_eq(d.version, 3);
+  ck_assert_int_eq(d.large.reason, BM_REASON_MOUNT_LIMIT);
+  ck_assert_str_eq(d.large.mount, "/mnt/huge-limited");
+  ck_assert_uint_eq(d.large.mount_limit, 2);
+  {
+    char why[BM_DESCRIBE_MAX];
+    ck_assert_str_eq(bm_large_describe(&d.large, why, sizeof(why)),
+                     "hugetlbfs mount size limit: 2 of 3 pages free on /mnt/huge-limited "
+                     "(size= 2 pages)");
+  }
+  /* The same bytes claiming version 2 (CRC made good): a reason version 2 has not. */
+  tb[12] = 2;
+  {
+    /* the CRC covers [12, 4088): recompute as the test's own CRC-64/XZ */
+    uint64_t c = ~(uint64_t)0;
+    int k;
+    for (i = 12; i < BM_TRAILER_SIZE - 8; i++) {
+      c ^= tb[i];
+      for (k = 0; k < 8; k++) c = (c >> 1) ^ (0xC96C5795D7870F42ull & (0 - (c & 1)));
+    }
+    c = ~c;
+    for (k = 0; k < 8; k++) tb[BM_TRAILER_SIZE - 8 + k] = (unsigned char)(c >> (8 * k));
+  }
+  ck_assert_bm_err(bm__trailer_decode(tb, SECTION, &d), BM_ECORRUPT);
+  tb[12] = 3; /* and back: the CRC now fails */
+  ck_assert_bm_err(bm__trailer_decode(tb, SECTION, &d), BM_ECORRUPT);
+
+  t.large.reason = BM_REASON_MOUNT_INODES;
+  t.large.mount_limit = 64;
+  ck_assert_bm_ok(bm__trailer_encode(tb, &t));
+  ck_assert_bm_ok(bm__trailer_decode(tb, SECTION, &d));
+  ck_assert_int_eq(d.large.reason, BM_REASON_MOUNT_INODES);
+  {
+    char why[BM_DESCRIBE_MAX];
+    ck_assert_str_eq(bm_large_describe(&d.large, why, sizeof(why)),
+                     "hugetlbfs mount inode limit: no inode free of 64 on /mnt/huge-limited "
+                     "(nr_inodes=)");
+  }
+  /* An old reason: version 2, nothing at 352. */
+  t.large.reason = BM_REASON_POOL_EMPTY;
+  ck_assert_bm_ok(bm__trailer_encode(tb, &t));
+  ck_assert_uint_eq(tb[12], 2);
+  for (i = 352; i < BM_TRAILER_SIZE - 8; i++) ck_assert_uint_eq(tb[i], 0);
+  ck_assert_bm_ok(bm__trailer_decode(tb, SECTION, &d));
+  ck_assert_str_eq(d.large.mount, "");
+}
+END_TEST
+
 Suite *trailer_suite(void) {
   Suite *s = suite_create("trailer");
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, layout_round_trip);
   tcase_add_test(tc, dataset_sizes);
+  tcase_add_test(tc, mount_reasons);
   suite_add_tcase(s, tc);
   tc = tcase_create("corrupt");
   tcase_add_test(tc, every_byte_changed);

@@ -605,6 +605,21 @@ static void unmake_shm(const posix_mounts_t *ms, const char *name, bm_source_t *
   unmake(ms, -1, name, src, fd);
 }
 
+/* A numeric option ("nr_inodes=") of the mount at mnt->path in /proc/mounts; 0 when none. */
+static uint64_t mount_option(const posix_mount_t *mnt, const char *key) {
+  FILE *f = bm__sys_fopen("/proc/mounts", "re");
+  char line[1024], dev[256], dir[BM_PATH_MAX], type[64], opts[512], *p;
+  uint64_t v = 0;
+  if (f == NULL) return 0;
+  while (fgets(line, sizeof(line), f)) {
+    if (sscanf(line, "%255s %511s %63s %511s", dev, dir, type, opts) != 4) continue;
+    if (strcmp(dir, mnt->path) != 0 || strcmp(type, "hugetlbfs") != 0) continue;
+    if ((p = strstr(opts, key)) != NULL) v = strtoull(p + strlen(key), NULL, 10);
+  }
+  fclose(f);
+  return v;
+}
+
 /* The figures of a hugetlbfs mount's limits into out (mount, mount_limit and, for size=,
  * pages_free): 1 when its size= leaves fewer than `pages` free (pages 0: reads the
  * nr_inodes= figures only), 0 otherwise or when they cannot be read. */
@@ -614,7 +629,8 @@ static int mount_figures(const posix_mount_t *mnt, uint64_t pages, bm_large_t *o
   if (mnt == NULL || bm__sys_fstatfs(mnt->dirfd, &sf) != 0) return 0;
   snprintf(out->mount, sizeof(out->mount), "%s", mnt->path);
   if (pages == 0) {
-    out->mount_limit = (uint64_t)sf.f_files;
+    /* statfs counts inodes only on a mount with size= too; the option says it always. */
+    out->mount_limit = sf.f_files != 0 ? (uint64_t)sf.f_files : mount_option(mnt, "nr_inodes=");
     return 0;
   }
   /* Without size= (and min_size=) hugetlbfs reports no blocks at all. */

@@ -172,6 +172,9 @@ BM_EXTERN int bm_sysinfo_get(bm_sysinfo_t *info);
 BM_EXTERN size_t bm_granularity(void);
 /* The base page size; never 0. */
 BM_EXTERN size_t bm_page_size(void);
+/* 1 when a named section outlives its last handle, until removed (POSIX); 0 when it dies
+ * with its last handle (Windows: a loader must hold its dataset open for others to see it). */
+BM_EXTERN int bm_section_names_persist(void);
 /* The process's address-space limit in bytes (ulimit -v), 0 when there is none. */
 BM_EXTERN uint64_t bm_address_space_limit(void);
 
@@ -799,6 +802,8 @@ typedef struct bm_load_opts_s {
   const volatile sig_atomic_t *cancel;
 } bm_load_opts_t;
 
+enum { BM_LOAD_AT_FILE = 1, BM_LOAD_AT_CREATE = 2, BM_LOAD_AT_FILL = 3 };
+
 typedef struct bm_load_result_s {
   bm_dataset_info_t info;        /* what a reader will see (filled once published) */
   bm_large_t large;              /* the large-page request and outcome, also on failure */
@@ -806,6 +811,10 @@ typedef struct bm_load_result_s {
   int os_error;                  /* the raw OS error behind a failure on a reader thread */
   int removed;                   /* on failure: 1 the section was removed, 0 none was made,
                                     -1 the name now refers to another object (left alone) */
+  int failed_at;                 /* on failure, the step: BM_LOAD_AT_FILE (opening or sizing
+                                    the file: the error is the file's), BM_LOAD_AT_CREATE
+                                    (making the dataset: the name's), BM_LOAD_AT_FILL (the
+                                    reads, the checksum, the publish) */
 } bm_load_result_t;
 
 /* Loads the file at path into a new dataset NAME. On success the dataset is `ready`; with

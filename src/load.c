@@ -65,6 +65,7 @@ int bm_dataset_load(bm_dataset_t **out, const char *name, const char *path,
   if ((err = bm_name_check(name)) != 0) return err;
   memset(&l, 0, sizeof(l));
   l.cancel = opts->cancel;
+  res->failed_at = BM_LOAD_AT_FILE;
   if ((err = bm_file_open(&l.file, path, BM_FILE_READ)) != 0) return err;
   if ((err = bm_source_size(l.file, &size)) != 0) goto out;
   dso = opts->dataset;
@@ -75,7 +76,9 @@ int bm_dataset_load(bm_dataset_t **out, const char *name, const char *path,
     goto out;
   }
   t0 = bm__os_now();
+  res->failed_at = BM_LOAD_AT_CREATE;
   if ((err = bm_dataset_create(&l.ds, name, &dso, &res->large)) != 0) goto out;
+  res->failed_at = BM_LOAD_AT_FILL;
   if ((err = bm_dataset_watch(l.ds, l.file)) != 0) goto failed;
 
   memset(&wo, 0, sizeof(wo));
@@ -98,6 +101,7 @@ int bm_dataset_load(bm_dataset_t **out, const char *name, const char *path,
   if (err == 0) err = bm_dataset_publish(l.ds, &res->info);
   if (err != 0) goto failed;
   res->seconds = bm__os_now() - t0;
+  res->failed_at = 0;
   if (out != NULL) {
     *out = l.ds;
     l.ds = NULL;

@@ -16,6 +16,7 @@ typedef struct bm__os_config_s {
   size_t granularity;
   int has_populate; /* the view prefetch fails cleanly instead of faulting */
   uint64_t map_offset_limit; /* a mapping must start below this offset (UINT64_MAX: none) */
+  int names_persist; /* a named section outlives its last handle (until removed) */
 } bm__os_config_t;
 
 const bm__os_config_t *bm__os_config(void);

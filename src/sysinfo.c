@@ -10,4 +10,5 @@ int bm_sysinfo_get(bm_sysinfo_t *info) {
 
 size_t bm_granularity(void) { return bm__os_config()->granularity; }
 size_t bm_page_size(void) { return bm__os_config()->page_size; }
+int bm_section_names_persist(void) { return bm__os_config()->names_persist; }
 uint64_t bm_address_space_limit(void) { return bm__os_as_limit(); }

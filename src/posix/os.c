@@ -43,6 +43,7 @@ static void posix_config_init(void) {
   posix_config.page_size = ps > 0 ? (size_t)ps : 4096;
   /* mmap offsets need only be page aligned on POSIX. */
   posix_config.granularity = posix_config.page_size;
+  posix_config.names_persist = 1; /* shm_unlink / unlink removes a name */
   posix_config.map_offset_limit = UINT64_MAX;
 #if defined(__linux__) && ULONG_MAX == 0xffffffffUL
   /* A 32-bit process maps through mmap2, whose offset is an unsigned long counted in

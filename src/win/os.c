@@ -22,6 +22,7 @@ static BOOL CALLBACK win_config_init(PINIT_ONCE once, PVOID param, PVOID *ctx) {
   /* View offsets must be multiples of the allocation granularity (64 KiB), not of the
    * page size: MapViewOfFile fails with ERROR_MAPPED_ALIGNMENT otherwise. */
   win_config.granularity = si.dwAllocationGranularity ? si.dwAllocationGranularity : 65536;
+  win_config.names_persist = 0; /* a section dies with its last handle */
   /* Windows has no call that faults a file range in and reports failure: populate is a
    * guarded touch (bm__os_populate answers BM_ENOTSUP). */
   win_config.has_populate = 0;

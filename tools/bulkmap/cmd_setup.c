@@ -75,7 +75,7 @@ int cmd_setup(int argc, char **argv) {
     snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%lukB/nr_hugepages",
              (unsigned long)(hp >> 10));
     if (setup_pool(&si, &before, &free_pages) != 0) {
-      cli_error("setup", "cannot read the pool of %zu-byte pages (%s)", hp, path);
+      cli_error("setup", "cannot read the pool of %llu-byte pages (%s)", (unsigned long long)hp, path);
       return EXIT_FAILED;
     }
     after = before;

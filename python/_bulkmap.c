@@ -744,15 +744,18 @@ static PyObject *py_parse_size(PyObject *self, PyObject *arg) {
  *
  * Lifetime: a call that works on the dataset without the GIL (verify, info) counts itself
  * in `busy` and holds a reference to the object, so the handle and the mapping it uses
- * stay until it returns; close() (and leaving a `with` block) meanwhile raises BufferError,
- * as for a live export, and frees nothing. `lock` keeps the library's calls on the one
- * handle apart (a reader's bm_dataset_info rereads the trailer into the handle). */
+ * stay until it returns. close() (and leaving a `with` block) from another thread
+ * meanwhile waits for it: new calls and exports are refused at once ("closed"), the calls
+ * in progress finish on the live mapping, then the handle is freed. `lock` keeps the
+ * library's calls on the one handle apart (a reader's bm_dataset_info rereads the trailer
+ * into the handle) and is what close waits on. */
 typedef struct {
   PyObject_HEAD
   bm_dataset_t *ds;
   bm_view_t view;
   Py_ssize_t exports;
   Py_ssize_t busy;
+  int closing;
   PyThread_type_lock lock;
   PyObject *name;
 } dataset_obj;
@@ -760,7 +763,7 @@ typedef struct {
 static PyTypeObject dataset_type;
 
 static int dataset_live(dataset_obj *self) {
-  if (self->ds == NULL) {
+  if (self->ds == NULL || self->closing) {
     PyErr_SetString(PyExc_ValueError, "the dataset is closed");
     return 0;
   }
@@ -800,7 +803,7 @@ static void dataset_dealloc(dataset_obj *self) {
 }
 
 static int dataset_getbuffer(dataset_obj *self, Py_buffer *view, int flags) {
-  if (self->ds == NULL) {
+  if (self->ds == NULL || self->closing) {
     PyErr_SetString(PyExc_BufferError, "the dataset is closed");
     view->obj = NULL;
     return -1;
@@ -825,12 +828,19 @@ static PyObject *dataset_close(dataset_obj *self, PyObject *unused) {
                                        "(a memoryview or numpy array still uses it)");
     return NULL;
   }
-  if (self->busy > 0) {
-    PyErr_SetString(PyExc_BufferError, "cannot close the dataset: another thread is still "
-                                       "using it (a verify() or info is running)");
-    return NULL;
+  if (self->ds == NULL) Py_RETURN_NONE;
+  /* Calls in progress in other threads end first; none can start now. */
+  self->closing = 1;
+  while (self->busy > 0) {
+    Py_BEGIN_ALLOW_THREADS
+    struct timespec pause = {0, 100000};
+    PyThread_acquire_lock(self->lock, WAIT_LOCK);
+    PyThread_release_lock(self->lock);
+    nanosleep(&pause, NULL); /* let the call take the GIL back and leave */
+    Py_END_ALLOW_THREADS
   }
-  if (self->ds != NULL) dataset_release(self);
+  self->closing = 0;
+  if (self->ds != NULL) dataset_release(self); /* another close may have come first */
   Py_RETURN_NONE;
 }
 
@@ -903,8 +913,8 @@ static PyObject *dataset_repr(dataset_obj *self) {
 
 static PyMethodDef dataset_methods[] = {
   {"close", (PyCFunction)dataset_close, METH_NOARGS,
-   "Unmaps the payload. BufferError while a memoryview or array still uses it, or while "
-   "another thread's verify() runs on it."},
+   "Unmaps the payload. BufferError while a memoryview or array still uses it; waits for "
+   "another thread's verify() on it to end."},
   {"verify", (PyCFunction)dataset_verify, METH_NOARGS,
    "Hashes the payload again and compares it with the trailer (bulkmap.Error ECHECKSUM)."},
   {"__enter__", (PyCFunction)dataset_enter, METH_NOARGS, NULL},
@@ -961,6 +971,7 @@ static PyObject *py_open(PyObject *self, PyObject *args, PyObject *kw) {
   if (obj != NULL) {
     obj->ds = NULL;
     obj->exports = obj->busy = 0;
+    obj->closing = 0;
     memset(&obj->view, 0, sizeof(obj->view));
     obj->lock = PyThread_allocate_lock();
     obj->name = PyUnicode_FromString(name);

@@ -324,3 +324,82 @@ def test_removed_while_open_stays_readable(pattern_file, names):
     with pytest.raises(bulkmap.Error) as e:
         bulkmap.open(name)
     assert e.value.code == "ENOENT"
+
+
+
+def test_close_while_another_thread_verifies(pattern_file, names):
+    """verify() and info run without the GIL on the dataset: close() (or leaving a `with`
+    block) from another thread meanwhile waits for them and frees nothing under them; new
+    calls are refused at once (ValueError: closed). Many rounds with the close landing
+    before, during and after a verify (run once by hand under valgrind with
+    PYTHONMALLOC=malloc: no invalid read)."""
+    import random
+    import threading
+    rnd = random.Random(5)
+    size = int(os.environ.get("BULKMAP_TEST_RACE_BYTES", 16 << 20))
+    rounds = int(os.environ.get("BULKMAP_TEST_RACE_ROUNDS", 150))
+    p, _ = pattern_file(size)
+    name = names("race")
+    bulkmap.load(p, name, large_pages="off")
+    waited = 0
+    for i in range(rounds):
+        ds = bulkmap.open(name, verify=False)
+        errors, state = [], {"running": False, "done": 0}
+        started = threading.Event()
+
+        def work():
+            started.set()
+            try:
+                while True:
+                    state["running"] = True
+                    ds.verify()
+                    if i % 3 == 0:
+                        assert ds.info["state"] == "ready"
+                    state["running"] = False
+                    state["done"] += 1
+            except ValueError as e:  # closed: the only way out
+                assert "closed" in str(e)
+            except BaseException as e:  # noqa: B902 (anything else fails the test)
+                errors.append(e)
+            state["running"] = False
+
+        t = threading.Thread(target=work)
+        t.start()
+        started.wait()
+        time.sleep(rnd.random() * 0.004)
+        running, done = state["running"], state["done"]
+        if i % 2:
+            ds.close()
+        else:
+            ds.__exit__(None, None, None)  # what leaving a with block calls
+        assert ds.closed
+        if running:
+            # The verify that was on its way when close came ended before close returned.
+            waited += 1
+        t.join()
+        assert not errors, errors
+        with pytest.raises(ValueError):
+            ds.verify()
+        with pytest.raises(BufferError):
+            memoryview(ds)
+    # The race was really run: some closes met a verify on its way.
+    assert waited > 0
+
+
+def test_a_with_block_left_while_verify_runs(pattern_file, names):
+    import threading
+    p, data = pattern_file(64 << 20)
+    name = names("racewith")
+    bulkmap.load(p, name, large_pages="off")
+    result = []
+    with bulkmap.open(name, verify=False) as ds:
+        t = threading.Thread(target=lambda: result.append(ds.verify()))
+        t.start()
+        time.sleep(0.002)
+        a = np.frombuffer(ds, np.uint8)
+        assert a[:10].tobytes() == data[:10]
+        del a
+    # Leaving the block waited for the verify, which finished on the live mapping.
+    assert ds.closed
+    t.join()
+    assert result == [None]

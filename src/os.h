@@ -17,6 +17,8 @@ typedef struct bm__os_config_s {
   int has_populate; /* the view prefetch fails cleanly instead of faulting */
   uint64_t map_offset_limit; /* a mapping must start below this offset (UINT64_MAX: none) */
   int names_persist; /* a named section outlives its last handle (until removed) */
+  const char *const *name_prefixes; /* namespace prefixes passed through to the kernel
+                                       object's name (Windows: Local\, Global\), NULL-ended */
 } bm__os_config_t;
 
 const bm__os_config_t *bm__os_config(void);

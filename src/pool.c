@@ -204,7 +204,9 @@ int bm__pool_run(bm__pool_t *p) {
   bm__os_unlock(r.lock);
   for (i = 0; i < started; i++) bm__os_thread_join(tid[i]);
   for (i = 0; i < p->inflight; i++) run_unmap(&r, &r.slots[i]);
-  if (r.status == 0 && p->progress != NULL) p->progress(p->done, total, p->progress_arg);
+  /* The last report: a cancel there still wins (the caller asked to stop). */
+  if (r.status == 0 && p->progress != NULL && !stop && p->progress(p->done, total, p->progress_arg))
+    r.status = BM_ECANCELED;
   bm__os_lock_free(r.lock);
   free(r.slots);
   free(r.state);

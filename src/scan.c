@@ -936,7 +936,7 @@ out:
 
 /* ---------------------------------------------------------------------------------------
  * bm_scan: the stages on the core's window scheduler. */
-static int scan_parallel(void *ctx, bm__pool_win_t *w) {
+static bm_scan_chunk_t scan_chunk(const bm__pool_win_t *w) {
   bm_scan_chunk_t c;
   c.data = w->view.data;
   c.length = w->length;
@@ -944,17 +944,16 @@ static int scan_parallel(void *ctx, bm__pool_win_t *w) {
   c.avail = w->avail;
   c.offset = w->offset;
   c.final = w->final;
+  return c;
+}
+
+static int scan_parallel(void *ctx, bm__pool_win_t *w) {
+  bm_scan_chunk_t c = scan_chunk(w);
   return bm_scan_work_run(ctx, w->user, &c);
 }
 
 static int scan_ordered(void *ctx, bm__pool_win_t *w) {
-  bm_scan_chunk_t c;
-  c.data = w->view.data;
-  c.length = w->length;
-  c.overlap = w->overlap;
-  c.avail = w->avail;
-  c.offset = w->offset;
-  c.final = w->final;
+  bm_scan_chunk_t c = scan_chunk(w);
   return bm_scan_merge(ctx, w->user, &c);
 }
 

@@ -4,20 +4,15 @@
 #include <string.h>
 #include "os.h"
 
-/* Windows passes a "Local\" or "Global\" namespace prefix through to the kernel object;
- * on POSIX a backslash is no name character, so such a name is refused there. */
-#ifdef _WIN32
-static const char *const bm__name_prefixes[] = {"Local\\", "Global\\", NULL};
-#else
-static const char *const bm__name_prefixes[] = {NULL};
-#endif
-
+/* A namespace prefix the backend passes through (Windows: "Local\" or "Global\") is
+ * skipped; elsewhere a backslash is no name character, so such a name is refused. */
 int bm_name_check(const char *name) {
+  const char *const *prefixes = bm__os_config()->name_prefixes;
   size_t n, i;
   if (name == NULL) return BM_ENAME;
-  for (i = 0; bm__name_prefixes[i] != NULL; i++) {
-    size_t p = strlen(bm__name_prefixes[i]);
-    if (strncmp(name, bm__name_prefixes[i], p) == 0) {
+  for (i = 0; prefixes[i] != NULL; i++) {
+    size_t p = strlen(prefixes[i]);
+    if (strncmp(name, prefixes[i], p) == 0) {
       name += p;
       break;
     }

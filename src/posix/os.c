@@ -34,6 +34,7 @@
 
 static bm__os_config_t posix_config;
 static pthread_once_t posix_once = PTHREAD_ONCE_INIT;
+static const char *const posix_no_prefixes[] = {NULL};
 
 /* Direct calls, not bm__sys_*: see posix.h. */
 static void posix_config_init(void) {
@@ -44,6 +45,7 @@ static void posix_config_init(void) {
   /* mmap offsets need only be page aligned on POSIX. */
   posix_config.granularity = posix_config.page_size;
   posix_config.names_persist = 1; /* shm_unlink / unlink removes a name */
+  posix_config.name_prefixes = posix_no_prefixes; /* a backslash is no name character */
   posix_config.map_offset_limit = UINT64_MAX;
 #if defined(__linux__) && ULONG_MAX == 0xffffffffUL
   /* A 32-bit process maps through mmap2, whose offset is an unsigned long counted in

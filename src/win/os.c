@@ -6,6 +6,7 @@
 #include "win.h"
 
 static bm__os_config_t win_config;
+static const char *const win_name_prefixes[] = {"Local\\", "Global\\", NULL};
 static INIT_ONCE win_config_once = INIT_ONCE_STATIC_INIT;
 
 /* Windows 8+: PrefetchVirtualMemory; looked up so that the library loads on Windows 7
@@ -23,6 +24,8 @@ static BOOL CALLBACK win_config_init(PINIT_ONCE once, PVOID param, PVOID *ctx) {
    * page size: MapViewOfFile fails with ERROR_MAPPED_ALIGNMENT otherwise. */
   win_config.granularity = si.dwAllocationGranularity ? si.dwAllocationGranularity : 65536;
   win_config.names_persist = 0; /* a section dies with its last handle */
+  /* "Local\" and "Global\" pick the kernel namespace of the object (CreateFileMappingW). */
+  win_config.name_prefixes = win_name_prefixes;
   /* Windows has no call that faults a file range in and reports failure: populate is a
    * guarded touch (bm__os_populate answers BM_ENOTSUP). */
   win_config.has_populate = 0;

@@ -382,6 +382,12 @@ static void random_opts(scase_t *c, uint64_t size, uint64_t g, const unsigned ch
   o->literals = c->ls.lit;
   o->n_literals = c->ls.n;
   o->flags = c->ls.n == 0 ? 0 : (unsigned[]){BM_SCAN_HASH | BM_SCAN_LINES, 0, BM_SCAN_LINES, BM_SCAN_HASH}[below(4)];
+  if (c->ls.n > 0 && below(4) == 0) {
+    /* a part, its matches running past the range, up to match_end */
+    uint64_t end = o->offset + (o->length == BM_TO_END ? size - o->offset : o->length);
+    o->flags |= BM_SCAN_PART;
+    o->match_end = below(3) == 0 ? 0 : below(2) ? BM_TO_END : end + below(size - end + 1);
+  }
   if (below(3) == 0) {
     /* A bound that shrinks the window to s (the scan keeps threads + 2 windows mapped,
      * each of the overlap, s and a granule of alignment slack), when s > the overlap. */
@@ -412,7 +418,18 @@ static void run_cases(const char *path, uint64_t size, scase_t *c, size_t n, uns
                     (unsigned long long)c[i].r.peak_mapped, describe(&c[i].o));
       if (shrunk != NULL && c[i].r.window < c[i].o.window) (*shrunk)++;
     }
-    ck_assert_ptr_null(c[i].r.part);
+    if (c[i].o.flags & BM_SCAN_PART) {
+      uint64_t counts[BM_SCAN_MAX_LITERALS];
+      unsigned nl, k;
+      ck_assert_ptr_nonnull(c[i].r.part);
+      ck_assert_bm_ok(bm_scan_part_counts(c[i].r.part, counts, &nl));
+      ck_assert_uint_eq(nl, c[i].o.n_literals);
+      for (k = 0; k < nl; k++) ck_assert_uint_eq(counts[k], c[i].r.counts[k]);
+      bm_scan_part_free(c[i].r.part);
+      c[i].r.part = NULL;
+    } else {
+      ck_assert_ptr_null(c[i].r.part);
+    }
     query_of(&q[i], &c[i].o, size);
   }
   bm_source_close(src);
@@ -444,11 +461,13 @@ START_TEST(scan_random_files) {
     run_cases(path, size, c, 10, &shrunk);
     /* The oracle itself, against the test's own greedy count. */
     for (i = 0; i < 10 && size <= 256 * 1024; i++) {
-      uint64_t off = c[i].r.offset, len = c[i].r.length;
+      uint64_t off = c[i].r.offset, len = c[i].r.length, avail = len;
       unsigned k;
+      if (c[i].o.flags & BM_SCAN_PART)
+        avail = (c[i].o.match_end == 0 ? off + len : c[i].o.match_end == BM_TO_END ? size : c[i].o.match_end) - off;
       for (k = 0; k < c[i].o.n_literals; k++)
         ck_assert_uint_eq(c[i].r.counts[k],
-                          naive_count(d + off, len, len, c[i].o.literals[k].bytes,
+                          naive_count(d + off, len, avail, c[i].o.literals[k].bytes,
                                       c[i].o.literals[k].length));
     }
     free(d);
@@ -628,10 +647,16 @@ static int drive_stages(const unsigned char *d, size_t n, const bm_scan_opts_t *
   win_t *v;
   size_t *order, nw = 0, i, ovl, cap;
   uint64_t off = o->offset, end = o->offset + o->length, b, mend = end;
-  int err;
+  int err, stream = 0;
   if (o->flags & BM_SCAN_PART)
     mend = o->match_end == 0 ? end : o->match_end == BM_TO_END ? n : o->match_end;
-  ck_assert_bm_ok(bm_scan_begin(&s, o));
+  {
+    /* a third of the plain scans as a stream: begun without a length, ended by the final
+     * window */
+    bm_scan_opts_t bo = *o;
+    if (!(o->flags & BM_SCAN_PART) && below(3) == 0) bo.length = BM_TO_END, stream = 1;
+    ck_assert_bm_ok(bm_scan_begin(&s, &bo));
+  }
   ovl = bm_scan_overlap(s);
   cap = (size_t)o->length + 2;
   v = calloc(cap, sizeof(*v));
@@ -664,14 +689,14 @@ static int drive_stages(const unsigned char *d, size_t n, const bm_scan_opts_t *
     /* counted out of order is fine; merged out of order is refused */
     ck_assert_bm_ok(bm_scan_work_run(s, v[1].w, &v[1].c));
     ck_assert_bm_err(bm_scan_merge(s, v[1].w, &v[1].c), BM_EINVAL);
-    ck_assert_bm_err(bm_scan_finish(s, out), BM_EINVAL);
+    if (!stream) ck_assert_bm_err(bm_scan_finish(s, out), BM_EINVAL);
   }
   for (i = 0; i < nw; i++)
     ck_assert_msg(bm_scan_work_run(s, v[order[i]].w, &v[order[i]].c) == 0, "work_run %zu", order[i]);
   for (i = 0; i < nw; i++) {
     ck_assert_msg((err = bm_scan_merge(s, v[i].w, &v[i].c)) == 0, "merge %zu of %zu: %s; %s", i,
                   nw, bm_err_name(err), describe(o));
-    if (i + 1 < nw && i == nw / 2) ck_assert_bm_err(bm_scan_finish(s, out), BM_EINVAL);
+    if (i + 1 < nw && i == nw / 2 && !stream) ck_assert_bm_err(bm_scan_finish(s, out), BM_EINVAL);
   }
   err = bm_scan_finish(s, out);
   for (i = 0; i < nw; i++) bm_scan_work_free(v[i].w);
@@ -770,6 +795,12 @@ START_TEST(stages_errors) {
   ck_assert_uint_eq(r.counts[0], 2);
   ck_assert_uint_eq(r.lines, 3);
   bm_scan_work_free(w);
+  bm_scan_free(s);
+  /* a stream finished with none merged is empty */
+  ck_assert_bm_ok(bm_scan_begin(&s, &o));
+  ck_assert_bm_ok(bm_scan_finish(s, &r));
+  ck_assert_uint_eq(r.length, 0);
+  ck_assert_uint_eq(r.lines, 0);
   bm_scan_free(s);
   bm_scan_free(NULL);
   bm_scan_work_free(NULL);

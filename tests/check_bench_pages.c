@@ -8,10 +8,10 @@
 #include <string.h>
 #include "testutil.h"
 #include "hugetest.h"
-/* The bench's own OS layer (private anonymous regions of each kind, smaps, the dTLB
- * counter) is the tool's, not the library's: compiled in here whole, so that what it maps
- * is checked against the test's own smaps reading. */
-#include "../tools/bulkmap/bench_os.c"
+/* The bench module's OS layer (tools/bench, linked as bulkmap_bench: private anonymous
+ * regions of each kind, smaps, the dTLB counter), so that what it maps is checked against
+ * the test's own smaps reading. */
+#include "bench_os.h"
 
 #define MiB (1ull << 20)
 

@@ -74,7 +74,7 @@ def one(what, path, delay):
         subprocess.run([sys.executable, "-c", "import bulkmap,sys; bulkmap.rm(sys.argv[1], force=True)",
                         name])
     if not out or out[0] != "interrupted":
-        return None, left
+        return None, False  # finished before the signal: its section was published
     return float(out[1]) - t_kill, left
 
 
@@ -107,8 +107,9 @@ def main():
     for what, total in (("scan", scan_s), ("load", load_s)):
         lat, missed, leftover = [], 0, 0
         for i in range(a.runs):
-            # Interleaved over the first 30-70% of the work.
-            delay = total * (0.3 + 0.4 * i / max(a.runs - 1, 1))
+            # Spread over 15-45% of the uninterrupted time (a load's time varies 2x here:
+            # the kernel may have to take memory back from the host for the section).
+            delay = total * (0.15 + 0.3 * i / max(a.runs - 1, 1))
             warm(path)
             ms, left = one(what, path, delay)
             leftover += left
@@ -116,6 +117,7 @@ def main():
                 missed += 1
             else:
                 lat.append(ms * 1000)
+        # left_sections: interrupted runs that left their section behind (must be 0).
         res[what] = {"runs": len(lat), "missed": missed, "left_sections": leftover,
                      "median_ms": statistics.median(lat) if lat else None,
                      "max_ms": max(lat) if lat else None,

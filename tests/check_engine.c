@@ -568,6 +568,10 @@ START_TEST(scan_sparse_large) {
       c[i].o.window = (1 + below(4)) * MiB;
       break;
     }
+    if (c[i].o.flags & BM_SCAN_PART) { /* match_end again, for the range set here */
+      uint64_t end = c[i].o.length == BM_TO_END ? size : c[i].o.offset + c[i].o.length;
+      c[i].o.match_end = below(3) == 0 ? 0 : below(2) ? BM_TO_END : end + below(size - end + 1 < MiB ? size - end + 1 : MiB);
+    }
   }
   run_cases(path, size, c, 8, NULL);
   free(seg);

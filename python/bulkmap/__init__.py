@@ -6,11 +6,12 @@ read-only with zero copies (DESIGN section 5).
     bulkmap.open(name) -> Dataset   (verified, read-only, buffer protocol, context manager)
     bulkmap.stat(name) -> dict      bulkmap.ls() -> {"sections": [...]}   bulkmap.rm(name)
 
-Dicts carry the keys of the tool's --json output. Failures raise bulkmap.Error with .code
-("ENOENT", "EINCOMPLETE", ...) and .os_error. bulkmap.dask.scan spreads a scan over a Dask
-cluster (import bulkmap.dask).
+Dicts carry the keys of the tool's --json output; scan and load are the library's bm_scan
+and bm_dataset_load, with its limits (threads 1..SCAN_MAX_THREADS). Failures raise
+bulkmap.Error with .code ("ENOENT", "EINCOMPLETE", ...) and .os_error. bulkmap.dask.scan
+spreads a scan over a Dask cluster (import bulkmap.dask).
 """
-from ._bulkmap import Dataset, Error, library_version, parse_size
+from ._bulkmap import SCAN_MAX_THREADS, Dataset, Error, library_version, parse_size
 from ._bulkmap import load, ls, rm, scan, stat
 from ._bulkmap import open  # noqa: A004 (bulkmap.open, as DESIGN names it)
 
@@ -20,4 +21,4 @@ Error.os_error = 0
 Error.context = None
 
 __version__ = library_version
-__all__ = ["Dataset", "Error", "load", "ls", "open", "parse_size", "rm", "scan", "stat"]
+__all__ = ["SCAN_MAX_THREADS", "Dataset", "Error", "load", "ls", "open", "parse_size", "rm", "scan", "stat"]

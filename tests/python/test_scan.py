@@ -164,3 +164,23 @@ def test_periodic_data_and_a_long_self_overlapping_literal(tmp_path):
     for lit in (b"a" * 64, b"aa", b"a" * 63 + b"b"):
         r = bulkmap.scan(p, count=lit, window="1M")
         assert r["count"] == data.count(lit), lit
+
+
+def test_limits_are_the_librarys_and_name_the_argument(pattern_file):
+    """bm_scan_check decides; the ValueError says which argument. The dict's window is the
+    one the library used (rounded up to the granularity)."""
+    p, data = pattern_file(100000)
+    for kw, word in ((dict(threads=bulkmap.SCAN_MAX_THREADS + 1), "threads"),
+                     (dict(threads=0), "threads"),
+                     (dict(window="5G"), "window"),
+                     (dict(window=0), "window"),
+                     (dict(count="x" * ((1 << 20) + 1), window="1G"), "count"),
+                     (dict(count="abcd", window=4), "count")):
+        with pytest.raises(ValueError, match=word):
+            bulkmap.scan(p, **kw)
+    r = bulkmap.scan(p, window=5000, threads=bulkmap.SCAN_MAX_THREADS, count="line")
+    page = os.sysconf("SC_PAGESIZE")
+    assert r["window"] >= 5000 and r["window"] % page == 0
+    assert r["count"] == data.count(b"line")
+    with pytest.raises(ValueError, match="threads"):
+        bulkmap.load(p, "pytest-never-made", threads=bulkmap.SCAN_MAX_THREADS + 1)

@@ -1,8 +1,9 @@
-/* libFuzzer: the tool's literal search (SIMD packed pair, memchr, memmem) against a naive
- * byte-by-byte search, on any haystack and literal. */
+/* libFuzzer: the scan engine's literal search (src/kernels.c: SIMD packed pair, memchr,
+ * memmem) against a naive byte-by-byte search, on any haystack and literal. */
+#define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
-#include "cli.h"
+#include "internal.h"
 
 static const unsigned char *naive(const unsigned char *p, size_t n, const unsigned char *l,
                                   size_t len) {
@@ -22,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     size_t hn = n - 1 - len, off = 0;
     /* Every match, left to right, as scan --count walks them. */
     while (off <= hn) {
-      const unsigned char *a = find_literal(hay + off, hn - off, lit, len);
+      const unsigned char *a = bm__find_literal(hay + off, hn - off, lit, len);
       const unsigned char *b = naive(hay + off, hn - off, lit, len);
       if (a != b) abort();
       if (a == NULL) break;

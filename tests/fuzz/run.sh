@@ -10,21 +10,15 @@ out=${2:-$top/build/fuzz}
 mkdir -p "$out"
 flags=(-g -O1 -std=c11 -w -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
        -I"$top/include" -I"$top/src")
-lib=("$top"/src/error.c "$top"/src/parse.c "$top"/src/plan.c "$top"/src/section.c "$top"/src/trailer.c
-     "$top"/src/dataset.c "$top"/src/hash.c "$top"/src/scan.c "$top"/src/pool.c "$top"/src/kernels.c
-     "$top"/src/load.c
-     "$top"/src/source.c "$top"/src/sysinfo.c "$top"/src/window.c "$top"/src/posix/*.c)
+lib=("$top"/src/*.c "$top"/src/posix/*.c)
+# the JSON library the safetensors header parser uses, where the library uses one
+extra_libs=$(pkg-config --libs libcjson 2>/dev/null || true)
 total=0
 for name in plan parse trailer literal fold; do
-  if [ "$name" = literal ] && grep -q '"cli.h"' "$here/fuzz_literal.c"; then
-    # The literal search moved from the tool (count.c, cli.h's find_literal) into src/
-    # (bm__find_literal in internal.h); until fuzz_literal.c says so, it is pointed there.
-    clang "${flags[@]}" -D_GNU_SOURCE -include "$top/src/internal.h" -Dfind_literal=bm__find_literal \
-      -I"$top/tools/bulkmap" "$here/fuzz_$name.c" "$top/src/kernels.c" -o "$out/fuzz_$name"
-  elif [ "$name" = literal ]; then
+  if [ "$name" = literal ]; then
     clang "${flags[@]}" "$here/fuzz_$name.c" "$top/src/kernels.c" -o "$out/fuzz_$name"
   else
-    clang "${flags[@]}" "$here/fuzz_$name.c" "${lib[@]}" -o "$out/fuzz_$name" -lpthread -lrt
+    clang "${flags[@]}" "$here/fuzz_$name.c" "${lib[@]}" -o "$out/fuzz_$name" -lpthread -lrt $extra_libs
   fi
   corpus="$out/corpus-$name"
   rm -rf "$corpus"; mkdir -p "$corpus"

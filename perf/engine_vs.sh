@@ -26,7 +26,7 @@ with open(sys.argv[1], 'wb') as f:
 cases=(
   "hash|rand|$NEW scan $dir/rand --hash --no-progress|$OLD scan $dir/rand --hash --no-progress"
   "lines|b64|$NEW scan $dir/b64 --lines --no-progress|$OLD scan $dir/b64 --lines --no-progress"
-  "example_vs_tool|b64|$WC $dir/b64 abc|$NEW scan $dir/b64 --count abc --no-progress"
+  "example_vs_tool|b64|$WC $dir/b64 abc|$NEW scan $dir/b64 --lines --count abc --no-progress"
   "periodic_vs_rg|aaaa|$NEW scan $dir/aaaa --count aa --no-progress|rg --count-matches aa $dir/aaaa"
   "periodic_2t_vs_1t|aaaa|$NEW scan $dir/aaaa --count aa --threads 2 --no-progress|$NEW scan $dir/aaaa --count aa --threads 1 --no-progress"
   "periodic_vs_old|aaaa|$NEW scan $dir/aaaa --count aa --no-progress|$OLD scan $dir/aaaa --count aa --no-progress"

@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef __linux__
@@ -141,53 +142,45 @@ static void mounts_open(posix_mounts_t *ms) {
   }
 }
 
-/* 1 when an entry NAME (of any type) exists in dirfd, 0 when not, < 0 on error. */
-static int entry_exists(int dirfd, const char *name) {
-  struct stat st;
-  if (bm__sys_fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) return 1;
-  if (errno == ENOENT) return 0;
-  return bm__posix_error(errno);
-}
-
-static int shm_exists(const char *name) {
-  char path[BM_PATH_MAX];
-  struct stat st;
-  snprintf(path, sizeof(path), SHM_DIR "/%s", name);
-  if (bm__sys_lstat(path, &st) == 0) return 1;
-  if (errno == ENOENT || errno == ENOTDIR) return 0;
-  return bm__posix_error(errno);
-}
-
-/* uid of entry NAME in dirfd (AT_FDCWD with a full path in name); -1 when it is gone. */
-static long long entry_uid(int dirfd, const char *name) {
-  struct stat st;
-  if (bm__sys_fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return -1;
-  return (long long)st.st_uid;
-}
-
 /* Where NAME lives: -1 in /dev/shm, k on mount k. When several places have it and exactly
  * one of them is the caller's own, that one: another user's object never locks you out of
- * your own. BM_ENOENT, BM_EAMBIGUOUS, or an error. */
+ * your own. A replace across places (bm__os_section_commit) marks the old generation
+ * superseded (its sticky bit: meaningless on a regular file, and only its owner or root can
+ * set it) before it makes the new one NAME in the other place, then removes the old: an
+ * object marked so is passed over when another of the same owner is not marked.
+ * BM_ENOENT, BM_EAMBIGUOUS, or an error. */
+static int place_stat(const posix_mounts_t *ms, int where, const char *name, struct stat *st);
+
 static int locate(const posix_mounts_t *ms, const char *name, int *where) {
-  int i, r, n = 0, mine = 0, mine_at = -2;
+  struct {
+    int at, marked, gone;
+    uid_t uid;
+  } c[BM_MAX_MOUNTS + 1];
+  int i, k, n = 0, left = 0, mine = 0, mine_at = -2;
   uid_t me = geteuid();
-  char path[BM_PATH_MAX];
-  if ((r = shm_exists(name)) < 0) return r;
-  if (r) {
-    *where = -1, n++;
-    snprintf(path, sizeof(path), SHM_DIR "/%s", name);
-    if (entry_uid(AT_FDCWD, path) == (long long)me) mine++, mine_at = -1;
-  }
-  for (i = 0; i < ms->n; i++) {
-    if ((r = entry_exists(ms->m[i].dirfd, name)) < 0) return r;
-    if (r) {
-      *where = i, n++;
-      if (entry_uid(ms->m[i].dirfd, name) == (long long)me) mine++, mine_at = i;
+  for (i = -1; i < ms->n; i++) {
+    struct stat st;
+    if (place_stat(ms, i, name, &st) != 0) {
+      if (errno == ENOENT || errno == ENOTDIR) continue;
+      return bm__posix_error(errno);
     }
+    c[n].at = i;
+    c[n].uid = st.st_uid;
+    c[n].marked = S_ISREG(st.st_mode) && (st.st_mode & S_ISVTX) != 0;
+    c[n].gone = 0;
+    n++;
   }
-  if (n == 0 && ms->err != 0) return bm__posix_error(ms->err);
-  if (n == 0) return bm__set_os_error(ENOENT), BM_ENOENT;
-  if (n > 1) {
+  for (i = 0; i < n; i++)
+    for (k = 0; k < n && c[i].marked; k++)
+      if (k != i && !c[k].marked && c[k].uid == c[i].uid) c[i].gone = 1;
+  for (i = 0; i < n; i++) {
+    if (c[i].gone) continue;
+    *where = c[i].at, left++;
+    if (c[i].uid == me) mine++, mine_at = c[i].at;
+  }
+  if (left == 0 && ms->err != 0) return bm__posix_error(ms->err);
+  if (left == 0) return bm__set_os_error(ENOENT), BM_ENOENT;
+  if (left > 1) {
     if (mine != 1) return bm__set_os_error(0), BM_EAMBIGUOUS;
     *where = mine_at;
   }
@@ -1125,11 +1118,16 @@ static int open_place(const posix_mounts_t *ms, int where, const char *name, uns
 
 int bm__os_section_open(bm_source_t *src, const char *name, unsigned access) {
   posix_mounts_t ms;
-  int where = -1, r;
+  int where = -1, r, tries;
 
   mounts_open(&ms);
-  if ((r = locate(&ms, name, &where)) != 0 || (r = open_place(&ms, where, name, access, src)) != 0)
-    goto out;
+  /* A replace removes the old generation after the new one has the name (in its place): an
+   * object gone between the look and the open is looked for again. */
+  for (tries = 0;; tries++) {
+    if ((r = locate(&ms, name, &where)) != 0) goto out;
+    if ((r = open_place(&ms, where, name, access, src)) == 0) break;
+    if (r != BM_ENOENT || tries == 8) goto out;
+  }
   /* The opener asked for nothing: requested reads OFF; the rest is what the kernel says. */
   src->large.requested = BM_LARGE_OFF;
   r = bm__os_section_large(src, &src->large);
@@ -1207,6 +1205,8 @@ int bm__os_section_remove_own(bm_source_t *src, const char *name) {
   posix_mounts_t ms;
   int q, r = BM_ENOENT;
   if (src == NULL || src->ino == 0) return BM_EINVAL;
+  /* A replace's generation not yet made NAME is removed under its hidden name. */
+  if (src->gen_name[0] != '\0') name = src->gen_name;
   mounts_open(&ms);
   for (q = -1; q < ms.n && r != 0; q++) {
     struct stat st;
@@ -1225,6 +1225,10 @@ int bm__os_writer_alive(bm_source_t *src) {
 }
 
 void bm__os_writer_release(bm_source_t *src) {
+  /* Touching the times is an inotify IN_ATTRIB event in the place's directory: what a
+   * waiter (bm_dataset_wait_open) wakes on, since the trailer's state is written through a
+   * mapping, which no event reports. */
+  if (src->writer && src->fd >= 0) futimens(src->fd, NULL);
   if (src->writer && src->fd >= 0) writer_lock(src->fd, F_UNLCK);
   src->writer = 0;
 }
@@ -1235,7 +1239,93 @@ typedef struct {
   int (*fn)(void *arg, const bm__os_entry_t *e);
   void *arg;
   const char *only;
+  int hidden;                /* also a replace's hidden generations (reclaim) */
+  const posix_mounts_t *ms;  /* the place being listed, for reclaim's removals */
+  int where;
+  struct posix_maps_s *maps; /* who maps what, or NULL */
+  int (*judge)(void *arg, const bm__os_entry_t *e);
+  void (*done)(void *arg, const bm__os_entry_t *e, int err);
+  void *judge_arg;
 } list_ctx_t;
+
+/* ---- Who maps what: /proc/PID/maps of every process read once a listing, keeping the
+ * mappings of objects on the places' file systems (device and inode, as maps prints them),
+ * one entry a process and object. A process whose maps cannot be read (another user's,
+ * unless root) is noted: a section others may read could be mapped by it. */
+typedef struct {
+  unsigned maj, min;
+  uint64_t ino;
+} posix_map_t;
+
+typedef struct posix_maps_s {
+  posix_map_t *v;
+  size_t n, cap;
+  int ok;           /* /proc could be read */
+  int hidden_other; /* some other user's process could not be inspected */
+} posix_maps_t;
+
+static int maps_add(posix_maps_t *m, unsigned maj, unsigned min, uint64_t ino, size_t from) {
+  size_t i;
+  for (i = from; i < m->n; i++)
+    if (m->v[i].maj == maj && m->v[i].min == min && m->v[i].ino == ino) return 0;
+  if (m->n == m->cap) {
+    size_t cap = m->cap ? m->cap * 2 : 64;
+    posix_map_t *v = realloc(m->v, cap * sizeof(*v));
+    if (v == NULL) return -1;
+    m->v = v, m->cap = cap;
+  }
+  m->v[m->n].maj = maj, m->v[m->n].min = min, m->v[m->n].ino = ino;
+  m->n++;
+  return 0;
+}
+
+static void maps_scan(const posix_mounts_t *ms, posix_maps_t *m) {
+  DIR *d;
+  struct dirent *de;
+  uid_t me = geteuid();
+  memset(m, 0, sizeof(*m));
+  if ((d = opendir("/proc")) == NULL) return;
+  m->ok = 1;
+  while ((de = readdir(d)) != NULL) {
+    char path[300], line[1024];
+    size_t from = m->n;
+    FILE *f;
+    if (de->d_name[0] < '1' || de->d_name[0] > '9' || strspn(de->d_name, "0123456789") != strlen(de->d_name))
+      continue;
+    snprintf(path, sizeof(path), "/proc/%s/maps", de->d_name);
+    if ((f = fopen(path, "re")) == NULL) {
+      struct stat st;
+      snprintf(path, sizeof(path), "/proc/%s", de->d_name);
+      if (errno != ENOENT && me != 0 && stat(path, &st) == 0 && st.st_uid != me) m->hidden_other = 1;
+      continue;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+      unsigned maj, min;
+      unsigned long long ino;
+      int i, keep;
+      if (sscanf(line, "%*x-%*x %*s %*x %x:%x %llu", &maj, &min, &ino) != 3 || ino == 0) continue;
+      keep = ms->shm_dev != 0 && maj == major((dev_t)ms->shm_dev) && min == minor((dev_t)ms->shm_dev);
+      for (i = 0; i < ms->n && !keep; i++)
+        keep = maj == major((dev_t)ms->m[i].dev) && min == minor((dev_t)ms->m[i].dev);
+      if (keep && maps_add(m, maj, min, (uint64_t)ino, from) != 0) m->ok = 0;
+    }
+    fclose(f);
+  }
+  closedir(d);
+}
+
+static int64_t maps_count(const posix_maps_t *m, const struct stat *st) {
+  size_t i;
+  int64_t k = 0;
+  if (m == NULL || !m->ok) return -1;
+  if ((st->st_mode & 0044) != 0 && m->hidden_other) return -1;
+  for (i = 0; i < m->n; i++)
+    k += m->v[i].maj == major(st->st_dev) && m->v[i].min == minor(st->st_dev) &&
+         m->v[i].ino == (uint64_t)st->st_ino;
+  return k;
+}
+
+#define GEN_PREFIX "bulkmap#gen#"
 
 static const char *entry_type(mode_t m) {
   if (S_ISREG(m)) return "file";
@@ -1251,6 +1341,8 @@ static int list_dir(const posix_mounts_t *ms, int where, int dirfd, const char *
   DIR *d;
   struct dirent *de;
   int dfd, r = 0;
+  c->ms = ms;
+  c->where = where;
   if ((dfd = dup(dirfd)) < 0) return bm__posix_error(errno);
   if ((d = fdopendir(dfd)) == NULL) {
     close(dfd);
@@ -1265,9 +1357,11 @@ static int list_dir(const posix_mounts_t *ms, int where, int dirfd, const char *
     char pwbuf[1024], owner[32];
     if (de->d_name[0] == '.' && (de->d_name[1] == '\0' || de->d_name[1] == '.')) continue;
     if (c->only != NULL && strcmp(de->d_name, c->only) != 0) continue;
-    if (bm_name_check(de->d_name) != 0) continue; /* no name a section can have */
-    if (bm__sys_fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     memset(&e, 0, sizeof(e));
+    e.hidden = c->hidden && strncmp(de->d_name, GEN_PREFIX, strlen(GEN_PREFIX)) == 0;
+    if (!e.hidden && bm_name_check(de->d_name) != 0) continue; /* no name a section can have */
+    if (bm__sys_fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    e.maps = maps_count(c->maps, &st);
     e.name = de->d_name;
     e.place = place;
     e.type = entry_type(st.st_mode);
@@ -1300,21 +1394,66 @@ static int list_dir(const posix_mounts_t *ms, int where, int dirfd, const char *
   return r;
 }
 
+static int list_places(const posix_mounts_t *ms, list_ctx_t *c);
+
 int bm__os_section_list(const char *name, int (*fn)(void *arg, const bm__os_entry_t *e),
                         void *arg) {
   posix_mounts_t ms;
+  posix_maps_t maps;
   list_ctx_t c;
-  int i, r = 0, shm;
+  int r;
+  memset(&c, 0, sizeof(c));
   c.fn = fn;
   c.arg = arg;
   c.only = name;
   mounts_open(&ms);
+  maps_scan(&ms, &maps);
+  c.maps = &maps;
+  r = list_places(&ms, &c);
+  free(maps.v);
+  mounts_close(&ms);
+  return r;
+}
+
+static int list_places(const posix_mounts_t *ms, list_ctx_t *c) {
+  int i, r = 0, shm;
   shm = bm__sys_open(SHM_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (shm >= 0) {
-    r = list_dir(&ms, -1, shm, SHM_DIR, 0, &c);
+    r = list_dir(ms, -1, shm, SHM_DIR, 0, c);
     close(shm);
   }
-  for (i = 0; i < ms.n && r == 0; i++) r = list_dir(&ms, i, ms.m[i].dirfd, ms.m[i].path, ms.m[i].page_size, &c);
+  for (i = 0; i < ms->n && r == 0; i++)
+    r = list_dir(ms, i, ms->m[i].dirfd, ms->m[i].path, ms->m[i].page_size, c);
+  return r;
+}
+
+/* ---- Reclaim: every entry the caller may remove, judged by the portable code, removed by
+ * identity (what was judged). */
+static int reclaim_one(void *arg, const bm__os_entry_t *e) {
+  list_ctx_t *c = arg;
+  uid_t me = geteuid();
+  int err;
+  if (e->src == NULL || (e->uid != (uint32_t)me && me != 0)) return 0;
+  if (c->judge(c->judge_arg, e) != 1) return 0;
+  err = remove_identity(c->ms, c->where, e->name, e->src->dev, e->src->ino);
+  c->done(c->judge_arg, e, err);
+  return 0;
+}
+
+int bm__os_section_reclaim(int (*judge)(void *arg, const bm__os_entry_t *e),
+                           void (*done)(void *arg, const bm__os_entry_t *e, int err), void *arg) {
+  posix_mounts_t ms;
+  list_ctx_t c;
+  int r;
+  memset(&c, 0, sizeof(c));
+  c.fn = reclaim_one;
+  c.arg = &c;
+  c.hidden = 1;
+  c.judge = judge;
+  c.done = done;
+  c.judge_arg = arg;
+  mounts_open(&ms);
+  r = list_places(&ms, &c);
   mounts_close(&ms);
   return r;
 }
@@ -1346,4 +1485,154 @@ int bm__os_section_large(bm_source_t *src, bm_large_t *outcome) {
   if (outcome->requested == BM_LARGE_OFF && outcome->reason != BM_REASON_NONE)
     outcome->reason = outcome->obtained ? BM_REASON_NONE : BM_REASON_NOT_REQUESTED;
   return 0;
+}
+
+/* ---- Replace (DESIGN section 7). The new generation is made as NAME would be, under a
+ * hidden name no dataset can have ('#' is no name character: never listed, opened or
+ * taken by a creator), filled and published there, and then made NAME by commit. */
+
+/* The caller may replace what it found: its own object, or any as root. */
+static int may_replace(const struct stat *st) {
+  uid_t me = geteuid();
+  return me == 0 || st->st_uid == me;
+}
+
+int bm__os_section_create_hidden(bm_source_t *src, const char *name,
+                                 const bm_section_opts_t *opts, bm_large_t *outcome) {
+  static unsigned long serial;
+  posix_mounts_t ms;
+  struct stat st;
+  int where = -1, r;
+
+  /* Refused before anything is made: another user's dataset is not ours to replace. */
+  mounts_open(&ms);
+  r = locate(&ms, name, &where);
+  if (r == 0 && place_stat(&ms, where, name, &st) == 0) {
+    if (!may_replace(&st)) r = (bm__set_os_error(EPERM), BM_EPERM);
+    else if (!S_ISREG(st.st_mode)) r = (bm__set_os_error(EEXIST), BM_EEXIST); /* planted */
+  } else if (r == BM_ENOENT) {
+    r = 0;
+  }
+  mounts_close(&ms);
+  if (r != 0) return r;
+  snprintf(src->gen_name, sizeof(src->gen_name), GEN_PREFIX "%s#%ld#%lu", name, (long)getpid(),
+           __atomic_add_fetch(&serial, 1, __ATOMIC_RELAXED));
+  r = section_create(src, src->gen_name, opts, outcome);
+  if (r != 0) src->gen_name[0] = '\0';
+  return r;
+}
+
+/* Swaps the new generation (gen) with NAME in place p, where the old one (*old) is; the
+ * old one, now under gen, is checked and unlinked. */
+static int commit_swap(const posix_mounts_t *ms, int p, const char *gen, const char *name) {
+  char nbuf[BM_PATH_MAX], gbuf[BM_PATH_MAX];
+  int dfd, gfd;
+  const char *at = place_at(ms, p, name, &dfd, nbuf, sizeof(nbuf));
+  const char *g = place_at(ms, p, gen, &gfd, gbuf, sizeof(gbuf));
+  struct stat st;
+#ifdef SYS_renameat2
+  if (syscall(SYS_renameat2, gfd, g, dfd, at, 2 /* RENAME_EXCHANGE */) == 0) {
+    /* NAME is the new one. What came back is what NAME was at the exchange: one we may
+     * replace (it may have been replaced meanwhile by another of ours), else put back. */
+    if (bm__sys_fstatat(gfd, g, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        (!may_replace(&st) || !S_ISREG(st.st_mode))) {
+      syscall(SYS_renameat2, gfd, g, dfd, at, 2);
+      return bm__set_os_error(EPERM), BM_EPERM;
+    }
+    bm__sys_unlinkat(gfd, g, 0);
+    return 0;
+  }
+  if (errno != EINVAL && errno != ENOSYS) return bm__posix_error(errno);
+#endif
+  /* No RENAME_EXCHANGE (a file system or kernel without it): rename(2) over NAME is just
+   * as atomic for openers; the old one is unlinked by it. */
+  if (renameat(gfd, g, dfd, at) != 0) return bm__posix_error(errno);
+  return 0;
+}
+
+int bm__os_section_commit(bm_source_t *src, const char *name) {
+  posix_mounts_t ms;
+  char nbuf[BM_PATH_MAX], gbuf[BM_PATH_MAX];
+  const char *at, *g;
+  struct stat old;
+  int p = -2, q, i, r, dfd, gfd, ofd = -1;
+
+  if (src->gen_name[0] == '\0') return 0;
+  mounts_open(&ms);
+  for (i = -1; i < ms.n && p == -2; i++)
+    if (is_object(&ms, i, src->gen_name, src)) p = i;
+  if (p == -2) {
+    r = (bm__set_os_error(0), BM_EREPLACED); /* our hidden generation is gone */
+    goto out;
+  }
+  r = locate(&ms, name, &q);
+  if (r == BM_ENOENT) q = -2, r = 0;
+  if (r != 0) goto out;
+  if (q != -2) {
+    if (place_stat(&ms, q, name, &old) != 0) {
+      r = bm__posix_error(errno);
+      goto out;
+    }
+    if (!may_replace(&old)) {
+      r = (bm__set_os_error(EPERM), BM_EPERM);
+      goto out;
+    }
+    if (!S_ISREG(old.st_mode)) {
+      r = (bm__set_os_error(EEXIST), BM_EEXIST);
+      goto out;
+    }
+  }
+  at = place_at(&ms, p, name, &dfd, nbuf, sizeof(nbuf));
+  g = place_at(&ms, p, src->gen_name, &gfd, gbuf, sizeof(gbuf));
+  if (q == p) {
+    r = commit_swap(&ms, p, src->gen_name, name);
+  } else if (q == -2) {
+    /* A new name: made exclusively, and given back when a creator made it elsewhere
+     * meanwhile (as a creator's postcheck would step back). */
+    if (rename_noreplace(gfd, g, at) != 0) {
+      r = errno == EINVAL || errno == ENOSYS ? (renameat(gfd, g, dfd, at) == 0 ? 0 : bm__posix_error(errno))
+                                             : bm__posix_error(errno);
+      if (r != 0) goto out;
+    }
+    for (i = -1; i < ms.n; i++)
+      if (i != p && look(&ms, i, name) != LOOK_NONE) {
+        rename_noreplace(dfd, at, g);
+        r = (bm__set_os_error(EEXIST), BM_EEXIST);
+        goto out;
+      }
+  } else {
+    /* Across places there is no atomic rename: the old one is marked superseded, the new
+     * one made NAME in its place (openers that see both take it: locate), then the old one
+     * removed (openers that lost it look again: bm__os_section_open). */
+    char obuf[BM_PATH_MAX];
+    int odfd;
+    const char *o = place_at(&ms, q, name, &odfd, obuf, sizeof(obuf));
+    struct stat st;
+    ofd = bm__sys_openat(odfd, o, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (ofd < 0 || bm__sys_fstat(ofd, &st) != 0 || st.st_dev != old.st_dev || st.st_ino != old.st_ino) {
+      r = (bm__set_os_error(ofd < 0 ? errno : 0), BM_EBUSY); /* changed under us: try again */
+      goto out;
+    }
+    if (bm__sys_fchmod(ofd, (old.st_mode & 07777) | S_ISVTX) != 0) {
+      r = bm__posix_error(errno);
+      goto out;
+    }
+    if (rename_noreplace(gfd, g, at) != 0) {
+      r = bm__posix_error(errno);
+      bm__sys_fchmod(ofd, old.st_mode & 07777); /* as it was */
+      goto out;
+    }
+    /* Not removed (taken away by someone else meanwhile): the marked one is passed over. */
+    (void)remove_identity(&ms, q, name, (uint64_t)old.st_dev, (uint64_t)old.st_ino);
+    r = 0;
+  }
+  if (r == 0) {
+    if (p >= 0) path_join(src->path, sizeof(src->path), ms.m[p].path, name);
+    else snprintf(src->path, sizeof(src->path), SHM_DIR "/%s", name);
+    src->gen_name[0] = '\0';
+  }
+out:
+  if (ofd >= 0) close(ofd);
+  mounts_close(&ms);
+  return r;
 }

@@ -1,0 +1,346 @@
+/* POSIX backend of the lifecycle calls (src/lifecycle.c): waiting on a name through
+ * inotify, the watcher that removes a process-bound dataset when its process ends, and
+ * whether systemd-logind's RemoveIPC applies to the caller. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/inotify.h>
+#endif
+#include "../os.h"
+#include "posix.h"
+
+#define SHM_DIR "/dev/shm"
+
+/* ---- Waiting. One inotify instance watches /dev/shm and every hugetlbfs mount directory
+ * for what may change a name's answer: made (IN_CREATE), renamed in or out (a replace's
+ * IN_MOVED_TO), given its mode by its creator or touched at publish (IN_ATTRIB: see
+ * bm__os_writer_release), closed by a writer that died (IN_CLOSE_WRITE: the kernel closes
+ * a dead process's descriptors, and the writer's is the one opened for writing), removed
+ * (IN_DELETE). Events about other names are read and passed over. Without inotify (or
+ * none of the directories could be watched) the fallback re-checks every 100 ms. */
+struct bm__os_waiter_s {
+  int fd;
+  char name[256];
+};
+
+int bm__os_wait_begin(bm__os_waiter_t **out, const char *name) {
+  bm__os_waiter_t *w = calloc(1, sizeof(*w));
+  if (w == NULL) return BM_ENOMEM;
+  snprintf(w->name, sizeof(w->name), "%s", name);
+  w->fd = -1;
+#ifdef __linux__
+  {
+    bm_sysinfo_t si;
+    int i, watched = 0;
+    const uint32_t mask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_ATTRIB | IN_CLOSE_WRITE |
+                          IN_DELETE | IN_ONLYDIR;
+    if ((w->fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK)) >= 0) {
+      watched += inotify_add_watch(w->fd, SHM_DIR, mask) >= 0;
+      if (bm_sysinfo_get(&si) == 0)
+        for (i = 0; i < si.n_mounts; i++) watched += inotify_add_watch(w->fd, si.mounts[i].path, mask) >= 0;
+      if (watched == 0) {
+        close(w->fd);
+        w->fd = -1;
+      }
+    }
+  }
+#endif
+  *out = w;
+  return 0;
+}
+
+static void wait_sleep(double s) {
+  struct timespec ts;
+  if (s <= 0) return;
+  ts.tv_sec = (time_t)s;
+  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+  nanosleep(&ts, NULL);
+}
+
+int bm__os_wait(bm__os_waiter_t *w, double seconds) {
+  double end = bm__os_now() + seconds;
+  if (seconds > 2.0) seconds = 2.0; /* a re-check now and then: a mount made meanwhile */
+  if (w->fd < 0) {
+    wait_sleep(seconds < 0.1 ? seconds : 0.1);
+    return 0;
+  }
+#ifdef __linux__
+  for (;;) {
+    double left = end - bm__os_now();
+    struct pollfd pfd;
+    int ms, r;
+    if (left > 2.0) left = 2.0;
+    if (left <= 0) return 0;
+    ms = (int)(left * 1000.0) + 1;
+    pfd.fd = w->fd;
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    r = poll(&pfd, 1, ms);
+    if (r < 0 && errno == EINTR) return 0; /* the caller looks at its signal, then again */
+    if (r <= 0) return 0;
+    {
+      /* Drain every queued event; any about NAME ends the wait. */
+      char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+      ssize_t n;
+      int hit = 0;
+      while ((n = read(w->fd, buf, sizeof(buf))) > 0) {
+        char *p = buf;
+        while (p < buf + n) {
+          struct inotify_event *ev = (struct inotify_event *)p;
+          if ((ev->mask & IN_Q_OVERFLOW) || (ev->len > 0 && strcmp(ev->name, w->name) == 0)) hit = 1;
+          p += sizeof(*ev) + ev->len;
+        }
+      }
+      if (hit) return 0;
+    }
+  }
+#else
+  return 0;
+#endif
+}
+
+void bm__os_wait_end(bm__os_waiter_t *w) {
+  if (w == NULL) return;
+  if (w->fd >= 0) close(w->fd);
+  free(w);
+}
+
+/* ---- The process-bound dataset: a watcher process removes NAME (if it is still the
+ * object) when its parent ends. Everything the watcher does after fork is a plain system
+ * call (the parent may have threads: only async-signal-safe calls are allowed there), on
+ * names and descriptors prepared before the fork. */
+
+static int watcher_unmap_shared(void) {
+  /* Shared mappings (sections, the parent's datasets among them) are given back, so that
+   * the watcher never keeps a removed section's memory alive. /proc/self/maps is read
+   * whole first (it shifts as mappings go). */
+  size_t cap = 8u << 20, n = 0;
+  char *buf = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), *p;
+  int fd;
+  ssize_t k;
+  if (buf == MAP_FAILED) return -1;
+  if ((fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC)) < 0) return -1;
+  while (n < cap - 1 && (k = read(fd, buf + n, cap - 1 - n)) > 0) n += (size_t)k;
+  close(fd);
+  buf[n] = '\0';
+  for (p = buf; *p != '\0';) {
+    unsigned long lo = 0, hi = 0;
+    char *q = p;
+    while (*q != '-' && *q != '\0') {
+      char c = *q++;
+      lo = lo * 16 + (unsigned long)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+    }
+    if (*q == '-') q++;
+    while (*q != ' ' && *q != '\0') {
+      char c = *q++;
+      hi = hi * 16 + (unsigned long)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+    }
+    if (*q == ' ' && q[1] != '\0' && q[2] != '\0' && q[3] != '\0' && q[4] == 's' && hi > lo)
+      munmap((void *)lo, hi - lo);
+    while (*p != '\n' && *p != '\0') p++;
+    if (*p == '\n') p++;
+  }
+  munmap(buf, cap);
+  return 0;
+}
+
+static void watcher_main(int rfd, int dirfd, const char *name, const char *aside, uint64_t dev,
+                         uint64_t ino) {
+  struct sigaction sa;
+  struct stat st;
+  char c;
+  int i;
+  static const int ignored[] = {SIGINT, SIGHUP, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU, SIGPIPE};
+
+  setsid(); /* out of the caller's process group: a Ctrl-C for it is not for us */
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = SIG_IGN;
+  for (i = 0; i < (int)(sizeof(ignored) / sizeof(ignored[0])); i++) sigaction(ignored[i], &sa, NULL);
+  if (chdir("/") != 0) { /* keep no directory busy */
+  }
+  /* Only the pipe (0) and the place's directory (1) stay open. */
+  rfd = fcntl(rfd, F_DUPFD, 10);
+  dirfd = fcntl(dirfd, F_DUPFD, 10);
+  if (rfd < 0 || dirfd < 0 || dup2(rfd, 0) < 0 || dup2(dirfd, 1) < 0) _exit(1);
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, 2u, ~0u, 0u) != 0)
+#endif
+  {
+    long max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 65536) max = 65536;
+    for (i = 2; i < max; i++) close(i);
+  }
+  watcher_unmap_shared();
+  for (;;) {
+    ssize_t k = read(0, &c, 1);
+    if (k == 0) break;
+    if (k < 0 && errno != EINTR) break;
+  }
+  /* Removed only while NAME is the object bound: moved aside, checked, unlinked (as
+   * remove_identity in section.c). */
+  if (fstatat(1, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || (uint64_t)st.st_dev != dev ||
+      (uint64_t)st.st_ino != ino)
+    _exit(0);
+#ifdef SYS_renameat2
+  if (syscall(SYS_renameat2, 1, name, 1, aside, 1 /* RENAME_NOREPLACE */) == 0) {
+    if (fstatat(1, aside, &st, AT_SYMLINK_NOFOLLOW) == 0 && (uint64_t)st.st_dev == dev &&
+        (uint64_t)st.st_ino == ino)
+      unlinkat(1, aside, 0);
+    else
+      syscall(SYS_renameat2, 1, aside, 1, name, 1);
+    _exit(0);
+  }
+#endif
+  unlinkat(1, name, 0);
+  _exit(0);
+}
+
+int bm__os_remove_on_exit(bm_source_t *src, const char *name) {
+  char dir[BM_PATH_MAX], aside[96];
+  const char *slash;
+  int p[2], dirfd, status;
+  pid_t pid;
+  struct stat st;
+
+  if (src->ino == 0 || src->gen_name[0] != '\0') return BM_EINVAL;
+  /* The place's directory, from the path of the object (DIR/NAME). */
+  slash = strrchr(src->path, '/');
+  if (slash == NULL || strcmp(slash + 1, name) != 0 || (size_t)(slash - src->path) >= sizeof(dir))
+    return BM_EINVAL;
+  memcpy(dir, src->path, (size_t)(slash - src->path));
+  dir[slash - src->path] = '\0';
+  if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) return bm__posix_error(errno);
+  if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || (uint64_t)st.st_dev != src->dev ||
+      (uint64_t)st.st_ino != src->ino) {
+    close(dirfd);
+    return bm__set_os_error(0), BM_EREPLACED;
+  }
+  snprintf(aside, sizeof(aside), "bulkmap#exit#%ld", (long)getpid());
+  if (pipe2(p, O_CLOEXEC) != 0) {
+    int e = bm__posix_error(errno);
+    close(dirfd);
+    return e;
+  }
+  pid = fork();
+  if (pid < 0) {
+    int e = bm__posix_error(errno);
+    close(p[0]), close(p[1]), close(dirfd);
+    return e == BM_ENOMEM ? BM_EAGAIN : e;
+  }
+  if (pid == 0) {
+    /* Forked twice: the watcher is not the caller's child (no zombie, nothing for its
+     * wait() to find). */
+    close(p[1]);
+    if (fork() == 0) watcher_main(p[0], dirfd, name, aside, src->dev, src->ino);
+    _exit(0);
+  }
+  close(p[0]);
+  close(dirfd);
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  /* p[1] stays open for the life of the process, on purpose: its close is the signal. */
+  return 0;
+}
+
+/* ---- systemd-logind's RemoveIPC (logind.conf(5)): "yes" by default; a user's IPC objects
+ * are removed when their last session ends, except for system users (uid <= SYS_UID_MAX)
+ * and root. The setting is the main file's, then drop-ins in logind.conf.d directories,
+ * later ones (by file name) overriding. */
+
+static int parse_bool(const char *v, int *out) {
+  if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcasecmp(v, "on") || !strcmp(v, "1"))
+    return *out = 1, 1;
+  if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcasecmp(v, "off") || !strcmp(v, "0"))
+    return *out = 0, 1;
+  return 0;
+}
+
+static void removeipc_file(const char *path, bm_removeipc_t *out) {
+  FILE *f = fopen(path, "re");
+  char line[512];
+  if (f == NULL) return;
+  while (fgets(line, sizeof(line), f) != NULL) {
+    char *p = line, *e;
+    while (*p == ' ' || *p == '\t') p++;
+    if (strncmp(p, "RemoveIPC", 9) != 0) continue;
+    p += 9;
+    while (*p == ' ' || *p == '\t') p++;
+    if (*p++ != '=') continue;
+    while (*p == ' ' || *p == '\t') p++;
+    for (e = p + strlen(p); e > p && (e[-1] == '\n' || e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r');)
+      *--e = '\0';
+    if (parse_bool(p, &out->remove_ipc)) snprintf(out->source, sizeof(out->source), "%s", path);
+  }
+  fclose(f);
+}
+
+static int name_cmp(const void *a, const void *b) {
+  const char *x = strrchr(*(char *const *)a, '/'), *y = strrchr(*(char *const *)b, '/');
+  return strcmp(x, y);
+}
+
+int bm__os_removeipc(bm_removeipc_t *out) {
+  static const char *const dirs[] = {"/usr/lib/systemd/logind.conf.d", "/run/systemd/logind.conf.d",
+                                     "/etc/systemd/logind.conf.d"};
+  char *files[96];
+  int nf = 0, i, k;
+  FILE *f;
+
+  out->remove_ipc = 1;
+  out->uid = (uint32_t)geteuid();
+  out->sys_uid_max = 999;
+  if ((f = fopen("/etc/login.defs", "re")) != NULL) {
+    char line[256];
+    unsigned long v;
+    while (fgets(line, sizeof(line), f) != NULL)
+      if (sscanf(line, " SYS_UID_MAX %lu", &v) == 1) out->sys_uid_max = (uint32_t)v;
+    fclose(f);
+  }
+  out->logind = (access("/lib/systemd/systemd-logind", F_OK) == 0 ||
+                 access("/usr/lib/systemd/systemd-logind", F_OK) == 0) &&
+                access("/run/systemd/system", F_OK) == 0;
+  removeipc_file("/etc/systemd/logind.conf", out);
+  for (i = 0; i < 3; i++) {
+    DIR *d = opendir(dirs[i]);
+    struct dirent *de;
+    if (d == NULL) continue;
+    while ((de = readdir(d)) != NULL && nf < 96) {
+      size_t l = strlen(de->d_name);
+      char *pth;
+      if (l < 6 || strcmp(de->d_name + l - 5, ".conf") != 0) continue;
+      if ((pth = malloc(strlen(dirs[i]) + l + 2)) == NULL) continue;
+      sprintf(pth, "%s/%s", dirs[i], de->d_name);
+      /* A later directory's file of the same name masks an earlier one's. */
+      for (k = 0; k < nf; k++)
+        if (strcmp(strrchr(files[k], '/'), strrchr(pth, '/')) == 0) {
+          free(files[k]);
+          files[k] = pth;
+          pth = NULL;
+          break;
+        }
+      if (pth != NULL) files[nf++] = pth;
+    }
+    closedir(d);
+  }
+  qsort(files, (size_t)nf, sizeof(files[0]), name_cmp);
+  for (i = 0; i < nf; i++) {
+    removeipc_file(files[i], out);
+    free(files[i]);
+  }
+  out->applies = out->logind && out->remove_ipc && out->uid > out->sys_uid_max;
+  return 0;
+}

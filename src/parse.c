@@ -1,10 +1,13 @@
-/* Parsing of SIZE arguments (plain bytes or a binary suffix K M G T). */
+/* Parsing of SIZE arguments, as coreutils reads them: plain bytes, or a suffix K M G T
+ * (KiB MiB GiB TiB alike) for powers of 1024, or KB MB GB TB for powers of 1000. */
+#include <string.h>
 #include "internal.h"
 
 int bm_parse_size(const char *text, uint64_t *out) {
-  uint64_t v = 0;
-  const char *p = text;
-  unsigned shift = 0;
+  static const char letters[] = "KMGT";
+  uint64_t v = 0, unit = 1;
+  const char *p = text, *l;
+  unsigned base = 1024, i, power;
 
   if (text == NULL || out == NULL || *p < '0' || *p > '9') return BM_EINVAL;
   for (; *p >= '0' && *p <= '9'; p++) {
@@ -12,16 +15,19 @@ int bm_parse_size(const char *text, uint64_t *out) {
     if (v > (UINT64_MAX - d) / 10) return BM_EOVERFLOW;
     v = v * 10 + d;
   }
-  switch (*p) {
-  case '\0': break;
-  case 'k': case 'K': shift = 10; break;
-  case 'm': case 'M': shift = 20; break;
-  case 'g': case 'G': shift = 30; break;
-  case 't': case 'T': shift = 40; break;
-  default: return BM_EINVAL;
+  if (*p != '\0') {
+    /* A lower-case k m g t reads as its capital (coreutils takes 64k and 64K alike); the
+     * "iB" or "B" after it is taken as written. */
+    char c = *p >= 'a' && *p <= 'z' ? (char)(*p - 'a' + 'A') : *p;
+    if (c == '\0' || (l = strchr(letters, c)) == NULL) return BM_EINVAL;
+    power = (unsigned)(l - letters) + 1;
+    p++;
+    if (p[0] == 'i' && p[1] == 'B' && p[2] == '\0') base = 1024;
+    else if (p[0] == 'B' && p[1] == '\0') base = 1000;
+    else if (p[0] != '\0') return BM_EINVAL;
+    for (i = 0; i < power; i++) unit *= base;
+    if (v > UINT64_MAX / unit) return BM_EOVERFLOW;
   }
-  if (shift != 0 && p[1] != '\0') return BM_EINVAL;
-  if (shift != 0 && v > (UINT64_MAX >> shift)) return BM_EOVERFLOW;
-  *out = v << shift;
+  *out = v * unit;
   return 0;
 }

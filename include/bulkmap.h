@@ -840,8 +840,11 @@ BM_EXTERN void bm_xxh3_free(bm_xxh3_t *h);
 /* ---------------------------------------------------------------------------------------
  * Parsing helpers shared by the tool and applications. */
 
-/* Parses SIZE: plain bytes or a binary suffix K M G T (one letter, upper or lower case,
- * optional trailing "iB"/"B" not accepted). Errors: BM_EINVAL (empty, junk, bad suffix),
+/* Parses SIZE as coreutils takes it: decimal digits, then nothing (bytes) or a suffix:
+ * K M G T or KiB MiB GiB TiB, powers of 1024 (64M = 64MiB = 67108864); KB MB GB TB,
+ * powers of 1000 (64MB = 64000000). A lower-case k m g t reads as its capital (64m = 64M,
+ * 64kB = 64KB); "iB" and "B" are taken only as written. No sign, space, fraction or other
+ * suffix. *out is set only on success. Errors: BM_EINVAL (NULL, empty, junk, bad suffix),
  * BM_EOVERFLOW (does not fit in 64 bits). */
 BM_EXTERN int bm_parse_size(const char *text, uint64_t *out);
 

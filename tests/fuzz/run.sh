@@ -14,7 +14,7 @@ lib=("$top"/src/*.c "$top"/src/posix/*.c)
 # the JSON library the safetensors header parser uses, where the library uses one
 extra_libs=$(pkg-config --libs libcjson 2>/dev/null || true)
 total=0
-for name in plan parse trailer literal fold; do
+for name in plan parse trailer literal fold format; do
   if [ "$name" = literal ]; then
     clang "${flags[@]}" "$here/fuzz_$name.c" "$top/src/kernels.c" -o "$out/fuzz_$name"
   else

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetches the Debian source packages of libuv and Check with `apt-get source` through a
+# Fetches the Debian source packages of libuv, Check and cJSON with `apt-get source` through a
 # private sources list (deb-src enabled only there; the system's apt lists are never
 # touched) and builds them with a CMake toolchain file into PREFIX, which is reused when
 # present: mingw-w64 for the `windows` preset (the default), cmake/i686-linux-gnu.cmake
@@ -21,7 +21,9 @@ mkdir -p "$prefix/include"
 for h in xxhash.h xxh3.h; do
   if [ -f "/usr/include/$h" ] && ! cmp -s "/usr/include/$h" "$prefix/include/$h"; then cp "/usr/include/$h" "$prefix/include/$h"; fi
 done
-if [ -f "$prefix/.complete-v2" ]; then exit 0; fi
+# libuv and Check (.complete-v2), and cJSON (.complete-cjson, added later: a prefix made
+# before it gets cJSON alone, its libuv and Check are kept).
+if [ -f "$prefix/.complete-v2" ] && [ -f "$prefix/.complete-cjson" ]; then exit 0; fi
 tools="apt-get dpkg-source cmake"
 case "$toolchain" in *mingw*) tools="$tools x86_64-w64-mingw32-gcc" ;; esac
 for t in $tools; do
@@ -72,7 +74,7 @@ aptopts=(-o "Dir::Etc::SourceList=$list" -o Dir::Etc::SourceParts=/dev/null
 echo "windeps: apt-get update (private deb-src list $list)" >&2
 apt-get -qq "${aptopts[@]}" update
 cd "$work/src"
-for pkg in libuv1 check; do
+for pkg in libuv1 check cjson; do
   if ! ls -d "$work/src/$pkg"-*/ >/dev/null 2>&1; then
     echo "windeps: apt-get source $pkg" >&2
     apt-get -qq "${aptopts[@]}" source "$pkg" >/dev/null
@@ -80,7 +82,24 @@ for pkg in libuv1 check; do
 done
 uvsrc=$(ls -d "$work"/src/libuv1-*/ | head -n1)
 cksrc=$(ls -d "$work"/src/check-*/ | head -n1)
+cjsrc=$(ls -d "$work"/src/cjson-*/ | head -n1)
 jobs=$(nproc 2>/dev/null || echo 2)
+
+if [ ! -f "$prefix/.complete-cjson" ]; then
+  # Static and position-independent (libbulkmap.so links it in), no tests, no cJSON_Utils.
+  rm -rf "$work/build-cjson"
+  echo "windeps: building cJSON from $cjsrc" >&2
+  cmake -S "$cjsrc" -B "$work/build-cjson" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
+    -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix" -DBUILD_SHARED_LIBS=OFF \
+    -DBUILD_SHARED_AND_STATIC_LIBS=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON \
+    -DENABLE_CJSON_TEST=OFF -DENABLE_CJSON_UTILS=OFF -DENABLE_CUSTOM_COMPILER_FLAGS=OFF \
+    -DENABLE_TARGET_EXPORT=OFF -DCMAKE_INSTALL_LIBDIR=lib >"$work/cjson-configure.log" 2>&1
+  cmake --build "$work/build-cjson" -j "$jobs" >"$work/cjson-build.log" 2>&1
+  cmake --install "$work/build-cjson" >"$work/cjson-install.log"
+  touch "$prefix/.complete-cjson"
+  echo "windeps: cJSON installed in $prefix" >&2
+fi
+if [ -f "$prefix/.complete-v2" ]; then exit 0; fi
 
 # Fresh build trees: a cached one would keep flags of an older toolchain file.
 rm -rf "$work/build-uv" "$work/build-check"

@@ -38,6 +38,22 @@ static int load_hash(void *ctx, bm__pool_win_t *w) {
   return bm_dataset_hash_view(l->ds, &w->view);
 }
 
+/* The file's header judged before anything is made (DESIGN section 6). */
+static int load_format(bm_source_t *file, uint64_t size, int format, bm_format_info_t *fi,
+                       bm_load_result_t *res) {
+  unsigned char *head;
+  size_t n;
+  int err;
+  memset(fi, 0, sizeof(*fi));
+  fi->format = BM_FORMAT_RAW;
+  if (format == BM_FORMAT_RAW) return 0;
+  if ((err = bm__format_read(file, size, &head, &n)) != 0) return err;
+  err = bm_format_check(head, n, size, format, fi, res->why, sizeof(res->why));
+  free(head);
+  if (err == BM_EFORMAT) res->failed_at = BM_LOAD_AT_FORMAT;
+  return err;
+}
+
 static const char *load_base_name(const char *path) {
   const char *s = strrchr(path, '/'), *b = strrchr(path, '\\');
   /* Both separators: a Windows path may use either; a POSIX name with a backslash in it
@@ -53,6 +69,8 @@ int bm_dataset_load(bm_dataset_t **out, const char *name, const char *path,
   bm_window_opts_t wo;
   bm__pool_t p;
   load_t l;
+  bm_format_info_t fi;
+  bm__cache_t cache;
   uint64_t size;
   double t0;
   int err, ferr;
@@ -62,12 +80,18 @@ int bm_dataset_load(bm_dataset_t **out, const char *name, const char *path,
   if (out != NULL) *out = NULL;
   if (name == NULL || path == NULL || opts == NULL) return BM_EINVAL;
   if (opts->threads > BM_SCAN_MAX_THREADS) return BM_EINVAL;
+  if (opts->format < BM_FORMAT_AUTO || opts->format > BM_FORMAT_SAFETENSORS) return BM_EINVAL;
+  memset(&cache, 0, sizeof(cache));
   if ((err = bm_name_check(name)) != 0) return err;
   memset(&l, 0, sizeof(l));
   l.cancel = opts->cancel;
   res->failed_at = BM_LOAD_AT_FILE;
   if ((err = bm_file_open(&l.file, path, BM_FILE_READ)) != 0) return err;
   if ((err = bm_source_size(l.file, &size)) != 0) goto out;
+  /* One copy in RAM: what is cached of the file before anything of it is read (the
+   * header included); where the OS cannot tell, nothing is dropped. */
+  if (bm__cache_snapshot(l.file, size, &cache) == 0 && cache.ok) res->source_cached_before = cache.before;
+  if ((err = load_format(l.file, size, opts->format, &fi, res)) != 0) goto out;
   dso = opts->dataset;
   dso.size = size;
   if (dso.source == NULL) dso.source = load_base_name(path);
@@ -80,6 +104,7 @@ int bm_dataset_load(bm_dataset_t **out, const char *name, const char *path,
   if ((err = bm_dataset_create(&l.ds, name, &dso, &res->large)) != 0) goto out;
   res->failed_at = BM_LOAD_AT_FILL;
   if ((err = bm_dataset_watch(l.ds, l.file)) != 0) goto failed;
+  if ((err = bm__dataset_set_info(l.ds, &fi)) != 0) goto failed;
 
   memset(&wo, 0, sizeof(wo));
   wo.length = size;
@@ -113,6 +138,9 @@ failed:
   res->removed = ferr == 0 ? 1 : ferr == BM_EREPLACED ? -1 : 0;
 out:
   bm_dataset_close(l.ds);
+  if (cache.ok && bm__cache_restore(l.file, &cache, &res->source_cached_bytes) == 0)
+    res->has_source_cached = 1;
+  bm__cache_free(&cache);
   bm_source_close(l.file);
   return err;
 }

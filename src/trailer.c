@@ -25,6 +25,23 @@
  *    352 256  the mount's path, NUL-terminated, NUL-padded (truncated to 255 bytes)
  *    608   8  the mount's limit (size= in pages, or nr_inodes=)
  *    616 ...  zero (352 ... in versions 1 and 2)
+ *   version 4 adds what the payload is (DESIGN section 6: the format and one array's layout),
+ *   written only for a payload that is not raw (raw datasets stay readable by version-2 and
+ *   3 readers); the mount fields are as in version 3 (zero unless a mount reason):
+ *    624   4  format (bm_format_t: 1 raw, 2 npy, 3 safetensors)
+ *    628   4  dtype (bm_dtype_t; 0 without a layout)
+ *    632   1  byte order '<' '>' '|' (0 without a layout)
+ *    633   1  order 'C' or 'F' (0 without a layout)
+ *    634   1  1: the layout is set
+ *    635   1  zero
+ *    636   4  ndim
+ *    640   4  item size
+ *    644   4  tensors (safetensors)
+ *    648   8  data offset
+ *    656   8  data length
+ *    664   8  header bytes
+ *    672 256  shape, BM_MAX_DIMS dimensions of 8 bytes (zero past ndim)
+ *    928 ...  zero
  *   4088   8  CRC-64/XZ of bytes [12, 4088)
  *
  * Publish protocol: the writer fills the payload, then bm__trailer_encode writes every
@@ -62,6 +79,20 @@
 #define BM__OFF_MLIMIT 608
 #define BM__OFF_ZERO 352
 #define BM__VERSION_MOUNTS 3
+#define BM__VERSION_FORMAT 4
+#define BM__OFF_FORMAT 624
+#define BM__OFF_DTYPE 628
+#define BM__OFF_BYTEORDER 632
+#define BM__OFF_ORDER 633
+#define BM__OFF_HASLAYOUT 634
+#define BM__OFF_NDIM 636
+#define BM__OFF_ITEM 640
+#define BM__OFF_TENSORS 644
+#define BM__OFF_DOFF 648
+#define BM__OFF_DLEN 656
+#define BM__OFF_HBYTES 664
+#define BM__OFF_SHAPE 672
+#define BM__OFF_FMT_END (BM__OFF_SHAPE + 8 * BM_MAX_DIMS)
 /* The last reason each version can record. */
 #define BM__REASON_MAX2 BM_REASON_POOL_TOO_SMALL
 #define BM__REASON_MAX3 BM_REASON_MOUNT_INODES
@@ -162,6 +193,36 @@ const char *bm_state_name(int state) {
 
 static int bm__page_ok(uint64_t ps) { return ps != 0 && (ps & (ps - 1)) == 0; }
 
+/* The format fields must describe bytes inside the payload, whatever the CRC says. */
+static int bm__format_ok(const bm__trailer_t *t) {
+  const bm_layout_t *l = &t->layout;
+  uint64_t n = 0;
+  uint32_t i;
+  if (t->format == 0) return !t->has_layout && t->header_bytes == 0 && t->n_tensors == 0;
+  if (t->format < BM_FORMAT_RAW || t->format > BM_FORMAT_SAFETENSORS) return 0;
+  if (t->header_bytes > t->payload_size) return 0;
+  if (t->format == BM_FORMAT_RAW && (t->header_bytes != 0 || t->has_layout)) return 0;
+  if (t->format == BM_FORMAT_SAFETENSORS && (t->header_bytes < 10 || t->has_layout)) return 0;
+  if (t->format != BM_FORMAT_SAFETENSORS && t->n_tensors != 0) return 0;
+  if (t->format == BM_FORMAT_NPY && !t->has_layout) return 0;
+  if (!t->has_layout) return 1;
+  if (bm_dtype_size(l->dtype) == 0 || l->item_size != bm_dtype_size(l->dtype) ||
+      l->ndim > BM_MAX_DIMS || (l->order != 'C' && l->order != 'F') ||
+      (l->byteorder != '<' && l->byteorder != '>' && l->byteorder != '|') ||
+      (l->byteorder == '|') != (l->item_size == 1))
+    return 0;
+  n = l->item_size;
+  for (i = 0; i < l->ndim; i++) {
+    if (l->shape[i] == 0) n = 0;
+    else if (n > UINT64_MAX / l->shape[i]) return 0;
+    else n *= l->shape[i];
+  }
+  for (; i < BM_MAX_DIMS; i++)
+    if (l->shape[i] != 0) return 0;
+  return n == l->data_length && l->data_offset >= t->header_bytes &&
+         l->data_offset <= t->payload_size && l->data_length <= t->payload_size - l->data_offset;
+}
+
 int bm__trailer_encode(void *bytes, const bm__trailer_t *t) {
   unsigned char *p = bytes;
   uint32_t w;
@@ -174,6 +235,7 @@ int bm__trailer_encode(void *bytes, const bm__trailer_t *t) {
       !bm__page_ok(t->large.page_size))
     return BM_EINVAL;
   if (memchr(t->source, '\0', sizeof(t->source)) == NULL) return BM_EINVAL;
+  if (!bm__format_ok(t)) return BM_EINVAL;
 
   /* Take the old state back first (seqlock style: the fence orders the invalid word
    * before the field stores), so that a reader never pairs an old `ready` with new
@@ -182,7 +244,8 @@ int bm__trailer_encode(void *bytes, const bm__trailer_t *t) {
   __atomic_thread_fence(__ATOMIC_RELEASE);
   memcpy(p, BM__MAGIC, 8);
   bm__put32(p + BM__OFF_VERSION,
-            t->large.reason > BM__REASON_MAX2 ? BM__VERSION_MOUNTS : BM__TRAILER_VERSION);
+            t->format > BM_FORMAT_RAW ? BM__VERSION_FORMAT
+            : t->large.reason > BM__REASON_MAX2 ? BM__VERSION_MOUNTS : BM__TRAILER_VERSION);
   bm__put64(p + BM__OFF_PAYLOAD, t->payload_size);
   bm__put64(p + BM__OFF_XXH3, t->xxh3);
   bm__put64(p + BM__OFF_PAGE, t->page_size);
@@ -203,6 +266,24 @@ int bm__trailer_encode(void *bytes, const bm__trailer_t *t) {
     while (m < BM__MOUNT_LEN - 1 && t->large.mount[m] != '\0') m++;
     memcpy(p + BM__OFF_MOUNT, t->large.mount, m);
     bm__put64(p + BM__OFF_MLIMIT, t->large.mount_limit);
+  }
+  if (t->format > BM_FORMAT_RAW) {
+    const bm_layout_t *l = &t->layout;
+    int i;
+    bm__put32(p + BM__OFF_FORMAT, (uint32_t)t->format);
+    bm__put32(p + BM__OFF_TENSORS, t->n_tensors);
+    bm__put64(p + BM__OFF_HBYTES, t->header_bytes);
+    if (t->has_layout) {
+      bm__put32(p + BM__OFF_DTYPE, (uint32_t)l->dtype);
+      p[BM__OFF_BYTEORDER] = (unsigned char)l->byteorder;
+      p[BM__OFF_ORDER] = (unsigned char)l->order;
+      p[BM__OFF_HASLAYOUT] = 1;
+      bm__put32(p + BM__OFF_NDIM, l->ndim);
+      bm__put32(p + BM__OFF_ITEM, l->item_size);
+      bm__put64(p + BM__OFF_DOFF, l->data_offset);
+      bm__put64(p + BM__OFF_DLEN, l->data_length);
+      for (i = 0; i < BM_MAX_DIMS; i++) bm__put64(p + BM__OFF_SHAPE + 8 * i, l->shape[i]);
+    }
   }
   bm__put64(p + BM__OFF_CRC, bm__crc64(p + BM__OFF_VERSION, BM__OFF_CRC - BM__OFF_VERSION));
   bm__store_state(p, w); /* last, release: everything above is visible first */
@@ -234,7 +315,8 @@ int bm__trailer_decode(const void *bytes, uint64_t section_size, bm__trailer_t *
   if (bm__get64(b + BM__OFF_CRC) != bm__crc64(b + BM__OFF_VERSION, BM__OFF_CRC - BM__OFF_VERSION))
     return BM_ECORRUPT;
   version = bm__get32(b + BM__OFF_VERSION);
-  if (version != 1 && version != BM__TRAILER_VERSION && version != BM__VERSION_MOUNTS)
+  if (version != 1 && version != BM__TRAILER_VERSION && version != BM__VERSION_MOUNTS &&
+      version != BM__VERSION_FORMAT)
     return BM_ECORRUPT;
 
   /* The numbers must fit the section they describe, whatever the CRC says. */
@@ -267,7 +349,7 @@ int bm__trailer_decode(const void *bytes, uint64_t section_size, bm__trailer_t *
     uint32_t req = bm__get32(b + BM__OFF_REQUESTED), why = bm__get32(b + BM__OFF_REASON);
     uint32_t fl = bm__get32(b + BM__OFF_FLAGS);
     uint64_t lp = bm__get64(b + BM__OFF_LPAGE);
-    uint32_t why_max = version == BM__VERSION_MOUNTS ? BM__REASON_MAX3 : BM__REASON_MAX2;
+    uint32_t why_max = version >= BM__VERSION_MOUNTS ? BM__REASON_MAX3 : BM__REASON_MAX2;
     if (req > BM_LARGE_ON || why > why_max || (fl & ~3u) != 0 ||
         !bm__page_ok(lp) || lp > section_size)
       return BM_ECORRUPT;
@@ -278,11 +360,37 @@ int bm__trailer_decode(const void *bytes, uint64_t section_size, bm__trailer_t *
     out->large.page_size = (size_t)lp;
     out->large.pages_needed = bm__get64(b + BM__OFF_NEEDED);
     out->large.pages_free = bm__get64(b + BM__OFF_FREE);
-    if (version == BM__VERSION_MOUNTS) {
+    if (version >= BM__VERSION_MOUNTS) {
       if (memchr(b + BM__OFF_MOUNT, '\0', BM__MOUNT_LEN) == NULL) return BM_ECORRUPT;
       memcpy(out->large.mount, b + BM__OFF_MOUNT, BM__MOUNT_LEN);
       out->large.mount_limit = bm__get64(b + BM__OFF_MLIMIT);
     }
+  }
+  out->format = BM_FORMAT_RAW;
+  if (version >= BM__VERSION_FORMAT) {
+    bm_layout_t *l = &out->layout;
+    int i;
+    out->format = (int)bm__get32(b + BM__OFF_FORMAT);
+    out->n_tensors = bm__get32(b + BM__OFF_TENSORS);
+    out->header_bytes = bm__get64(b + BM__OFF_HBYTES);
+    if (b[BM__OFF_HASLAYOUT] > 1 || b[BM__OFF_HASLAYOUT + 1] != 0) return BM_ECORRUPT;
+    out->has_layout = b[BM__OFF_HASLAYOUT];
+    l->dtype = (int)bm__get32(b + BM__OFF_DTYPE);
+    l->byteorder = (char)b[BM__OFF_BYTEORDER];
+    l->order = (char)b[BM__OFF_ORDER];
+    l->ndim = bm__get32(b + BM__OFF_NDIM);
+    l->item_size = bm__get32(b + BM__OFF_ITEM);
+    l->data_offset = bm__get64(b + BM__OFF_DOFF);
+    l->data_length = bm__get64(b + BM__OFF_DLEN);
+    for (i = 0; i < BM_MAX_DIMS; i++) l->shape[i] = bm__get64(b + BM__OFF_SHAPE + 8 * i);
+    if (!out->has_layout) {
+      uint64_t any = (uint64_t)l->dtype | (uint64_t)(unsigned char)l->byteorder |
+                     (uint64_t)(unsigned char)l->order | l->ndim | l->item_size |
+                     l->data_offset | l->data_length;
+      for (i = 0; i < BM_MAX_DIMS; i++) any |= l->shape[i];
+      if (any != 0) return BM_ECORRUPT;
+    }
+    if (out->format == BM_FORMAT_RAW || !bm__format_ok(out)) return BM_ECORRUPT;
   }
   return 0;
 }

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS_BUILD="cmake make gcc pkg-config libuv1-dev check libxxhash-dev xxhash python3-dev python3-numpy"
+PKGS_BUILD="cmake make gcc pkg-config libuv1-dev check libcjson-dev libxxhash-dev xxhash python3-dev python3-numpy"
 # The Python suite (tests/python): pytest, and Dask for bulkmap.dask.
 PKGS_PY_TEST="python3-pytest python3-dask python3-distributed"
 PKGS_TEST="$PKGS_BUILD $PKGS_PY_TEST valgrind clang libclang-rt-14-dev gcc-mingw-w64-x86-64 wine64 dpkg-dev gcc-multilib"

@@ -14,5 +14,23 @@ int ds_report(const char *name, int err, const bm_dataset_info_t *info);
 int ds_parse_mode(const char *cmd, const char *text, unsigned *mode);
 /* Prints the fields load and stat share (DESIGN section 3), in that order. */
 void ds_out_info(cli_out_t *out, const bm_dataset_info_t *info);
+/* "--format auto|raw|npy|safetensors" (NULL: auto) into *format; EXIT_USAGE after why. */
+int ds_parse_format(const char *cmd, const char *text, int *format);
+/* What the payload is (DESIGN section 6): `format`, and for one array human `dtype`,
+ * `shape`, `order`, `data_offset`, JSON `layout{dtype shape order data_offset data_length
+ * descr}` (null without one). */
+void ds_out_format(cli_out_t *out, const bm_dataset_info_t *info);
+/* A ready safetensors dataset's tensors: JSON `tensors[]` of {name dtype shape offset
+ * length}, human one line a tensor. Nothing for other formats; a library error else. */
+int ds_out_tensors(cli_out_t *out, bm_dataset_t *ds, const bm_dataset_info_t *info);
+/* Standard input, whole, into a malloc'd buffer (grown by doubling: the size is not known
+ * beforehand): 0, or the errno (ENOMEM: it does not fit in memory). */
+int ds_read_stdin(unsigned char **buf, size_t *n);
+/* --wait SECONDS of cat and stat (tools/bulkmap/cmd_cat.c): waits for NAME to be ready
+ * (bm_dataset_wait_open with flags). Returns an exit status to end with (a bad SECONDS:
+ * usage; the deadline: "timed out after N s", 1), or -1 to go on with *err: 0 with *ds
+ * open, else the open's error and *info. */
+int ds_wait(const char *cmd, const char *name, const char *text, unsigned flags,
+            bm_dataset_t **ds, bm_dataset_info_t *info, int *err);
 
 #endif

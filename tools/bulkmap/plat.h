@@ -39,6 +39,8 @@ int plat_term_width(void);
 void plat_keep_std_fds(void);
 /* Standard output in binary mode (no newline translation). */
 void plat_binary_stdout(void);
+/* Standard input in binary mode (load -). */
+void plat_binary_stdin(void);
 /* 0 when n more descriptors can be opened now, else the errno why not (EMFILE). */
 int plat_fds_available(int n);
 

@@ -81,6 +81,7 @@ void plat_keep_std_fds(void) {
 }
 
 void plat_binary_stdout(void) {}
+void plat_binary_stdin(void) {}
 
 int plat_fds_available(int n) {
   int fds[16], k = 0, e = 0, i;

@@ -41,6 +41,7 @@ int plat_term_width(void) {
 void plat_keep_std_fds(void) {}
 
 void plat_binary_stdout(void) { _setmode(1, _O_BINARY); }
+void plat_binary_stdin(void) { _setmode(0, _O_BINARY); }
 
 int plat_fds_available(int n) {
   (void)n;

@@ -1,5 +1,7 @@
 /* bulkmap cat: writes a dataset's payload to stdout after verifying its checksum (a client
  * of bm_dataset_open and bm_dataset_verify); --raw writes any section's bytes. */
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 #include "datasets.h"
@@ -57,9 +59,28 @@ static int cat_window(const unsigned char *p, size_t n, uint64_t offset, void *a
   return cat_write(p, n, arg);
 }
 
+int ds_wait(const char *cmd, const char *name, const char *text, unsigned flags,
+            bm_dataset_t **ds, bm_dataset_info_t *info, int *err) {
+  char *end;
+  double s = strtod(text, &end);
+  if (end == text || *end != '\0' || !isfinite(s) || s < 0 || s > 1e9)
+    return cli_usage(cmd, "--wait '%s': expected seconds, a number from 0 (e.g. 30 or 0.5)", text);
+  *err = bm_dataset_wait_open(ds, name, flags, s, info);
+  if (*err == BM_ETIMEDOUT) {
+    if (info->state == BM_STATE_LOADING)
+      cli_error(name, "timed out after %g s: still loading (writer pid %lld)", s,
+                (long long)info->writer_pid);
+    else
+      cli_error(name, "timed out after %g s: no such section", s);
+    return EXIT_FAILED;
+  }
+  return -1;
+}
+
 int cmd_cat(int argc, char **argv) {
-  const char *o_raw = NULL, *o_noverify = NULL, *pos[1];
-  const cli_opt_t opts[] = {{"--raw", 0, &o_raw}, {"--no-verify", 0, &o_noverify}};
+  const char *o_raw = NULL, *o_noverify = NULL, *o_wait = NULL, *pos[1];
+  const cli_opt_t opts[] = {{"--raw", 0, &o_raw}, {"--no-verify", 0, &o_noverify},
+                            {"--wait", 1, &o_wait}};
   static cat_out_t out; /* 1 MiB: not on the stack */
   bm_dataset_t *ds = NULL;
   bm_dataset_info_t info;
@@ -67,11 +88,12 @@ int cmd_cat(int argc, char **argv) {
   int npos, rc, err, verify;
   uint64_t length, h2 = 0;
 
-  rc = cli_parse("cat", argc, argv, opts, 2, pos, 1, &npos);
+  rc = cli_parse("cat", argc, argv, opts, 3, pos, 1, &npos);
   if (rc != 0) return rc < 0 ? EXIT_DONE : rc;
   if (npos != 1) return cli_usage("cat", "missing NAME");
   if (bm_name_check(pos[0]) != 0)
     return cli_usage("cat", "'%s': a name is 1-200 characters of A-Z a-z 0-9 . _ -", pos[0]);
+  if (o_wait != NULL && o_raw != NULL) return cli_usage("cat", "--wait waits for a dataset: not with --raw");
   verify = !o_raw && !o_noverify;
   cli_ignore_sigpipe();
   plat_binary_stdout();
@@ -87,7 +109,12 @@ int cmd_cat(int argc, char **argv) {
     /* Verified first (bm_dataset_verify), then written from private copies that are hashed
      * again, since a writer may change the payload between the verifying pass and this one,
      * and exit 0 must mean verified bytes went out. */
-    err = bm_dataset_open(&ds, pos[0], verify ? BM_OPEN_VERIFY : 0, &info);
+    if (o_wait != NULL) {
+      rc = ds_wait("cat", pos[0], o_wait, verify ? BM_OPEN_VERIFY : 0, &ds, &info, &err);
+      if (rc >= 0) return rc;
+    } else {
+      err = bm_dataset_open(&ds, pos[0], verify ? BM_OPEN_VERIFY : 0, &info);
+    }
     if (err != 0) return ds_report(pos[0], err, &info);
     src = bm_dataset_source(ds);
     length = info.bytes;

@@ -82,6 +82,31 @@ int cmd_info(int argc, char **argv) {
       printf("  mount: %s (page size %zu)\n", si.mounts[i].path, si.mounts[i].page_size);
   }
   out_obj_end(&out);
+  {
+    /* systemd-logind with RemoveIPC=yes (its default) removes a non-system user's shared
+     * memory, datasets included, when the user's last session ends (DESIGN section 7). */
+    bm_removeipc_t ri;
+    char warn[1024];
+    memset(&ri, 0, sizeof(ri));
+    bm_removeipc_check(&ri);
+    snprintf(warn, sizeof(warn),
+             "systemd-logind removes your datasets in /dev/shm when your last session ends "
+             "(RemoveIPC=yes%s%s, uid %lu > SYS_UID_MAX %lu): set RemoveIPC=no in "
+             "/etc/systemd/logind.conf, or load as a system user",
+             ri.source[0] ? " in " : ", the default", ri.source[0] ? ri.source : "",
+             (unsigned long)ri.uid, (unsigned long)ri.sys_uid_max);
+    out_obj_begin(&out, "remove_ipc");
+    if (!out.json) printf("  ");
+    out_bool(&out, "applies", ri.applies);
+    if (!out.json) printf("  ");
+    out_bool(&out, "logind", ri.logind);
+    if (!out.json) printf("  ");
+    out_bool(&out, "setting", ri.remove_ipc);
+    if (!out.json) printf("  ");
+    out_str(&out, "source", ri.source[0] ? ri.source : NULL);
+    out_obj_end(&out);
+    if (out.json || ri.applies) out_str(&out, "warning", ri.applies ? warn : NULL);
+  }
   out_end(&out);
   return EXIT_DONE;
 }

@@ -16,6 +16,7 @@
 #include <xxhash.h>
 #include <errno.h>
 #include <signal.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -232,9 +233,33 @@ END_TEST
 
 START_TEST(replace_across_places) {
   if (huge_skip != NULL) BM_TEST_SKIP("%s", huge_skip);
-  fprintf(stderr, "replace across places: /dev/shm and %s (%s /dev/hugepages)\n", mnt,
-          ht_exists("/dev", "hugepages") ? "with" : "without");
+  fprintf(stderr, "replace across places: /dev/shm and %s\n", mnt);
   replace_under_reader(ht_name("across"), alternate);
+  /* Again with a hugetlbfs mount on /dev/hugepages too (a private mount namespace), or
+   * without one when the system has it: an opener then searches three places. */
+  {
+    int st, mounted = 0;
+    FILE *f = fopen("/proc/mounts", "r");
+    char line[1024];
+    pid_t pid;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) mounted |= strstr(line, " /dev/hugepages hugetlbfs") != NULL;
+    if (f != NULL) fclose(f);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+      if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) _exit(76);
+      if (mounted ? umount2("/dev/hugepages", MNT_DETACH) != 0
+                  : (mkdir("/dev/hugepages", 0755), mount("bmtest", "/dev/hugepages", "hugetlbfs", 0, "pagesize=2M")) != 0)
+        _exit(76);
+      fprintf(stderr, "replace across places, %s /dev/hugepages\n", mounted ? "without" : "with");
+      replace_under_reader(ht_name("across2"), alternate);
+      _exit(0);
+    }
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 76)
+      BM_TEST_SKIP("cannot make a private mount namespace to %s /dev/hugepages", mounted ? "unmount" : "mount");
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the second run failed (status %d)", st);
+  }
 }
 END_TEST
 

@@ -120,6 +120,11 @@ static void bm__fill_info(const bm_dataset_t *ds, int state, bm_dataset_info_t *
   memcpy(info->source, ds->t.source, sizeof(info->source));
 }
 
+  info->format = ds->t.format != 0 ? ds->t.format : BM_FORMAT_RAW;
+  info->has_layout = ds->t.has_layout;
+  info->layout = ds->t.layout;
+  info->header_bytes = ds->t.header_bytes;
+  info->n_tensors = ds->t.n_tensors;
 static bm_dataset_t *bm__dataset_new(const char *name) {
   bm_dataset_t *ds = calloc(1, sizeof(*ds));
   if (ds != NULL) snprintf(ds->name, sizeof(ds->name), "%s", name);
@@ -485,6 +490,9 @@ static int bm__list_one(void *arg, const bm__os_entry_t *e) {
     size_t cap = l->cap ? l->cap * 2 : 16;
     bm_section_info_t *v = realloc(l->v, cap * sizeof(*v));
     if (v == NULL) return l->err = BM_ENOMEM;
+      si.format = t.format != 0 ? t.format : BM_FORMAT_RAW;
+      si.has_layout = t.has_layout;
+      si.layout = t.layout;
     l->v = v;
     l->cap = cap;
   }
@@ -539,4 +547,54 @@ int bm_section_lookup(const char *name, bm_section_info_t *info) {
   /* As bm_section_open: several places and not exactly one of them yours is ambiguous. */
   if (n > 1 && mine != 1) return bm__set_os_error(0), BM_EAMBIGUOUS;
   return 0;
+}
+
+/* ---- What the payload is (DESIGN section 6): recorded by a writer before it publishes,
+ * the tensors of a safetensors payload read back from its header bytes. */
+
+int bm__dataset_set_info(bm_dataset_t *ds, const bm_format_info_t *fi) {
+  if (ds == NULL || fi == NULL || !ds->writer || ds->published || ds->failed) return BM_EINVAL;
+  ds->t.format = fi->format == BM_FORMAT_RAW ? 0 : fi->format;
+  ds->t.has_layout = fi->has_layout;
+  if (fi->has_layout) ds->t.layout = fi->layout;
+  else memset(&ds->t.layout, 0, sizeof(ds->t.layout));
+  ds->t.header_bytes = fi->format == BM_FORMAT_RAW ? 0 : fi->header_bytes;
+  ds->t.n_tensors = fi->format == BM_FORMAT_SAFETENSORS ? fi->n_tensors : 0;
+  return 0;
+}
+
+int bm_dataset_set_format(bm_dataset_t *ds, int format, char *why, size_t why_n) {
+  bm_format_info_t fi;
+  unsigned char *head;
+  size_t n;
+  int err;
+  if (why != NULL && why_n > 0) why[0] = '\0';
+  if (ds == NULL || !ds->writer || ds->published || ds->failed || format < BM_FORMAT_AUTO ||
+      format > BM_FORMAT_SAFETENSORS)
+    return BM_EINVAL;
+  if ((err = bm__format_read(ds->src, ds->t.payload_size, &head, &n)) != 0) return err;
+  err = bm_format_check(head, n, ds->t.payload_size, format, &fi, why, why_n);
+  free(head);
+  if (err != 0) return err;
+  return bm__dataset_set_info(ds, &fi);
+}
+
+int bm_dataset_tensors(bm_dataset_t *ds, bm_tensor_t **out, size_t *count) {
+  unsigned char *head;
+  size_t n;
+  int err;
+  if (out != NULL) *out = NULL;
+  if (count != NULL) *count = 0;
+  if (ds == NULL || out == NULL || count == NULL || ds->t.format != BM_FORMAT_SAFETENSORS)
+    return BM_EINVAL;
+  if ((err = bm__format_read(ds->src, ds->t.payload_size, &head, &n)) != 0) return err;
+  err = bm_format_tensors(head, n, ds->t.payload_size, out, count, NULL, 0);
+  free(head);
+  if (err == 0 && (*count != ds->t.n_tensors)) {
+    bm_tensors_free(*out);
+    *out = NULL;
+    *count = 0;
+    err = BM_ECORRUPT;
+  }
+  return err;
 }

@@ -86,6 +86,12 @@ typedef struct bm__trailer_s {
   bm_large_t large;      /* the request and its outcome (version 2; requested -1 in 1) */
 } bm__trailer_t;
 
+  /* What the payload is (version 4; RAW and nothing else before) */
+  int format;            /* bm_format_t: RAW, NPY or SAFETENSORS */
+  int has_layout;        /* layout holds the payload's one array */
+  bm_layout_t layout;
+  uint64_t header_bytes; /* the format's header at the payload's start */
+  uint32_t n_tensors;    /* safetensors */
 /* Decodes the trailer at `bytes` (the last BM_TRAILER_SIZE bytes of a section of
  * section_size bytes), the state read with acquire ordering around a copy. Errors:
  * BM_ENOTDATASET (bad magic), BM_ECORRUPT (state, version, CRC or numbers that do not fit
@@ -100,6 +106,31 @@ int bm__dataset_size(uint64_t payload, size_t page_size, uint64_t *size);
 
 /* ---- The scan engine's kernels (src/kernels.c): AVX2 where the CPU has it. */
 int bm__cpu_avx2(void);
+/* ---- One copy in RAM (src/cache.c): a file's page-cache residency before a load, and
+ * dropping what the load brought in after it. */
+typedef struct bm__cache_s {
+  unsigned char *bits;   /* one bit a page: resident before */
+  unsigned char *vec;    /* a window's mincore vector */
+  uint64_t size, before; /* the file's bytes; bytes resident before */
+  int ok;                /* the snapshot was taken (0: the OS cannot tell) */
+} bm__cache_t;
+/* Notes which pages of the file f (size bytes) are resident. BM_ENOTSUP where the OS
+ * cannot tell (c->ok 0; restore then does nothing), BM_ENOMEM. */
+int bm__cache_snapshot(bm_source_t *f, uint64_t size, bm__cache_t *c);
+/* Drops the pages not resident at the snapshot; *after gets the bytes cached now. */
+int bm__cache_restore(bm_source_t *f, bm__cache_t *c, uint64_t *after);
+void bm__cache_free(bm__cache_t *c);
+
+/* ---- Typed payloads (src/format.c): the header at the start of a source of size bytes
+ * (a file, or a dataset's section) copied into *buf (malloc'd, *n bytes: as much as the
+ * header needs, bounded by BM_NPY_HEADER_MAX / BM_SAFETENSORS_HEADER_MAX, or a few bytes
+ * when the magic says neither), guarded. Errors: as bm_view_map, BM_ENOMEM, BM_ETRUNCATED. */
+int bm__format_read(bm_source_t *src, uint64_t size, unsigned char **buf, size_t *n);
+/* Records what a writer's payload is (src/dataset.c), as judged already (a load judged the
+ * file's header; a buffer published with a layout). Errors: BM_EINVAL (not an unpublished
+ * writer). */
+int bm__dataset_set_info(bm_dataset_t *ds, const bm_format_info_t *fi);
+
 uint64_t bm__count_byte(const unsigned char *p, size_t n, unsigned char c);
 /* The largest scan window a process of this word size maps (4 GiB; 256 MiB in 32 bits). */
 uint64_t bm__scan_max_window(void);

@@ -132,3 +132,11 @@ uint64_t bm__os_as_limit(void);
 int bm__os_read_at(bm_source_t *src, uint64_t offset, void *buf, size_t n, size_t *got);
 
 #endif
+/* The page cache of a file source (one copy in RAM, src/cache.c): vec[i] bit 0 set when
+ * page i of [offset, offset+length) is resident (offset a multiple of the page size,
+ * length > 0; one byte a page of bm_page_size()), found without reading anything. Drop:
+ * asks the OS to drop the clean cached pages of [offset, offset+length). BM_ENOTSUP where
+ * the OS cannot (Windows, a section). */
+int bm__os_cache_resident(bm_source_t *src, uint64_t offset, size_t length, unsigned char *vec);
+int bm__os_cache_drop(bm_source_t *src, uint64_t offset, uint64_t length);
+

@@ -68,13 +68,15 @@ BM_EXTERN const char *bm_version(void);
   XX(ECHECKSUM, -32, "checksum mismatch: the payload does not hash to the trailer's XXH3")  \
   XX(EREPLACED, -33, "the name now refers to another section (left alone)")             \
   XX(ECANCELED, -34, "canceled")                                                           \
-  XX(ENOROOM, -35, "not enough room for the section (checked before making it)")
+  XX(ENOROOM, -35, "not enough room for the section (checked before making it)")       \
+  XX(EFORMAT, -36, "malformed header: not a valid npy or safetensors file")          \
+  XX(ETIMEDOUT, -37, "timed out")
 
 typedef enum {
 #define BM__ERR_ENUM(name, val, msg) BM_##name = (val),
   BM_ERRNO_MAP(BM__ERR_ENUM)
 #undef BM__ERR_ENUM
-  BM__ERR_MIN = -36
+  BM__ERR_MIN = -38
 } bm_errno_t;
 
 /* Message for a BM_E* code; "unknown error" for anything else. Never NULL. */
@@ -453,6 +455,112 @@ BM_EXTERN int bm_section_remove_force(const char *name);
 BM_EXTERN int bm_section_large(bm_source_t *src, bm_large_t *outcome);
 
 /* ---------------------------------------------------------------------------------------
+ * Typed payloads (DESIGN section 6): a dataset's payload is always the file's bytes from
+ * offset 0, and may be one of these formats, told by its magic (auto) or asked for:
+ *   raw          bytes
+ *   npy          a NumPy .npy file: "\x93NUMPY", version, a header dict (descr,
+ *                fortran_order, shape), then one array's data
+ *   safetensors  an 8-byte little-endian header length N, N bytes of JSON (per tensor
+ *                dtype, shape, data_offsets; an optional __metadata__), then the data
+ * Headers come from untrusted files: every size is checked against the file, the shape's
+ * product times the item size against the data's length (no overflow), dtypes against a
+ * closed list (no object dtype, no pickles, no structured dtypes), safetensors ranges
+ * inside the data, sorted, not overlapping, the header at most BM_SAFETENSORS_HEADER_MAX.
+ * A header that fails is BM_EFORMAT, with what is wrong in a `why` text. */
+typedef enum {
+  BM_FORMAT_AUTO = 0,       /* by the magic; a file that looks like neither is raw */
+  BM_FORMAT_RAW = 1,
+  BM_FORMAT_NPY = 2,
+  BM_FORMAT_SAFETENSORS = 3
+} bm_format_t;
+
+/* Element types, named as safetensors names them. numpy has no BF16 and no F8: a reader
+ * views those as unsigned integers of the same size (bm_dtype_descr) and keeps the name. */
+typedef enum {
+  BM_DTYPE_NONE = 0,
+  BM_DTYPE_F64, BM_DTYPE_F32, BM_DTYPE_F16, BM_DTYPE_BF16,
+  BM_DTYPE_I64, BM_DTYPE_I32, BM_DTYPE_I16, BM_DTYPE_I8,
+  BM_DTYPE_U64, BM_DTYPE_U32, BM_DTYPE_U16, BM_DTYPE_U8,
+  BM_DTYPE_BOOL, BM_DTYPE_F8_E4M3, BM_DTYPE_F8_E5M2,
+  BM_DTYPE_C64, BM_DTYPE_C128, /* npy only (numpy's complex64, complex128) */
+  BM__DTYPE_COUNT
+} bm_dtype_t;
+
+#define BM_MAX_DIMS 32                          /* numpy's NPY_MAXDIMS (1.x) */
+#define BM_SAFETENSORS_HEADER_MAX 100000000u    /* 100 MB, as the safetensors crate */
+#define BM_NPY_HEADER_MAX (1u << 20)            /* numpy itself refuses over 10000 bytes */
+#define BM_WHY_MAX 256                          /* always room enough for a `why` text */
+
+/* One array in the payload: its element type, shape and where its bytes lie. */
+typedef struct bm_layout_s {
+  int dtype;                  /* bm_dtype_t */
+  char byteorder;             /* '<' little-endian, '>' big-endian (npy only), '|' one byte */
+  char order;                 /* 'C' (row-major) or 'F' (npy fortran_order: column-major) */
+  uint32_t item_size;         /* bytes an element (bm_dtype_size) */
+  uint32_t ndim;              /* 0 (a scalar: one element) .. BM_MAX_DIMS */
+  uint64_t shape[BM_MAX_DIMS];
+  uint64_t data_offset;       /* payload offset of the first element */
+  uint64_t data_length;       /* bytes: the shape's product times item_size */
+} bm_layout_t;
+
+/* One tensor of a safetensors payload: its name (UTF-8, NUL-terminated; owned by the list)
+ * and layout (order 'C'; data_offset is the payload offset: 8 + N + begin). */
+typedef struct bm_tensor_s {
+  const char *name;
+  bm_layout_t layout;
+} bm_tensor_t;
+
+/* What a header says, judged. */
+typedef struct bm_format_info_s {
+  int format;                 /* bm_format_t: RAW, NPY or SAFETENSORS (never AUTO) */
+  int has_layout;             /* 1: layout is the payload's one array (npy) */
+  bm_layout_t layout;
+  uint64_t header_bytes;      /* bytes before the data (npy: magic..dict; safetensors 8 + N) */
+  uint32_t n_tensors;         /* safetensors: tensors in the header (__metadata__ excluded) */
+} bm_format_info_t;
+
+/* "raw", "npy", "safetensors" ("auto" for BM_FORMAT_AUTO); "unknown" otherwise. */
+BM_EXTERN const char *bm_format_name(int format);
+/* "auto" | "raw" | "npy" | "safetensors" into *format. Errors: BM_EINVAL. */
+BM_EXTERN int bm_format_from_name(const char *name, int *format);
+/* "F32", "BF16", "BOOL", "C64" ...; "unknown" otherwise. */
+BM_EXTERN const char *bm_dtype_name(int dtype);
+/* The dtype named so (safetensors' names, as bm_dtype_name gives); BM_DTYPE_NONE if none. */
+BM_EXTERN int bm_dtype_from_name(const char *name);
+/* Bytes an element; 0 for no dtype. */
+BM_EXTERN uint32_t bm_dtype_size(int dtype);
+/* The numpy type string that views the bytes of a layout: "<f4", ">i8", "|b1", "<c8"; the
+ * types numpy lacks as unsigned integers of their size ("<u2" for BF16, "|u1" for F8).
+ * Into buf (8 bytes are always enough); returns buf ("" for no dtype). */
+BM_EXTERN const char *bm_dtype_descr(const bm_layout_t *layout, char *buf, size_t n);
+
+/* Judges the header at the start of a payload of `size` bytes, of which the first n are at
+ * `head` (n may be less than size: enough for the header is enough; for safetensors 8 + N
+ * bytes, for npy at most 12 + BM_NPY_HEADER_MAX; with fewer, BM_EFORMAT "truncated" unless
+ * size itself is shorter). format: BM_FORMAT_AUTO picks by the magic (raw when neither
+ * matches); RAW accepts anything. *out is filled on success; why (may be NULL) gets what is
+ * wrong on BM_EFORMAT ("" on success). Reads nothing beyond head[0, n); allocates only for
+ * the JSON (bounded by the header length). Errors: BM_EINVAL, BM_EFORMAT, BM_ENOMEM. */
+BM_EXTERN int bm_format_check(const void *head, size_t n, uint64_t size, int format,
+                              bm_format_info_t *out, char *why, size_t why_n);
+/* Every tensor of a safetensors header at head[0, n) (as bm_format_check reads it), in
+ * payload order (sorted by offset). *out is an array of *count entries whose names are
+ * owned by it, freed with bm_tensors_free (NULL when *count is 0). Errors: as
+ * bm_format_check, and BM_EINVAL when the payload is not safetensors. */
+BM_EXTERN int bm_format_tensors(const void *head, size_t n, uint64_t size, bm_tensor_t **out,
+                                size_t *count, char *why, size_t why_n);
+/* NULL is ignored. */
+BM_EXTERN void bm_tensors_free(bm_tensor_t *tensors);
+/* The npy header (magic, version 1.0, or 2.0 when the dict needs it, the dict, padded with
+ * spaces to a multiple of 64 bytes) for an array of layout->dtype (BM_DTYPE_BF16 and F8
+ * are written as their unsigned views), byteorder ('<' or '|'; 0: '<', or '|' for one
+ * byte; '>' too), order ('C' or 'F'; 0: 'C'), ndim and shape; item_size, data_offset and
+ * data_length are ignored. *len gets its length; buf may be NULL to ask (n 0). The data
+ * follows it: data_offset = *len. Errors: BM_EINVAL (bad dtype, ndim, order), BM_EOVERFLOW
+ * (the shape's bytes overflow), BM_ENOSPC (n < *len). */
+BM_EXTERN int bm_npy_header(const bm_layout_t *layout, void *buf, size_t n, size_t *len);
+
+/* ---------------------------------------------------------------------------------------
  * Datasets (DESIGN section 2): a named section whose payload starts at offset 0, followed
  * by zeros and a 4096-byte trailer (checksum, state, what was asked for and obtained). The
  * library owns the whole lifecycle; the trailer format is private to it.
@@ -518,6 +626,14 @@ typedef struct bm_dataset_info_s {
 } bm_dataset_info_t;
 
 /* Creates dataset NAME for a payload of opts->size bytes: the section is made exclusively
+  /* What the payload is (DESIGN section 6), recorded at publish: format RAW for a trailer
+   * older than format version 4 (not recorded: the bytes are taken as they are). */
+  int format;                 /* bm_format_t: RAW, NPY or SAFETENSORS */
+  int has_layout;             /* 1: layout is the payload's one array (npy, an array
+                                 published from memory) */
+  bm_layout_t layout;
+  uint64_t header_bytes;      /* bytes of the format's header at the payload's start */
+  uint32_t n_tensors;         /* safetensors: tensors (list them: bm_dataset_tensors) */
  * across every place a name can live (two racing creators: exactly one succeeds, the other
  * gets BM_EEXIST), sized for the payload and the trailer, with the permissions asked for,
  * and marked `loading` under this process's writer lock. *outcome (may be NULL) gets the
@@ -589,6 +705,19 @@ BM_EXTERN int bm_dataset_open(bm_dataset_t **out, const char *name, unsigned fla
 /* What the dataset is now: a writer's own state; for a reader the trailer read again and
  * judged (a writer may have published, failed or died since the open). */
 BM_EXTERN int bm_dataset_info(bm_dataset_t *ds, bm_dataset_info_t *info);
+/* Writer, before bm_dataset_publish: says what the payload is. The header is read from
+ * the section as it is now (fill at least the header first) and judged as
+ * bm_format_check judges it, against the payload size; what it says (format, layout,
+ * tensor count) is recorded in the trailer at publish. BM_FORMAT_AUTO by the magic; RAW
+ * records nothing (the default). why (may be NULL) gets what is wrong on BM_EFORMAT.
+ * Errors: BM_EINVAL (not an unpublished writer), BM_EFORMAT, BM_ENOMEM, BM_ETRUNCATED. */
+BM_EXTERN int bm_dataset_set_format(bm_dataset_t *ds, int format, char *why, size_t why_n);
+/* Every tensor of a safetensors dataset, parsed from the header bytes in its payload
+ * (bounded by BM_SAFETENSORS_HEADER_MAX; checked again, the section is not trusted) and
+ * matched against the trailer's count. *out as bm_format_tensors (bm_tensors_free).
+ * Errors: BM_EINVAL (not safetensors), BM_EFORMAT / BM_ECORRUPT (the header no longer
+ * agrees with the trailer), BM_ENOMEM, BM_ETRUNCATED. */
+BM_EXTERN int bm_dataset_tensors(bm_dataset_t *ds, bm_tensor_t **out, size_t *count);
 /* Maps the whole payload read-only into *view (an empty view for an empty payload).
  * Errors: as bm_view_map (BM_EOVERFLOW where the payload is larger than the address
  * space: walk it with a window cursor over bm_dataset_source instead). */
@@ -708,6 +837,13 @@ typedef struct bm_scan_result_s {
 } bm_scan_result_t;
 
 /* Checks a scan's options once, for every front end: flags, literal count and lengths,
+  int format;               /* datasets: bm_format_t as in bm_dataset_info_t, else 0 */
+  int has_layout;
+  bm_layout_t layout;
+  int64_t maps;             /* processes that map it now (any view, shared or private), read
+                               from /proc/PID/maps; -1 where that cannot be seen (no /proc,
+                               Windows, or a section others may read while some other
+                               user's processes could not be inspected: not root) */
  * window, threads, overflow of offset+length. Errors: BM_EINVAL (which: see the contract
  * of bm_scan_opts_t), BM_EOVERFLOW. */
 BM_EXTERN int bm_scan_check(const bm_scan_opts_t *opts);
@@ -802,7 +938,7 @@ typedef struct bm_load_opts_s {
   const volatile sig_atomic_t *cancel;
 } bm_load_opts_t;
 
-enum { BM_LOAD_AT_FILE = 1, BM_LOAD_AT_CREATE = 2, BM_LOAD_AT_FILL = 3 };
+enum { BM_LOAD_AT_FILE = 1, BM_LOAD_AT_CREATE = 2, BM_LOAD_AT_FILL = 3, BM_LOAD_AT_FORMAT = 4 };
 
 typedef struct bm_load_result_s {
   bm_dataset_info_t info;        /* what a reader will see (filled once published) */
@@ -814,7 +950,14 @@ typedef struct bm_load_result_s {
   int failed_at;                 /* on failure, the step: BM_LOAD_AT_FILE (opening or sizing
                                     the file: the error is the file's), BM_LOAD_AT_CREATE
                                     (making the dataset: the name's), BM_LOAD_AT_FILL (the
-                                    reads, the checksum, the publish) */
+                                    reads, the checksum, the publish), BM_LOAD_AT_FORMAT
+                                    (the header: BM_EFORMAT, why says what is wrong) */
+  char why[BM_WHY_MAX];          /* BM_EFORMAT: what is wrong with the header ("" else) */
+  /* One copy in RAM: pages of the file that the load brought into the page cache are
+   * dropped after it (those resident before stay). What is left cached of the file: */
+  int has_source_cached;         /* 0 where it cannot be seen (Windows) */
+  uint64_t source_cached_bytes;
+  uint64_t source_cached_before; /* ... and what was cached before the load */
 } bm_load_result_t;
 
 /* Loads the file at path into a new dataset NAME. On success the dataset is `ready`; with
@@ -852,3 +995,30 @@ BM_EXTERN int bm_parse_size(const char *text, uint64_t *out);
 }
 #endif
 #endif /* BULKMAP_H */
+  int format;                    /* bm_format_t: the file's header is judged (from the file,
+                                    before the section is made) as bm_format_check does;
+                                    BM_FORMAT_AUTO (0) by the magic; RAW takes the bytes as
+                                    they are */
+/* Publishing from memory: what bm_dataset_publish_buffer takes. */
+typedef struct bm_publish_opts_s {
+  bm_dataset_opts_t dataset;     /* size is computed; source NULL: "" */
+  int format;                    /* without layout: the bytes are judged as a file's are
+                                    (BM_FORMAT_AUTO (0) by the magic, RAW as they are) */
+  const bm_layout_t *layout;     /* NULL, or the bytes are one array of this dtype, shape,
+                                    order and byte order (item_size and data_offset are
+                                    ignored; data_length must equal n): the payload is
+                                    then an npy file (bm_npy_header, then the bytes), so
+                                    plain numpy reads it, and the dataset has the layout */
+} bm_publish_opts_t;
+
+/* Publishes data[0, n) as a new dataset NAME in one call: checked (format or layout),
+ * created, copied in, hashed from the section and published `ready`; on failure nothing
+ * is left under the name. *result as for bm_dataset_load (failed_at is
+ * BM_LOAD_AT_FORMAT for a bad header or layout, AT_CREATE, AT_FILL; source_cached is not
+ * set). out as for bm_dataset_load (NULL: closed; on POSIX it stays until removed).
+ * Errors: BM_EINVAL, BM_EFORMAT (why in result->why), BM_EOVERFLOW, and as
+ * bm_dataset_create and bm_dataset_publish. */
+BM_EXTERN int bm_dataset_publish_buffer(bm_dataset_t **out, const char *name, const void *data,
+                                        size_t n, const bm_publish_opts_t *opts,
+                                        bm_load_result_t *result);
+

@@ -63,3 +63,15 @@ if(TARGET bulkmap_tool AND WIN32 AND CMAKE_CROSSCOMPILING_EMULATOR)
            $<TARGET_FILE:bulkmap_tool> ${CMAKE_CROSSCOMPILING_EMULATOR})
   set_tests_properties(tool_bench PROPERTIES TIMEOUT 300)
 endif()
+
+# Typed datasets: --format, stat/ls of format and layout, malformed headers, load -.
+if(TARGET bulkmap_tool AND NOT WIN32)
+  add_test(NAME tool_format COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tool/test_format.sh $<TARGET_FILE:bulkmap_tool>)
+  set_tests_properties(tool_format PROPERTIES TIMEOUT 300)
+endif()
+
+# The lifecycle commands: load --replace under readers, --wait, rm --abandoned, maps, RemoveIPC.
+if(TARGET bulkmap_tool AND NOT WIN32)
+  add_test(NAME tool_lifecycle COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tool/test_lifecycle.sh $<TARGET_FILE:bulkmap_tool>)
+  set_tests_properties(tool_lifecycle PROPERTIES TIMEOUT 300)
+endif()

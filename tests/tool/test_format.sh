@@ -32,7 +32,7 @@ if [ $have_numpy = 1 ]; then
   expect 0 ls --json
   grep -q "\"name\":\"$NAME-npy\"[^}]*\"format\":\"npy\",\"layout\":{\"dtype\":\"F32\",\"shape\":\[3,4\]" "$T/out" && ok || fail "ls --json: $(cat "$T/out")"
   expect 0 ls
-  grep "^$NAME-npy " "$T/out" | grep -q 'npy:F32:3x4' && ok || fail "ls: $(cat "$T/out")"
+  grep "^$NAME-npy " "$T/out" | grep -q " npy:F32:3x4 " && ok || fail "ls: $(cat "$T/out")"
   # Plain numpy reads the section, mapped, as the file it is.
   $PY -c "import numpy as np; a = np.load('/dev/shm/$NAME-npy', mmap_mode='r'); assert a.shape == (3, 4) and a[2, 3] == 11" &&
     ok || fail "numpy.load of /dev/shm/$NAME-npy"

@@ -43,6 +43,8 @@ static void load_error(const char *file, const char *name, int err, const bm_loa
   else if (err == BM_ENOENT && group != NULL && r->failed_at == BM_LOAD_AT_CREATE)
     cli_error(name, "--group '%s': no such group", group);
   else if ((err == BM_EACCES || err == BM_EPERM) && group != NULL)
+  else if (err == BM_EFORMAT)
+    cli_error(file, "%s: nothing published (--format raw loads the bytes as they are)", r->why);
     cli_error(name, "--group '%s': you may not give a section to that group", group);
   else if (err == BM_ECHANGED)
     cli_error(file, "file changed as we read it: nothing published");
@@ -57,18 +59,21 @@ static void load_error(const char *file, const char *name, int err, const bm_loa
 
 int cmd_load(int argc, char **argv) {
   const char *o_name = NULL, *o_large = NULL, *o_hold = NULL, *o_json = NULL, *o_noprog = NULL,
-             *o_mode = NULL, *o_group = NULL, *pos[1];
+             *o_mode = NULL, *o_group = NULL, *o_format = NULL, *pos[1];
   const cli_opt_t opts[] = {{"--name", 1, &o_name},     {"--large-pages", 1, &o_large},
                             {"--hold", 0, &o_hold},     {"--json", 0, &o_json},
                             {"--no-progress", 0, &o_noprog}, {"--mode", 1, &o_mode},
-                            {"--group", 1, &o_group}};
+                            {"--group", 1, &o_group}, {"--format", 1, &o_format},
+                            {"--replace", 0, &o_replace}};
   bm_load_opts_t lo;
   bm_load_result_t r;
   bm_preflight_t room;
   bm_dataset_t *ds = NULL;
   cli_progress_t bar;
   unsigned mode = 0600;
-  int npos, rc, err, werr, large = BM_LARGE_AUTO;
+  int npos, rc, err, werr, large = BM_LARGE_AUTO, format = BM_FORMAT_AUTO;
+  unsigned char *in = NULL; /* load -: standard input, whole */
+  size_t in_n = 0;
   cli_out_t out;
 
   rc = cli_parse("load", argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), pos, 1, &npos);
@@ -87,6 +92,13 @@ int cmd_load(int argc, char **argv) {
   lo.dataset.large = large;
   lo.dataset.mode = mode;
   lo.dataset.group = o_group;
+  if ((rc = ds_parse_format("load", o_format, &format)) != 0) return rc;
+  /* load -: the size is not known before the end, so standard input is read whole into
+   * memory first (before anything is made: an interrupt meanwhile leaves nothing). */
+  if (strcmp(pos[0], "-") == 0 && (err = ds_read_stdin(&in, &in_n)) != 0) {
+    cli_error("-", "cannot read standard input: %s", strerror(err));
+    return EXIT_FAILED;
+  }
   lo.dataset.preflight = &room;
   lo.progress = load_progress;
   lo.progress_arg = &bar;
@@ -94,7 +106,18 @@ int cmd_load(int argc, char **argv) {
   /* From before the section exists until it is published or removed, a terminating signal
    * is only noted (cli.h): the library stops at its next step and removes what it made. */
   cli_signals_defer(1);
-  err = bm_dataset_load(&ds, o_name, pos[0], &lo, &r);
+  lo.format = format;
+  if (in != NULL) {
+    bm_publish_opts_t po;
+    memset(&po, 0, sizeof(po));
+    po.dataset = lo.dataset;
+    po.dataset.source = "-";
+    po.format = format;
+    err = bm_dataset_publish_buffer(&ds, o_name, in, in_n, &po, &r);
+    free(in);
+  } else {
+    err = bm_dataset_load(&ds, o_name, pos[0], &lo, &r);
+  }
   progress_clear(&bar);
   if (err == BM_ECANCELED || (err == 0 && cli_signal_caught() != 0)) {
     int sig = cli_signal_caught();
@@ -121,6 +144,9 @@ int cmd_load(int argc, char **argv) {
   if ((werr = cli_out_failed()) != 0) {
     cli_error("load", "cannot write the result: %s; %s removed", strerror(werr), o_name);
     rc = EXIT_FAILED;
+  /* One copy in RAM: what is left of the file in the page cache (null: cannot be seen). */
+  if (r.has_source_cached) out_u64(&out, "source_cached_bytes", r.source_cached_bytes);
+  else out_str(&out, "source_cached_bytes", NULL);
   } else if (o_hold != NULL || !bm_section_names_persist()) {
     /* Windows: a section dies with its last handle, so load always holds. */
     fprintf(stderr, "bulkmap: load: holding %s until interrupted\n", o_name);

@@ -24,6 +24,10 @@ static void ls_json(const bm_section_info_t *v, size_t n) {
     else out_str(&out, "writer_pid", NULL);
     if (dataset) out_i64(&out, "created", v[i].created);
     else out_str(&out, "created", NULL);
+    /* Processes mapping it; null where /proc does not let us see (DESIGN section 7). */
+    if (v[i].maps >= 0) out_i64(&out, "maps", v[i].maps);
+    else out_str(&out, "maps", NULL);
+    ds_out_section_format(&out, &v[i]); /* format, layout (DESIGN section 6) */
     printf("}");
   }
   printf("]}\n");
@@ -31,15 +35,17 @@ static void ls_json(const bm_section_info_t *v, size_t n) {
 
 static void ls_table(const bm_section_info_t *v, size_t n) {
   size_t i;
-  printf("%-24s %-16s %14s %-10s %10s %-10s %-5s %8s %s\n", "NAME", "PLACE", "BYTES", "STATE",
-         "PAGE", "OWNER", "MODE", "PID", "CREATED");
+  printf("%-24s %-16s %14s %-10s %10s %-10s %-5s %8s %5s %-20s %s\n", "NAME", "PLACE", "BYTES", "STATE",
+         "PAGE", "OWNER", "MODE", "PID", "MAPS", "FORMAT", "CREATED");
   for (i = 0; i < n; i++) {
     char when[32] = "-", pid[24] = "-";
     if (v[i].created != 0) cli_format_time(when, sizeof(when), v[i].created);
     if (v[i].writer_pid > 0) snprintf(pid, sizeof(pid), "%lld", (long long)v[i].writer_pid);
-    printf("%-24s %-16s %14llu %-10s %10llu %-10s %04o %8s %s\n", v[i].name, v[i].place,
+    char kind[BM_MAX_DIMS * 22 + 32];
+    printf("%-24s %-16s %14llu %-10s %10llu %-10s %04o %8s %5s %-20s %s\n", v[i].name, v[i].place,
            (unsigned long long)v[i].bytes, bm_state_name(v[i].state),
-           (unsigned long long)v[i].page_size, v[i].owner, v[i].mode, pid, when);
+           (unsigned long long)v[i].page_size, v[i].owner, v[i].mode, pid, maps,
+           ds_section_kind(&v[i], kind, sizeof(kind)), when);
   }
 }
 

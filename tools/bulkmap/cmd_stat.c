@@ -35,3 +35,10 @@ int cmd_stat(int argc, char **argv) {
   }
   return EXIT_DONE;
 }
+  /* The tensors are read from the header in the payload, checked again against the trailer. */
+  err = ds_out_tensors(&out, ds, &info);
+  bm_dataset_close(ds);
+  if (err != 0) {
+    cli_error(pos[0], "the safetensors header no longer agrees with the trailer: %s", bm_strerror(err));
+    return EXIT_FAILED;
+  }

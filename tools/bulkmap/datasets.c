@@ -110,12 +110,12 @@ static void ds_shape_text(const uint64_t *shape, uint32_t ndim, char *buf, size_
   if (k < n) snprintf(buf + k, n - k, ndim == 1 ? ",)" : ")");
 }
 
-void ds_out_format(cli_out_t *out, const bm_dataset_info_t *info) {
-  const bm_layout_t *l = &info->layout;
+static void ds_out_layout(cli_out_t *out, int state, int format, int has_layout,
+                          const bm_layout_t *l) {
   char shape[BM_MAX_DIMS * 22 + 8], descr[8];
-  int known = info->state != BM_STATE_CORRUPT && info->state != BM_STATE_FOREIGN;
-  out_str(out, "format", known ? bm_format_name(info->format) : NULL);
-  if (!info->has_layout) {
+  int known = state != BM_STATE_CORRUPT && state != BM_STATE_FOREIGN && state != BM_STATE_UNREADABLE;
+  out_str(out, "format", known ? bm_format_name(format != 0 ? format : BM_FORMAT_RAW) : NULL);
+  if (!has_layout) {
     if (out->json) out_str(out, "layout", NULL);
     return;
   }
@@ -136,6 +136,31 @@ void ds_out_format(cli_out_t *out, const bm_dataset_info_t *info) {
   out_u64(out, "data_length", l->data_length);
   out_str(out, "descr", descr);
   out_obj_end(out);
+}
+
+void ds_out_format(cli_out_t *out, const bm_dataset_info_t *info) {
+  ds_out_layout(out, info->state, info->format, info->has_layout, &info->layout);
+}
+
+void ds_out_section_format(cli_out_t *out, const bm_section_info_t *si) {
+  ds_out_layout(out, si->state, si->format, si->has_layout, &si->layout);
+}
+
+const char *ds_section_kind(const bm_section_info_t *si, char *buf, size_t n) {
+  size_t k;
+  uint32_t i;
+  if (si->state == BM_STATE_CORRUPT || si->state == BM_STATE_FOREIGN || si->state == BM_STATE_UNREADABLE) {
+    snprintf(buf, n, "-");
+    return buf;
+  }
+  k = (size_t)snprintf(buf, n, "%s", bm_format_name(si->format != 0 ? si->format : BM_FORMAT_RAW));
+  if (si->has_layout && k < n) {
+    k += (size_t)snprintf(buf + k, n - k, ":%s:", bm_dtype_name(si->layout.dtype));
+    for (i = 0; i < si->layout.ndim && k < n; i++)
+      k += (size_t)snprintf(buf + k, n - k, "%s%llu", i ? "x" : "", (unsigned long long)si->layout.shape[i]);
+    if (si->layout.ndim == 0 && k < n) snprintf(buf + k, n - k, "scalar");
+  }
+  return buf;
 }
 
 int ds_out_tensors(cli_out_t *out, bm_dataset_t *ds, const bm_dataset_info_t *info) {

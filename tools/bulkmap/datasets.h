@@ -20,6 +20,10 @@ int ds_parse_format(const char *cmd, const char *text, int *format);
  * `shape`, `order`, `data_offset`, JSON `layout{dtype shape order data_offset data_length
  * descr}` (null without one). */
 void ds_out_format(cli_out_t *out, const bm_dataset_info_t *info);
+/* The same for an ls entry. */
+void ds_out_section_format(cli_out_t *out, const bm_section_info_t *si);
+/* ls's one-word column: "raw", "safetensors", "npy:F32:3x4" ("-": not a dataset). */
+const char *ds_section_kind(const bm_section_info_t *si, char *buf, size_t n);
 /* A ready safetensors dataset's tensors: JSON `tensors[]` of {name dtype shape offset
  * length}, human one line a tensor. Nothing for other formats; a library error else. */
 int ds_out_tensors(cli_out_t *out, bm_dataset_t *ds, const bm_dataset_info_t *info);

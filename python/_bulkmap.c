@@ -519,6 +519,29 @@ static PyObject *info_dict(const bm_dataset_info_t *info, int full, double secs)
 }
 
 /* ---------------------------------------------------------------------------------------
+ * remove_on_exit=True (DESIGN section 7), for every call that makes a dataset (load,
+ * publish, create): binds the writer's dataset to this process with
+ * bm_dataset_remove_on_exit (a watcher process removes the name when this process and the
+ * children it forks have ended, by any path, SIGKILL included; a name replaced since is
+ * left alone). Call it with the writer's handle after bm_dataset_create, or after the
+ * publish (always after it with replace: only then is the name the dataset's). Returns 0,
+ * or -1 with bulkmap.Error set: the caller then removes what it made. */
+static int bind_to_process(bm_dataset_t *ds, const char *name) {
+  int err, os;
+  Py_BEGIN_ALLOW_THREADS
+  err = bm_dataset_remove_on_exit(ds);
+  os = err ? bm_last_os_error() : 0;
+  Py_END_ALLOW_THREADS
+  if (err == 0) return 0;
+  if (err == BM_EREPLACED)
+    raise_msg(name, err, os, "remove_on_exit: the name refers to another section now (left alone)");
+  else
+    raise_msg(name, err, os, "remove_on_exit: cannot bind the dataset to this process (the "
+                             "dataset was removed)");
+  return -1;
+}
+
+/* ---------------------------------------------------------------------------------------
  * load: bm_dataset_load. */
 
 /* Which of the two a failure of bm_dataset_load is about: the file (path) or the dataset
@@ -554,7 +577,8 @@ static PyObject *load_error(const char *path, const char *name, const char *grou
   case BM_ENAME:
     return raise_msg(name, err, 0, name_rule);
   case BM_EEXIST:
-    return raise_msg(name, err, os, "a section of that name exists already (bulkmap.rm(name) removes it)");
+    return raise_msg(name, err, os, "a section of that name exists already (bulkmap.rm(name) "
+                                    "removes it; replace=True replaces it)");
   case BM_ENOLARGE:
     snprintf(msg, sizeof(msg), "large pages required but not had: %s",
              bm_large_describe(&res->large, why, sizeof(why)));
@@ -578,7 +602,8 @@ static PyObject *load_error(const char *path, const char *name, const char *grou
 }
 
 static PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
-  static char *kwlist[] = {"path", "name", "large_pages", "mode", "group", "threads", NULL};
+  static char *kwlist[] = {"path", "name", "large_pages", "mode", "group", "threads",
+                           "replace", "remove_on_exit", NULL};
   PyObject *path_obj, *pathb = NULL, *mode_obj = NULL, *group_obj = Py_None, *threads = Py_None,
                       *r = NULL;
   const char *name, *large = "auto", *path, *group = NULL;
@@ -587,10 +612,10 @@ static PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
   bm_load_result_t res;
   poll_t poll;
   uint64_t mode = 0600;
-  int err, os, late;
+  int err, os, late, replace = 0, remove_on_exit = 0;
 
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "Os|sOOO:load", kwlist, &path_obj, &name, &large,
-                                   &mode_obj, &group_obj, &threads))
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "Os|sOOOpp:load", kwlist, &path_obj, &name, &large,
+                                   &mode_obj, &group_obj, &threads, &replace, &remove_on_exit))
     return NULL;
   memset(&lo, 0, sizeof(lo));
   memset(&res, 0, sizeof(res));
@@ -617,6 +642,7 @@ static PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
   }
   lo.dataset.mode = (unsigned)mode;
   lo.dataset.group = group;
+  lo.dataset.replace = replace;
   lo.progress = poll_signals;
   lo.progress_arg = &poll;
   lo.cancel = &poll.cancel;
@@ -627,16 +653,28 @@ static PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
   os = err == 0 ? 0 : res.os_error ? res.os_error : bm_last_os_error();
   poll_end(&poll);
   /* A signal that came after the library's last look (while it published) is acted on
-   * here: an interrupted load leaves nothing, so the new dataset goes again. */
+   * here: an interrupted load leaves nothing, so the new dataset goes again. Not after a
+   * replace: the old generation is gone already, and the name must not be left empty. */
   late = err == 0 && PyErr_CheckSignals() != 0;
-  if (ds != NULL && (late || PyErr_Occurred())) {
+  if (ds != NULL && !replace && (late || PyErr_Occurred())) {
     Py_BEGIN_ALLOW_THREADS
     bm_dataset_remove(ds);
     Py_END_ALLOW_THREADS
   }
   if (PyErr_Occurred()) goto done;
   if (err != 0) {
-    load_error(path, name, group, err, err == BM_ECANCELED ? 0 : os, &res);
+    if (replace && err == BM_EPERM && group == NULL && res.failed_at != BM_LOAD_AT_FILE)
+      raise_msg(name, err, os, "replace: only the dataset's owner (or root) may replace it; "
+                               "the old one is left as it was");
+    else
+      load_error(path, name, group, err, err == BM_ECANCELED ? 0 : os, &res);
+    goto done;
+  }
+  /* The bytes are published under the name; a binding that fails takes them away again. */
+  if (remove_on_exit && bind_to_process(ds, name) < 0) {
+    Py_BEGIN_ALLOW_THREADS
+    bm_dataset_remove(ds);
+    Py_END_ALLOW_THREADS
     goto done;
   }
   r = info_dict(&res.info, 0, res.seconds);
@@ -699,6 +737,7 @@ static PyObject *py_ls(PyObject *self, PyObject *args, PyObject *kw) {
         set_item(d, "mode", PyUnicode_FromString(mode)) < 0 ||
         set_item(d, "writer_pid", dataset ? PyLong_FromLongLong(v[i].writer_pid) : Py_NewRef(Py_None)) < 0 ||
         set_item(d, "created", dataset ? PyLong_FromLongLong(v[i].created) : Py_NewRef(Py_None)) < 0 ||
+        set_item(d, "maps", v[i].maps >= 0 ? PyLong_FromLongLong(v[i].maps) : Py_NewRef(Py_None)) < 0 ||
         PyList_Append(list, d) < 0)
       goto fail;
     Py_CLEAR(d);
@@ -717,11 +756,71 @@ fail:
   return NULL;
 }
 
+/* rm(abandoned=True): bm_dataset_reclaim, as `rm --abandoned --json` prints it:
+ * {"removed": [{name place bytes state writer_pid}], "freed_bytes": N}. */
+static PyObject *rm_abandoned(void) {
+  bm_reclaimed_t *v = NULL;
+  size_t n = 0, i;
+  uint64_t freed = 0;
+  PyObject *list = NULL, *d = NULL, *out = NULL;
+  int err, os;
+  Py_BEGIN_ALLOW_THREADS
+  err = bm_dataset_reclaim(&v, &n, &freed);
+  os = err ? bm_last_os_error() : 0;
+  Py_END_ALLOW_THREADS
+  if (err == BM_ENOTSUP) {
+    bm_reclaimed_free(v);
+    return raise_msg("rm", err, 0, "abandoned: nothing to reclaim here (a section lives until "
+                                   "its last handle closes)");
+  }
+  /* What was removed before a failure is gone: it is not reported, the failure is. */
+  if (err != 0) {
+    bm_reclaimed_free(v);
+    return raise_bm("rm", err, os);
+  }
+  if ((list = PyList_New(0)) == NULL) goto fail;
+  for (i = 0; i < n; i++) {
+    if ((d = PyDict_New()) == NULL) goto fail;
+    if (set_item(d, "name", text(v[i].name)) < 0 || set_item(d, "place", text(v[i].place)) < 0 ||
+        set_item(d, "bytes", PyLong_FromUnsignedLongLong(v[i].bytes)) < 0 ||
+        set_item(d, "state", PyUnicode_FromString(bm_state_name(v[i].state))) < 0 ||
+        set_item(d, "writer_pid", v[i].writer_pid > 0 ? PyLong_FromLongLong(v[i].writer_pid)
+                                                      : Py_NewRef(Py_None)) < 0 ||
+        PyList_Append(list, d) < 0)
+      goto fail;
+    Py_CLEAR(d);
+  }
+  if ((out = PyDict_New()) == NULL) goto fail;
+  err = set_item(out, "removed", list); /* takes list */
+  list = NULL;
+  if (err < 0 || set_item(out, "freed_bytes", PyLong_FromUnsignedLongLong(freed)) < 0) goto fail;
+  bm_reclaimed_free(v);
+  return out;
+fail:
+  Py_XDECREF(d);
+  Py_XDECREF(list);
+  Py_XDECREF(out);
+  bm_reclaimed_free(v);
+  return NULL;
+}
+
 static PyObject *py_rm(PyObject *self, PyObject *args, PyObject *kw) {
-  static char *kwlist[] = {"name", "force", NULL};
-  const char *name;
-  int force = 0, err, os;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "s|p:rm", kwlist, &name, &force)) return NULL;
+  static char *kwlist[] = {"name", "force", "abandoned", NULL};
+  const char *name = NULL;
+  int force = 0, abandoned = 0, err, os;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "|zpp:rm", kwlist, &name, &force, &abandoned))
+    return NULL;
+  if (abandoned) {
+    if (name != NULL || force) {
+      PyErr_SetString(PyExc_TypeError, "rm(abandoned=True) takes no name and no force");
+      return NULL;
+    }
+    return rm_abandoned();
+  }
+  if (name == NULL) {
+    PyErr_SetString(PyExc_TypeError, "rm() needs a name (or abandoned=True)");
+    return NULL;
+  }
   Py_BEGIN_ALLOW_THREADS
   err = force ? bm_section_remove_force(name) : bm_section_remove(name);
   os = err ? bm_last_os_error() : 0;
@@ -947,19 +1046,89 @@ static PyTypeObject dataset_type = {
   .tp_getset = dataset_getset,
 };
 
+/* ---------------------------------------------------------------------------------------
+ * open(wait=SECONDS): bm_dataset_wait_open without the GIL, in slices of at most
+ * WAIT_SLICE seconds with Python's signal handlers run between them: the library's wait
+ * has no cancel flag, so a Ctrl-C is acted on within a slice. Each slice starts watching
+ * (inotify) before it first looks, so what happens between two slices is not missed. */
+#define WAIT_SLICE 0.2
+
+/* wait=: seconds, an int or a float, 0 or more (math.inf: no deadline). */
+static int wait_seconds(PyObject *o, double *out) {
+  double s;
+  if (!PyLong_Check(o) && !PyFloat_Check(o)) {
+    PyErr_Format(PyExc_TypeError, "wait must be seconds (int or float) or None, not %.80s",
+                 Py_TYPE(o)->tp_name);
+    return -1;
+  }
+  s = PyFloat_AsDouble(o);
+  if (s == -1.0 && PyErr_Occurred()) return -1;
+  if (!(s >= 0)) {
+    PyErr_SetString(PyExc_ValueError, "wait: seconds, 0 or more (None: do not wait)");
+    return -1;
+  }
+  *out = s;
+  return 0;
+}
+
+/* Opens NAME once it is ready, waiting up to `seconds` while it does not exist or is
+ * loading under a live writer. 0 with *out set; -1 with an exception: bulkmap.Error
+ * (ETIMEDOUT at the deadline, "timed out" in the message; EINCOMPLETE for a failed load
+ * and EABANDONED for a dead writer, at once; as open for the rest), or what a signal
+ * handler raised (KeyboardInterrupt). */
+static int open_waiting(bm_dataset_t **out, const char *name, unsigned flags, double seconds,
+                        bm_dataset_info_t *info) {
+  double end = now() + seconds, left;
+  char msg[200];
+  int err, os;
+  for (;;) {
+    left = end - now();
+    if (left < 0) left = 0;
+    Py_BEGIN_ALLOW_THREADS
+    err = bm_dataset_wait_open(out, name, flags, left < WAIT_SLICE ? left : WAIT_SLICE, info);
+    os = err ? bm_last_os_error() : 0;
+    Py_END_ALLOW_THREADS
+    if (err != BM_ETIMEDOUT) break;
+    if (PyErr_CheckSignals() != 0) return -1;
+    if (end - now() <= 0) break;
+  }
+  if (err == 0) return 0;
+  *out = NULL;
+  if (err != BM_ETIMEDOUT) {
+    raise_open(name, err, os, info);
+    return -1;
+  }
+  if (info->state == BM_STATE_LOADING)
+    snprintf(msg, sizeof(msg), "timed out after %g s waiting for it to be ready: still loading "
+             "(writer pid %lld)", seconds, (long long)info->writer_pid);
+  else
+    snprintf(msg, sizeof(msg), "timed out after %g s waiting for it to be ready: it does not "
+             "exist", seconds);
+  raise_msg(name, err, 0, msg);
+  return -1;
+}
+
 static PyObject *py_open(PyObject *self, PyObject *args, PyObject *kw) {
-  static char *kwlist[] = {"name", "verify", NULL};
+  static char *kwlist[] = {"name", "verify", "wait", NULL};
   const char *name;
   int verify = 1, err, os;
+  PyObject *wait_obj = Py_None;
   bm_dataset_t *ds = NULL;
   bm_dataset_info_t info;
   bm_view_t view;
   dataset_obj *obj;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "s|p:open", kwlist, &name, &verify)) return NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "s|pO:open", kwlist, &name, &verify, &wait_obj))
+    return NULL;
   memset(&info, 0, sizeof(info));
   memset(&view, 0, sizeof(view));
+  if (wait_obj != Py_None) {
+    double seconds;
+    if (wait_seconds(wait_obj, &seconds) < 0 ||
+        open_waiting(&ds, name, verify ? BM_OPEN_VERIFY : 0, seconds, &info) < 0)
+      return NULL;
+  }
   Py_BEGIN_ALLOW_THREADS
-  err = bm_dataset_open(&ds, name, verify ? BM_OPEN_VERIFY : 0, &info);
+  err = ds != NULL ? 0 : bm_dataset_open(&ds, name, verify ? BM_OPEN_VERIFY : 0, &info);
   os = err ? bm_last_os_error() : 0;
   if (err == 0 && (err = bm_dataset_view(ds, &view)) != 0) {
     os = bm_last_os_error();
@@ -1001,14 +1170,15 @@ static PyMethodDef methods[] = {
    "_fold([part, ...]) -> [(count, ...), ...]: a file's consecutive ranges' parts folded in "
    "order by the library; each range's count of the matches that begin in it."},
   {"load", (PyCFunction)(void (*)(void))py_load, METH_VARARGS | METH_KEYWORDS,
-   "load(path, name, large_pages='auto', mode=0o600, group=None, threads=None) -> dict"},
+   "load(path, name, large_pages='auto', mode=0o600, group=None, threads=None, replace=False, "
+   "remove_on_exit=False) -> dict"},
   {"open", (PyCFunction)(void (*)(void))py_open, METH_VARARGS | METH_KEYWORDS,
-   "open(name, verify=True) -> Dataset"},
+   "open(name, verify=True, wait=None) -> Dataset (wait=SECONDS: until it is ready)"},
   {"stat", py_stat, METH_VARARGS, "stat(name) -> dict"},
   {"ls", (PyCFunction)(void (*)(void))py_ls, METH_VARARGS | METH_KEYWORDS,
    "ls(all=False) -> {'sections': [...]}"},
   {"rm", (PyCFunction)(void (*)(void))py_rm, METH_VARARGS | METH_KEYWORDS,
-   "rm(name, force=False)"},
+   "rm(name, force=False) -> None; rm(abandoned=True) -> {'removed': [...], 'freed_bytes': N}"},
   {"parse_size", py_parse_size, METH_O, "parse_size('64M') -> 67108864"},
   {NULL, NULL, 0, NULL}};
 

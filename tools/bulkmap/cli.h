@@ -41,18 +41,31 @@ int cli_usage(const char *cmd, const char *fmt, ...)
     ;
 /* --help for a command, on stdout (EXIT_USAGE for an unknown command). */
 int cli_help(const char *cmd);
+/* The candidate nearest to `word` (a typo: one or two letters changed, added, dropped or
+ * swapped, or a prefix of it), or NULL when none is near: for "did you mean". */
+const char *cli_suggest(const char *word, const char *const *cands, int n);
+/* Short options: "-j" stands for "--json" in every command that has --json. Writes the
+ * ones among `flags_text` (a help text) as "-c --count, -j --json" into buf; returns how
+ * many. */
+int cli_short_list(const char *flags_text, char *buf, size_t n);
+/* Where the installed documentation is (share/doc/bulkmap beside the tool, or the source
+ * tree's docs/ for a build), or NULL. */
+const char *cli_docs_dir(void);
 /* Exit status for a library error: usage (2) for bad names, else failed (1). */
 int cli_exit_for(int err);
 
 /* Options: a table of flags, parsed in order; positionals collected. */
 typedef struct cli_opt_s {
   const char *flag;  /* "--window" */
-  int takes_value;
+  int takes_value;   /* 0: a plain flag; 1: a value; N > 1: a value, up to N times, into
+                        value[0..N) (an array the caller zeroed: the given ones first) */
   const char **value;/* where the value goes (or "1" for a plain flag) */
 } cli_opt_t;
 /* Parses argv[1..] (argv[0] is the command name). Fills positionals (at most npos, else
- * usage error). Returns 0, EXIT_USAGE after printing why, or -1 when --help was asked
- * (and printed). Each flag may be given once. */
+ * usage error). Returns 0, EXIT_USAGE after printing why (an unknown option with the
+ * nearest known one), or -1 when --help was asked (and printed). Each flag may be given
+ * once, unless its takes_value is above 1. A short option (cli_short_list) stands for its long one
+ * where the command has that. */
 int cli_parse(const char *cmd, int argc, char **argv, const cli_opt_t *opts, int nopts,
               const char **pos, int npos, int *npos_out);
 /* Parses a SIZE option value; prints the error and returns EXIT_USAGE when bad. */
@@ -70,7 +83,13 @@ void json_string(const char *s); /* a quoted, escaped JSON string (always valid 
  * that a name cannot forge a line; out_str and cli_error do this already. */
 void cli_put_escaped(FILE *f, const char *s);
 void out_str(cli_out_t *o, const char *key, const char *val); /* NULL: JSON null */
+/* Human output shows sizes, rates and times readably after the number (keys unchanged,
+ * JSON unchanged): a key that names bytes ("bytes", "length", "window", "page_size",
+ * "*_bytes", ...) as "67108864 (64.0 MiB)", "*bytes_per_second" as "... (1.2 GiB/s)",
+ * "seconds" and "*_seconds" as "... (1.5 ms)". */
 void out_u64(cli_out_t *o, const char *key, uint64_t v);
+/* A value under a key that is data (a literal counted): escaped in both forms. */
+void out_u64_named(cli_out_t *o, const char *key, uint64_t v);
 void out_i64(cli_out_t *o, const char *key, int64_t v);
 void out_f(cli_out_t *o, const char *key, double v, int decimals);
 void out_bool(cli_out_t *o, const char *key, int v);

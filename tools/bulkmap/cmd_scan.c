@@ -89,7 +89,8 @@ typedef struct {
 } scan_args_t;
 
 typedef struct {
-  uint64_t offset, length, bytes, xxh3, lines, count, window, peak;
+  uint64_t offset, length, bytes, xxh3, lines, window, peak;
+  uint64_t counts[BM_SCAN_MAX_LITERALS]; /* one a --count, in the order given */
   double seconds;
 } scan_result_t;
 
@@ -157,7 +158,7 @@ static int scan_small(const char *file, const scan_args_t *a, const bm_scan_opts
     res->length = res->bytes = length;
     res->xxh3 = r.xxh3;
     res->lines = r.lines;
-    res->count = r.counts[0];
+    memcpy(res->counts, r.counts, sizeof(res->counts));
     res->window = a->window;
     res->peak = 0; /* nothing mapped: read */
   }
@@ -298,7 +299,7 @@ static int scan_one(const char *file, const scan_args_t *a, const bm_scan_opts_t
     res->bytes = run.pipe.bytes_done;
     res->xxh3 = r.xxh3;
     res->lines = r.lines;
-    res->count = r.counts[0];
+    memcpy(res->counts, r.counts, sizeof(res->counts));
     res->window = run.pipe.window;
     res->peak = run.pipe.peak_mapped;
     rc = EXIT_DONE;
@@ -313,6 +314,23 @@ static int scan_one(const char *file, const scan_args_t *a, const bm_scan_opts_t
   return rc;
 }
 
+/* The counts: `count` for one literal (as before); for several an object `counts` keyed
+ * by the literal, in the order given. `indent`: the human form's, inside an object. */
+static void scan_print_counts(cli_out_t *out, const bm_scan_opts_t *o, const uint64_t *counts,
+                              const char *indent) {
+  unsigned i;
+  if (o->n_literals == 1) {
+    out_u64(out, "count", counts[0]);
+    return;
+  }
+  out_obj_begin(out, "counts");
+  for (i = 0; i < o->n_literals; i++) {
+    if (!out->json) printf("%s  ", indent);
+    out_u64_named(out, o->literals[i].bytes, counts[i]);
+  }
+  out_obj_end(out);
+}
+
 static void scan_print(cli_out_t *out, const char *file, const bm_scan_opts_t *o,
                        const scan_result_t *r, unsigned threads) {
   out_str(out, "file", file);
@@ -321,7 +339,7 @@ static void scan_print(cli_out_t *out, const char *file, const bm_scan_opts_t *o
   out_u64(out, "bytes", r->bytes);
   if (o->flags & BM_SCAN_HASH) out_hex64(out, "xxh3", r->xxh3);
   if (o->flags & BM_SCAN_LINES) out_u64(out, "lines", r->lines);
-  if (o->n_literals) out_u64(out, "count", r->count);
+  if (o->n_literals) scan_print_counts(out, o, r->counts, "");
   out_f(out, "seconds", r->seconds, 6);
   out_f(out, "bytes_per_second", r->seconds > 0 ? (double)r->bytes / r->seconds : 0, 0);
   out_u64(out, "window", r->window);
@@ -330,18 +348,19 @@ static void scan_print(cli_out_t *out, const char *file, const bm_scan_opts_t *o
 }
 
 int cmd_scan(int argc, char **argv) {
-  const char *o_hash = NULL, *o_lines = NULL, *o_count = NULL, *o_offset = NULL,
+  const char *o_hash = NULL, *o_lines = NULL, *o_counts[BM_SCAN_MAX_LITERALS + 1] = {NULL}, *o_offset = NULL,
              *o_length = NULL, *o_window = NULL, *o_threads = NULL, *o_json = NULL,
              *o_noprog = NULL, **pos;
   const cli_opt_t opts[] = {
-    {"--hash", 0, &o_hash}, {"--lines", 0, &o_lines}, {"--count", 1, &o_count},
+    {"--hash", 0, &o_hash}, {"--lines", 0, &o_lines}, {"--count", BM_SCAN_MAX_LITERALS, o_counts},
     {"--offset", 1, &o_offset}, {"--length", 1, &o_length}, {"--window", 1, &o_window},
     {"--threads", 1, &o_threads}, {"--json", 0, &o_json}, {"--no-progress", 0, &o_noprog},
   };
-  uint64_t window = 64u << 20, tbytes = 0, tlines = 0, tcount = 0;
+  uint64_t window = 64u << 20, tbytes = 0, tlines = 0, tcounts[BM_SCAN_MAX_LITERALS] = {0};
   scan_args_t a;
   bm_scan_opts_t base;
-  bm_literal_t lit;
+  bm_literal_t lits[BM_SCAN_MAX_LITERALS];
+  unsigned nlit = 0, j;
   char why[160];
   int err;
   scan_result_t *res = NULL;
@@ -394,11 +413,20 @@ int cmd_scan(int argc, char **argv) {
   /* What to compute, and the rules for it: the library's, checked once. */
   memset(&base, 0, sizeof(base));
   base.flags = (o_hash ? BM_SCAN_HASH : 0) | (o_lines ? BM_SCAN_LINES : 0);
-  if (o_count != NULL) {
-    lit.bytes = o_count;
-    lit.length = strlen(o_count);
-    base.literals = &lit;
-    base.n_literals = 1;
+  /* Every --count is counted in the same pass (the library takes up to 16 literals). */
+  while (nlit < BM_SCAN_MAX_LITERALS && o_counts[nlit] != NULL) {
+    for (j = 0; j < nlit; j++)
+      if (strcmp(o_counts[j], o_counts[nlit]) == 0) {
+        rc = cli_usage("scan", "--count '%s' given twice", o_counts[nlit]);
+        goto out_pos;
+      }
+    lits[nlit].bytes = o_counts[nlit];
+    lits[nlit].length = strlen(o_counts[nlit]);
+    nlit++;
+  }
+  if (nlit > 0) {
+    base.literals = lits;
+    base.n_literals = nlit;
   } else if (base.flags == 0) {
     base.flags = BM_SCAN_HASH | BM_SCAN_LINES;
   }
@@ -463,7 +491,7 @@ int cmd_scan(int argc, char **argv) {
     ok[i] = 1;
     tbytes += res[i].bytes;
     tlines += res[i].lines;
-    tcount += res[i].count;
+    for (j = 0; j < nlit; j++) tcounts[j] += res[i].counts[j];
   }
   if (worst > EXIT_USAGE || (!multi && worst != EXIT_DONE)) {
     rc = worst;
@@ -503,7 +531,7 @@ int cmd_scan(int argc, char **argv) {
     }
     if (base.n_literals) {
       if (!out.json) printf("  ");
-      out_u64(&out, "count", tcount);
+      scan_print_counts(&out, &base, tcounts, "  ");
     }
     out_obj_end(&out);
   }

@@ -21,11 +21,11 @@ static const cli_cmd_t commands[] = {
    "  --json          one JSON object on stdout (keys: docs/json.md)"},
 
   {"scan", cmd_scan,
-   "bulkmap scan  FILE... [--hash] [--lines] [--count LITERAL] [--offset N] [--length N]\n"
+   "bulkmap scan  FILE... [--hash] [--lines] [--count LITERAL]... [--offset N] [--length N]\n"
    "              [--window SIZE] [--threads N] [--json] [--no-progress]",
    "hash, count lines and count a literal in files or standard input",
    "Streams each FILE (of any size) through mapped windows: the XXH3-64 hash (as\n"
-   "xxhsum -H3), the newline count (as wc -l) and the count of a literal. With none of\n"
+   "xxhsum -H3), the newline count (as wc -l) and the counts of literals. With none of\n"
    "--hash --lines --count it computes the hash and the line count. FILE - (or a pipe, or\n"
    "a FIFO) is read instead of mapped, with the same results. With several FILEs it prints\n"
    "one block a file and the totals.\n"
@@ -40,7 +40,9 @@ static const cli_cmd_t commands[] = {
    "  --threads N     thread pool size, 1-256 (default: the CPU count)\n"
    "  --json          one JSON object on stdout (keys: docs/json.md)\n"
    "  --no-progress   no progress bar on stderr (there is none when it is not a terminal)\n"
-   "SIZE and N: bytes, or a number with a K, M, G or T suffix (64M = 67108864)."},
+   "SIZE and N: bytes, or a number with K M G T or KiB MiB GiB TiB (powers of 1024:\n"
+   "64M = 64MiB = 67108864) or KB MB GB TB (powers of 1000: 64MB = 64000000); k m g t\n"
+   "read as K M G T. Anything else (64Q, 1.5G, -1) is a usage error."},
 
   {"load", cmd_load,
    "bulkmap load  FILE --name NAME [--large-pages auto|on|off] [--mode OCTAL] [--group NAME]\n"
@@ -157,15 +159,37 @@ static const char examples[] =
     "  bulkmap load prices.bin --name prices   share a file as a named section\n"
     "  bulkmap cat prices | cmp - prices.bin   read it back, verified";
 
+/* Every option the commands have, for the short-option list. */
+static void all_help(char *buf, size_t n) {
+  int i;
+  size_t used = 0;
+  buf[0] = '\0';
+  for (i = 0; i < NCOMMANDS && used < n; i++)
+    used += (size_t)snprintf(buf + used, n - used, "%s\n", commands[i].help);
+}
+
 static void usage_all(FILE *f) {
   int i;
+  char help[16384], shorts[512];
+  const char *docs = cli_docs_dir();
+  all_help(help, sizeof(help));
+  cli_short_list(help, shorts, sizeof(shorts));
   fprintf(f, "Usage: bulkmap COMMAND [OPTION]... [ARGUMENT]...\n%s\n\nCommands:\n", about);
   for (i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-7s %s\n", commands[i].name, commands[i].summary);
+  fprintf(f, "  %-7s %s\n", "help", "show this help, or a command's (bulkmap help scan)");
   fprintf(f, "\nOptions:\n"
              "  -h, --help      show this help and exit\n"
              "  -V, --version   show the version and exit\n"
-             "Run 'bulkmap COMMAND --help' for a command's options. JSON output: docs/json.md.\n"
-             "\nExit status:\n%s\n\nExamples:\n%s\n", exit_status, examples);
+             "Short options, in every command that has the long one: %s.\n"
+             "Run 'bulkmap help COMMAND' or 'bulkmap COMMAND --help' for a command's options.\n"
+             "\nExit status:\n%s\n\nExamples:\n%s\n", shorts, exit_status, examples);
+  if (docs != NULL)
+    fprintf(f, "\nDocumentation: %s: design.md (the model, the dataset format, this tool's\n"
+               "contract, the Python API), json.md (every JSON key), datasets.md, README.md;\n"
+               "man bulkmap.\n", docs);
+  else
+    fprintf(f, "\nDocumentation: docs/design.md, docs/json.md (every JSON key) and README.md in\n"
+               "the source; man bulkmap.\n");
 }
 
 static void usage_short(FILE *f) {
@@ -177,6 +201,7 @@ static void usage_short(FILE *f) {
     for (p = commands[i].usage; *p; p++) fputs(*p == '\n' ? "\n  " : (char[2]){*p, 0}, f);
     fputc('\n', f);
   }
+  fprintf(f, "  bulkmap help [COMMAND]\n");
   fprintf(f, "  bulkmap --help | -h | --version | -V | COMMAND --help\n");
 }
 
@@ -231,7 +256,8 @@ static void print_man(void) {
          ".SH SYNOPSIS\n.nf\n",
          bm_version());
   for (i = 0; i < NCOMMANDS; i++) roff_text(commands[i].usage, strlen(commands[i].usage)), putchar('\n');
-  printf("bulkmap \\-\\-help | \\-h | \\-\\-version | \\-V | COMMAND \\-\\-help\n.fi\n"
+  printf("bulkmap help [COMMAND]\n"
+         "bulkmap \\-\\-help | \\-h | \\-\\-version | \\-V | COMMAND \\-\\-help\n.fi\n"
          ".SH DESCRIPTION\n");
   roff_text(about, strlen(about));
   printf("\n.SH COMMANDS\n");
@@ -244,12 +270,54 @@ static void print_man(void) {
     roff_help(commands[i].help);
   }
   printf(".SH OPTIONS\n.TP\n.B \\-h, \\-\\-help\nshow this help and exit\n"
-         ".TP\n.B \\-V, \\-\\-version\nshow the version and exit\n"
-         ".SH EXIT STATUS\n");
+         ".TP\n.B \\-V, \\-\\-version\nshow the version and exit\n.PP\n"
+         "Short options, in every command that has the long one: ");
+  {
+    char help[16384], shorts[512];
+    all_help(help, sizeof(help));
+    cli_short_list(help, shorts, sizeof(shorts));
+    roff_text(shorts, strlen(shorts));
+  }
+  printf(".\n.SH EXIT STATUS\n");
   roff_help(exit_status);
   printf(".SH EXAMPLES\n");
   roff_help(examples);
+  printf(".SH FILES\n.TP\n.I /usr/share/doc/bulkmap\n"
+         "design.md (the model, the dataset format and states, the tool's contract, the Python\n"
+         "API), json.md (every JSON key), datasets.md, README.md (under the install prefix)\n");
   printf(".SH SEE ALSO\n.BR wc (1),\n.BR xxhsum (1),\n.BR mmap (2)\n");
+}
+
+/* "unknown command" in one line, with the nearest command when one is near. */
+static int unknown_command(const char *word) {
+  const char *names[NCOMMANDS + 1], *near;
+  int i;
+  for (i = 0; i < NCOMMANDS; i++) names[i] = commands[i].name;
+  names[NCOMMANDS] = "help";
+  near = cli_suggest(word, names, NCOMMANDS + 1);
+  if (near != NULL) cli_error("bulkmap", "unknown command '%s'; did you mean '%s'?", word, near);
+  else cli_error("bulkmap", "unknown command '%s'", word);
+  fprintf(stderr, "Try 'bulkmap help' for the list of commands.\n");
+  return EXIT_USAGE;
+}
+
+/* `bulkmap help [COMMAND]`: the overview, or a command's help (as COMMAND --help). */
+static int help_command(int argc, char **argv) {
+  if (argc < 3) {
+    usage_all(stdout);
+    return EXIT_DONE;
+  }
+  if (argc > 3) {
+    cli_error("help", "one COMMAND at most ('%s' is one too many)", argv[3]);
+    return EXIT_USAGE;
+  }
+  if (strcmp(argv[2], "help") == 0) {
+    printf("Usage: bulkmap help [COMMAND]\nShows the overview of the commands, or the help of "
+           "COMMAND (as bulkmap COMMAND --help).\n");
+    return EXIT_DONE;
+  }
+  if (cli_help(argv[2]) != 0) return unknown_command(argv[2]);
+  return EXIT_DONE;
 }
 
 /* Hidden, for the tests: `bulkmap --progress-line WIDTH ELAPSED DONE TOTAL`. */
@@ -292,8 +360,6 @@ int main(int argc, char **argv) {
       if (cli_limits_init() != 0) return EXIT_FAILED;
       return cli_finish(commands[i].name, commands[i].fn(argc - 1, argv + 1));
     }
-  cli_error(argv[1], "unknown command");
-  usage_short(stderr);
-  fprintf(stderr, "Try 'bulkmap --help' for more information.\n");
-  return EXIT_USAGE;
+  if (strcmp(argv[1], "help") == 0) return cli_finish("bulkmap", help_command(argc, argv));
+  return unknown_command(argv[1]);
 }

@@ -43,6 +43,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
   } else if (err == BM_EFORMAT && why[0] == '\0') {
     abort(); /* a refusal always says why */
   }
+  /* The tensor list reads the bytes as safetensors whatever the magic: it must agree with
+   * a check asked for safetensors. */
+  if (err != 0 || fi.format != BM_FORMAT_SAFETENSORS)
+    err = bm_format_check(buf, n, size, BM_FORMAT_SAFETENSORS, &fi, why, sizeof(why));
   if (bm_format_tensors(buf, n, size, &t, &count, why, sizeof(why)) == 0) {
     if (err != 0 || fi.format != BM_FORMAT_SAFETENSORS || count != fi.n_tensors) abort();
     for (i = 0; i < count; i++) {

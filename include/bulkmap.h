@@ -1022,3 +1022,30 @@ BM_EXTERN int bm_dataset_publish_buffer(bm_dataset_t **out, const char *name, co
                                         size_t n, const bm_publish_opts_t *opts,
                                         bm_load_result_t *result);
 
+  int format;                    /* bm_format_t: the file's header is judged (from the file,
+                                    before the section is made) as bm_format_check does;
+                                    BM_FORMAT_AUTO (0) by the magic; RAW takes the bytes as
+                                    they are */
+/* Publishing from memory: what bm_dataset_publish_buffer takes. */
+typedef struct bm_publish_opts_s {
+  bm_dataset_opts_t dataset;     /* size is computed; source NULL: "" */
+  int format;                    /* without layout: the bytes are judged as a file's are
+                                    (BM_FORMAT_AUTO (0) by the magic, RAW as they are) */
+  const bm_layout_t *layout;     /* NULL, or the bytes are one array of this dtype, shape,
+                                    order and byte order (item_size and data_offset are
+                                    ignored; data_length must equal n): the payload is
+                                    then an npy file (bm_npy_header, then the bytes), so
+                                    plain numpy reads it, and the dataset has the layout */
+} bm_publish_opts_t;
+
+/* Publishes data[0, n) as a new dataset NAME in one call: checked (format or layout),
+ * created, copied in, hashed from the section and published `ready`; on failure nothing
+ * is left under the name. *result as for bm_dataset_load (failed_at is
+ * BM_LOAD_AT_FORMAT for a bad header or layout, AT_CREATE, AT_FILL; source_cached is not
+ * set). out as for bm_dataset_load (NULL: closed; on POSIX it stays until removed).
+ * Errors: BM_EINVAL, BM_EFORMAT (why in result->why), BM_EOVERFLOW, and as
+ * bm_dataset_create and bm_dataset_publish. */
+BM_EXTERN int bm_dataset_publish_buffer(bm_dataset_t **out, const char *name, const void *data,
+                                        size_t n, const bm_publish_opts_t *opts,
+                                        bm_load_result_t *result);
+

@@ -493,6 +493,9 @@ static int bm__list_one(void *arg, const bm__os_entry_t *e) {
       si.format = t.format != 0 ? t.format : BM_FORMAT_RAW;
       si.has_layout = t.has_layout;
       si.layout = t.layout;
+      si.format = t.format != 0 ? t.format : BM_FORMAT_RAW;
+      si.has_layout = t.has_layout;
+      si.layout = t.layout;
     l->v = v;
     l->cap = cap;
   }

@@ -2,9 +2,12 @@
 read-only with zero copies (DESIGN section 5).
 
     bulkmap.scan(path, offset=0, length=None, hash=True, lines=True, count=None) -> dict
-    bulkmap.load(path, name, large_pages="auto", mode=0o600) -> dict
-    bulkmap.open(name) -> Dataset   (verified, read-only, buffer protocol, context manager)
+    bulkmap.load(path, name, large_pages="auto", mode=0o600, replace=False,
+                 remove_on_exit=False) -> dict
+    bulkmap.open(name, wait=None) -> Dataset   (read-only, buffer protocol, context manager;
+                                    wait=SECONDS: until it is ready)
     bulkmap.stat(name) -> dict      bulkmap.ls() -> {"sections": [...]}   bulkmap.rm(name)
+    bulkmap.rm(abandoned=True) -> {"removed": [...], "freed_bytes": N}
 
 Dicts carry the keys of the tool's --json output; scan and load are the library's bm_scan
 and bm_dataset_load, with its limits (threads 1..SCAN_MAX_THREADS). Failures raise

@@ -1,4 +1,8 @@
-"""bulkmap.dask: one scan spread over a Dask cluster (DESIGN section 5).
+"""bulkmap.dask: one scan spread over a Dask cluster (DESIGN section 5), and one load on
+every host of a cluster (DESIGN section 7).
+
+    bulkmap.dask.load(path, name, client, large_pages="auto", mode=0o600, replace=False)
+      -> {"hosts": [{"host", "state", "xxh3", "page_size", "error"}, ...]}
 
     bulkmap.dask.scan(paths, chunk="1G", client=None, hash=True, lines=True, count=None)
       -> {"total": {"bytes", "lines", "count"},
@@ -26,7 +30,7 @@ import os
 
 from . import _bulkmap
 
-__all__ = ["scan", "plan", "fold", "scan_range", "MIN_CHUNK", "MAX_RANGES"]
+__all__ = ["scan", "plan", "fold", "scan_range", "load", "hosts", "MIN_CHUNK", "MAX_RANGES"]
 
 MIN_CHUNK = 1 << 20
 MAX_RANGES = 10000
@@ -141,3 +145,55 @@ def scan(paths, chunk="1G", client=None, hash=True, lines=True, count=None, thre
         import dask
         results = dask.compute(*[dask.delayed(scan_range, pure=False)(*a) for a in args])
     return fold(results, count)
+
+
+def hosts(client):
+    """The cluster's workers grouped by host: {host address: [worker address, ...]}, each
+    list sorted (the scheduler's view: workers on one machine share a host address)."""
+    out = {}
+    for addr, info in client.scheduler_info()["workers"].items():
+        out.setdefault(info.get("host") or addr, []).append(addr)
+    return {h: sorted(w) for h, w in sorted(out.items())}
+
+
+def _load_here(path, name, large_pages, mode, replace, host):
+    """One host's load, run on one of its workers: the host's result, or its error text."""
+    try:
+        r = _bulkmap.load(path, name, large_pages=large_pages, mode=mode, replace=replace)
+    except Exception as e:  # the host's error goes back as text, not as a failed task
+        code = getattr(e, "code", None)
+        return {"host": host, "state": None, "xxh3": None, "page_size": None,
+                "error": str(e) if code else "%s: %s" % (type(e).__name__, e)}
+    return {"host": host, "state": r["state"], "xxh3": r["xxh3"], "page_size": r["page_size"],
+            "error": None}
+
+
+def load(path, name, client=None, large_pages="auto", mode=0o600, replace=False):
+    """Loads the file at `path` into dataset `name` once on every distinct host of the
+    cluster (workers grouped by their host address; one task a host, pinned to the host's
+    first worker), as bulkmap.load would there, with replace passed through. The file must
+    be reachable at the same path from every host (a shared or replicated file system): each
+    host reads its own copy of the bytes. client: a distributed.Client, else the one this
+    process has (distributed.get_client()); with none, this machine alone is loaded.
+    Returns {"hosts": [{"host", "state", "xxh3", "page_size", "error"}, ...]} sorted by
+    host: "error" is None on success, else the host's error text (state, xxh3 and page_size
+    then None); a host failing does not stop the others."""
+    path = os.fsdecode(path)
+    if client is None:
+        client = _default_client()
+    if client is None:
+        import socket
+        return {"hosts": [_load_here(path, name, large_pages, mode, replace, socket.gethostname())]}
+    futures = []
+    for host, workers in hosts(client).items():
+        futures.append((host, client.submit(_load_here, path, name, large_pages, mode, replace,
+                                            host, workers=[workers[0]],
+                                            allow_other_workers=False, pure=False)))
+    out = []
+    for host, f in futures:
+        try:
+            out.append(f.result())
+        except Exception as e:  # the worker died or the task could not run there
+            out.append({"host": host, "state": None, "xxh3": None, "page_size": None,
+                        "error": "%s: %s" % (type(e).__name__, e)})
+    return {"hosts": out}

@@ -1,0 +1,529 @@
+"""A dataset's life from Python (DESIGN section 7), through the real OS: open(wait=) with a
+producer that finishes, one that is killed and a deadline, interrupted by SIGINT; replace
+while readers hold the old; rm(abandoned=True) beside a live writer (in a private mount
+namespace with its own /dev/shm, so nobody else's datasets are touched), against the tool's
+rm --abandoned --json; ls's maps; remove_on_exit with SIGKILL; bulkmap.dask.load on a
+LocalCluster of 2 workers. Producers are the C tool (`load`), stopped and resumed with
+SIGSTOP/SIGCONT so that each state is held as long as the test needs it."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import bulkmap
+from conftest import xxhsum
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BIG = 512 << 20  # a sparse source: its load takes long enough to be caught `loading`
+
+
+def proc_state(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def wait_stopped(p):
+    end = time.monotonic() + 10
+    while proc_state(p.pid) not in ("T", "t"):
+        assert p.poll() is None, "the producer ended: %r" % (p.communicate(),)
+        assert time.monotonic() < end, "the producer did not stop"
+        time.sleep(0.001)
+
+
+def spawn_stopped(tool, path, name, *extra):
+    """`tool load PATH --name NAME` that stops itself before it execs: nothing made yet."""
+    p = subprocess.Popen(["sh", "-c", 'kill -STOP $$; exec "$0" "$@"', tool, "load", str(path),
+                          "--name", name, "--large-pages", "off", "--no-progress", *extra],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_stopped(p)
+    return p
+
+
+def catch_loading(tool, path, name):
+    """A load of PATH stopped (SIGSTOP) while NAME is `loading` under it: a live writer."""
+    p = spawn_stopped(tool, path, name)
+    shm = "/dev/shm/" + name
+    os.kill(p.pid, signal.SIGCONT)
+    while not os.path.exists(shm):
+        assert p.poll() is None, "the load ended: %r" % (p.communicate(),)
+    os.kill(p.pid, signal.SIGSTOP)
+    wait_stopped(p)
+    # The creator's object may not carry its trailer yet (no permission bits, or read as
+    # `loading` with writer pid 0 and 0 bytes): let it run on a little.
+    for _ in range(1000):
+        try:
+            st = bulkmap.stat(name)
+            state = st["state"]
+        except bulkmap.Error:
+            state = st = None
+        if state == "loading" and st["writer_pid"] == p.pid and st["bytes"] > 0:
+            return p
+        if state == "ready":
+            os.kill(p.pid, signal.SIGCONT)
+            p.wait()
+            pytest.skip("the load finished before it could be stopped while loading")
+        os.kill(p.pid, signal.SIGCONT)
+        time.sleep(0.0005)
+        os.kill(p.pid, signal.SIGSTOP)
+        wait_stopped(p)
+    pytest.fail("%s never read as loading" % name)
+
+
+def sparse(tmp_path, size=BIG, name="big.bin", head=b"head of the sparse source\n" * 100):
+    p = tmp_path / name
+    with open(p, "wb") as f:
+        f.write(head)
+        f.truncate(size)
+    return p, head
+
+
+@pytest.fixture
+def procs():
+    """Producers started by a test; killed after (SIGKILL ends a stopped one too)."""
+    made = []
+    yield made
+    for p in made:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+
+
+# ---- open(wait=)
+
+def test_wait_for_a_name_made_later(tool, names, procs, pattern_file):
+    path, data = pattern_file(3 << 20)
+    n = names("later")
+    procs.append(p := spawn_stopped(tool, path, n))
+    threading.Timer(0.5, os.kill, (p.pid, signal.SIGCONT)).start()
+    t0 = time.monotonic()
+    with pytest.raises(bulkmap.Error) as e:
+        bulkmap.open(n)
+    assert e.value.code == "ENOENT"
+    with bulkmap.open(n, wait=30) as ds:
+        waited = time.monotonic() - t0
+        assert bytes(memoryview(ds)) == data
+        assert ds.info["state"] == "ready"
+    assert 0.4 <= waited < 30
+    assert p.wait(timeout=30) == 0
+
+
+def test_wait_while_loading_then_ready(tool, names, procs, tmp_path):
+    path, head = sparse(tmp_path)
+    n = names("loading")
+    procs.append(p := catch_loading(tool, path, n))
+    with pytest.raises(bulkmap.Error) as e:
+        bulkmap.open(n)  # no wait: refused at once, as before
+    assert e.value.code == "EINCOMPLETE"
+    threading.Timer(0.5, os.kill, (p.pid, signal.SIGCONT)).start()
+    t0 = time.monotonic()
+    with bulkmap.open(n, wait=60, verify=False) as ds:
+        assert time.monotonic() - t0 >= 0.4
+        assert ds.size == BIG
+        assert bytes(memoryview(ds)[:len(head)]) == head
+        assert ds.info["state"] == "ready"
+    assert p.wait(timeout=60) == 0
+
+
+def test_wait_ends_at_once_when_the_writer_is_killed(tool, names, procs, tmp_path):
+    path, _ = sparse(tmp_path)
+    n = names("killed")
+    procs.append(p := catch_loading(tool, path, n))
+    out = {}
+
+    def waiter():
+        try:
+            bulkmap.open(n, wait=60, verify=False)
+            out["ok"] = True
+        except bulkmap.Error as e:
+            out["error"] = e
+        out["t"] = time.monotonic()
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    time.sleep(0.5)
+    assert t.is_alive()  # waiting on a live writer
+    killed = time.monotonic()
+    p.kill()
+    p.wait()
+    t.join(30)
+    assert not t.is_alive()
+    assert "error" in out, "the wait gave a dataset its writer never finished"
+    assert out["error"].code == "EABANDONED"
+    assert "abandoned" in str(out["error"])
+    # inotify sees the dead writer's last close; the library re-checks at most every 2 s.
+    assert out["t"] - killed < 3
+    # Already abandoned: a new wait ends at once.
+    t0 = time.monotonic()
+    with pytest.raises(bulkmap.Error) as e:
+        bulkmap.open(n, wait=60)
+    assert e.value.code == "EABANDONED"
+    assert time.monotonic() - t0 < 1
+
+
+def test_wait_deadline(tool, names, procs, tmp_path):
+    path, _ = sparse(tmp_path)
+    n = names("deadline")
+    procs.append(p := catch_loading(tool, path, n))
+    t0 = time.monotonic()
+    with pytest.raises(bulkmap.Error) as e:
+        bulkmap.open(n, wait=1)
+    took = time.monotonic() - t0
+    assert e.value.code == "ETIMEDOUT"
+    assert "timed out" in str(e.value)
+    assert "still loading (writer pid %d)" % p.pid in str(e.value)
+    assert 0.95 <= took < 3
+    # A name that never appears.
+    t0 = time.monotonic()
+    with pytest.raises(bulkmap.Error) as e:
+        bulkmap.open(names("never"), wait=0.3)
+    assert e.value.code == "ETIMEDOUT"
+    assert "timed out" in str(e.value) and "does not exist" in str(e.value)
+    assert 0.28 <= time.monotonic() - t0 < 2
+    # wait=0: one look.
+    with pytest.raises(bulkmap.Error) as e:
+        bulkmap.open(n, wait=0)
+    assert e.value.code == "ETIMEDOUT"
+
+
+def test_wait_arguments(names):
+    with pytest.raises(ValueError):
+        bulkmap.open(names(), wait=-1)
+    with pytest.raises(ValueError):
+        bulkmap.open(names(), wait=float("nan"))
+    with pytest.raises(TypeError):
+        bulkmap.open(names(), wait="5")
+    with pytest.raises(bulkmap.Error) as e:
+        bulkmap.open("bad/name", wait=1)
+    assert e.value.code == "ENAME"
+
+
+def test_wait_releases_the_gil(names):
+    n = names("gil")
+    spins = [0]
+    done = threading.Event()
+
+    def waiter():
+        try:
+            bulkmap.open(n, wait=1)
+        except bulkmap.Error:
+            pass
+        done.set()
+
+    threading.Thread(target=waiter).start()
+    while not done.is_set():
+        spins[0] += 1
+    assert spins[0] > 10000
+
+
+def test_wait_is_interrupted_by_sigint(names):
+    n = names("sigint")
+    p = subprocess.Popen([sys.executable, "-c",
+                          "import bulkmap, sys\nprint('waiting', flush=True)\n"
+                          "bulkmap.open(sys.argv[1], wait=60)\n", n],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "waiting"
+    time.sleep(0.5)  # inside the wait
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=10)
+    assert time.monotonic() - t0 < 2
+    assert p.returncode != 0
+    assert "KeyboardInterrupt" in err
+
+
+# ---- replace
+
+def test_replace_under_a_reader(names, pattern_file):
+    p1, d1 = pattern_file(1 << 20, name="one.txt", seed=b"one")
+    p2, d2 = pattern_file((1 << 20) + 12345, name="two.txt", seed=b"two")
+    n = names("replace")
+    bulkmap.load(p1, n)
+    with pytest.raises(bulkmap.Error) as e:
+        bulkmap.load(p2, n)
+    assert e.value.code == "EEXIST" and "replace=True" in str(e.value)
+    old = bulkmap.open(n)
+    mv = memoryview(old)
+    r = bulkmap.load(p2, n, replace=True)
+    assert r["state"] == "ready" and r["bytes"] == len(d2) and r["xxh3"] == xxhsum(d2)
+    # The old reader keeps the old bytes, unchanged; new opens see the new.
+    assert bytes(mv) == d1 and old.info["xxh3"] == xxhsum(d1)
+    with bulkmap.open(n, verify=True) as new:
+        assert bytes(memoryview(new)) == d2
+    assert bulkmap.stat(n)["xxh3"] == xxhsum(d2)
+    mv.release()
+    old.close()
+    assert [s["name"] for s in bulkmap.ls()["sections"]].count(n) == 1
+
+
+def test_replace_while_readers_open(names, pattern_file):
+    """Every open during five replaces gives one whole generation, never ENOENT."""
+    gens = [pattern_file(256 << 10, name="g%d" % i, seed=b"gen%d" % i) for i in range(6)]
+    n = names("loop")
+    bulkmap.load(gens[0][0], n)
+    datas = {d for _, d in gens}
+    stop = threading.Event()
+    seen, errors = [], []
+
+    def reader():
+        while not stop.is_set():
+            try:
+                with bulkmap.open(n, verify=False) as ds:
+                    b = bytes(memoryview(ds))
+                seen.append(b in datas)
+            except bulkmap.Error as e:
+                errors.append(e)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    for path, _ in gens[1:]:
+        bulkmap.load(path, n, replace=True)
+        time.sleep(0.02)
+    stop.set()
+    t.join()
+    assert errors == []
+    assert seen and all(seen)
+    with bulkmap.open(n) as ds:
+        assert bytes(memoryview(ds)) == gens[-1][1]
+
+
+def test_replace_of_a_missing_name_makes_it(names, pattern_file):
+    path, data = pattern_file(10000)
+    n = names("fresh")
+    assert bulkmap.load(path, n, replace=True)["xxh3"] == xxhsum(data)
+    with bulkmap.open(n) as ds:
+        assert bytes(memoryview(ds)) == data
+
+
+# ---- ls maps
+
+def test_ls_maps(names, pattern_file):
+    path, _ = pattern_file(100000)
+    n = names("maps")
+    bulkmap.load(path, n)
+
+    def maps():
+        (e,) = [s for s in bulkmap.ls()["sections"] if s["name"] == n]
+        return e["maps"]
+
+    assert all("maps" in s for s in bulkmap.ls(all=True)["sections"])
+    if maps() is None:
+        pytest.skip("the library cannot see who maps a section here (maps is None)")
+    assert maps() == 0
+    with bulkmap.open(n):
+        assert maps() == 1
+        p = subprocess.Popen([sys.executable, "-c",
+                              "import bulkmap, sys\nd = bulkmap.open(sys.argv[1])\n"
+                              "print('open', flush=True)\nsys.stdin.read()\n", n],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert p.stdout.readline().strip() == "open"
+            assert maps() == 2
+        finally:
+            p.stdin.close()
+            p.wait()
+        assert maps() == 1
+    assert maps() == 0
+
+
+# ---- remove_on_exit
+
+HOLDER = """
+import sys, time, bulkmap
+bulkmap.load(sys.argv[1], sys.argv[2], replace=sys.argv[3] == "1", remove_on_exit=True)
+print("loaded", flush=True)
+time.sleep(120)
+"""
+
+
+def start_holder(path, n, replace=False):
+    p = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), n, "1" if replace else "0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = p.stdout.readline().strip()
+    if line != "loaded":
+        p.kill()
+        pytest.fail("the holder failed: %s" % p.communicate()[1])
+    return p
+
+
+def gone_within(n, seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            bulkmap.stat(n)
+        except bulkmap.Error as e:
+            if e.code == "ENOENT":
+                return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.parametrize("replace", [False, True])
+def test_remove_on_exit_sigkill(names, procs, pattern_file, replace):
+    path, data = pattern_file(200000)
+    n = names("exit")
+    if replace:
+        bulkmap.load(path, n)  # replaced by the holder, then removed with it
+    procs.append(p := start_holder(path, n, replace))
+    assert bulkmap.stat(n)["state"] == "ready"
+    assert bulkmap.stat(n)["writer_pid"] == p.pid
+    time.sleep(0.3)
+    assert bulkmap.stat(n)["state"] == "ready"  # the binding is not the removal
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert gone_within(n, 5)
+
+
+def test_remove_on_exit_leaves_a_name_replaced_since(names, procs, pattern_file):
+    path, _ = pattern_file(200000)
+    path2, data2 = pattern_file(300000, name="new.txt", seed=b"new")
+    n = names("exit-replaced")
+    procs.append(p := start_holder(path, n))
+    bulkmap.load(path2, n, replace=True)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert not gone_within(n, 1.5)
+    with bulkmap.open(n) as ds:
+        assert bytes(memoryview(ds)) == data2
+
+
+def test_remove_on_exit_normal_exit(names, pattern_file):
+    path, _ = pattern_file(1000)
+    n = names("exit-normal")
+    subprocess.run([sys.executable, "-c",
+                    "import sys, bulkmap\nbulkmap.load(sys.argv[1], sys.argv[2], remove_on_exit=True)",
+                    str(path), n], check=True)
+    assert gone_within(n, 5)
+
+
+# ---- rm(abandoned=True), in a mount namespace of its own
+
+def _reclaim_scenario(tool, tmp):
+    """Run inside `unshare -m` with a fresh tmpfs on /dev/shm: a live writer, a dead one,
+    a ready dataset; rm(abandoned=True); then the tool's rm --abandoned --json."""
+    import pathlib
+    tmp = pathlib.Path(tmp)
+    path, _ = sparse(tmp)
+    small = tmp / "small.txt"
+    small.write_bytes(b"ready and kept\n" * 1000)
+    live = catch_loading(tool, path, "py-live")
+    dead = catch_loading(tool, path, "py-dead")
+    dead_pid = dead.pid
+    dead.kill()
+    dead.wait()
+    bulkmap.load(small, "py-ready")
+    before = {s["name"]: s for s in bulkmap.ls()["sections"]}
+    r = bulkmap.rm(abandoned=True)
+    after = {s["name"]: s["state"] for s in bulkmap.ls()["sections"]}
+    # The tool's keys, for one more abandoned dataset.
+    other = catch_loading(tool, path, "py-dead2")
+    other.kill()
+    other.wait()
+    t = subprocess.run([tool, "rm", "--abandoned", "--json"], capture_output=True, text=True)
+    again = bulkmap.rm(abandoned=True)
+    os.kill(live.pid, signal.SIGCONT)
+    rc = live.wait(60)
+    print(json.dumps({"removed": r, "before": before, "after": after, "dead_pid": dead_pid,
+                      "tool": json.loads(t.stdout), "tool_rc": t.returncode, "again": again,
+                      "live_rc": rc, "live_state": bulkmap.stat("py-live")["state"]}))
+
+
+NS_SCRIPT = r"""
+mount -t tmpfs -o size=2g,mode=1777 tmpfs /dev/shm || exit 77
+for m in $(awk '$3 == "hugetlbfs" {print $2}' /proc/mounts); do umount "$m" || exit 77; done
+exec "$0" "$@"
+"""
+
+
+def test_rm_abandoned_beside_a_live_writer(tool, tmp_path):
+    try:
+        p = subprocess.run(["unshare", "-m", "sh", "-c", NS_SCRIPT, sys.executable,
+                            os.path.join(HERE, "test_lifecycle.py"), "reclaim", tool,
+                            str(tmp_path)], capture_output=True, text=True, timeout=300)
+    except FileNotFoundError:
+        pytest.skip("unshare(1) is not installed (util-linux)")
+    if p.returncode == 77 or "unshare failed" in p.stderr:
+        pytest.skip("no private mount namespace with its own /dev/shm here (needs root): "
+                    + p.stderr.strip())
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    r = out["removed"]
+    assert set(r) == {"removed", "freed_bytes"}
+    assert [x["name"] for x in r["removed"]] == ["py-dead"]
+    (x,) = r["removed"]
+    assert set(x) == {"name", "place", "bytes", "state", "writer_pid"}
+    assert x["place"] == "/dev/shm" and x["state"] == "abandoned"
+    assert x["writer_pid"] == out["dead_pid"]
+    assert x["bytes"] >= BIG + 4096 and r["freed_bytes"] == x["bytes"]
+    assert out["before"]["py-dead"]["state"] == "abandoned"
+    # The live writer's and the ready one are kept.
+    assert out["after"] == {"py-live": "loading", "py-ready": "ready"}
+    assert out["live_rc"] == 0 and out["live_state"] == "ready"
+    # Python's dict has the tool's keys.
+    assert out["tool_rc"] == 0
+    assert set(out["tool"]) == set(r)
+    assert [set(e) for e in out["tool"]["removed"]] == [set(x)]
+    assert out["tool"]["removed"][0]["name"] == "py-dead2"
+    assert out["again"] == {"removed": [], "freed_bytes": 0}
+
+
+def test_rm_arguments(names):
+    with pytest.raises(TypeError):
+        bulkmap.rm()
+    with pytest.raises(TypeError):
+        bulkmap.rm(names(), abandoned=True)
+    with pytest.raises(TypeError):
+        bulkmap.rm(force=True, abandoned=True)
+
+
+# ---- bulkmap.dask.load
+
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=40)
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def test_dask_load_once_per_host(client, names, pattern_file, tmp_path):
+    import bulkmap.dask as bd
+    path, data = pattern_file(2 << 20, name="d1.txt", seed=b"first")
+    path2, data2 = pattern_file((2 << 20) + 77, name="d2.txt", seed=b"second")
+    n = names("dask")
+    hosts = bd.hosts(client)
+    assert len(hosts) == 1 and len(next(iter(hosts.values()))) == 2  # 2 workers, one host
+    host = next(iter(hosts))
+    r = bd.load(path, n, client)
+    assert r == {"hosts": [{"host": host, "state": "ready", "xxh3": xxhsum(str(path)),
+                            "page_size": r["hosts"][0]["page_size"], "error": None}]}
+    assert r["hosts"][0]["page_size"] >= 4096
+    # Loaded once, by one of the workers.
+    pids = set(client.run(os.getpid).values())
+    assert bulkmap.stat(n)["writer_pid"] in pids
+    with bulkmap.open(n) as ds:
+        assert bytes(memoryview(ds)) == data
+    # Again without replace: the host's EEXIST.
+    r = bd.load(path2, n, client)
+    (h,) = r["hosts"]
+    assert h["host"] == host and h["state"] is None and h["xxh3"] is None
+    assert "EEXIST" in h["error"] and n in h["error"]
+    # With replace: the new bytes.
+    r = bd.load(path2, n, client, replace=True)
+    assert r["hosts"][0]["error"] is None and r["hosts"][0]["xxh3"] == xxhsum(data2)
+    with bulkmap.open(n) as ds:
+        assert bytes(memoryview(ds)) == data2
+    # A file the host cannot read: its error, by path.
+    r = bd.load(tmp_path / "missing", names("dask-missing"), client)
+    assert "ENOENT" in r["hosts"][0]["error"] and "missing" in r["hosts"][0]["error"]
+
+
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "reclaim":
+    _reclaim_scenario(sys.argv[2], sys.argv[3])

@@ -606,6 +606,9 @@ typedef struct bm_dataset_opts_s {
                              NULL: "". Truncated to 255 bytes */
   bm_preflight_t *preflight; /* may be NULL: gets the room checked before the section was
                              made, also when it was short (BM_ENOROOM) */
+  int replace;            /* 1: NAME may exist already and is replaced atomically once the
+                             new generation is published (DESIGN section 7; see
+                             bm_dataset_create). 0: exclusive (BM_EEXIST) */
 } bm_dataset_opts_t;
 
 /* What a dataset's trailer says, judged. */
@@ -623,9 +626,6 @@ typedef struct bm_dataset_info_s {
   int64_t writer_pid;         /* the creator's pid, as it saw itself (for people) */
   int64_t created;            /* seconds since the Unix epoch */
   char source[256];           /* the source recorded by the writer */
-} bm_dataset_info_t;
-
-/* Creates dataset NAME for a payload of opts->size bytes: the section is made exclusively
   /* What the payload is (DESIGN section 6), recorded at publish: format RAW for a trailer
    * older than format version 4 (not recorded: the bytes are taken as they are). */
   int format;                 /* bm_format_t: RAW, NPY or SAFETENSORS */
@@ -634,6 +634,9 @@ typedef struct bm_dataset_info_s {
   bm_layout_t layout;
   uint64_t header_bytes;      /* bytes of the format's header at the payload's start */
   uint32_t n_tensors;         /* safetensors: tensors (list them: bm_dataset_tensors) */
+} bm_dataset_info_t;
+
+/* Creates dataset NAME for a payload of opts->size bytes: the section is made exclusively
  * across every place a name can live (two racing creators: exactly one succeeds, the other
  * gets BM_EEXIST), sized for the payload and the trailer, with the permissions asked for,
  * and marked `loading` under this process's writer lock. *outcome (may be NULL) gets the
@@ -702,9 +705,6 @@ enum {
  * BM_ECHECKSUM, BM_ETRUNCATED (the section changed size while it was read). */
 BM_EXTERN int bm_dataset_open(bm_dataset_t **out, const char *name, unsigned flags,
                               bm_dataset_info_t *info);
-/* What the dataset is now: a writer's own state; for a reader the trailer read again and
- * judged (a writer may have published, failed or died since the open). */
-BM_EXTERN int bm_dataset_info(bm_dataset_t *ds, bm_dataset_info_t *info);
 /* Writer, before bm_dataset_publish: says what the payload is. The header is read from
  * the section as it is now (fill at least the header first) and judged as
  * bm_format_check judges it, against the payload size; what it says (format, layout,
@@ -718,6 +718,9 @@ BM_EXTERN int bm_dataset_set_format(bm_dataset_t *ds, int format, char *why, siz
  * Errors: BM_EINVAL (not safetensors), BM_EFORMAT / BM_ECORRUPT (the header no longer
  * agrees with the trailer), BM_ENOMEM, BM_ETRUNCATED. */
 BM_EXTERN int bm_dataset_tensors(bm_dataset_t *ds, bm_tensor_t **out, size_t *count);
+/* What the dataset is now: a writer's own state; for a reader the trailer read again and
+ * judged (a writer may have published, failed or died since the open). */
+BM_EXTERN int bm_dataset_info(bm_dataset_t *ds, bm_dataset_info_t *info);
 /* Maps the whole payload read-only into *view (an empty view for an empty payload).
  * Errors: as bm_view_map (BM_EOVERFLOW where the payload is larger than the address
  * space: walk it with a window cursor over bm_dataset_source instead). */
@@ -728,6 +731,94 @@ BM_EXTERN int bm_dataset_verify(bm_dataset_t *ds);
 /* Closes the handle (views stay valid until unmapped). A writer that did not publish
  * fails the dataset first (bm_dataset_fail). NULL is ignored. */
 BM_EXTERN void bm_dataset_close(bm_dataset_t *ds);
+
+/* ---------------------------------------------------------------------------------------
+ * Lifecycle (DESIGN section 7): replacing a dataset under its readers, waiting for one,
+ * reclaiming what dead writers left, tying one to its process. docs/datasets.md has the
+ * exact rules.
+ *
+ * Replace (bm_dataset_opts_t.replace = 1, for bm_dataset_create and bm_dataset_load): the
+ * new generation is made, filled and published under a hidden name no dataset can have
+ * ("bulkmap#gen#NAME#PID#N", never listed, opened or taken), then becomes NAME at
+ * bm_dataset_publish. Opening NAME at any instant gives the old complete dataset or the
+ * new complete one, never BM_ENOENT, `loading` or a mix; readers of the old keep their
+ * bytes until they close (its memory goes with its last mapping). In one place (the new
+ * generation's pages are of the same kind) NAME is swapped with renameat2(RENAME_EXCHANGE),
+ * checked and the old one unlinked. Across places (/dev/shm and a hugetlbfs mount) the old
+ * one is marked superseded (its sticky bit), the new one renamed to NAME in its own place,
+ * and then the old one removed: an opener that finds NAME in both places takes the one
+ * not marked (of the same owner), and an open that loses the old one between finding and
+ * opening it finds again. NAME absent: the publish makes it, exclusively (BM_EEXIST when
+ * someone else made it meanwhile). Only the old one's owner, or root, may replace it:
+ * BM_EPERM before anything is made (and again at publish, nothing changed). A replace that
+ * fails at any step leaves the old dataset as it was and removes the new generation.
+ * Windows: a named section cannot be renamed, so replacing an existing name is
+ * BM_ENOTSUP (a name that does not exist yet is created as without replace). */
+
+/* Opens dataset NAME as bm_dataset_open does, waiting up to `seconds` (< 0: no deadline)
+ * while it does not exist yet or is `loading` under a live writer. Without busy polling:
+ * Linux watches /dev/shm and the hugetlbfs mount directories with inotify (a name made or
+ * renamed there, a writer's publish, which touches the object's times, its last close,
+ * which is how a dead writer shows) and re-checks at most every 2 s; Windows re-checks
+ * every 50 ms. Ends at once on `failed` (BM_EINCOMPLETE, info->state FAILED) and
+ * `abandoned` (BM_EABANDONED), and at the deadline with BM_ETIMEDOUT (*info: the last state
+ * seen, state 0 when NAME never appeared). flags: BM_OPEN_VERIFY (not ANY_STATE: BM_EINVAL).
+ * Other errors as bm_dataset_open. */
+BM_EXTERN int bm_dataset_wait_open(bm_dataset_t **out, const char *name, unsigned flags,
+                                   double seconds, bm_dataset_info_t *info);
+
+/* What bm_dataset_reclaim removed. */
+typedef struct bm_reclaimed_s {
+  char name[BM_NAME_MAX + 64]; /* the dataset's name; for a generation left by a replace
+                                  whose writer died, its hidden name (bulkmap#gen#...) */
+  char place[BM_PATH_MAX];     /* "/dev/shm" or the hugetlbfs mount */
+  int state;                   /* BM_STATE_ABANDONED or BM_STATE_FAILED */
+  uint64_t bytes;              /* the section's size: the memory freed once unmapped */
+  uint32_t uid;
+  int64_t writer_pid;          /* the dead writer's pid, as the trailer says (0: none) */
+} bm_reclaimed_t;
+
+/* Removes every dataset in /dev/shm and on every hugetlbfs mount that is `abandoned` (its
+ * writer died while loading) or `failed`, and every hidden generation of a replace whose
+ * writer died, that the caller may remove: its own, or any as root. Never one whose writer
+ * lock is held (a live writer), whatever its state; each is removed by identity (what was
+ * judged, see bm_section_remove). *out (may be NULL) gets an array of *n entries (freed
+ * with bm_reclaimed_free), *freed (may be NULL) the sum of their bytes. Errors:
+ * BM_ENOMEM, BM_ENOTSUP (Windows: sections die with their last handle; nothing is left). */
+BM_EXTERN int bm_dataset_reclaim(bm_reclaimed_t **out, size_t *n, uint64_t *freed);
+BM_EXTERN void bm_reclaimed_free(bm_reclaimed_t *list);
+
+/* Binds the dataset's name to this process (Python's remove_on_exit): when the process
+ * ends, by any path, a SIGKILL included, the name is removed if it still refers to this
+ * dataset's section (same device and inode: a name replaced or made again since is left
+ * alone). Linux: a watcher process (forked twice, so it is not the caller's child; it
+ * leaves the caller's session, ignores terminal signals and unmaps every shared mapping
+ * it inherited, so it keeps no section's memory alive) blocks reading a pipe whose only
+ * write end the caller holds (close-on-exec); the kernel closes it when the caller dies
+ * (or execs), and the watcher removes the name and exits. Children the caller forks hold
+ * the write end too: the name goes when the last of them has ended. The binding outlives
+ * the handle (close it freely); it cannot be undone, but removing the dataset earlier
+ * (bm_dataset_remove) leaves the watcher nothing to do. Call it after bm_dataset_create
+ * (or after publish; with replace, after publish, when the name is the dataset's).
+ * Windows: a section dies with its last handle anyway: 0, nothing done. Errors:
+ * BM_EINVAL (not a writer's handle), BM_EAGAIN (no process), BM_EMFILE, BM_EOS. */
+BM_EXTERN int bm_dataset_remove_on_exit(bm_dataset_t *ds);
+
+/* Whether systemd-logind removes the calling user's System V and POSIX IPC objects, the
+ * datasets in /dev/shm among them, when the user's last session ends (logind.conf
+ * RemoveIPC=, default yes; it spares system users, uid <= SYS_UID_MAX, and root). */
+typedef struct bm_removeipc_s {
+  int applies;               /* 1: logind is there, RemoveIPC is on, the user is not a
+                                system user: datasets go at logout */
+  int logind;                /* systemd-logind is installed and systemd runs */
+  int remove_ipc;            /* the setting (1 yes, the default; 0 no) */
+  uint32_t uid;              /* the effective user */
+  uint32_t sys_uid_max;      /* from /etc/login.defs SYS_UID_MAX, else 999 */
+  char source[BM_PATH_MAX];  /* the file that set RemoveIPC ("" for the default) */
+} bm_removeipc_t;
+
+/* Fills *out (Linux; elsewhere applies 0). Errors: BM_EINVAL. */
+BM_EXTERN int bm_removeipc_check(bm_removeipc_t *out);
 
 /* ---------------------------------------------------------------------------------------
  * Listing sections. */
@@ -746,6 +837,13 @@ typedef struct bm_section_info_s {
   char type[16];            /* what the object is: "file", or for one planted under the
                                name (state FOREIGN, bytes 0, never opened) "directory",
                                "symlink", "fifo", "socket", "device" */
+  int format;               /* datasets: bm_format_t as in bm_dataset_info_t, else 0 */
+  int has_layout;
+  bm_layout_t layout;
+  int64_t maps;             /* processes that map it now (any view, shared or private), read
+                               from /proc/PID/maps; -1 where that cannot be seen (no /proc,
+                               Windows, or a section others may read while some other
+                               user's processes could not be inspected: not root) */
 } bm_section_info_t;
 
 enum { BM_LIST_ALL = 1 << 0 /* also objects that are not datasets (any type) */ };
@@ -837,13 +935,6 @@ typedef struct bm_scan_result_s {
 } bm_scan_result_t;
 
 /* Checks a scan's options once, for every front end: flags, literal count and lengths,
-  int format;               /* datasets: bm_format_t as in bm_dataset_info_t, else 0 */
-  int has_layout;
-  bm_layout_t layout;
-  int64_t maps;             /* processes that map it now (any view, shared or private), read
-                               from /proc/PID/maps; -1 where that cannot be seen (no /proc,
-                               Windows, or a section others may read while some other
-                               user's processes could not be inspected: not root) */
  * window, threads, overflow of offset+length. Errors: BM_EINVAL (which: see the contract
  * of bm_scan_opts_t), BM_EOVERFLOW. */
 BM_EXTERN int bm_scan_check(const bm_scan_opts_t *opts);
@@ -936,6 +1027,10 @@ typedef struct bm_load_opts_s {
   int (*progress)(uint64_t done, uint64_t total, void *arg);
   void *progress_arg;
   const volatile sig_atomic_t *cancel;
+  int format;                    /* bm_format_t: the file's header is judged (from the file,
+                                    before the section is made) as bm_format_check does;
+                                    BM_FORMAT_AUTO (0) by the magic; RAW takes the bytes as
+                                    they are */
 } bm_load_opts_t;
 
 enum { BM_LOAD_AT_FILE = 1, BM_LOAD_AT_CREATE = 2, BM_LOAD_AT_FILL = 3, BM_LOAD_AT_FORMAT = 4 };
@@ -970,6 +1065,29 @@ typedef struct bm_load_result_s {
 BM_EXTERN int bm_dataset_load(bm_dataset_t **out, const char *name, const char *path,
                               const bm_load_opts_t *opts, bm_load_result_t *result);
 
+/* Publishing from memory: what bm_dataset_publish_buffer takes. */
+typedef struct bm_publish_opts_s {
+  bm_dataset_opts_t dataset;     /* size is computed; source NULL: "" */
+  int format;                    /* without layout: the bytes are judged as a file's are
+                                    (BM_FORMAT_AUTO (0) by the magic, RAW as they are) */
+  const bm_layout_t *layout;     /* NULL, or the bytes are one array of this dtype, shape,
+                                    order and byte order (item_size and data_offset are
+                                    ignored; data_length must equal n): the payload is
+                                    then an npy file (bm_npy_header, then the bytes), so
+                                    plain numpy reads it, and the dataset has the layout */
+} bm_publish_opts_t;
+
+/* Publishes data[0, n) as a new dataset NAME in one call: checked (format or layout),
+ * created, copied in, hashed from the section and published `ready`; on failure nothing
+ * is left under the name. *result as for bm_dataset_load (failed_at is
+ * BM_LOAD_AT_FORMAT for a bad header or layout, AT_CREATE, AT_FILL; source_cached is not
+ * set). out as for bm_dataset_load (NULL: closed; on POSIX it stays until removed).
+ * Errors: BM_EINVAL, BM_EFORMAT (why in result->why), BM_EOVERFLOW, and as
+ * bm_dataset_create and bm_dataset_publish. */
+BM_EXTERN int bm_dataset_publish_buffer(bm_dataset_t **out, const char *name, const void *data,
+                                        size_t n, const bm_publish_opts_t *opts,
+                                        bm_load_result_t *result);
+
 /* ---------------------------------------------------------------------------------------
  * XXH3-64 (equal to xxhsum -H3), streaming; the dataset checksum. */
 typedef struct bm_xxh3_s bm_xxh3_t;
@@ -995,57 +1113,3 @@ BM_EXTERN int bm_parse_size(const char *text, uint64_t *out);
 }
 #endif
 #endif /* BULKMAP_H */
-  int format;                    /* bm_format_t: the file's header is judged (from the file,
-                                    before the section is made) as bm_format_check does;
-                                    BM_FORMAT_AUTO (0) by the magic; RAW takes the bytes as
-                                    they are */
-/* Publishing from memory: what bm_dataset_publish_buffer takes. */
-typedef struct bm_publish_opts_s {
-  bm_dataset_opts_t dataset;     /* size is computed; source NULL: "" */
-  int format;                    /* without layout: the bytes are judged as a file's are
-                                    (BM_FORMAT_AUTO (0) by the magic, RAW as they are) */
-  const bm_layout_t *layout;     /* NULL, or the bytes are one array of this dtype, shape,
-                                    order and byte order (item_size and data_offset are
-                                    ignored; data_length must equal n): the payload is
-                                    then an npy file (bm_npy_header, then the bytes), so
-                                    plain numpy reads it, and the dataset has the layout */
-} bm_publish_opts_t;
-
-/* Publishes data[0, n) as a new dataset NAME in one call: checked (format or layout),
- * created, copied in, hashed from the section and published `ready`; on failure nothing
- * is left under the name. *result as for bm_dataset_load (failed_at is
- * BM_LOAD_AT_FORMAT for a bad header or layout, AT_CREATE, AT_FILL; source_cached is not
- * set). out as for bm_dataset_load (NULL: closed; on POSIX it stays until removed).
- * Errors: BM_EINVAL, BM_EFORMAT (why in result->why), BM_EOVERFLOW, and as
- * bm_dataset_create and bm_dataset_publish. */
-BM_EXTERN int bm_dataset_publish_buffer(bm_dataset_t **out, const char *name, const void *data,
-                                        size_t n, const bm_publish_opts_t *opts,
-                                        bm_load_result_t *result);
-
-  int format;                    /* bm_format_t: the file's header is judged (from the file,
-                                    before the section is made) as bm_format_check does;
-                                    BM_FORMAT_AUTO (0) by the magic; RAW takes the bytes as
-                                    they are */
-/* Publishing from memory: what bm_dataset_publish_buffer takes. */
-typedef struct bm_publish_opts_s {
-  bm_dataset_opts_t dataset;     /* size is computed; source NULL: "" */
-  int format;                    /* without layout: the bytes are judged as a file's are
-                                    (BM_FORMAT_AUTO (0) by the magic, RAW as they are) */
-  const bm_layout_t *layout;     /* NULL, or the bytes are one array of this dtype, shape,
-                                    order and byte order (item_size and data_offset are
-                                    ignored; data_length must equal n): the payload is
-                                    then an npy file (bm_npy_header, then the bytes), so
-                                    plain numpy reads it, and the dataset has the layout */
-} bm_publish_opts_t;
-
-/* Publishes data[0, n) as a new dataset NAME in one call: checked (format or layout),
- * created, copied in, hashed from the section and published `ready`; on failure nothing
- * is left under the name. *result as for bm_dataset_load (failed_at is
- * BM_LOAD_AT_FORMAT for a bad header or layout, AT_CREATE, AT_FILL; source_cached is not
- * set). out as for bm_dataset_load (NULL: closed; on POSIX it stays until removed).
- * Errors: BM_EINVAL, BM_EFORMAT (why in result->why), BM_EOVERFLOW, and as
- * bm_dataset_create and bm_dataset_publish. */
-BM_EXTERN int bm_dataset_publish_buffer(bm_dataset_t **out, const char *name, const void *data,
-                                        size_t n, const bm_publish_opts_t *opts,
-                                        bm_load_result_t *result);
-

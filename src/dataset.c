@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "os.h"
+#include "lifecycle.h"
 
 struct bm_dataset_s {
   bm_source_t *src;
@@ -13,6 +14,7 @@ struct bm_dataset_s {
   uint64_t section;      /* section bytes */
   bm__trailer_t t;       /* as last written or read */
   int writer;            /* this handle created the dataset */
+  int replace;           /* made under a hidden name, to become NAME at publish */
   int published, failed;
   int open_state;        /* a reader's state at open, when no trailer could be read */
   bm_xxh3_t *h;          /* the hash of payload bytes [0, hashed) */
@@ -118,13 +120,13 @@ static void bm__fill_info(const bm_dataset_t *ds, int state, bm_dataset_info_t *
   info->writer_pid = ds->t.writer_pid;
   info->created = ds->t.created;
   memcpy(info->source, ds->t.source, sizeof(info->source));
-}
-
   info->format = ds->t.format != 0 ? ds->t.format : BM_FORMAT_RAW;
   info->has_layout = ds->t.has_layout;
   info->layout = ds->t.layout;
   info->header_bytes = ds->t.header_bytes;
   info->n_tensors = ds->t.n_tensors;
+}
+
 static bm_dataset_t *bm__dataset_new(const char *name) {
   bm_dataset_t *ds = calloc(1, sizeof(*ds));
   if (ds != NULL) snprintf(ds->name, sizeof(ds->name), "%s", name);
@@ -225,7 +227,10 @@ int bm_dataset_create(bm_dataset_t **out, const char *name, const bm_dataset_opt
 
   if ((ds = bm__dataset_new(name)) == NULL) return BM_ENOMEM;
 
-  err = bm_section_create(&ds->src, name, &so, &large);
+  /* A replace's generation is made hidden and becomes NAME at publish (src/lifecycle.c). */
+  ds->replace = opts->replace != 0;
+  err = ds->replace ? bm__life_section_create(&ds->src, name, &so, &large)
+                    : bm_section_create(&ds->src, name, &so, &large);
   if (outcome != NULL) *outcome = large;
   if (err != 0) {
     free(ds);
@@ -318,6 +323,15 @@ int bm_dataset_publish(bm_dataset_t *ds, bm_dataset_info_t *info) {
   ds->t.state = BM_STATE_READY;
   if ((err = bm__trailer_io(ds->src, ds->section, &ds->t, 1)) != 0) {
     ds->t.state = BM_STATE_LOADING;
+    return err;
+  }
+  /* A replace: the generation becomes NAME now, still under its writer lock (so that a
+   * reclaim never takes it for a dead writer's); failing, the old one is left as it was. */
+  if (ds->replace && (err = bm__life_commit(ds->src, ds->name)) != 0) {
+    ds->t.state = BM_STATE_FAILED;
+    bm__trailer_io(ds->src, ds->section, &ds->t, 1);
+    ds->failed = 1;
+    bm__os_section_remove_own(ds->src, ds->name);
     return err;
   }
   ds->published = 1;
@@ -461,6 +475,7 @@ static int bm__list_one(void *arg, const bm__os_entry_t *e) {
   si.bytes = e->size;
   si.page_size = e->place_page_size != 0 ? e->place_page_size : bm_page_size();
   snprintf(si.type, sizeof(si.type), "%s", e->type != NULL ? e->type : "file");
+  si.maps = e->maps;
   if (strcmp(si.type, "file") != 0) {
     si.state = BM_STATE_FOREIGN; /* planted under the name; never opened */
     si.bytes = 0;
@@ -475,6 +490,9 @@ static int bm__list_one(void *arg, const bm__os_entry_t *e) {
       si.page_size = t.page_size;
       si.writer_pid = t.writer_pid;
       si.created = t.created;
+      si.format = t.format != 0 ? t.format : BM_FORMAT_RAW;
+      si.has_layout = t.has_layout;
+      si.layout = t.layout;
     } else if (err == BM_ECORRUPT) {
       si.state = BM_STATE_CORRUPT;
     } else if (err == BM_ENOTDATASET && bm__os_writer_alive(e->src) == 1) {
@@ -490,12 +508,6 @@ static int bm__list_one(void *arg, const bm__os_entry_t *e) {
     size_t cap = l->cap ? l->cap * 2 : 16;
     bm_section_info_t *v = realloc(l->v, cap * sizeof(*v));
     if (v == NULL) return l->err = BM_ENOMEM;
-      si.format = t.format != 0 ? t.format : BM_FORMAT_RAW;
-      si.has_layout = t.has_layout;
-      si.layout = t.layout;
-      si.format = t.format != 0 ? t.format : BM_FORMAT_RAW;
-      si.has_layout = t.has_layout;
-      si.layout = t.layout;
     l->v = v;
     l->cap = cap;
   }

@@ -24,7 +24,12 @@ static void load_error(const char *file, const char *name, int err, const bm_loa
                        const bm_preflight_t *room, const char *group) {
   char why[BM_DESCRIBE_MAX * 2];
   bm_section_info_t held;
-  if (err == BM_EEXIST && bm_section_lookup(name, &held) == 0 && held.state == BM_STATE_ABANDONED)
+  if (err == BM_EPERM && group == NULL)
+    cli_error(name, "not replaced: another user's dataset (only its owner or root may replace it)");
+  else if (err == BM_ENOTSUP && r->failed_at == BM_LOAD_AT_CREATE)
+    cli_error(name, "cannot be replaced here: a named section cannot be renamed (it lives until its "
+              "last handle closes: stop its holder, then load)");
+  else if (err == BM_EEXIST && bm_section_lookup(name, &held) == 0 && held.state == BM_STATE_ABANDONED)
     cli_error(name, "exists already, abandoned by its writer (pid %lld): bulkmap rm %s removes it",
               (long long)held.writer_pid, name);
   else if (err == BM_EEXIST && bm_section_lookup(name, &held) == 0 && held.state == BM_STATE_FAILED)
@@ -38,13 +43,13 @@ static void load_error(const char *file, const char *name, int err, const bm_loa
               r->large.reason == BM_REASON_NO_MOUNT ? " (bulkmap setup --large-pages SIZE mounts hugetlbfs)"
               : r->large.reason == BM_REASON_POOL_EMPTY || r->large.reason == BM_REASON_POOL_TOO_SMALL
                   ? " (bulkmap setup --large-pages SIZE grows the pool)" : "");
+  else if (err == BM_EFORMAT)
+    cli_error(file, "%s: nothing published (--format raw loads the bytes as they are)", r->why);
   else if (r->failed_at == BM_LOAD_AT_FILE)
     cli_lib_error(file, err);
   else if (err == BM_ENOENT && group != NULL && r->failed_at == BM_LOAD_AT_CREATE)
     cli_error(name, "--group '%s': no such group", group);
   else if ((err == BM_EACCES || err == BM_EPERM) && group != NULL)
-  else if (err == BM_EFORMAT)
-    cli_error(file, "%s: nothing published (--format raw loads the bytes as they are)", r->why);
     cli_error(name, "--group '%s': you may not give a section to that group", group);
   else if (err == BM_ECHANGED)
     cli_error(file, "file changed as we read it: nothing published");
@@ -58,6 +63,7 @@ static void load_error(const char *file, const char *name, int err, const bm_loa
 }
 
 int cmd_load(int argc, char **argv) {
+  const char *o_replace = NULL; /* the new generation becomes NAME atomically (DESIGN 7) */
   const char *o_name = NULL, *o_large = NULL, *o_hold = NULL, *o_json = NULL, *o_noprog = NULL,
              *o_mode = NULL, *o_group = NULL, *o_format = NULL, *pos[1];
   const cli_opt_t opts[] = {{"--name", 1, &o_name},     {"--large-pages", 1, &o_large},
@@ -86,12 +92,6 @@ int cmd_load(int argc, char **argv) {
   if ((rc = load_parse_large(o_large, &large)) != 0) return rc;
   if (o_mode != NULL && (rc = ds_parse_mode("load", o_mode, &mode)) != 0) return rc;
   if (o_group != NULL && o_group[0] == '\0') return cli_usage("load", "--group is an empty string");
-
-  memset(&lo, 0, sizeof(lo));
-  memset(&room, 0, sizeof(room));
-  lo.dataset.large = large;
-  lo.dataset.mode = mode;
-  lo.dataset.group = o_group;
   if ((rc = ds_parse_format("load", o_format, &format)) != 0) return rc;
   /* load -: the size is not known before the end, so standard input is read whole into
    * memory first (before anything is made: an interrupt meanwhile leaves nothing). */
@@ -99,7 +99,14 @@ int cmd_load(int argc, char **argv) {
     cli_error("-", "cannot read standard input: %s", strerror(err));
     return EXIT_FAILED;
   }
+
+  memset(&lo, 0, sizeof(lo));
+  memset(&room, 0, sizeof(room));
+  lo.dataset.large = large;
+  lo.dataset.mode = mode;
+  lo.dataset.group = o_group;
   lo.dataset.preflight = &room;
+  lo.dataset.replace = o_replace != NULL;
   lo.progress = load_progress;
   lo.progress_arg = &bar;
   progress_init(&bar, o_noprog == NULL, 0);
@@ -137,6 +144,9 @@ int cmd_load(int argc, char **argv) {
   ds_out_info(&out, &r.info);
   out_f(&out, "seconds", r.seconds, 6);
   out_f(&out, "bytes_per_second", r.seconds > 0 ? (double)r.info.bytes / r.seconds : 0, 0);
+  /* One copy in RAM: what is left of the file in the page cache (null: cannot be seen). */
+  if (r.has_source_cached) out_u64(&out, "source_cached_bytes", r.source_cached_bytes);
+  else out_str(&out, "source_cached_bytes", NULL);
   out_i64(&out, "writer_pid", r.info.writer_pid);
   out_i64(&out, "created", r.info.created);
   out_end(&out);
@@ -144,9 +154,6 @@ int cmd_load(int argc, char **argv) {
   if ((werr = cli_out_failed()) != 0) {
     cli_error("load", "cannot write the result: %s; %s removed", strerror(werr), o_name);
     rc = EXIT_FAILED;
-  /* One copy in RAM: what is left of the file in the page cache (null: cannot be seen). */
-  if (r.has_source_cached) out_u64(&out, "source_cached_bytes", r.source_cached_bytes);
-  else out_str(&out, "source_cached_bytes", NULL);
   } else if (o_hold != NULL || !bm_section_names_persist()) {
     /* Windows: a section dies with its last handle, so load always holds. */
     fprintf(stderr, "bulkmap: load: holding %s until interrupted\n", o_name);

@@ -38,7 +38,8 @@ static void ls_table(const bm_section_info_t *v, size_t n) {
   printf("%-24s %-16s %14s %-10s %10s %-10s %-5s %8s %5s %-20s %s\n", "NAME", "PLACE", "BYTES", "STATE",
          "PAGE", "OWNER", "MODE", "PID", "MAPS", "FORMAT", "CREATED");
   for (i = 0; i < n; i++) {
-    char when[32] = "-", pid[24] = "-";
+    char when[32] = "-", pid[24] = "-", maps[24] = "-";
+    if (v[i].maps >= 0) snprintf(maps, sizeof(maps), "%lld", (long long)v[i].maps);
     if (v[i].created != 0) cli_format_time(when, sizeof(when), v[i].created);
     if (v[i].writer_pid > 0) snprintf(pid, sizeof(pid), "%lld", (long long)v[i].writer_pid);
     char kind[BM_MAX_DIMS * 22 + 32];

@@ -4,22 +4,29 @@
 #include "datasets.h"
 
 int cmd_stat(int argc, char **argv) {
-  const char *o_json = NULL, *pos[1];
-  const cli_opt_t opts[] = {{"--json", 0, &o_json}};
+  const char *o_json = NULL, *o_wait = NULL, *pos[1];
+  const cli_opt_t opts[] = {{"--json", 0, &o_json}, {"--wait", 1, &o_wait}};
   bm_dataset_t *ds = NULL;
   bm_dataset_info_t info;
   int npos, rc, err;
   cli_out_t out;
 
-  rc = cli_parse("stat", argc, argv, opts, 1, pos, 1, &npos);
+  rc = cli_parse("stat", argc, argv, opts, 2, pos, 1, &npos);
   if (rc != 0) return rc < 0 ? EXIT_DONE : rc;
   if (npos != 1) return cli_usage("stat", "missing NAME");
   if (bm_name_check(pos[0]) != 0)
     return cli_usage("stat", "'%s': a name is 1-200 characters of A-Z a-z 0-9 . _ -", pos[0]);
+  /* --wait: until ready (then shown as below), or a failed or abandoned one shown now. */
+  if (o_wait != NULL && (rc = ds_wait("stat", pos[0], o_wait, 0, &ds, &info, &err)) >= 0) return rc;
+  if (o_wait != NULL && err != 0 && err != BM_EINCOMPLETE && err != BM_EABANDONED)
+    return ds_report(pos[0], err, &info);
+  bm_dataset_close(ds);
   err = bm_dataset_open(&ds, pos[0], BM_OPEN_ANY_STATE, &info);
   if (err != 0) return ds_report(pos[0], err, &info);
-  bm_dataset_close(ds);
-  if (info.state == BM_STATE_CORRUPT) return ds_report(pos[0], BM_ECORRUPT, &info);
+  if (info.state == BM_STATE_CORRUPT) {
+    bm_dataset_close(ds);
+    return ds_report(pos[0], BM_ECORRUPT, &info);
+  }
 
   out_begin(&out, o_json != NULL);
   ds_out_info(&out, &info);
@@ -28,17 +35,17 @@ int cmd_stat(int argc, char **argv) {
   out_str(&out, "source", info.source);
   out_str(&out, "path", info.path);
   out_u64(&out, "section_bytes", info.section_bytes);
+  /* The tensors are read from the header in the payload, checked again against the trailer. */
+  err = ds_out_tensors(&out, ds, &info);
+  bm_dataset_close(ds);
   out_end(&out);
+  if (err != 0) {
+    cli_error(pos[0], "the safetensors header no longer agrees with the trailer: %s", bm_strerror(err));
+    return EXIT_FAILED;
+  }
   if (info.state != BM_STATE_READY) {
     cli_error(pos[0], "not ready (state: %s)", bm_state_name(info.state));
     return EXIT_FAILED;
   }
   return EXIT_DONE;
 }
-  /* The tensors are read from the header in the payload, checked again against the trailer. */
-  err = ds_out_tensors(&out, ds, &info);
-  bm_dataset_close(ds);
-  if (err != 0) {
-    cli_error(pos[0], "the safetensors header no longer agrees with the trailer: %s", bm_strerror(err));
-    return EXIT_FAILED;
-  }

@@ -24,6 +24,8 @@ struct bm_source_s {
   char path[BM_PATH_MAX]; /* file path, or where the section lives (for messages:
                              truncated when long) */
   char *full_path;        /* a file's path as given, whole (NULL for sections) */
+  char gen_name[256];     /* POSIX: a replacing generation's hidden name (bulkmap#gen#...)
+                             until bm__os_section_commit makes it NAME; "" otherwise */
 };
 
 /* A zeroed source of the given kind with no OS object yet, the granularity and page size
@@ -84,14 +86,14 @@ typedef struct bm__trailer_s {
   int64_t created;       /* seconds since the Unix epoch */
   char source[256];      /* NUL-terminated */
   bm_large_t large;      /* the request and its outcome (version 2; requested -1 in 1) */
-} bm__trailer_t;
-
   /* What the payload is (version 4; RAW and nothing else before) */
   int format;            /* bm_format_t: RAW, NPY or SAFETENSORS */
   int has_layout;        /* layout holds the payload's one array */
   bm_layout_t layout;
   uint64_t header_bytes; /* the format's header at the payload's start */
   uint32_t n_tensors;    /* safetensors */
+} bm__trailer_t;
+
 /* Decodes the trailer at `bytes` (the last BM_TRAILER_SIZE bytes of a section of
  * section_size bytes), the state read with acquire ordering around a copy. Errors:
  * BM_ENOTDATASET (bad magic), BM_ECORRUPT (state, version, CRC or numbers that do not fit
@@ -104,8 +106,6 @@ int bm__trailer_encode(void *bytes, const bm__trailer_t *t);
 int bm__dataset_size(uint64_t payload, size_t page_size, uint64_t *size);
 
 
-/* ---- The scan engine's kernels (src/kernels.c): AVX2 where the CPU has it. */
-int bm__cpu_avx2(void);
 /* ---- One copy in RAM (src/cache.c): a file's page-cache residency before a load, and
  * dropping what the load brought in after it. */
 typedef struct bm__cache_s {
@@ -131,6 +131,8 @@ int bm__format_read(bm_source_t *src, uint64_t size, unsigned char **buf, size_t
  * writer). */
 int bm__dataset_set_info(bm_dataset_t *ds, const bm_format_info_t *fi);
 
+/* ---- The scan engine's kernels (src/kernels.c): AVX2 where the CPU has it. */
+int bm__cpu_avx2(void);
 uint64_t bm__count_byte(const unsigned char *p, size_t n, unsigned char c);
 /* The largest scan window a process of this word size maps (4 GiB; 256 MiB in 32 bits). */
 uint64_t bm__scan_max_window(void);

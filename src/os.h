@@ -95,11 +95,39 @@ typedef struct bm__os_entry_s {
   int open_error;
   const char *type; /* "file", or what else is planted under the name ("directory",
                        "symlink", "fifo", "socket", "device": never opened, src NULL) */
+  int64_t maps;     /* processes mapping the object (-1: cannot be seen) */
+  int hidden;       /* a replace's hidden generation (bm__os_section_reclaim only) */
 } bm__os_entry_t;
 /* Calls fn for every entry with a section's name in every place (only those called `name` unless NULL);
  * stops at fn's first non-zero result, which it returns. */
 int bm__os_section_list(const char *name, int (*fn)(void *arg, const bm__os_entry_t *e),
                         void *arg);
+
+/* ---- Lifecycle (src/lifecycle.c). */
+/* Creates the new generation of a replace of NAME under a hidden name no dataset can have
+ * (src->gen_name), where the opts put it, exactly as bm__os_section_create would make NAME.
+ * BM_EPERM when NAME exists and is neither the caller's nor the caller root; BM_ENOTSUP
+ * where names cannot be renamed and NAME exists (Windows). */
+int bm__os_section_create_hidden(bm_source_t *src, const char *name,
+                                 const bm_section_opts_t *opts, bm_large_t *outcome);
+/* Makes src's hidden generation NAME atomically for openers (see bulkmap.h, Replace), the
+ * old one unlinked; afterwards src refers to NAME. A no-op without a hidden name. */
+int bm__os_section_commit(bm_source_t *src, const char *name);
+/* A waiter for changes that may concern NAME (made, renamed, published, closed by its
+ * writer); wait returns after one (0) or after `seconds` at most. */
+typedef struct bm__os_waiter_s bm__os_waiter_t;
+int bm__os_wait_begin(bm__os_waiter_t **w, const char *name);
+int bm__os_wait(bm__os_waiter_t *w, double seconds);
+void bm__os_wait_end(bm__os_waiter_t *w);
+/* Calls judge for every dataset and hidden generation the caller may remove (its own, or
+ * any as root; src opened read-only); where judge says 1 the object is removed by identity
+ * and done(arg, e, err) says how that went. BM_ENOTSUP where names die with handles. */
+int bm__os_section_reclaim(int (*judge)(void *arg, const bm__os_entry_t *e),
+                           void (*done)(void *arg, const bm__os_entry_t *e, int err), void *arg);
+/* Removes NAME, if it still refers to src's object, when this process ends (see
+ * bm_dataset_remove_on_exit). */
+int bm__os_remove_on_exit(bm_source_t *src, const char *name);
+int bm__os_removeipc(bm_removeipc_t *out);
 
 /* Processes and time, for the dataset trailer. */
 int64_t bm__os_pid(void);
@@ -131,7 +159,6 @@ uint64_t bm__os_as_limit(void);
  * whose shared memory is full), BM_EIO otherwise. */
 int bm__os_read_at(bm_source_t *src, uint64_t offset, void *buf, size_t n, size_t *got);
 
-#endif
 /* The page cache of a file source (one copy in RAM, src/cache.c): vec[i] bit 0 set when
  * page i of [offset, offset+length) is resident (offset a multiple of the page size,
  * length > 0; one byte a page of bm_page_size()), found without reading anything. Drop:
@@ -140,3 +167,4 @@ int bm__os_read_at(bm_source_t *src, uint64_t offset, void *buf, size_t n, size_
 int bm__os_cache_resident(bm_source_t *src, uint64_t offset, size_t length, unsigned char *vec);
 int bm__os_cache_drop(bm_source_t *src, uint64_t offset, uint64_t length);
 
+#endif

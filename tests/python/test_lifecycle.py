@@ -334,17 +334,29 @@ def test_ls_maps(names, pattern_file):
 
 HOLDER = """
 import sys, time, bulkmap
-bulkmap.load(sys.argv[1], sys.argv[2], replace=sys.argv[3] == "1", remove_on_exit=True)
-print("loaded", flush=True)
+how, path, name, replace = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
+data = open(path, "rb").read()
+if how == "load":
+    bulkmap.load(path, name, replace=replace, remove_on_exit=True)
+elif how == "publish":
+    bulkmap.publish(name, data, replace=replace, remove_on_exit=True)
+else:
+    ds = bulkmap.create(name, len(data), replace=replace, remove_on_exit=True)
+    memoryview(ds)[:] = data
+    ds.publish()
+print("made", flush=True)
 time.sleep(120)
 """
 
 
-def start_holder(path, n, replace=False):
-    p = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), n, "1" if replace else "0"],
+def start_holder(path, n, how="load", replace=False):
+    if not hasattr(bulkmap, how):
+        pytest.skip("bulkmap.%s is not there yet" % how)
+    p = subprocess.Popen([sys.executable, "-c", HOLDER, how, str(path), n,
+                          "1" if replace else "0"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = p.stdout.readline().strip()
-    if line != "loaded":
+    if line != "made":
         p.kill()
         pytest.fail("the holder failed: %s" % p.communicate()[1])
     return p
@@ -362,15 +374,18 @@ def gone_within(n, seconds):
     return False
 
 
+@pytest.mark.parametrize("how", ["load", "publish", "create"])
 @pytest.mark.parametrize("replace", [False, True])
-def test_remove_on_exit_sigkill(names, procs, pattern_file, replace):
+def test_remove_on_exit_sigkill(names, procs, pattern_file, how, replace):
     path, data = pattern_file(200000)
     n = names("exit")
     if replace:
         bulkmap.load(path, n)  # replaced by the holder, then removed with it
-    procs.append(p := start_holder(path, n, replace))
-    assert bulkmap.stat(n)["state"] == "ready"
-    assert bulkmap.stat(n)["writer_pid"] == p.pid
+    procs.append(p := start_holder(path, n, how, replace))
+    st = bulkmap.stat(n)
+    assert st["state"] == "ready" and st["writer_pid"] == p.pid
+    with bulkmap.open(n) as ds:
+        assert bytes(memoryview(ds)) == data
     time.sleep(0.3)
     assert bulkmap.stat(n)["state"] == "ready"  # the binding is not the removal
     p.send_signal(signal.SIGKILL)

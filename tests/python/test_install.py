@@ -1,25 +1,142 @@
-"""cmake --install puts the package in lib/python3/dist-packages, and it imports from there
-(a module with nothing to find at import time: the library is linked in)."""
+"""The Python package installed the ways a user installs it, each then imported and used
+for a scan from outside the tree:
+- `cmake --install` with the default prefix (staged with DESTDIR, so the machine is not
+  touched): the module lands in the directory the interpreter's sysconfig names for
+  /usr/local, which is on that interpreter's own sys.path (no PYTHONPATH needed);
+- `cmake --install --prefix P`: the same layout under P;
+- `pip install --no-build-isolation .` into a venv (--system-site-packages, numpy from
+  Debian), built from this source tree by setup.py;
+- `python3 -m build --wheel --no-isolation`, where python3-build is installed."""
+import json
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 
 import pytest
 
+SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("BULKMAP_BUILD_DIR")
+SCAN = ("import bulkmap, json, sys; r = bulkmap.scan(sys.argv[1], count='ERROR'); "
+        "print(json.dumps({'file': bulkmap.__file__, 'bytes': r['bytes'], 'count': r['count']}))")
 
-def test_installed_package_imports(tmp_path):
-    build = os.environ.get("BULKMAP_BUILD_DIR")
-    if not build:
+
+def _data(tmp_path):
+    p = tmp_path / "data.txt"
+    p.write_bytes(b"ERROR one\nok\nERROR two ERROR\n" * 100)
+    return p
+
+
+def _run_scan(python, data, env=None):
+    out = subprocess.run([python, "-c", SCAN, str(data)], env=env, cwd="/", capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    assert r["bytes"] == data.stat().st_size and r["count"] == 300
+    return r
+
+
+def _clean_env(**extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.update(extra)
+    return env
+
+
+def _need_build():
+    if not BUILD:
         pytest.skip("BULKMAP_BUILD_DIR is not set (run through ctest)")
-    subprocess.run(["cmake", "--install", build, "--prefix", str(tmp_path)], check=True,
+
+
+def _site_for(prefix):
+    return subprocess.run([sys.executable, os.path.join(SRC, "cmake", "python_site.py"), prefix],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_default_prefix_install_is_on_sys_path(tmp_path):
+    """A default cmake --install (prefix /usr/local) puts the module where this python3
+    looks without PYTHONPATH."""
+    _need_build()
+    prefix = subprocess.run(["cmake", "-L", "-N", BUILD], check=True, capture_output=True,
+                            text=True).stdout
+    prefix = [ln.split("=", 1)[1] for ln in prefix.splitlines()
+              if ln.startswith("CMAKE_INSTALL_PREFIX:")][0]
+    stage = tmp_path / "stage"
+    subprocess.run(["cmake", "--install", BUILD], check=True, capture_output=True,
+                   env=dict(os.environ, DESTDIR=str(stage)))
+    site = _site_for(prefix)
+    staged = stage / site.lstrip("/")
+    assert (staged / "bulkmap" / "__init__.py").exists(), sorted(map(str, stage.rglob("__init__.py")))
+    # That directory is on the interpreter's own sys.path (Debian: /usr/local/lib/python3.11/
+    # dist-packages), so after a real install `import bulkmap` needs nothing more.
+    path = subprocess.run([sys.executable, "-c", "import sys, json; print(json.dumps(sys.path))"],
+                          env=_clean_env(), capture_output=True, text=True, check=True).stdout
+    if prefix == "/usr/local" and sysconfig.get_default_scheme() in ("posix_local", "posix_prefix"):
+        assert site in json.loads(path), (site, path)
+    # The staged copy imports and scans (PYTHONPATH only because it is staged).
+    r = _run_scan(sys.executable, _data(tmp_path), _clean_env(PYTHONPATH=str(staged)))
+    assert r["file"] == str(staged / "bulkmap" / "__init__.py")
+
+
+def test_prefix_install_imports(tmp_path):
+    _need_build()
+    prefix = tmp_path / "prefix"
+    subprocess.run(["cmake", "--install", BUILD, "--prefix", str(prefix)], check=True,
                    capture_output=True)
-    site = tmp_path / "lib" / "python3" / "dist-packages"
-    assert (site / "bulkmap" / "__init__.py").exists()
-    env = dict(os.environ, PYTHONPATH=str(site))
-    out = subprocess.run([sys.executable, "-c",
-                          "import bulkmap, bulkmap.dask; print(bulkmap.__file__); "
-                          "print(bulkmap.scan(bulkmap.__file__)['bytes'])"],
-                         env=env, cwd=str(tmp_path), capture_output=True, text=True,
-                         check=True).stdout.split()
-    assert out[0] == str(site / "bulkmap" / "__init__.py")
-    assert int(out[1]) == os.path.getsize(out[0])
+    site = _site_for(str(prefix))
+    assert os.path.isfile(os.path.join(site, "bulkmap", "__init__.py"))
+    env = _clean_env(PYTHONPATH=site)
+    r = _run_scan(sys.executable, _data(tmp_path), env)
+    assert r["file"] == os.path.join(site, "bulkmap", "__init__.py")
+    subprocess.run([sys.executable, "-c", "import bulkmap.dask"], env=env, cwd="/", check=True)
+
+
+def _copy_source(dst):
+    ignore = shutil.ignore_patterns("build", ".git", "__pycache__", "*.egg-info")
+    shutil.copytree(SRC, dst, ignore=ignore, symlinks=True)
+    return dst
+
+
+def test_pip_install_in_venv(tmp_path):
+    """python3 -m venv --system-site-packages v && v/bin/pip install --no-build-isolation ."""
+    src = _copy_source(tmp_path / "src")
+    venv = tmp_path / "v"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
+                   check=True, capture_output=True)
+    py = str(venv / "bin" / "python")
+    out = subprocess.run([py, "-m", "pip", "install", "--no-build-isolation", "--no-index", "-q",
+                          str(src)], capture_output=True, text=True, env=_clean_env(),
+                         cwd=str(tmp_path))
+    assert out.returncode == 0, out.stdout + out.stderr
+    r = _run_scan(py, _data(tmp_path), _clean_env())
+    assert r["file"].startswith(str(venv)), r
+    # numpy from the system, zero copy from a dataset the venv's module publishes.
+    code = ("import bulkmap, numpy, os; n = 'bmpip-%d' % os.getpid(); "
+            "bulkmap.load(__import__('sys').argv[1], n); d = bulkmap.open(n); "
+            "a = numpy.frombuffer(d, dtype=numpy.uint8); print(int(a[0])); del a; d.close(); "
+            "bulkmap.rm(n)")
+    out = subprocess.run([py, "-c", code, str(tmp_path / "data.txt")], capture_output=True,
+                         text=True, env=_clean_env(), cwd="/")
+    if "numpy" in out.stderr and "No module" in out.stderr:
+        pytest.skip("no numpy for " + py)
+    assert out.returncode == 0 and out.stdout.strip() == str(ord("E")), out.stderr
+
+
+def test_build_wheel_no_isolation(tmp_path):
+    """python3 -m build --wheel --no-isolation (python3-build)."""
+    probe = subprocess.run([sys.executable, "-c", "import build"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("python3-build is not installed")
+    src = _copy_source(tmp_path / "src")
+    out = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir",
+                          str(tmp_path / "dist"), str(src)], capture_output=True, text=True,
+                         env=_clean_env())
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    wheels = list((tmp_path / "dist").glob("bulkmap-*.whl"))
+    assert len(wheels) == 1
+    target = tmp_path / "t"
+    subprocess.run([sys.executable, "-m", "zipfile", "-e", str(wheels[0]), str(target)], check=True)
+    assert (target / "bulkmap" / "__init__.py").exists()
+    r = _run_scan(sys.executable, _data(tmp_path), _clean_env(PYTHONPATH=str(target)))
+    assert r["file"] == str(target / "bulkmap" / "__init__.py")

@@ -322,7 +322,7 @@ int cli_finish(const char *cmd, int rc) {
 /* "unknown option X" with the nearest option of the command, if one is near. */
 static int cli_unknown_option(const char *cmd, const char *a, size_t flen, const cli_opt_t *opts,
                               int nopts) {
-  const char *cands[33], *near;
+  const char *cands[33], *best; /* (not "near": a macro of the Windows headers) */
   char word[64];
   int k, n = 0;
   snprintf(word, sizeof(word), "%.*s", (int)(flen < 63 ? flen : 63), a);
@@ -333,9 +333,9 @@ static int cli_unknown_option(const char *cmd, const char *a, size_t flen, const
     memmove(word + 1, word, strlen(word) + 1);
     word[0] = '-';
   }
-  near = cli_suggest(word, cands, n);
-  if (near != NULL)
-    return cli_usage(cmd, "unknown option %.*s; did you mean %s?", (int)flen, a, near);
+  best = cli_suggest(word, cands, n);
+  if (best != NULL)
+    return cli_usage(cmd, "unknown option %.*s; did you mean %s?", (int)flen, a, best);
   return cli_usage(cmd, "unknown option %.*s", (int)flen, a);
 }
 
@@ -513,7 +513,8 @@ static int key_ends(const char *key, const char *end) {
 /* Keys whose numbers are bytes, rates or seconds, for the human form's note. */
 static int key_is_size(const char *key) {
   static const char *const sizes[] = {"bytes", "length", "offset", "window", "size",
-                                      "page_size", "working_set", "data_offset", "data_length"};
+                                      "page_size", "allocation_granularity", "working_set", "data_offset",
+                                      "data_length"};
   size_t i;
   if (key_ends(key, "_per_second")) return 0;
   for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)

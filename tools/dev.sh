@@ -7,8 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS_BUILD="cmake make gcc pkg-config libuv1-dev check libcjson-dev libxxhash-dev xxhash python3-dev python3-numpy"
-# The Python suite (tests/python): pytest, and Dask for bulkmap.dask.
-PKGS_PY_TEST="python3-pytest python3-dask python3-distributed"
+# The Python suite (tests/python): pytest, and Dask for bulkmap.dask; the packaging tests:
+# venv + pip + setuptools/wheel (pip install .), python3-build (python3 -m build), dpkg-dev
+# (cpack -G DEB's dpkg-shlibdeps).
+PKGS_PY_TEST="python3-pytest python3-dask python3-distributed python3-venv python3-pip python3-setuptools python3-wheel python3-build"
 PKGS_TEST="$PKGS_BUILD $PKGS_PY_TEST valgrind clang libclang-rt-14-dev gcc-mingw-w64-x86-64 wine64 dpkg-dev gcc-multilib"
 
 need() {

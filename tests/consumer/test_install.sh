@@ -14,6 +14,16 @@ cmake --install "$build" --prefix "$T/prefix" >/dev/null
 cmake -S "$src" -B "$T/b" -DCMAKE_PREFIX_PATH="$T/prefix" ${toolchain:+-DCMAKE_TOOLCHAIN_FILE="$toolchain"} >/dev/null
 cmake --build "$T/b" >/dev/null
 "$T/b/consumer"
+# bulkmap::bulkmap_shared from a prefix that is not the system's.
+"$T/b/consumer_shared"
+ldd "$T/b/consumer_shared" 2>/dev/null | grep -q "$T/prefix/.*libbulkmap.so" || { echo "consumer_shared does not use the prefix's libbulkmap.so" >&2; exit 1; }
+# The installed tool runs from that prefix as it is (its rpath finds what it links).
+if [ -x "$T/prefix/bin/bulkmap" ] && [ -z "$toolchain" ]; then
+  "$T/prefix/bin/bulkmap" --version >/dev/null
+  printf 'a\nERROR\n' >"$T/data"
+  "$T/prefix/bin/bulkmap" scan "$T/data" --count ERROR --json --no-progress | grep -q '"count":1'
+  "$T/prefix/bin/bulkmap" --help | grep -q "$T/prefix/share/doc/bulkmap"
+fi
 # The static library needs cJSON after it: the one the consumer's CMake found (with a
 # toolchain of its own, linux32, the i386 build in that toolchain's prefix).
 cjson=$(sed -n 's/^BULKMAP_CJSON:FILEPATH=//p' "$T/b/CMakeCache.txt")

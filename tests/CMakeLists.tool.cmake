@@ -75,3 +75,27 @@ if(TARGET bulkmap_tool AND NOT WIN32)
   add_test(NAME tool_lifecycle COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tool/test_lifecycle.sh $<TARGET_FILE:bulkmap_tool>)
   set_tests_properties(tool_lifecycle PROPERTIES TIMEOUT 300)
 endif()
+
+# Under Wine, one persistent wineserver for the whole run (cmake/wine-run.sh --start/--stop):
+# every test of this directory requires it, so none races Wine's start-up or shutdown.
+if(WIN32 AND CMAKE_CROSSCOMPILING_EMULATOR)
+  get_property(_bm_wine_tests DIRECTORY PROPERTY TESTS)
+  add_test(NAME wine_start COMMAND bash ${PROJECT_SOURCE_DIR}/cmake/wine-run.sh --start ${PROJECT_BINARY_DIR})
+  add_test(NAME wine_stop COMMAND bash ${PROJECT_SOURCE_DIR}/cmake/wine-run.sh --stop ${PROJECT_BINARY_DIR})
+  set_tests_properties(wine_start PROPERTIES FIXTURES_SETUP wine TIMEOUT 300)
+  set_tests_properties(wine_stop PROPERTIES FIXTURES_CLEANUP wine TIMEOUT 120)
+  foreach(t ${_bm_wine_tests})
+    set_tests_properties(${t} PROPERTIES FIXTURES_REQUIRED wine)
+  endforeach()
+endif()
+
+# Packaging: the bash completion against the tool, and the Debian package (root, dpkg).
+if(TARGET bulkmap_tool AND NOT WIN32 AND NOT BULKMAP_SANITIZE)
+  add_test(NAME package_completion COMMAND bash ${PROJECT_SOURCE_DIR}/tests/package/test_completion.sh
+           $<TARGET_FILE:bulkmap_tool>)
+  set_tests_properties(package_completion PROPERTIES TIMEOUT 120)
+  if(NOT CMAKE_CROSSCOMPILING AND BULKMAP_BUILD_PYTHON)
+    add_test(NAME package_deb COMMAND bash ${PROJECT_SOURCE_DIR}/tests/package/test_deb.sh ${PROJECT_BINARY_DIR})
+    set_tests_properties(package_deb PROPERTIES TIMEOUT 600 SKIP_RETURN_CODE 77 RUN_SERIAL ON)
+  endif()
+endif()

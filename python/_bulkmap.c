@@ -493,8 +493,115 @@ static PyObject *large_dict(const bm_large_t *l) {
   return d;
 }
 
-/* name bytes xxh3 state page_size large_pages, then writer_pid created (and with full:
- * source path section_bytes, as stat shows). */
+/* ---------------------------------------------------------------------------------------
+ * Typed payloads (DESIGN section 6): format, layout and tensors as the tool's --json shows
+ * them, from the library's judgement (bm_dataset_info_t, bm_dataset_tensors); nothing is
+ * parsed here. */
+
+/* The layout object: {dtype shape order data_offset data_length descr}. */
+static PyObject *layout_obj(const bm_layout_t *l) {
+  char descr[8];
+  PyObject *d = PyDict_New(), *shape = NULL;
+  uint32_t i;
+  if (d == NULL) return NULL;
+  if ((shape = PyList_New((Py_ssize_t)l->ndim)) == NULL) goto fail;
+  for (i = 0; i < l->ndim; i++) {
+    PyObject *v = PyLong_FromUnsignedLongLong(l->shape[i]);
+    if (v == NULL) goto fail;
+    PyList_SET_ITEM(shape, i, v);
+  }
+  bm_dtype_descr(l, descr, sizeof(descr));
+  if (set_item(d, "dtype", PyUnicode_FromString(bm_dtype_name(l->dtype))) < 0) goto fail;
+  if (set_item(d, "shape", shape) < 0) {
+    shape = NULL;
+    goto fail;
+  }
+  shape = NULL;
+  if (set_item(d, "order", PyUnicode_FromString(l->order == 'F' ? "F" : "C")) < 0 ||
+      set_item(d, "data_offset", PyLong_FromUnsignedLongLong(l->data_offset)) < 0 ||
+      set_item(d, "data_length", PyLong_FromUnsignedLongLong(l->data_length)) < 0 ||
+      set_item(d, "descr", PyUnicode_FromString(descr)) < 0)
+    goto fail;
+  return d;
+fail:
+  Py_XDECREF(shape);
+  Py_DECREF(d);
+  return NULL;
+}
+
+/* d["format"] ("raw" "npy" "safetensors"; None for what is not a readable dataset) and
+ * d["layout"] (None when the payload is not one array). */
+static int set_format_items(PyObject *d, int state, int format, int has_layout,
+                            const bm_layout_t *l) {
+  int known = state != BM_STATE_CORRUPT && state != BM_STATE_FOREIGN &&
+              state != BM_STATE_UNREADABLE;
+  if (set_item(d, "format", known ? PyUnicode_FromString(bm_format_name(format != 0 ? format
+                                                                                : BM_FORMAT_RAW))
+                                  : Py_NewRef(Py_None)) < 0)
+    return -1;
+  return set_item(d, "layout", has_layout ? layout_obj(l) : Py_NewRef(Py_None));
+}
+
+/* [{name dtype shape offset length}], in payload order. */
+static PyObject *tensors_list(const bm_tensor_t *t, size_t n) {
+  PyObject *list = PyList_New(0), *d = NULL, *shape = NULL;
+  size_t i;
+  uint32_t k;
+  if (list == NULL) return NULL;
+  for (i = 0; i < n; i++) {
+    if ((d = PyDict_New()) == NULL || (shape = PyList_New((Py_ssize_t)t[i].layout.ndim)) == NULL)
+      goto fail;
+    for (k = 0; k < t[i].layout.ndim; k++) {
+      PyObject *v = PyLong_FromUnsignedLongLong(t[i].layout.shape[k]);
+      if (v == NULL) goto fail;
+      PyList_SET_ITEM(shape, k, v);
+    }
+    if (set_item(d, "name", text(t[i].name)) < 0 ||
+        set_item(d, "dtype", PyUnicode_FromString(bm_dtype_name(t[i].layout.dtype))) < 0)
+      goto fail;
+    if (set_item(d, "shape", shape) < 0) {
+      shape = NULL;
+      goto fail;
+    }
+    shape = NULL;
+    if (set_item(d, "offset", PyLong_FromUnsignedLongLong(t[i].layout.data_offset)) < 0 ||
+        set_item(d, "length", PyLong_FromUnsignedLongLong(t[i].layout.data_length)) < 0 ||
+        PyList_Append(list, d) < 0)
+      goto fail;
+    Py_CLEAR(d);
+  }
+  return list;
+fail:
+  Py_XDECREF(shape);
+  Py_XDECREF(d);
+  Py_DECREF(list);
+  return NULL;
+}
+
+/* d["tensors"] for a ready safetensors dataset (as `stat --json`): read from the header in
+ * the payload and checked again against the trailer by the library. The caller holds the
+ * GIL and whatever keeps ds alive; the library call runs without the GIL. */
+static int set_tensors_item(PyObject *d, bm_dataset_t *ds, const bm_dataset_info_t *info,
+                            const char *name) {
+  bm_tensor_t *t = NULL;
+  size_t n = 0;
+  int err;
+  PyObject *list;
+  if (info->format != BM_FORMAT_SAFETENSORS || info->state != BM_STATE_READY) return 0;
+  Py_BEGIN_ALLOW_THREADS
+  err = bm_dataset_tensors(ds, &t, &n);
+  Py_END_ALLOW_THREADS
+  if (err != 0) {
+    raise_msg(name, err, 0, "the safetensors header no longer agrees with the trailer");
+    return -1;
+  }
+  list = tensors_list(t, n);
+  bm_tensors_free(t);
+  return set_item(d, "tensors", list);
+}
+
+/* name bytes xxh3 state page_size large_pages format layout, then writer_pid created (and
+ * with full: source path section_bytes, as stat shows). */
 static PyObject *info_dict(const bm_dataset_info_t *info, int full, double secs) {
   PyObject *d = PyDict_New();
   if (d == NULL) return NULL;
@@ -504,6 +611,7 @@ static PyObject *info_dict(const bm_dataset_info_t *info, int full, double secs)
       set_item(d, "state", PyUnicode_FromString(bm_state_name(info->state))) < 0 ||
       set_item(d, "page_size", PyLong_FromUnsignedLongLong(info->page_size)) < 0 ||
       set_item(d, "large_pages", large_dict(&info->large)) < 0 ||
+      set_format_items(d, info->state, info->format, info->has_layout, &info->layout) < 0 ||
       (secs >= 0 && set_item(d, "seconds", PyFloat_FromDouble(secs)) < 0) ||
       (secs >= 0 && set_item(d, "bytes_per_second",
                              PyLong_FromDouble(secs > 0 ? (double)(uint64_t)((double)info->bytes / secs) : 0)) < 0) ||
@@ -678,6 +786,11 @@ static PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
     goto done;
   }
   r = info_dict(&res.info, 0, res.seconds);
+  /* One copy in RAM: what is left of the file in the page cache (None: cannot be seen). */
+  if (r != NULL && set_item(r, "source_cached_bytes",
+                            res.has_source_cached ? PyLong_FromUnsignedLongLong(res.source_cached_bytes)
+                                                  : Py_NewRef(Py_None)) < 0)
+    Py_CLEAR(r);
   if (r == NULL) {
     Py_BEGIN_ALLOW_THREADS
     bm_dataset_remove(ds);
@@ -699,17 +812,25 @@ static PyObject *py_stat(PyObject *self, PyObject *args) {
   bm_dataset_t *ds = NULL;
   bm_dataset_info_t info;
   int err, os;
+  PyObject *d;
   if (!PyArg_ParseTuple(args, "s:stat", &name)) return NULL;
   memset(&info, 0, sizeof(info));
   Py_BEGIN_ALLOW_THREADS
   err = bm_dataset_open(&ds, name, BM_OPEN_ANY_STATE, &info);
   os = err ? bm_last_os_error() : 0;
-  bm_dataset_close(ds);
   Py_END_ALLOW_THREADS
   if (err != 0) return raise_open(name, err, os, &info);
-  if (info.state == BM_STATE_CORRUPT)
+  if (info.state == BM_STATE_CORRUPT) {
+    bm_dataset_close(ds);
     return raise_msg(name, BM_ECORRUPT, 0, "the dataset's trailer is corrupt");
-  return info_dict(&info, 1, -1);
+  }
+  d = info_dict(&info, 1, -1);
+  /* safetensors: tensors[], as stat --json (DESIGN section 6). */
+  if (d != NULL && set_tensors_item(d, ds, &info, name) < 0) Py_CLEAR(d);
+  Py_BEGIN_ALLOW_THREADS
+  bm_dataset_close(ds);
+  Py_END_ALLOW_THREADS
+  return d;
 }
 
 static PyObject *py_ls(PyObject *self, PyObject *args, PyObject *kw) {
@@ -738,6 +859,7 @@ static PyObject *py_ls(PyObject *self, PyObject *args, PyObject *kw) {
         set_item(d, "writer_pid", dataset ? PyLong_FromLongLong(v[i].writer_pid) : Py_NewRef(Py_None)) < 0 ||
         set_item(d, "created", dataset ? PyLong_FromLongLong(v[i].created) : Py_NewRef(Py_None)) < 0 ||
         set_item(d, "maps", v[i].maps >= 0 ? PyLong_FromLongLong(v[i].maps) : Py_NewRef(Py_None)) < 0 ||
+        set_format_items(d, v[i].state, v[i].format, v[i].has_layout, &v[i].layout) < 0 ||
         PyList_Append(list, d) < 0)
       goto fail;
     Py_CLEAR(d);
@@ -857,6 +979,15 @@ typedef struct {
   int closing;
   PyThread_type_lock lock;
   PyObject *name;
+  /* DESIGN section 6. The options it was opened with (what a pickle carries), whether its
+   * view is writable (a private copy-on-write view, or a writer's view before publish),
+   * and what the payload is (format and layout, from the trailer or the writer's header). */
+  int verify, copy_on_write;
+  int writer;    /* 1: made by create() and not published yet: the view is shared-writable;
+                    2: such a one removed unpublished (a with block left by an exception) */
+  int bind_at_publish; /* create(replace=True, remove_on_exit=True): bind once published */
+  int format, has_layout;
+  bm_layout_t layout;
 } dataset_obj;
 
 static PyTypeObject dataset_type;
@@ -908,7 +1039,7 @@ static int dataset_getbuffer(dataset_obj *self, Py_buffer *view, int flags) {
     return -1;
   }
   if (PyBuffer_FillInfo(view, (PyObject *)self, self->view.data, (Py_ssize_t)self->view.length,
-                        1, flags) < 0)
+                        !(self->copy_on_write || self->writer), flags) < 0)
     return -1;
   self->exports++;
   return 0;
@@ -948,7 +1079,28 @@ static PyObject *dataset_enter(dataset_obj *self, PyObject *unused) {
   return Py_NewRef(self);
 }
 
+/* Fails and removes a writer's unpublished dataset (bm_dataset_fail: the name goes if it
+ * is still this dataset's); its view stays mapped while arrays use it, refusing new ones. */
+static void dataset_fail_writer(dataset_obj *self) {
+  self->writer = 2;
+  self->closing = 1; /* as close: calls in progress end first, none start */
+  Py_BEGIN_ALLOW_THREADS
+  PyThread_acquire_lock(self->lock, WAIT_LOCK);
+  bm_dataset_fail(self->ds);
+  PyThread_release_lock(self->lock);
+  Py_END_ALLOW_THREADS
+  self->closing = 0;
+}
+
+/* Leaving a with block. A dataset from create() that was not published is failed and
+ * removed (DESIGN section 6: nothing is left `ready`); left by an exception, that exception
+ * is what the caller sees, even while arrays (the frame's locals) still use the view:
+ * the view then goes with the last of them. */
 static PyObject *dataset_exit(dataset_obj *self, PyObject *args) {
+  PyObject *type = Py_None, *value = NULL, *tb = NULL;
+  if (!PyArg_ParseTuple(args, "|OOO:__exit__", &type, &value, &tb)) return NULL;
+  if (self->ds != NULL && self->writer == 1) dataset_fail_writer(self);
+  if (type != Py_None && self->writer == 2 && self->exports > 0) Py_RETURN_NONE;
   return dataset_close(self, NULL);
 }
 
@@ -969,8 +1121,29 @@ static PyObject *dataset_verify(dataset_obj *self, PyObject *unused) {
   Py_RETURN_NONE;
 }
 
+/* bm_dataset_tensors on the dataset, as verify runs (busy, the lock, no GIL). */
+static int dataset_tensors(dataset_obj *self, bm_tensor_t **t, size_t *n) {
+  int err;
+  if (dataset_enter_call(self) < 0) return -1;
+  Py_BEGIN_ALLOW_THREADS
+  PyThread_acquire_lock(self->lock, WAIT_LOCK);
+  err = bm_dataset_tensors(self->ds, t, n);
+  PyThread_release_lock(self->lock);
+  Py_END_ALLOW_THREADS
+  dataset_leave_call(self);
+  if (err != 0) {
+    raise_msg(PyUnicode_AsUTF8(self->name), err, 0,
+              "the safetensors header no longer agrees with the trailer");
+    return -1;
+  }
+  return 0;
+}
+
 static PyObject *dataset_get_info(dataset_obj *self, void *closure) {
   bm_dataset_info_t info;
+  bm_tensor_t *t = NULL;
+  size_t n = 0;
+  PyObject *d;
   int err;
   if (dataset_enter_call(self) < 0) return NULL;
   Py_BEGIN_ALLOW_THREADS
@@ -980,7 +1153,14 @@ static PyObject *dataset_get_info(dataset_obj *self, void *closure) {
   Py_END_ALLOW_THREADS
   dataset_leave_call(self);
   if (err != 0) return raise_bm(PyUnicode_AsUTF8(self->name), err, 0);
-  return info_dict(&info, 1, -1);
+  d = info_dict(&info, 1, -1);
+  /* safetensors: tensors[], as stat() (DESIGN section 6). */
+  if (d != NULL && info.format == BM_FORMAT_SAFETENSORS && info.state == BM_STATE_READY) {
+    if (dataset_tensors(self, &t, &n) < 0 || set_item(d, "tensors", tensors_list(t, n)) < 0)
+      Py_CLEAR(d);
+    bm_tensors_free(t);
+  }
+  return d;
 }
 
 static PyObject *dataset_get_name(dataset_obj *self, void *closure) {
@@ -1010,7 +1190,411 @@ static PyObject *dataset_repr(dataset_obj *self) {
   return PyUnicode_FromFormat("<bulkmap.Dataset %R %zu bytes>", self->name, self->view.length);
 }
 
+/* ---------------------------------------------------------------------------------------
+ * Arrays (DESIGN section 6): numpy views of the payload, made by numpy from the library's
+ * layouts. numpy.frombuffer(ds) holds an export of the Dataset for as long as the array
+ * (and every view of it) lives, so the mapping stays and close() refuses (BufferError);
+ * the view is read-only unless the Dataset's view is writable (copy_on_write, or create()
+ * before publish). The dtypes numpy lacks (BF16, F8_*) come as the unsigned integers of
+ * their size (bm_dtype_descr), named by Dataset.dtype / Dataset.dtypes. */
+
+/* What a Dataset knows of its payload: the trailer's format and layout, and its options. */
+static void dataset_typed_init(dataset_obj *o, const bm_dataset_info_t *info, int verify,
+                               int copy_on_write) {
+  o->verify = verify;
+  o->copy_on_write = copy_on_write;
+  o->writer = 0;
+  o->bind_at_publish = 0;
+  o->format = info != NULL && info->format != 0 ? info->format : BM_FORMAT_RAW;
+  o->has_layout = info != NULL && info->has_layout;
+  if (o->has_layout) o->layout = info->layout;
+  else memset(&o->layout, 0, sizeof(o->layout));
+}
+
+static PyObject *numpy_attr(const char *name) {
+  PyObject *np = PyImport_ImportModule("numpy"), *a;
+  if (np == NULL) return NULL;
+  a = PyObject_GetAttrString(np, name);
+  Py_DECREF(np);
+  return a;
+}
+
+/* The shape as a tuple of ints. */
+static PyObject *shape_tuple(const bm_layout_t *l) {
+  PyObject *t = PyTuple_New((Py_ssize_t)l->ndim);
+  uint32_t i;
+  if (t == NULL) return NULL;
+  for (i = 0; i < l->ndim; i++) {
+    PyObject *v = PyLong_FromUnsignedLongLong(l->shape[i]);
+    if (v == NULL) {
+      Py_DECREF(t);
+      return NULL;
+    }
+    PyTuple_SET_ITEM(t, i, v);
+  }
+  return t;
+}
+
+/* numpy.frombuffer(self, descr, count, offset).reshape(shape, order=order): a view of
+ * payload bytes [data_offset, data_offset + data_length), never a copy. */
+static PyObject *array_view(dataset_obj *self, const bm_layout_t *l) {
+  char descr[8];
+  PyObject *fb = NULL, *args = NULL, *kw = NULL, *flat = NULL, *reshape = NULL, *shape = NULL,
+           *out = NULL;
+  uint64_t count = l->item_size != 0 ? l->data_length / l->item_size : 0;
+  if (l->data_offset > self->view.length || l->data_length > self->view.length - l->data_offset) {
+    PyErr_Format(PyExc_ValueError, "%U: the array's bytes [%llu, +%llu) run past the payload "
+                 "(%zu bytes)", self->name, (unsigned long long)l->data_offset,
+                 (unsigned long long)l->data_length, self->view.length);
+    return NULL;
+  }
+  bm_dtype_descr(l, descr, sizeof(descr));
+  if ((fb = numpy_attr("frombuffer")) == NULL) goto out;
+  if ((args = Py_BuildValue("(Os)", (PyObject *)self, descr)) == NULL) goto out;
+  if ((kw = Py_BuildValue("{sKsK}", "count", (unsigned long long)count, "offset",
+                          (unsigned long long)l->data_offset)) == NULL)
+    goto out;
+  if ((flat = PyObject_Call(fb, args, kw)) == NULL) goto out;
+  Py_CLEAR(args);
+  Py_CLEAR(kw);
+  if ((shape = shape_tuple(l)) == NULL || (reshape = PyObject_GetAttrString(flat, "reshape")) == NULL)
+    goto out;
+  if ((args = PyTuple_Pack(1, shape)) == NULL ||
+      (kw = Py_BuildValue("{ss}", "order", l->order == 'F' ? "F" : "C")) == NULL)
+    goto out;
+  out = PyObject_Call(reshape, args, kw);
+out:
+  Py_XDECREF(fb);
+  Py_XDECREF(args);
+  Py_XDECREF(kw);
+  Py_XDECREF(flat);
+  Py_XDECREF(reshape);
+  Py_XDECREF(shape);
+  return out;
+}
+
+/* dtype=: a library name ("F32", "BF16", as safetensors names them) or anything
+ * numpy.dtype() takes ("float32", numpy.float32, "<f4"), matched to the library's dtypes
+ * by the numpy type string the library gives each (bm_dtype_descr). BF16 and F8 only by
+ * name: numpy's view of them is its unsigned integers. */
+static int dtype_layout(PyObject *o, bm_layout_t *l) {
+  PyObject *npdtype, *dt = NULL, *str = NULL;
+  const char *s;
+  int d;
+  memset(l, 0, sizeof(*l));
+  if (PyUnicode_Check(o)) {
+    if ((s = PyUnicode_AsUTF8(o)) == NULL) return -1;
+    if ((d = bm_dtype_from_name(s)) != BM_DTYPE_NONE) {
+      l->dtype = d;
+      l->item_size = bm_dtype_size(d);
+      l->byteorder = l->item_size == 1 ? '|' : '<';
+      return 0;
+    }
+  }
+  if ((npdtype = numpy_attr("dtype")) == NULL) return -1;
+  dt = PyObject_CallOneArg(npdtype, o);
+  Py_DECREF(npdtype);
+  if (dt == NULL) return -1;
+  if ((str = PyObject_GetAttrString(dt, "str")) == NULL || (s = PyUnicode_AsUTF8(str)) == NULL)
+    goto fail;
+  for (d = BM_DTYPE_NONE + 1; d < BM__DTYPE_COUNT; d++) {
+    static const char orders[] = "<>";
+    int k;
+    if (d == BM_DTYPE_BF16 || d == BM_DTYPE_F8_E4M3 || d == BM_DTYPE_F8_E5M2) continue;
+    for (k = 0; k < 2; k++) {
+      bm_layout_t t;
+      char descr[8];
+      memset(&t, 0, sizeof(t));
+      t.dtype = d;
+      t.byteorder = orders[k];
+      if (strcmp(bm_dtype_descr(&t, descr, sizeof(descr)), s) == 0) {
+        l->dtype = d;
+        l->item_size = bm_dtype_size(d);
+        l->byteorder = l->item_size == 1 ? '|' : orders[k];
+        Py_DECREF(str);
+        Py_DECREF(dt);
+        return 0;
+      }
+    }
+  }
+  PyErr_Format(PyExc_ValueError, "dtype %R ('%s'): not one a dataset can hold (booleans, "
+               "integers, floats and complex numbers of numpy's, or BF16 F8_E4M3 F8_E5M2 by "
+               "name; no object, string or structured dtypes)", o, s);
+fail:
+  Py_XDECREF(str);
+  Py_DECREF(dt);
+  return -1;
+}
+
+/* shape=: an int or a sequence of ints, at most BM_MAX_DIMS of them; order 'C' or 'F'.
+ * Fills l->ndim, l->shape, l->order and l->data_length (overflow: ValueError). */
+static int shape_layout(PyObject *shape, const char *order, bm_layout_t *l) {
+  PyObject *seq;
+  Py_ssize_t i, n;
+  uint64_t bytes = l->item_size;
+  if (order == NULL || (strcmp(order, "C") != 0 && strcmp(order, "F") != 0)) {
+    PyErr_SetString(PyExc_ValueError, "order: 'C' (row-major) or 'F' (column-major)");
+    return -1;
+  }
+  l->order = order[0];
+  if (PyLong_Check(shape)) {
+    if (to_u64(shape, "shape", &l->shape[0]) < 0) return -1;
+    l->ndim = 1;
+  } else {
+    if ((seq = PySequence_Fast(shape, "shape must be an int or a sequence of ints")) == NULL)
+      return -1;
+    n = PySequence_Fast_GET_SIZE(seq);
+    if (n > BM_MAX_DIMS) {
+      Py_DECREF(seq);
+      PyErr_Format(PyExc_ValueError, "shape: at most %d dimensions", BM_MAX_DIMS);
+      return -1;
+    }
+    for (i = 0; i < n; i++)
+      if (to_u64(PySequence_Fast_GET_ITEM(seq, i), "shape", &l->shape[i]) < 0) {
+        Py_DECREF(seq);
+        return -1;
+      }
+    Py_DECREF(seq);
+    l->ndim = (uint32_t)n;
+  }
+  for (i = 0; i < (Py_ssize_t)l->ndim; i++)
+    if (l->shape[i] != 0 && bytes > UINT64_MAX / l->shape[i]) {
+      PyErr_SetString(PyExc_ValueError, "shape: its size in bytes overflows 64 bits");
+      return -1;
+    } else {
+      bytes *= l->shape[i];
+    }
+  l->data_length = bytes;
+  return 0;
+}
+
+/* array(): the payload's one array (npy, or an array published from memory).
+ * array(dtype, shape=None, offset=0): the payload's bytes from offset viewed as that dtype
+ * (shape None: as many elements as fit). */
+static PyObject *dataset_array(dataset_obj *self, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = {"dtype", "shape", "offset", NULL};
+  PyObject *dtype = Py_None, *shape = Py_None, *offset_obj = NULL;
+  uint64_t offset = 0;
+  bm_layout_t l;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOO:array", kwlist, &dtype, &shape, &offset_obj))
+    return NULL;
+  if (!dataset_live(self)) return NULL;
+  if (dtype == Py_None) {
+    if (shape != Py_None || offset_obj != NULL) {
+      PyErr_SetString(PyExc_TypeError, "array(): shape= and offset= go with dtype=");
+      return NULL;
+    }
+    if (self->has_layout) return array_view(self, &self->layout);
+    if (self->format == BM_FORMAT_SAFETENSORS)
+      PyErr_Format(PyExc_ValueError, "%U is safetensors: arrays() gives its tensors by name",
+                   self->name);
+    else
+      PyErr_Format(PyExc_ValueError, "%U holds no array (format %s): array(dtype, shape) views "
+                   "its bytes as one", self->name, bm_format_name(self->format));
+    return NULL;
+  }
+  if (dtype_layout(dtype, &l) < 0) return NULL;
+  if (offset_obj != NULL && to_u64(offset_obj, "offset", &offset) < 0) return NULL;
+  if (offset > self->view.length) {
+    PyErr_Format(PyExc_ValueError, "offset %llu: past the payload's %zu bytes",
+                 (unsigned long long)offset, self->view.length);
+    return NULL;
+  }
+  if (shape == Py_None) {
+    PyObject *n = PyLong_FromUnsignedLongLong((self->view.length - offset) / l.item_size);
+    int r = n != NULL ? shape_layout(n, "C", &l) : -1;
+    Py_XDECREF(n);
+    if (r < 0) return NULL;
+  } else if (shape_layout(shape, "C", &l) < 0) {
+    return NULL;
+  }
+  l.data_offset = offset;
+  return array_view(self, &l);
+}
+
+/* arrays(): a safetensors payload's tensors, {name: array}, in payload order. */
+static PyObject *dataset_arrays(dataset_obj *self, PyObject *unused) {
+  bm_tensor_t *t = NULL;
+  size_t n = 0, i;
+  PyObject *d = NULL, *a, *k;
+  if (!dataset_live(self)) return NULL;
+  if (self->format != BM_FORMAT_SAFETENSORS) {
+    PyErr_Format(PyExc_ValueError, "%U is not safetensors (format %s)%s", self->name,
+                 bm_format_name(self->format),
+                 self->has_layout ? ": array() gives its one array" : "");
+    return NULL;
+  }
+  if (dataset_tensors(self, &t, &n) < 0) return NULL;
+  if ((d = PyDict_New()) == NULL) goto fail;
+  for (i = 0; i < n; i++) {
+    if ((a = array_view(self, &t[i].layout)) == NULL) goto fail;
+    if ((k = text(t[i].name)) == NULL || PyDict_SetItem(d, k, a) < 0) {
+      Py_XDECREF(k);
+      Py_DECREF(a);
+      goto fail;
+    }
+    Py_DECREF(k);
+    Py_DECREF(a);
+  }
+  bm_tensors_free(t);
+  return d;
+fail:
+  bm_tensors_free(t);
+  Py_XDECREF(d);
+  return NULL;
+}
+
+static PyObject *dataset_get_format(dataset_obj *self, void *closure) {
+  return PyUnicode_FromString(bm_format_name(self->format));
+}
+
+/* The library's name of the array's element type ("F32", "BF16"), or None. */
+static PyObject *dataset_get_dtype(dataset_obj *self, void *closure) {
+  if (!self->has_layout) Py_RETURN_NONE;
+  return PyUnicode_FromString(bm_dtype_name(self->layout.dtype));
+}
+
+/* safetensors: {name: the library's dtype name}; else None. */
+static PyObject *dataset_get_dtypes(dataset_obj *self, void *closure) {
+  bm_tensor_t *t = NULL;
+  size_t n = 0, i;
+  PyObject *d;
+  if (self->format != BM_FORMAT_SAFETENSORS) Py_RETURN_NONE;
+  if (!dataset_live(self) || dataset_tensors(self, &t, &n) < 0) return NULL;
+  if ((d = PyDict_New()) == NULL) goto out;
+  for (i = 0; i < n; i++) {
+    PyObject *k = text(t[i].name), *v = PyUnicode_FromString(bm_dtype_name(t[i].layout.dtype));
+    int r = k != NULL && v != NULL ? PyDict_SetItem(d, k, v) : -1;
+    Py_XDECREF(k);
+    Py_XDECREF(v);
+    if (r < 0) {
+      Py_CLEAR(d);
+      break;
+    }
+  }
+out:
+  bm_tensors_free(t);
+  return d;
+}
+
+static PyObject *dataset_get_copy_on_write(dataset_obj *self, void *closure) {
+  return PyBool_FromLong(self->copy_on_write);
+}
+
+static PyObject *dataset_get_writable(dataset_obj *self, void *closure) {
+  return PyBool_FromLong(self->ds != NULL && (self->copy_on_write || self->writer == 1));
+}
+
+/* A pickle is the name and the options: bulkmap._reopen(name, verify, copy_on_write)
+ * opens the dataset again where it is unpickled (a DataLoader worker, a Dask task). */
+static PyObject *dataset_reduce(dataset_obj *self, PyObject *unused) {
+  PyObject *mod, *fn;
+  if (self->writer != 0) {
+    PyErr_Format(PyExc_TypeError, "%U: a dataset from create() pickles once published (a "
+                 "pickle opens it again by name)", self->name);
+    return NULL;
+  }
+  if ((mod = PyImport_ImportModule("bulkmap")) == NULL) return NULL;
+  fn = PyObject_GetAttrString(mod, "_reopen");
+  Py_DECREF(mod);
+  if (fn == NULL) return NULL;
+  return Py_BuildValue("(N(ONN))", fn, self->name, PyBool_FromLong(self->verify),
+                       PyBool_FromLong(self->copy_on_write));
+}
+
+/* publish(format="auto") of a dataset from create(): its header judged (the layout it was
+ * made with, or by the magic), the write view unmapped, the payload hashed from the section
+ * and published `ready` by the library; the Dataset then reads it as open() would. Refused
+ * (BufferError) while an array or memoryview could still write into it. */
+static PyObject *dataset_publish(dataset_obj *self, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = {"format", NULL};
+  const char *fname = "auto";
+  char why[BM_WHY_MAX] = "";
+  int format, err, os = 0, step = 0;
+  bm_dataset_info_t info;
+  bm_view_t wv, rv;
+  PyObject *d;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "|s:publish", kwlist, &fname)) return NULL;
+  if (!dataset_live(self)) return NULL;
+  if (self->writer != 1) {
+    PyErr_Format(PyExc_ValueError, "%U: %s", self->name,
+                 self->writer == 2 ? "removed unpublished (its with block was left)"
+                                   : "only a dataset from create() is published, once");
+    return NULL;
+  }
+  if (self->has_layout) format = BM_FORMAT_NPY;
+  else if (bm_format_from_name(fname, &format) != 0) {
+    PyErr_Format(PyExc_ValueError, "format '%s': expected \"auto\", \"raw\", \"npy\" or "
+                 "\"safetensors\"", fname);
+    return NULL;
+  }
+  if (self->exports > 0) {
+    PyErr_SetString(PyExc_BufferError, "cannot publish: an array or memoryview can still write "
+                    "into the dataset (del it first: later writes would not match the checksum)");
+    return NULL;
+  }
+  memset(&info, 0, sizeof(info));
+  memset(&rv, 0, sizeof(rv));
+  wv = self->view;
+  self->closing = 1; /* no export and no call starts meanwhile */
+  Py_BEGIN_ALLOW_THREADS
+  PyThread_acquire_lock(self->lock, WAIT_LOCK);
+  err = bm_dataset_set_format(self->ds, format, why, sizeof(why));
+  if (err == 0) {
+    step = 1;
+    bm_view_unmap(&wv);
+    err = bm_dataset_publish(self->ds, &info);
+  }
+  if (err == 0) {
+    step = 2;
+    err = bm_dataset_view(self->ds, &rv);
+  }
+  if (err != 0) os = bm_last_os_error();
+  if (err != 0 && step == 1) bm_dataset_fail(self->ds);
+  PyThread_release_lock(self->lock);
+  Py_END_ALLOW_THREADS
+  self->closing = 0;
+  if (step >= 1) memset(&self->view, 0, sizeof(self->view));
+  if (err != 0) {
+    const char *name = PyUnicode_AsUTF8(self->name);
+    if (step >= 1) { /* unmapped: published and unreadable, or failed and removed */
+      self->writer = step == 1 ? 2 : 0;
+      dataset_release(self);
+    }
+    if (err == BM_EFORMAT) return raise_msg(name, err, 0, why);
+    return raise_msg(name, err, os, step == 1 ? "cannot publish: the dataset was removed"
+                                              : "published, but cannot be mapped again");
+  }
+  self->view = rv;
+  self->writer = 0;
+  self->format = info.format != 0 ? info.format : BM_FORMAT_RAW;
+  self->has_layout = info.has_layout;
+  if (info.has_layout) self->layout = info.layout;
+  if (self->bind_at_publish && bind_to_process(self->ds, PyUnicode_AsUTF8(self->name)) < 0) {
+    Py_BEGIN_ALLOW_THREADS
+    bm_dataset_remove(self->ds);
+    Py_END_ALLOW_THREADS
+    return NULL;
+  }
+  if ((d = info_dict(&info, 1, -1)) != NULL && set_tensors_item(d, self->ds, &info,
+                                                                PyUnicode_AsUTF8(self->name)) < 0)
+    Py_CLEAR(d);
+  return d;
+}
+
 static PyMethodDef dataset_methods[] = {
+  {"array", (PyCFunction)(void (*)(void))dataset_array, METH_VARARGS | METH_KEYWORDS,
+   "array() -> numpy array: the payload's one array (npy, or published from memory), a view "
+   "of the section (read-only unless copy_on_write or before publish). array(dtype, "
+   "shape=None, offset=0): the bytes from offset as that dtype."},
+  {"arrays", (PyCFunction)dataset_arrays, METH_NOARGS,
+   "arrays() -> {name: numpy array}: a safetensors payload's tensors, views of the section. "
+   "BF16 and F8 come as uint16 / uint8 views; dtypes names them."},
+  {"publish", (PyCFunction)(void (*)(void))dataset_publish, METH_VARARGS | METH_KEYWORDS,
+   "publish(format='auto') -> dict: a dataset from create() hashed and published ready (the "
+   "arrays and memoryviews that write into it must be gone: BufferError)."},
+  {"__reduce__", (PyCFunction)dataset_reduce, METH_NOARGS,
+   "Pickles as the name and the options; unpickling opens the dataset again."},
   {"close", (PyCFunction)dataset_close, METH_NOARGS,
    "Unmaps the payload. BufferError while a memoryview or array still uses it; waits for "
    "another thread's verify() on it to end."},
@@ -1026,6 +1610,15 @@ static PyGetSetDef dataset_getset[] = {
   {"closed", (getter)dataset_get_closed, NULL, "True after close().", NULL},
   {"size", (getter)dataset_get_size, NULL, "Payload bytes.", NULL},
   {"address", (getter)dataset_get_address, NULL, "Address of the payload's first byte.", NULL},
+  {"format", (getter)dataset_get_format, NULL, "'raw', 'npy' or 'safetensors'.", NULL},
+  {"dtype", (getter)dataset_get_dtype, NULL,
+   "The array's element type as the library names it ('F32', 'BF16'), or None.", NULL},
+  {"dtypes", (getter)dataset_get_dtypes, NULL,
+   "safetensors: {name: 'F32' | 'BF16' | ...}; None otherwise.", NULL},
+  {"copy_on_write", (getter)dataset_get_copy_on_write, NULL,
+   "True: mapped privately (open(copy_on_write=True)): writes stay in this process.", NULL},
+  {"writable", (getter)dataset_get_writable, NULL,
+   "True when arrays and memoryviews of it may be written.", NULL},
   {NULL, NULL, NULL, NULL, NULL}};
 
 static PySequenceMethods dataset_as_sequence = {.sq_length = (lenfunc)dataset_len};
@@ -1109,15 +1702,17 @@ static int open_waiting(bm_dataset_t **out, const char *name, unsigned flags, do
 }
 
 static PyObject *py_open(PyObject *self, PyObject *args, PyObject *kw) {
-  static char *kwlist[] = {"name", "verify", "wait", NULL};
+  static char *kwlist[] = {"name", "verify", "wait", "copy_on_write", NULL};
   const char *name;
-  int verify = 1, err, os;
+  /* verify=False: open checks trailer, state, sizes and layout in O(1) (DESIGN section 6). */
+  int verify = 0, copy_on_write = 0, err, os;
   PyObject *wait_obj = Py_None;
   bm_dataset_t *ds = NULL;
   bm_dataset_info_t info;
   bm_view_t view;
   dataset_obj *obj;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "s|pO:open", kwlist, &name, &verify, &wait_obj))
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "s|pOp:open", kwlist, &name, &verify, &wait_obj,
+                                   &copy_on_write))
     return NULL;
   memset(&info, 0, sizeof(info));
   memset(&view, 0, sizeof(view));
@@ -1130,7 +1725,11 @@ static PyObject *py_open(PyObject *self, PyObject *args, PyObject *kw) {
   Py_BEGIN_ALLOW_THREADS
   err = ds != NULL ? 0 : bm_dataset_open(&ds, name, verify ? BM_OPEN_VERIFY : 0, &info);
   os = err ? bm_last_os_error() : 0;
-  if (err == 0 && (err = bm_dataset_view(ds, &view)) != 0) {
+  /* copy_on_write: a private view of the section (MAP_PRIVATE / FILE_MAP_COPY): writable,
+   * its writes never reach the section or other readers. */
+  if (err == 0 && (err = copy_on_write ? bm_view_map(&view, bm_dataset_source(ds), 0, info.bytes,
+                                                     BM_ACCESS_COPY)
+                                       : bm_dataset_view(ds, &view)) != 0) {
     os = bm_last_os_error();
     bm_dataset_close(ds);
   }
@@ -1154,7 +1753,294 @@ static PyObject *py_open(PyObject *self, PyObject *args, PyObject *kw) {
   }
   obj->ds = ds;
   obj->view = view;
+  dataset_typed_init(obj, &info, verify, copy_on_write);
   return (PyObject *)obj;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Publishing from memory (DESIGN section 6): publish() is bm_dataset_publish_buffer, one
+ * library call (checked, created, copied in, hashed from the section, published); create()
+ * is bm_dataset_create and a shared-writable view the caller fills, then Dataset.publish().
+ * replace= is bm_dataset_opts_t.replace, remove_on_exit= bm_dataset_remove_on_exit
+ * (bind_to_process; with replace, once published). */
+
+/* mode, group, large_pages and replace into the library's dataset options. */
+static int make_opts(PyObject *mode_obj, PyObject *group_obj, const char *large, int replace,
+                     bm_dataset_opts_t *o) {
+  uint64_t mode = 0600;
+  memset(o, 0, sizeof(*o));
+  if (strcmp(large, "auto") == 0) o->large = BM_LARGE_AUTO;
+  else if (strcmp(large, "on") == 0) o->large = BM_LARGE_ON;
+  else if (strcmp(large, "off") == 0) o->large = BM_LARGE_OFF;
+  else {
+    PyErr_Format(PyExc_ValueError, "large_pages '%s': expected \"auto\", \"on\" or \"off\"", large);
+    return -1;
+  }
+  if (mode_obj != NULL && to_u64(mode_obj, "mode", &mode) < 0) return -1;
+  if (mode > 0777) {
+    PyErr_SetString(PyExc_ValueError, "mode: permission bits 0 to 0o777");
+    return -1;
+  }
+  if (group_obj != Py_None && (o->group = PyUnicode_AsUTF8(group_obj)) == NULL) return -1;
+  o->mode = (unsigned)mode;
+  o->replace = replace;
+  return 0;
+}
+
+static PyObject *make_error(const char *name, const char *group, int replace, int err, int os,
+                            const bm_large_t *large, const char *why) {
+  char d[1024], msg[1200];
+  switch (err) {
+  case BM_ENAME:
+    return raise_msg(name, err, 0, name_rule);
+  case BM_EFORMAT:
+    snprintf(msg, sizeof(msg), "%s: nothing published", why);
+    return raise_msg(name, err, 0, msg);
+  case BM_EEXIST:
+    return raise_msg(name, err, os, "a section of that name exists already (bulkmap.rm(name) "
+                                    "removes it; replace=True replaces it)");
+  case BM_ENOLARGE:
+    snprintf(msg, sizeof(msg), "large pages required but not had: %s",
+             bm_large_describe(large, d, sizeof(d)));
+    return raise_msg(name, err, os, msg);
+  case BM_ENOSPC:
+    return raise_msg(name, err, os, "no memory left for the section's pages (shared memory full?)");
+  case BM_ENOENT: case BM_EACCES: case BM_EPERM:
+    if (group != NULL) {
+      snprintf(msg, sizeof(msg), err == BM_ENOENT ? "group '%.200s': no such group"
+                                 : "group '%.200s': you may not give a section to that group", group);
+      return raise_msg(name, err, os, msg);
+    }
+    if (replace && err == BM_EPERM)
+      return raise_msg(name, err, os, "replace: only the dataset's owner (or root) may replace "
+                                      "it; the old one is left as it was");
+    break;
+  }
+  return raise_bm(name, err, os);
+}
+
+/* A Dataset over a writer's handle and its shared-writable view (create()). */
+static PyObject *dataset_wrap_writer(bm_dataset_t *ds, bm_view_t *view, const char *name) {
+  dataset_obj *obj = PyObject_New(dataset_obj, &dataset_type);
+  if (obj != NULL) {
+    obj->ds = NULL;
+    obj->exports = obj->busy = 0;
+    obj->closing = 0;
+    memset(&obj->view, 0, sizeof(obj->view));
+    dataset_typed_init(obj, NULL, 0, 0);
+    obj->lock = PyThread_allocate_lock();
+    obj->name = PyUnicode_FromString(name);
+  }
+  if (obj == NULL || obj->name == NULL || obj->lock == NULL) {
+    if (obj != NULL && obj->lock == NULL && !PyErr_Occurred()) PyErr_NoMemory();
+    Py_XDECREF(obj);
+    Py_BEGIN_ALLOW_THREADS
+    bm_view_unmap(view);
+    bm_dataset_close(ds); /* unpublished: failed and removed */
+    Py_END_ALLOW_THREADS
+    return NULL;
+  }
+  obj->ds = ds;
+  obj->view = *view;
+  obj->writer = 1;
+  return (PyObject *)obj;
+}
+
+typedef struct {
+  bm_layout_t *layout;
+  void *dst;
+  size_t n;
+} npy_write_t;
+
+/* Writes the npy header into the new section (guarded: a full tmpfs faults on the write). */
+static int npy_write(void *arg) {
+  npy_write_t *w = arg;
+  size_t len = 0;
+  return bm_npy_header(w->layout, w->dst, w->n, &len);
+}
+
+static PyObject *py_create(PyObject *self, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = {"name", "size", "dtype", "shape", "order", "mode", "group",
+                           "large_pages", "replace", "remove_on_exit", NULL};
+  const char *name, *order = "C", *large = "auto";
+  PyObject *size_obj = Py_None, *dtype = Py_None, *shape = Py_None, *mode_obj = NULL,
+           *group_obj = Py_None, *obj;
+  int replace = 0, remove_on_exit = 0, typed, err, os = 0;
+  uint64_t size = 0;
+  size_t hlen = 0;
+  bm_dataset_opts_t o;
+  bm_layout_t l;
+  bm_large_t lg;
+  bm_dataset_t *ds = NULL;
+  bm_view_t view;
+
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "s|OOOsOOspp:create", kwlist, &name, &size_obj,
+                                   &dtype, &shape, &order, &mode_obj, &group_obj, &large,
+                                   &replace, &remove_on_exit))
+    return NULL;
+  if (make_opts(mode_obj, group_obj, large, replace, &o) < 0) return NULL;
+  if ((err = bm_name_check(name)) != 0) return raise_msg(name, err, 0, name_rule);
+  typed = dtype != Py_None;
+  memset(&l, 0, sizeof(l));
+  if (typed) {
+    /* An npy payload: the library's header for the layout, then the data to fill. */
+    if (shape == Py_None) {
+      PyErr_SetString(PyExc_TypeError, "create(dtype=...) needs shape= too");
+      return NULL;
+    }
+    if (dtype_layout(dtype, &l) < 0 || shape_layout(shape, order, &l) < 0) return NULL;
+    if (bm_npy_header(&l, NULL, 0, &hlen) != 0 || l.data_length > UINT64_MAX - hlen) {
+      PyErr_SetString(PyExc_ValueError, "shape: its size in bytes overflows 64 bits");
+      return NULL;
+    }
+    l.data_offset = hlen;
+    if (size_obj != Py_None) {
+      if (to_size(size_obj, "size", &size) < 0) return NULL;
+      if (size != hlen + l.data_length) {
+        PyErr_Format(PyExc_ValueError, "size %llu: dtype and shape make %llu bytes (an npy "
+                     "header of %zu, then the data); leave size out", (unsigned long long)size,
+                     (unsigned long long)(hlen + l.data_length), hlen);
+        return NULL;
+      }
+    }
+    size = hlen + l.data_length;
+  } else {
+    if (shape != Py_None) {
+      PyErr_SetString(PyExc_TypeError, "create(shape=...) needs dtype= too");
+      return NULL;
+    }
+    if (size_obj == Py_None) {
+      PyErr_SetString(PyExc_TypeError, "create() needs size= (bytes), or dtype= and shape=");
+      return NULL;
+    }
+    if (to_size(size_obj, "size", &size) < 0) return NULL;
+  }
+  if ((uint64_t)(size_t)size != size) {
+    PyErr_SetString(PyExc_OverflowError, "size: larger than this process can map");
+    return NULL;
+  }
+  o.size = size;
+  memset(&view, 0, sizeof(view));
+  memset(&lg, 0, sizeof(lg));
+  Py_BEGIN_ALLOW_THREADS
+  err = bm_dataset_create(&ds, name, &o, &lg);
+  if (err != 0) os = bm_last_os_error();
+  else if ((err = bm_view_map(&view, bm_dataset_source(ds), 0, size, BM_ACCESS_WRITE)) != 0)
+    os = bm_last_os_error();
+  else if (typed) {
+    npy_write_t w = {&l, view.data, hlen};
+    if ((err = bm_guard_call(npy_write, &w)) == BM_ETRUNCATED) err = BM_ENOSPC;
+  }
+  if (err != 0 && ds != NULL) {
+    bm_view_unmap(&view);
+    bm_dataset_close(ds); /* unpublished: failed and removed */
+    ds = NULL;
+  }
+  Py_END_ALLOW_THREADS
+  if (err != 0) return make_error(name, o.group, replace, err, os, &lg, "");
+  if (remove_on_exit && !replace && bind_to_process(ds, name) < 0) {
+    Py_BEGIN_ALLOW_THREADS
+    bm_view_unmap(&view);
+    bm_dataset_close(ds);
+    Py_END_ALLOW_THREADS
+    return NULL;
+  }
+  if ((obj = dataset_wrap_writer(ds, &view, name)) == NULL) return NULL;
+  ((dataset_obj *)obj)->bind_at_publish = remove_on_exit && replace;
+  if (typed) {
+    ((dataset_obj *)obj)->format = BM_FORMAT_NPY;
+    ((dataset_obj *)obj)->has_layout = 1;
+    ((dataset_obj *)obj)->layout = l;
+  }
+  return obj;
+}
+
+/* _publish(name, obj, dtype=None, shape=None, order='C', format='auto', ...): obj's bytes
+ * (any C- or Fortran-contiguous buffer) as a new dataset. With dtype the bytes are one
+ * array of that dtype and shape (None: 1-D), written as an npy payload; without, they are
+ * judged by their magic (format='auto') as a file's are. bulkmap.publish passes an
+ * ndarray's dtype, shape and order. */
+static PyObject *py_publish(PyObject *self, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = {"name", "obj", "dtype", "shape", "order", "format", "mode", "group",
+                           "large_pages", "replace", "remove_on_exit", NULL};
+  const char *name, *order = "C", *fname = "auto", *large = "auto";
+  PyObject *obj, *dtype = Py_None, *shape = Py_None, *mode_obj = NULL, *group_obj = Py_None,
+                 *r = NULL;
+  int replace = 0, remove_on_exit = 0, err, os = 0;
+  bm_publish_opts_t po;
+  bm_load_result_t res;
+  bm_layout_t l;
+  bm_dataset_t *ds = NULL;
+  Py_buffer buf;
+
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|OOssOOspp:publish", kwlist, &name, &obj, &dtype,
+                                   &shape, &order, &fname, &mode_obj, &group_obj, &large,
+                                   &replace, &remove_on_exit))
+    return NULL;
+  memset(&po, 0, sizeof(po));
+  memset(&res, 0, sizeof(res));
+  if (make_opts(mode_obj, group_obj, large, replace, &po.dataset) < 0) return NULL;
+  if ((err = bm_name_check(name)) != 0) return raise_msg(name, err, 0, name_rule);
+  if (bm_format_from_name(fname, &po.format) != 0) {
+    PyErr_Format(PyExc_ValueError, "format '%s': expected \"auto\", \"raw\", \"npy\" or "
+                 "\"safetensors\"", fname);
+    return NULL;
+  }
+  if (PyObject_GetBuffer(obj, &buf, PyBUF_ANY_CONTIGUOUS) < 0) {
+    if (PyErr_ExceptionMatches(PyExc_BufferError) || PyErr_ExceptionMatches(PyExc_TypeError)) {
+      PyErr_Clear();
+      PyErr_Format(PyExc_TypeError, "publish: %.80s is not a contiguous buffer (bytes, "
+                   "bytearray, memoryview, a numpy array...)", Py_TYPE(obj)->tp_name);
+    }
+    return NULL;
+  }
+  if (dtype != Py_None) {
+    if (dtype_layout(dtype, &l) < 0) goto done;
+    if (shape == Py_None) {
+      PyObject *n;
+      int bad;
+      if (buf.len % l.item_size != 0) {
+        PyErr_Format(PyExc_ValueError, "publish: %zd bytes are not a whole number of %u-byte "
+                     "elements", buf.len, (unsigned)l.item_size);
+        goto done;
+      }
+      n = PyLong_FromSsize_t(buf.len / l.item_size);
+      bad = n == NULL || shape_layout(n, order, &l) < 0;
+      Py_XDECREF(n);
+      if (bad) goto done;
+    } else if (shape_layout(shape, order, &l) < 0) {
+      goto done;
+    }
+    po.layout = &l;
+  }
+  /* The buffer is held (not copied) while the library copies it in without the GIL. */
+  Py_BEGIN_ALLOW_THREADS
+  err = bm_dataset_publish_buffer(&ds, name, buf.buf, (size_t)buf.len, &po, &res);
+  os = err == 0 ? 0 : res.os_error ? res.os_error : bm_last_os_error();
+  Py_END_ALLOW_THREADS
+  if (err != 0) {
+    make_error(name, po.dataset.group, replace, err, os, &res.large, res.why);
+    goto done;
+  }
+  if (remove_on_exit && bind_to_process(ds, name) < 0) {
+    Py_BEGIN_ALLOW_THREADS
+    bm_dataset_remove(ds);
+    Py_END_ALLOW_THREADS
+    goto done;
+  }
+  r = info_dict(&res.info, 0, res.seconds);
+  if (r != NULL && set_item(r, "source_cached_bytes", Py_NewRef(Py_None)) < 0) Py_CLEAR(r);
+  if (r == NULL && !replace) {
+    Py_BEGIN_ALLOW_THREADS
+    bm_dataset_remove(ds);
+    Py_END_ALLOW_THREADS
+  }
+done:
+  PyBuffer_Release(&buf);
+  Py_BEGIN_ALLOW_THREADS
+  bm_dataset_close(ds);
+  Py_END_ALLOW_THREADS
+  return r;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -1173,13 +2059,22 @@ static PyMethodDef methods[] = {
    "load(path, name, large_pages='auto', mode=0o600, group=None, threads=None, replace=False, "
    "remove_on_exit=False) -> dict"},
   {"open", (PyCFunction)(void (*)(void))py_open, METH_VARARGS | METH_KEYWORDS,
-   "open(name, verify=True, wait=None) -> Dataset (wait=SECONDS: until it is ready)"},
+   "open(name, verify=False, wait=None, copy_on_write=False) -> Dataset (wait=SECONDS: "
+   "until it is ready; copy_on_write: a private, writable view)"},
   {"stat", py_stat, METH_VARARGS, "stat(name) -> dict"},
   {"ls", (PyCFunction)(void (*)(void))py_ls, METH_VARARGS | METH_KEYWORDS,
    "ls(all=False) -> {'sections': [...]}"},
   {"rm", (PyCFunction)(void (*)(void))py_rm, METH_VARARGS | METH_KEYWORDS,
    "rm(name, force=False) -> None; rm(abandoned=True) -> {'removed': [...], 'freed_bytes': N}"},
   {"parse_size", py_parse_size, METH_O, "parse_size('64M') -> 67108864"},
+  {"create", (PyCFunction)(void (*)(void))py_create, METH_VARARGS | METH_KEYWORDS,
+   "create(name, size=None, dtype=None, shape=None, order='C', mode=0o600, group=None, "
+   "large_pages='auto', replace=False, remove_on_exit=False) -> writable Dataset; fill it "
+   "(memoryview, array()), then publish()"},
+  {"_publish", (PyCFunction)(void (*)(void))py_publish, METH_VARARGS | METH_KEYWORDS,
+   "_publish(name, obj, dtype=None, shape=None, order='C', format='auto', mode=0o600, "
+   "group=None, large_pages='auto', replace=False, remove_on_exit=False) -> dict "
+   "(bulkmap.publish is the public form)"},
   {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_bulkmap",

@@ -291,6 +291,31 @@ def test_replace_while_readers_open(names, pattern_file):
         assert bytes(memoryview(ds)) == gens[-1][1]
 
 
+def test_replace_by_another_user_is_refused(names):
+    import shutil
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv(1) to act as another user")
+    import tempfile
+    data = os.urandom(50000)
+    f = tempfile.NamedTemporaryFile(prefix="bulkmap-perm-", dir="/tmp")  # others may read it
+    f.write(data)
+    f.flush()
+    os.chmod(f.name, 0o644)
+    path = f.name
+    n = names("perm")
+    before = bulkmap.load(path, n, mode=0o644)
+    p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        sys.executable, "-c",
+                        "import sys, bulkmap\n"
+                        "try:\n    bulkmap.load(sys.argv[1], sys.argv[2], replace=True)\n"
+                        "except bulkmap.Error as e:\n    print(e.code, e)\n", str(path), n],
+                       capture_output=True, text=True, env=dict(os.environ))
+    assert p.stdout.startswith("EPERM "), p.stdout + p.stderr
+    assert "owner" in p.stdout
+    st = bulkmap.stat(n)  # the old one, as it was
+    assert st["writer_pid"] == before["writer_pid"] and st["xxh3"] == xxhsum(data)
+
+
 def test_replace_of_a_missing_name_makes_it(names, pattern_file):
     path, data = pattern_file(10000)
     n = names("fresh")

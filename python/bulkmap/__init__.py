@@ -41,14 +41,14 @@ Error.context = None
 
 
 def publish(name, obj, mode=0o600, group=None, large_pages="auto", replace=False,
-            remove_on_exit=False, dtype=None, format="auto"):
+            remove_on_exit=False, dtype=None, shape=None, order="C", format="auto"):
     """Publishes the bytes of obj (any buffer: bytes, bytearray, memoryview, mmap, an
     ndarray) as a new dataset NAME, ready when this returns; returns a dict as load() does.
     A numpy array keeps its dtype, shape and order: the payload is an npy file (the
     library's header, then the bytes), so ds.array() and plain numpy.load read it (a
     non-contiguous array is copied to C order first). dtype= names a type numpy lacks for
     an array of its unsigned view (dtype="BF16" for a uint16 array), or gives raw bytes a
-    layout. Other buffers are judged by their magic as a file is (format="auto": the bytes
+    layout (shape= and order= with it; shape None: 1-D). Other buffers are judged by their magic as a file is (format="auto": the bytes
     of an npy or safetensors file give that format; "raw" takes them as they are). The
     library computes the checksum from the section; on failure nothing is left.
     replace=True swaps a new generation in under readers; remove_on_exit=True removes the
@@ -63,7 +63,11 @@ def publish(name, obj, mode=0o600, group=None, large_pages="auto", replace=False
         order = "C" if a.flags.c_contiguous else "F"
         return _bulkmap._publish(name, a, dtype=a.dtype.str if dtype is None else dtype,
                                  shape=a.shape, order=order, **kw)
-    return _bulkmap._publish(name, obj, dtype=dtype, format=format, **kw)
+    if dtype is None and shape is not None:
+        raise TypeError("publish(shape=...) of a buffer needs dtype= too")
+    if dtype is None:
+        return _bulkmap._publish(name, obj, format=format, **kw)
+    return _bulkmap._publish(name, obj, dtype=dtype, shape=shape, order=order, **kw)
 
 
 def _reopen(name, verify, copy_on_write):

@@ -10,7 +10,8 @@ PKGS_BUILD="cmake make gcc pkg-config libuv1-dev check libcjson-dev libxxhash-de
 # The Python suite (tests/python): pytest, and Dask for bulkmap.dask; the packaging tests:
 # venv + pip + setuptools/wheel (pip install .), python3-build (python3 -m build), dpkg-dev
 # (cpack -G DEB's dpkg-shlibdeps).
-# python3-torch (Debian: 1.13, CPU only, about 250 MB installed) for the DataLoader test of tests/python/test_arrays.py.
+# python3-torch (Debian 1.13, CPU only; with libtorch1.13 about 180 MB installed): the
+# DataLoader tests of tests/python/test_arrays.py.
 PKGS_PY_TEST="python3-pytest python3-dask python3-distributed python3-venv python3-pip python3-setuptools python3-wheel python3-build python3-torch"
 PKGS_TEST="$PKGS_BUILD $PKGS_PY_TEST valgrind clang libclang-rt-14-dev gcc-mingw-w64-x86-64 wine64 dpkg-dev gcc-multilib"
 

@@ -347,7 +347,7 @@ BM_EXTERN void bm_window_plan_span(const bm_window_plan_t *p, uint64_t k, uint64
                                    uint64_t *length);
 
 /* ---------------------------------------------------------------------------------------
- * Named shared sections (DESIGN section 2). Names: 1-200 of [A-Za-z0-9._-]; on Windows a
+ * Named shared sections (docs/design.md section 2). Names: 1-200 of [A-Za-z0-9._-]; on Windows a
  * "Local\" or "Global\" prefix is passed through. Linux: /dev/shm/NAME, or NAME on a
  * hugetlbfs mount for large pages. */
 #define BM_NAME_MAX 200
@@ -455,7 +455,7 @@ BM_EXTERN int bm_section_remove_force(const char *name);
 BM_EXTERN int bm_section_large(bm_source_t *src, bm_large_t *outcome);
 
 /* ---------------------------------------------------------------------------------------
- * Typed payloads (DESIGN section 6): a dataset's payload is always the file's bytes from
+ * Typed payloads (docs/design.md section 6): a dataset's payload is always the file's bytes from
  * offset 0, and may be one of these formats, told by its magic (auto) or asked for:
  *   raw          bytes
  *   npy          a NumPy .npy file: "\x93NUMPY", version, a header dict (descr,
@@ -561,7 +561,7 @@ BM_EXTERN void bm_tensors_free(bm_tensor_t *tensors);
 BM_EXTERN int bm_npy_header(const bm_layout_t *layout, void *buf, size_t n, size_t *len);
 
 /* ---------------------------------------------------------------------------------------
- * Datasets (DESIGN section 2): a named section whose payload starts at offset 0, followed
+ * Datasets (docs/design.md section 2): a named section whose payload starts at offset 0, followed
  * by zeros and a 4096-byte trailer (checksum, state, what was asked for and obtained). The
  * library owns the whole lifecycle; the trailer format is private to it.
  *
@@ -607,7 +607,7 @@ typedef struct bm_dataset_opts_s {
   bm_preflight_t *preflight; /* may be NULL: gets the room checked before the section was
                              made, also when it was short (BM_ENOROOM) */
   int replace;            /* 1: NAME may exist already and is replaced atomically once the
-                             new generation is published (DESIGN section 7; see
+                             new generation is published (docs/design.md section 7; see
                              bm_dataset_create). 0: exclusive (BM_EEXIST) */
 } bm_dataset_opts_t;
 
@@ -626,7 +626,7 @@ typedef struct bm_dataset_info_s {
   int64_t writer_pid;         /* the creator's pid, as it saw itself (for people) */
   int64_t created;            /* seconds since the Unix epoch */
   char source[256];           /* the source recorded by the writer */
-  /* What the payload is (DESIGN section 6), recorded at publish: format RAW for a trailer
+  /* What the payload is (docs/design.md section 6), recorded at publish: format RAW for a trailer
    * older than format version 4 (not recorded: the bytes are taken as they are). */
   int format;                 /* bm_format_t: RAW, NPY or SAFETENSORS */
   int has_layout;             /* 1: layout is the payload's one array (npy, an array
@@ -733,7 +733,7 @@ BM_EXTERN int bm_dataset_verify(bm_dataset_t *ds);
 BM_EXTERN void bm_dataset_close(bm_dataset_t *ds);
 
 /* ---------------------------------------------------------------------------------------
- * Lifecycle (DESIGN section 7): replacing a dataset under its readers, waiting for one,
+ * Lifecycle (docs/design.md section 7): replacing a dataset under its readers, waiting for one,
  * reclaiming what dead writers left, tying one to its process. docs/datasets.md has the
  * exact rules.
  *

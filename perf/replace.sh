@@ -1,6 +1,6 @@
 #!/bin/bash
 # How long a replace of a dataset takes against a first load, and the gap new readers see
-# (none, by contract: DESIGN section 7). Usage: perf/replace.sh BULKMAP [SIZE_MIB] [ROUNDS]
+# (none, by contract: docs/design.md section 7). Usage: perf/replace.sh BULKMAP [SIZE_MIB] [ROUNDS]
 # A reader loop opens the name (bulkmap stat) as fast as it can during every replace and
 # counts opens that did not find a ready dataset; the longest time between two successive
 # successful opens is printed too (what a reader polling in a loop sees).

@@ -1,4 +1,4 @@
-/* bulkmap._bulkmap: the CPython binding of libbulkmap (DESIGN section 5), a binding only:
+/* bulkmap._bulkmap: the CPython binding of libbulkmap (docs/design.md section 5), a binding only:
  * scan is bm_scan, load is bm_dataset_load, the Dask fold is bm_scan_part_fold; no thread,
  * window or kernel code lives here. scan, load, open, stat, ls, rm return the tool's JSON
  * keys as dicts; open() gives a read-only Dataset that exports the buffer protocol over the
@@ -494,7 +494,7 @@ static PyObject *large_dict(const bm_large_t *l) {
 }
 
 /* ---------------------------------------------------------------------------------------
- * Typed payloads (DESIGN section 6): format, layout and tensors as the tool's --json shows
+ * Typed payloads (docs/design.md section 6): format, layout and tensors as the tool's --json shows
  * them, from the library's judgement (bm_dataset_info_t, bm_dataset_tensors); nothing is
  * parsed here. */
 
@@ -627,7 +627,7 @@ static PyObject *info_dict(const bm_dataset_info_t *info, int full, double secs)
 }
 
 /* ---------------------------------------------------------------------------------------
- * remove_on_exit=True (DESIGN section 7), for every call that makes a dataset (load,
+ * remove_on_exit=True (docs/design.md section 7), for every call that makes a dataset (load,
  * publish, create): binds the writer's dataset to this process with
  * bm_dataset_remove_on_exit (a watcher process removes the name when this process and the
  * children it forks have ended, by any path, SIGKILL included; a name replaced since is
@@ -825,7 +825,7 @@ static PyObject *py_stat(PyObject *self, PyObject *args) {
     return raise_msg(name, BM_ECORRUPT, 0, "the dataset's trailer is corrupt");
   }
   d = info_dict(&info, 1, -1);
-  /* safetensors: tensors[], as stat --json (DESIGN section 6). */
+  /* safetensors: tensors[], as stat --json (docs/design.md section 6). */
   if (d != NULL && set_tensors_item(d, ds, &info, name) < 0) Py_CLEAR(d);
   Py_BEGIN_ALLOW_THREADS
   bm_dataset_close(ds);
@@ -979,7 +979,7 @@ typedef struct {
   int closing;
   PyThread_type_lock lock;
   PyObject *name;
-  /* DESIGN section 6. The options it was opened with (what a pickle carries), whether its
+  /* docs/design.md section 6. The options it was opened with (what a pickle carries), whether its
    * view is writable (a private copy-on-write view, or a writer's view before publish),
    * and what the payload is (format and layout, from the trailer or the writer's header). */
   int verify, copy_on_write;
@@ -1093,7 +1093,7 @@ static void dataset_fail_writer(dataset_obj *self) {
 }
 
 /* Leaving a with block. A dataset from create() that was not published is failed and
- * removed (DESIGN section 6: nothing is left `ready`); left by an exception, that exception
+ * removed (docs/design.md section 6: nothing is left `ready`); left by an exception, that exception
  * is what the caller sees, even while arrays (the frame's locals) still use the view:
  * the view then goes with the last of them. */
 static PyObject *dataset_exit(dataset_obj *self, PyObject *args) {
@@ -1154,7 +1154,7 @@ static PyObject *dataset_get_info(dataset_obj *self, void *closure) {
   dataset_leave_call(self);
   if (err != 0) return raise_bm(PyUnicode_AsUTF8(self->name), err, 0);
   d = info_dict(&info, 1, -1);
-  /* safetensors: tensors[], as stat() (DESIGN section 6). */
+  /* safetensors: tensors[], as stat() (docs/design.md section 6). */
   if (d != NULL && info.format == BM_FORMAT_SAFETENSORS && info.state == BM_STATE_READY) {
     if (dataset_tensors(self, &t, &n) < 0 || set_item(d, "tensors", tensors_list(t, n)) < 0)
       Py_CLEAR(d);
@@ -1191,7 +1191,7 @@ static PyObject *dataset_repr(dataset_obj *self) {
 }
 
 /* ---------------------------------------------------------------------------------------
- * Arrays (DESIGN section 6): numpy views of the payload, made by numpy from the library's
+ * Arrays (docs/design.md section 6): numpy views of the payload, made by numpy from the library's
  * layouts. numpy.frombuffer(ds) holds an export of the Dataset for as long as the array
  * (and every view of it) lives, so the mapping stays and close() refuses (BufferError);
  * the view is read-only unless the Dataset's view is writable (copy_on_write, or create()
@@ -1704,7 +1704,7 @@ static int open_waiting(bm_dataset_t **out, const char *name, unsigned flags, do
 static PyObject *py_open(PyObject *self, PyObject *args, PyObject *kw) {
   static char *kwlist[] = {"name", "verify", "wait", "copy_on_write", NULL};
   const char *name;
-  /* verify=False: open checks trailer, state, sizes and layout in O(1) (DESIGN section 6). */
+  /* verify=False: open checks trailer, state, sizes and layout in O(1) (docs/design.md section 6). */
   int verify = 0, copy_on_write = 0, err, os;
   PyObject *wait_obj = Py_None;
   bm_dataset_t *ds = NULL;
@@ -1758,7 +1758,7 @@ static PyObject *py_open(PyObject *self, PyObject *args, PyObject *kw) {
 }
 
 /* ---------------------------------------------------------------------------------------
- * Publishing from memory (DESIGN section 6): publish() is bm_dataset_publish_buffer, one
+ * Publishing from memory (docs/design.md section 6): publish() is bm_dataset_publish_buffer, one
  * library call (checked, created, copied in, hashed from the section, published); create()
  * is bm_dataset_create and a shared-writable view the caller fills, then Dataset.publish().
  * replace= is bm_dataset_opts_t.replace, remove_on_exit= bm_dataset_remove_on_exit

@@ -1,4 +1,4 @@
-/* One copy in RAM (DESIGN section 6): before a load reads its file, which of the file's
+/* One copy in RAM (docs/design.md section 6): before a load reads its file, which of the file's
  * pages are in the page cache is noted (bm__os_cache_resident, in bounded windows, one bit
  * a page); after, the pages the load brought in are dropped again and what is left cached
  * is counted. Pages resident before stay: someone else is using them. */

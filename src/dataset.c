@@ -1,4 +1,4 @@
-/* Datasets (DESIGN section 2): the whole lifecycle of a named section holding a payload
+/* Datasets (docs/design.md section 2): the whole lifecycle of a named section holding a payload
  * and a trailer: create (exclusive, under the writer lock), fill, hash, publish, fail,
  * open verified, verify, list. The portable protocol; where a name lives, the locks and
  * identities are the backend's (src/os.h). */
@@ -564,7 +564,7 @@ int bm_section_lookup(const char *name, bm_section_info_t *info) {
   return 0;
 }
 
-/* ---- What the payload is (DESIGN section 6): recorded by a writer before it publishes,
+/* ---- What the payload is (docs/design.md section 6): recorded by a writer before it publishes,
  * the tensors of a safetensors payload read back from its header bytes. */
 
 int bm__dataset_set_info(bm_dataset_t *ds, const bm_format_info_t *fi) {

@@ -1,4 +1,4 @@
-/* Typed payloads (DESIGN section 6): the npy and safetensors header parsers, which judge
+/* Typed payloads (docs/design.md section 6): the npy and safetensors header parsers, which judge
  * untrusted bytes with every size bounded, the dtype tables and the npy header writer.
  * The npy dict is a restricted Python literal, parsed here by hand; the safetensors header
  * is JSON, parsed with cJSON (Debian's libcjson), never by a parser of our own. */

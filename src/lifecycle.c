@@ -1,4 +1,4 @@
-/* Lifecycle (DESIGN section 7), the portable half: a replace's hidden generation made and
+/* Lifecycle (docs/design.md section 7), the portable half: a replace's hidden generation made and
  * committed, waiting for a dataset to be ready, reclaiming what dead writers left, binding a
  * dataset to its process, and the RemoveIPC check. Where names live and how they change
  * atomically is the backend's (src/os.h). */

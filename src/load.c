@@ -38,7 +38,7 @@ static int load_hash(void *ctx, bm__pool_win_t *w) {
   return bm_dataset_hash_view(l->ds, &w->view);
 }
 
-/* The file's header judged before anything is made (DESIGN section 6). */
+/* The file's header judged before anything is made (docs/design.md section 6). */
 static int load_format(bm_source_t *file, uint64_t size, int format, bm_format_info_t *fi,
                        bm_load_result_t *res) {
   unsigned char *head;

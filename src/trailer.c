@@ -1,4 +1,4 @@
-/* The dataset trailer (DESIGN section 2): the last BM_TRAILER_SIZE bytes of a dataset
+/* The dataset trailer (docs/design.md section 2): the last BM_TRAILER_SIZE bytes of a dataset
  * section, its encoding, its publish protocol and the judgement of its state.
  *
  * Layout (offsets within the trailer; integers little-endian, whatever the host):
@@ -25,7 +25,7 @@
  *    352 256  the mount's path, NUL-terminated, NUL-padded (truncated to 255 bytes)
  *    608   8  the mount's limit (size= in pages, or nr_inodes=)
  *    616 ...  zero (352 ... in versions 1 and 2)
- *   version 4 adds what the payload is (DESIGN section 6: the format and one array's layout),
+ *   version 4 adds what the payload is (docs/design.md section 6: the format and one array's layout),
  *   written only for a payload that is not raw (raw datasets stay readable by version-2 and
  *   3 readers); the mount fields are as in version 3 (zero unless a mount reason):
  *    624   4  format (bm_format_t: 1 raw, 2 npy, 3 safetensors)

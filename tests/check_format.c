@@ -1,4 +1,4 @@
-/* Typed datasets (DESIGN section 6): every malformed header refused with BM_EFORMAT, a
+/* Typed datasets (docs/design.md section 6): every malformed header refused with BM_EFORMAT, a
  * reason, and nothing published; good npy files (made by numpy itself, the independent
  * source) and a safetensors file written here byte by byte loaded with the right layout;
  * numpy.load(mmap_mode='r') reading an npy dataset from /dev/shm; an array published from

@@ -1,4 +1,4 @@
-/* Lifecycle (DESIGN section 7) through the real OS: a reader process opening a name
+/* Lifecycle (docs/design.md section 7) through the real OS: a reader process opening a name
  * thousands of times while it is replaced ten times (never ENOENT, each open one whole
  * generation, an old reader's bytes unchanged), a replace across places (/dev/shm and a
  * hugetlbfs mount of the test's own), a replace by another user refused, waiting for a

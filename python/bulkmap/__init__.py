@@ -1,5 +1,5 @@
 """bulkmap from Python: scan files, load them into named shared sections and map those
-read-only with zero copies (DESIGN section 5).
+read-only with zero copies (docs/design.md section 5).
 
     bulkmap.scan(path, offset=0, length=None, hash=True, lines=True, count=None) -> dict
     bulkmap.load(path, name, large_pages="auto", mode=0o600, replace=False,
@@ -10,7 +10,7 @@ read-only with zero copies (DESIGN section 5).
     bulkmap.stat(name) -> dict      bulkmap.ls() -> {"sections": [...]}   bulkmap.rm(name)
     bulkmap.rm(abandoned=True) -> {"removed": [...], "freed_bytes": N}
 
-Typed datasets (DESIGN section 6): a dataset holding an npy file (or an array published
+Typed datasets (docs/design.md section 6): a dataset holding an npy file (or an array published
 from memory) gives ds.array(), one holding safetensors ds.arrays() ({name: array}), numpy
 views of the section (zero copy, read-only; the dataset stays open while they live). BF16
 and F8 tensors come as uint16 / uint8 views; ds.dtype / ds.dtypes name the real type.
@@ -28,7 +28,7 @@ spreads a scan over a Dask cluster (import bulkmap.dask).
 """
 from ._bulkmap import SCAN_MAX_THREADS, Dataset, Error, library_version, parse_size
 from ._bulkmap import load, ls, rm, scan, stat
-from ._bulkmap import open  # noqa: A004 (bulkmap.open, as DESIGN names it)
+from ._bulkmap import open  # noqa: A004 (bulkmap.open, as docs/design.md names it)
 from ._bulkmap import create
 import sys as _sys
 from . import _bulkmap

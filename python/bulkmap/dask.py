@@ -1,5 +1,5 @@
-"""bulkmap.dask: one scan spread over a Dask cluster (DESIGN section 5), and one load on
-every host of a cluster (DESIGN section 7).
+"""bulkmap.dask: one scan spread over a Dask cluster (docs/design.md section 5), and one load on
+every host of a cluster (docs/design.md section 7).
 
     bulkmap.dask.load(path, name, client, large_pages="auto", mode=0o600, replace=False)
       -> {"hosts": [{"host", "state", "xxh3", "page_size", "error"}, ...]}

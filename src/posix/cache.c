@@ -1,4 +1,4 @@
-/* The page cache of a file source (DESIGN section 6, one copy in RAM): which of its pages
+/* The page cache of a file source (docs/design.md section 6, one copy in RAM): which of its pages
  * are resident (mincore on a mapping that is never touched) and dropping those a load
  * brought in (posix_fadvise POSIX_FADV_DONTNEED: clean pages go, dirty ones stay). */
 #define _GNU_SOURCE

@@ -1487,7 +1487,7 @@ int bm__os_section_large(bm_source_t *src, bm_large_t *outcome) {
   return 0;
 }
 
-/* ---- Replace (DESIGN section 7). The new generation is made as NAME would be, under a
+/* ---- Replace (docs/design.md section 7). The new generation is made as NAME would be, under a
  * hidden name no dataset can have ('#' is no name character: never listed, opened or
  * taken by a creator), filled and published there, and then made NAME by commit. */
 

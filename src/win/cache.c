@@ -1,4 +1,4 @@
-/* The page cache of a file source (DESIGN section 6, one copy in RAM). Windows cannot say
+/* The page cache of a file source (docs/design.md section 6, one copy in RAM). Windows cannot say
  * which pages of a file are in its standby list, nor drop one file's pages without
  * administrator rights (the whole standby list only): nothing is done, and the load
  * reports what is cached as unknown. */

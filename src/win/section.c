@@ -200,7 +200,7 @@ made:
  * threads: the creator holds a handle to a named mutex, "<prefix>bulkmap#writer#<rest>",
  * and a reader asks whether that object still exists. Kernel objects live exactly while a
  * handle to them is open, and the kernel closes every handle of a process that dies, so
- * the token goes with its writer however it ends (DESIGN 2: "Windows: the handle
+ * the token goes with its writer however it ends (docs/design.md section 2: "Windows: the handle
  * itself"). The mutex is never owned: ownership would belong to the creating thread (it is
  * abandoned when that thread exits while the process loads on, ReleaseMutex fails from any
  * other thread, and the owning thread would acquire it again when it checks as a reader).
@@ -408,7 +408,7 @@ int bm__os_section_large(bm_source_t *src, bm_large_t *outcome) {
   return 0;
 }
 
-/* ---- Replace (DESIGN section 7). A named section cannot be renamed and its name cannot
+/* ---- Replace (docs/design.md section 7). A named section cannot be renamed and its name cannot
  * be taken from it while any handle is open (CreateFileMappingW of an existing name opens
  * that one), so no new generation can become an existing NAME: a replace of a name that
  * exists is BM_ENOTSUP, of one that does not is a plain creation. */

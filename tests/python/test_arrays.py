@@ -1,4 +1,4 @@
-"""Typed datasets from Python (DESIGN section 6): ds.array() of an npy dataset (files made by
+"""Typed datasets from Python (docs/design.md section 6): ds.array() of an npy dataset (files made by
 numpy.save), ds.arrays() of a safetensors file written here, zero copy, pickling into another
 process, publish() from memory, create() + publish(), the context manager on an exception,
 copy-on-write isolation, and a PyTorch DataLoader of 4 workers over one copy in RAM."""

@@ -1,4 +1,4 @@
-"""A dataset's life from Python (DESIGN section 7), through the real OS: open(wait=) with a
+"""A dataset's life from Python (docs/design.md section 7), through the real OS: open(wait=) with a
 producer that finishes, one that is killed and a deadline, interrupted by SIGINT; replace
 while readers hold the old; rm(abandoned=True) beside a live writer (in a private mount
 namespace with its own /dev/shm, so nobody else's datasets are touched), against the tool's

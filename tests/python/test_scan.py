@@ -1,5 +1,5 @@
 """bulkmap.scan against independent sources: xxhsum -H3, wc -l, Python's bytes.count (which
-counts non-overlapping matches left to right, as DESIGN asks) and the tool's JSON."""
+counts non-overlapping matches left to right, as docs/design.md asks) and the tool's JSON."""
 import json
 import os
 import random

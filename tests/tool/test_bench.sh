@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Integration test of `bulkmap bench` on the real OS (DESIGN section 3): every JSON key of
+# Integration test of `bulkmap bench` on the real OS (docs/design.md section 3): every JSON key of
 # every row, min <= median <= max, a reason for each kind not had, the --file and --sweep
 # rows, CSV columns equal to the JSON fields (and the same numbers), the page sizes against
 # the test's own facts (getconf, stat), and usage errors with exit 2, failures with 1.

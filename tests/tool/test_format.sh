@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Typed datasets through the tool (DESIGN section 6): load --format, what stat and ls show,
+# Typed datasets through the tool (docs/design.md section 6): load --format, what stat and ls show,
 # malformed headers refused with the reason and nothing published, load - from a pipe,
 # plain numpy reading an npy dataset, source_cached_bytes. numpy (Debian's python3) makes
 # the npy files: the independent source.

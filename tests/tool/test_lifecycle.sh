@@ -1,5 +1,5 @@
 #!/bin/bash
-# The lifecycle commands (DESIGN section 7) on the real OS: load --replace under a reader
+# The lifecycle commands (docs/design.md section 7) on the real OS: load --replace under a reader
 # loop, a replace by another user refused, stat/cat --wait (a producer that comes, a
 # deadline), rm --abandoned beside a live writer, ls's maps, info's RemoveIPC warning.
 # Usage: test_lifecycle.sh BULKMAP

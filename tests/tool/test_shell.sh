@@ -202,7 +202,7 @@ else
   fail "load of a file named with a newline: $(cat "$T/err")"
 fi
 # load --hold whose reader went away (| true) is not killed by SIGPIPE: its result could
-# not be written, so it is a failure (exit 1, as DESIGN says of a closed stdout) and it
+# not be written, so it is a failure (exit 1, as docs/design.md says of a closed stdout) and it
 # removes the section it made instead of holding memory nobody learnt of.
 "$BM" load "$T/small" --name "$NAME-h" --large-pages off --hold --no-progress 2>"$T/err" </dev/null | true
 rc=${PIPESTATUS[0]}

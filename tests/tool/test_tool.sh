@@ -104,11 +104,11 @@ fi
 rm -f "$T/huge"
 fi
 
-# 7. Bad input: a clear message, the DESIGN exit code, never a signal.
+# 7. Bad input: a clear message, the docs/design.md exit code, never a signal.
 expect 1 scan "$T/missing"
 expect 1 scan "$T"
 expect 1 scan /dev/null
-# A FIFO is read as a stream now (DESIGN 3: "- or a pipe is read"): tests/tool/test_shell.sh.
+# A FIFO is read as a stream now (docs/design.md section 3: "- or a pipe is read"): tests/tool/test_shell.sh.
 expect 2 scan "$T/rand" --offset 5000001
 expect 2 scan "$T/rand" --offset 10 --length 18446744073709551615
 expect 2 scan "$T/rand" --length 5000001

@@ -1,4 +1,4 @@
-/* bulkmap_bench: page kinds side by side (DESIGN section 3, `bulkmap bench`). A row is a
+/* bulkmap_bench: page kinds side by side (docs/design.md section 3, `bulkmap bench`). A row is a
  * region of one page kind on one backing: anonymous private memory (a program's heap), a
  * shared section, a file mapped from the page cache, or the same bytes in a large-page
  * section. bench_run measures every row in interleaved rounds after one unrecorded warm-up

@@ -12,7 +12,7 @@ enum { EXIT_DONE = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
 typedef struct cli_cmd_s {
   const char *name;
   int (*fn)(int argc, char **argv);
-  const char *usage;   /* the synopsis line of DESIGN section 3 */
+  const char *usage;   /* the synopsis line of docs/design.md section 3 */
   const char *summary; /* one line for `bulkmap --help` */
   const char *help;    /* what it does, and one "  --option  what it does" line an option */
 } cli_cmd_t;

@@ -1,4 +1,4 @@
-/* bulkmap bench: page kinds side by side (DESIGN section 3), measured by the bench module
+/* bulkmap bench: page kinds side by side (docs/design.md section 3), measured by the bench module
  * (tools/bench, bench.h): this file parses, runs it under the tool's signal handling and
  * prints its result (human, JSON with out_*, CSV). */
 #include <errno.h>

@@ -84,7 +84,7 @@ int cmd_info(int argc, char **argv) {
   out_obj_end(&out);
   {
     /* systemd-logind with RemoveIPC=yes (its default) removes a non-system user's shared
-     * memory, datasets included, when the user's last session ends (DESIGN section 7). */
+     * memory, datasets included, when the user's last session ends (docs/design.md section 7). */
     bm_removeipc_t ri;
     char warn[1024];
     memset(&ri, 0, sizeof(ri));

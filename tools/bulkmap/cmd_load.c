@@ -63,7 +63,7 @@ static void load_error(const char *file, const char *name, int err, const bm_loa
 }
 
 int cmd_load(int argc, char **argv) {
-  const char *o_replace = NULL; /* the new generation becomes NAME atomically (DESIGN 7) */
+  const char *o_replace = NULL; /* the new generation becomes NAME atomically (docs/design.md section 7) */
   const char *o_name = NULL, *o_large = NULL, *o_hold = NULL, *o_json = NULL, *o_noprog = NULL,
              *o_mode = NULL, *o_group = NULL, *o_format = NULL, *pos[1];
   const cli_opt_t opts[] = {{"--name", 1, &o_name},     {"--large-pages", 1, &o_large},

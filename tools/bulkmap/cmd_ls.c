@@ -24,10 +24,10 @@ static void ls_json(const bm_section_info_t *v, size_t n) {
     else out_str(&out, "writer_pid", NULL);
     if (dataset) out_i64(&out, "created", v[i].created);
     else out_str(&out, "created", NULL);
-    /* Processes mapping it; null where /proc does not let us see (DESIGN section 7). */
+    /* Processes mapping it; null where /proc does not let us see (docs/design.md section 7). */
     if (v[i].maps >= 0) out_i64(&out, "maps", v[i].maps);
     else out_str(&out, "maps", NULL);
-    ds_out_section_format(&out, &v[i]); /* format, layout (DESIGN section 6) */
+    ds_out_section_format(&out, &v[i]); /* format, layout (docs/design.md section 6) */
     printf("}");
   }
   printf("]}\n");

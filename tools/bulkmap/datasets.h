@@ -12,11 +12,11 @@ int ds_report(const char *name, int err, const bm_dataset_info_t *info);
 /* "--mode 0640": octal permission bits 0-0777 that include the owner's read bit (0400) into
  * *mode; EXIT_USAGE after printing why. */
 int ds_parse_mode(const char *cmd, const char *text, unsigned *mode);
-/* Prints the fields load and stat share (DESIGN section 3), in that order. */
+/* Prints the fields load and stat share (docs/design.md section 3), in that order. */
 void ds_out_info(cli_out_t *out, const bm_dataset_info_t *info);
 /* "--format auto|raw|npy|safetensors" (NULL: auto) into *format; EXIT_USAGE after why. */
 int ds_parse_format(const char *cmd, const char *text, int *format);
-/* What the payload is (DESIGN section 6): `format`, and for one array human `dtype`,
+/* What the payload is (docs/design.md section 6): `format`, and for one array human `dtype`,
  * `shape`, `order`, `data_offset`, JSON `layout{dtype shape order data_offset data_length
  * descr}` (null without one). */
 void ds_out_format(cli_out_t *out, const bm_dataset_info_t *info);

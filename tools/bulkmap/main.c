@@ -9,7 +9,7 @@
 #include "cli.h"
 #include "plat.h"
 
-/* Each command's block: name, function, synopsis (DESIGN section 3), one-line summary for
+/* Each command's block: name, function, synopsis (docs/design.md section 3), one-line summary for
  * `bulkmap --help`, and its help: what it does, then one "  --option  what" line an option
  * (continuation lines indented further). Each block stands alone. */
 static const cli_cmd_t commands[] = {

@@ -390,8 +390,28 @@ int bm_dataset_open(bm_dataset_t **out, const char *name, unsigned flags,
     return err;
   } else {
     state = bm__judge(ds->src, &ds->t);
+    if (state == BM_STATE_ABANDONED) {
+      /* The trailer said `loading` and the writer's lock is free now: it died, or it
+       * published and let the lock go between our two looks. Read again to tell. */
+      bm__trailer_t again;
+      if (bm__trailer_io(ds->src, ds->section, &again, 0) == 0 && again.state != BM_STATE_LOADING) {
+        ds->t = again;
+        state = (int)again.state;
+      }
+    }
     if (state == BM_STATE_LOADING || state == BM_STATE_FAILED) err = BM_EINCOMPLETE;
     else if (state == BM_STATE_ABANDONED) err = BM_EABANDONED;
+  }
+  if (err == BM_ENOTDATASET || err == BM_ECORRUPT || err == BM_EABANDONED) {
+    /* A creator's object has no permission bits until it is committed (only root can open
+     * it then) and no trailer or writer lock for its first microseconds: it is a dataset
+     * being made, not a foreign, corrupt or abandoned one. */
+    bm_section_info_t si;
+    if (bm_section_lookup(name, &si) == 0 && si.mode == 0 && si.state != BM_STATE_READY) {
+      memset(&ds->t, 0, sizeof(ds->t));
+      state = BM_STATE_LOADING;
+      err = BM_EINCOMPLETE;
+    }
   }
   ds->open_state = state;
   if (info != NULL) bm__fill_info(ds, state, info);

@@ -50,7 +50,7 @@ int bm__life_commit(bm_source_t *src, const char *name) { return bm__os_section_
 static int life_wait_more(const char *name, int err, const bm_dataset_info_t *info) {
   if (err == BM_ENOENT) return 1;
   if (err == BM_EINCOMPLETE && info->state == BM_STATE_LOADING) return 1;
-  if (err == BM_EACCES || err == BM_ENOTDATASET) {
+  if (err == BM_EACCES || err == BM_ENOTDATASET || err == BM_ECORRUPT) {
     /* A creator's object has no permission bits (so others cannot open it) and no writer
      * lock for the first microseconds: judged again, it is a dataset being made. */
     bm_section_info_t si;

@@ -1108,6 +1108,10 @@ BM_EXTERN void bm_xxh3_free(bm_xxh3_t *h);
  * suffix. *out is set only on success. Errors: BM_EINVAL (NULL, empty, junk, bad suffix),
  * BM_EOVERFLOW (does not fit in 64 bits). */
 BM_EXTERN int bm_parse_size(const char *text, uint64_t *out);
+/* Bytes as people read them into buf ("512 bytes", "64.0 MiB", "2.0 GiB": one decimal, units
+ * of 1024 as bm_parse_size reads them); returns buf ("" when n is 0). 16 bytes is always
+ * enough. */
+BM_EXTERN const char *bm_format_size(uint64_t v, char *buf, size_t n);
 
 #ifdef __cplusplus
 }

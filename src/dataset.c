@@ -175,18 +175,6 @@ int bm_dataset_preflight(const bm_dataset_opts_t *opts, bm_preflight_t *out) {
   return bm__os_preflight(&so, out);
 }
 
-/* Bytes as people read them: "512.0 MiB". */
-static void bm__human(uint64_t v, char *buf, size_t n) {
-  static const char *const unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  double d = (double)v;
-  int u = 0;
-  if (v < 1024) {
-    snprintf(buf, n, "%llu bytes", (unsigned long long)v);
-    return;
-  }
-  while (d >= 1024 && u < 5) d /= 1024, u++;
-  snprintf(buf, n, "%.1f %s", d, unit[u]);
-}
 
 const char *bm_preflight_describe(const bm_preflight_t *p, char *buf, size_t n) {
   char need[32], fr[32], tot[32];
@@ -195,9 +183,9 @@ const char *bm_preflight_describe(const bm_preflight_t *p, char *buf, size_t n) 
     snprintf(buf, n, "fits");
     return buf;
   }
-  bm__human(p->needed, need, sizeof(need));
-  bm__human(p->free, fr, sizeof(fr));
-  bm__human(p->total, tot, sizeof(tot));
+  bm_format_size(p->needed, need, sizeof(need));
+  bm_format_size(p->free, fr, sizeof(fr));
+  bm_format_size(p->total, tot, sizeof(tot));
   if (p->limit == BM_LIMIT_SHM)
     snprintf(buf, n,
              "needs %s, %s has %s free of %s (mount a larger %s, e.g. mount -o remount,size=... "

@@ -1,5 +1,6 @@
 /* Parsing of SIZE arguments, as coreutils reads them: plain bytes, or a suffix K M G T
  * (KiB MiB GiB TiB alike) for powers of 1024, or KB MB GB TB for powers of 1000. */
+#include <stdio.h>
 #include <string.h>
 #include "internal.h"
 
@@ -30,4 +31,19 @@ int bm_parse_size(const char *text, uint64_t *out) {
   }
   *out = v * unit;
   return 0;
+}
+
+/* Bytes as people read them, in the units bm_parse_size reads back. */
+const char *bm_format_size(uint64_t v, char *buf, size_t n) {
+  static const char *const unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  double d = (double)v;
+  int u = 0;
+  if (buf == NULL || n == 0) return "";
+  if (v < 1024) {
+    snprintf(buf, n, "%llu bytes", (unsigned long long)v);
+    return buf;
+  }
+  while (d >= 1024 && u < 6) d /= 1024, u++;
+  snprintf(buf, n, "%.1f %s", d, unit[u]);
+  return buf;
 }

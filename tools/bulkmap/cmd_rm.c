@@ -4,18 +4,6 @@
 #include <stdlib.h>
 #include "datasets.h"
 
-/* Bytes as people read them: "2.0 GiB". */
-static void rm_human(uint64_t v, char *buf, size_t n) {
-  static const char *const unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  double d = (double)v;
-  int u = 0;
-  if (v < 1024) {
-    snprintf(buf, n, "%llu bytes", (unsigned long long)v);
-    return;
-  }
-  while (d >= 1024 && u < 5) d /= 1024, u++;
-  snprintf(buf, n, "%.1f %s", d, unit[u]);
-}
 
 static int rm_abandoned(int json) {
   bm_reclaimed_t *v = NULL;
@@ -50,14 +38,14 @@ static int rm_abandoned(int json) {
     out_u64(&out, "freed_bytes", freed);
   } else {
     for (i = 0; i < n; i++) {
-      rm_human(v[i].bytes, h, sizeof(h));
+      bm_format_size(v[i].bytes, h, sizeof(h));
       fputs("removed: ", stdout);
       cli_put_escaped(stdout, v[i].place);
       fputc('/', stdout);
       cli_put_escaped(stdout, v[i].name);
       printf(" (%s, %s, %llu bytes)\n", bm_state_name(v[i].state), h, (unsigned long long)v[i].bytes);
     }
-    rm_human(freed, h, sizeof(h));
+    bm_format_size(freed, h, sizeof(h));
     printf("freed: %llu bytes (%s) in %zu section%s\n", (unsigned long long)freed, h, n,
            n == 1 ? "" : "s");
   }

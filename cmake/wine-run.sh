@@ -51,7 +51,9 @@ if [ ! -f "$WINEPREFIX/.bulkmap-ready" ]; then
 fi
 if [ "$mode" = start ]; then
   # Persistent (-p): it stays until --stop, however long the gaps between tests are.
-  "$server" -p
+  # Its output away from ours: ctest waits for every holder of a test's output pipe, and
+  # the server outlives this test.
+  "$server" -p </dev/null >/dev/null 2>&1
   # Up once a client gets an answer from it.
   for _ in $(seq 1 100); do
     "$wine" cmd /c exit 0 >/dev/null 2>&1 && break

@@ -14,9 +14,11 @@ Pss (/proc/PID/smaps_rollup, read by each worker once every worker has read the 
 array, all still alive), what is left of the file in the page cache (fincore) and the
 memory the way holds in all (the file's cached pages plus the shared copy). Before each
 way the file's pages are dropped from the page cache (posix_fadvise DONTNEED; the file is
-written and synced first), so each starts cold. Then one torch.utils.data.DataLoader epoch
-(N workers, batches of --epoch-batch rows, torch.from_numpy of each slice) over the
-bulkmap dataset and over numpy.load(mmap_mode='r'), both warm.
+written and synced first), so each starts cold. Then torch.utils.data.DataLoader epochs
+(N workers, batches of --epoch-batch rows, torch.from_numpy of each slice, the batches
+sent to the parent) over the bulkmap dataset and over numpy.load(mmap_mode='r'), both
+warm: one warm-up epoch, then --epoch-rounds rounds of one epoch each, interleaved (the
+order swapped every round); the median is reported.
 """
 import argparse
 import inspect
@@ -200,6 +202,7 @@ def main():
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--dir", default="/var/tmp")
     ap.add_argument("--epoch-batch", type=int, default=256)
+    ap.add_argument("--epoch-rounds", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     size = bulkmap.parse_size(args.size)
@@ -220,11 +223,15 @@ def main():
         if torch is not None:
             bm_name = names[0][1]
             e = {}
-            for label, make in [("bulkmap", lambda: bulkmap.open(bm_name).array()),
-                                ("numpy.load(mmap_mode='r')",
-                                 lambda: np.load(path, mmap_mode="r"))]:
-                secs, total = epoch(torch, make, rows, args.epoch_batch, args.workers)
-                e[label] = {"seconds": round(secs, 3), "check": total}
+            makers = [("bulkmap", lambda: bulkmap.open(bm_name).array()),
+                      ("numpy.load(mmap_mode='r')", lambda: np.load(path, mmap_mode="r"))]
+            epoch(torch, makers[1][1], rows, args.epoch_batch, args.workers)  # warm-up
+            for k in range(args.epoch_rounds):  # interleaved, the order swapped each round
+                for label, make in makers[::1 if k % 2 == 0 else -1]:
+                    secs, total = epoch(torch, make, rows, args.epoch_batch, args.workers)
+                    e.setdefault(label, {"runs": [], "check": total})["runs"].append(round(secs, 3))
+            for v in e.values():
+                v["seconds"] = sorted(v["runs"])[len(v["runs"]) // 2]  # the median
             out["epoch"] = {"batch_rows": args.epoch_batch, "ways": e}
     finally:
         for label, name in names:
@@ -251,7 +258,7 @@ def main():
             r["file_cached_mib"], r["ram_mib"]))
     if "epoch" in out:
         for label, e in out["epoch"]["ways"].items():
-            print("epoch %s: %.2f s" % (label, e["seconds"]))
+            print("epoch %s: median %.2f s of %s" % (label, e["seconds"], e["runs"]))
 
 
 if __name__ == "__main__":

@@ -185,14 +185,6 @@ int cli_finish(const char *cmd, int rc);
 /* The name of the command being run ("bulkmap" before one is chosen), for messages. */
 extern const char *cli_command;
 
-/* XXH3-64 of a byte stream, as xxhsum -H3: hash.c's wrappers of bm_xxh3_* (no user left
- * in tools/bulkmap/; they go with hash.c). */
-typedef struct cli_hash_s cli_hash_t;
-cli_hash_t *hash_new(void); /* NULL when out of memory */
-void hash_update(cli_hash_t *h, const void *p, size_t n);
-uint64_t hash_digest(const cli_hash_t *h);
-void hash_free(cli_hash_t *h); /* NULL is ignored */
-
 /* The subcommands. */
 int cmd_info(int argc, char **argv);
 int cmd_scan(int argc, char **argv);

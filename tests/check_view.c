@@ -276,7 +276,19 @@ START_TEST(parse_sizes) {
   ck_assert_bm_err(bm_parse_size("", &v), BM_EINVAL);
   ck_assert_bm_err(bm_parse_size("M", &v), BM_EINVAL);
   ck_assert_bm_err(bm_parse_size("12Q", &v), BM_EINVAL);
-  ck_assert_bm_err(bm_parse_size("12MB", &v), BM_EINVAL);
+  /* As coreutils: KB MB GB TB are powers of 1000, KiB ... TiB of 1024; "iB"/"B" only as written. */
+  ck_assert_bm_ok(bm_parse_size("12MB", &v));
+  ck_assert_uint_eq(v, 12000000u);
+  ck_assert_bm_ok(bm_parse_size("64MiB", &v));
+  ck_assert_uint_eq(v, 64u << 20);
+  ck_assert_bm_ok(bm_parse_size("1kB", &v));
+  ck_assert_uint_eq(v, 1000u);
+  ck_assert_bm_ok(bm_parse_size("2TiB", &v));
+  ck_assert_uint_eq(v, 2ull << 40);
+  ck_assert_bm_err(bm_parse_size("18447TB", &v), BM_EOVERFLOW);
+  ck_assert_bm_err(bm_parse_size("12mib", &v), BM_EINVAL);
+  ck_assert_bm_err(bm_parse_size("12Mb", &v), BM_EINVAL);
+  ck_assert_bm_err(bm_parse_size("12B", &v), BM_EINVAL);
   ck_assert_bm_err(bm_parse_size("-1", &v), BM_EINVAL);
   ck_assert_bm_err(bm_parse_size(" 1", &v), BM_EINVAL);
   ck_assert_bm_err(bm_parse_size("1 ", &v), BM_EINVAL);

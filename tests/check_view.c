@@ -285,7 +285,7 @@ START_TEST(parse_sizes) {
   ck_assert_uint_eq(v, 1000u);
   ck_assert_bm_ok(bm_parse_size("2TiB", &v));
   ck_assert_uint_eq(v, 2ull << 40);
-  ck_assert_bm_err(bm_parse_size("18447TB", &v), BM_EOVERFLOW);
+  ck_assert_bm_err(bm_parse_size("18446745TB", &v), BM_EOVERFLOW);
   ck_assert_bm_err(bm_parse_size("12mib", &v), BM_EINVAL);
   ck_assert_bm_err(bm_parse_size("12Mb", &v), BM_EINVAL);
   ck_assert_bm_err(bm_parse_size("12B", &v), BM_EINVAL);

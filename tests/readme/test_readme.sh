@@ -4,11 +4,13 @@
 # scan call) against wc -l, grep -o and Python's bytes.count, over windows small enough that
 # words straddle their edges; dataset.c (load, open, view) against stat and xxhsum -H3. A
 # count_words.c still in README (the window cursor by hand) is run as before.
-# usage: test_readme.sh README CC INCLUDE_DIR LIBBULKMAP_A [CFLAGS]   (the build's own flags:
-# the linux32 build's example is i386 code too)
+# usage: test_readme.sh README CC INCLUDE_DIR LIBBULKMAP_A [CFLAGS [LIBS]]   (the build's own
+# flags: the linux32 build's example is i386 code too; LIBS: what the static library needs
+# beside it, the cJSON library the build found)
 set -euo pipefail
 README=${1:?} CC=${2:?} INC=${3:?} LIB=${4:?}
 read -r -a CFLAGS <<<"${5:-}"
+read -r -a LIBS <<<"${6:-}"
 HERE=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d "${TMPDIR:-/tmp}/bmreadme.XXXXXX")
 NAME="bmreadme-$$"
@@ -17,7 +19,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # README's block for NAME.c (empty when there is none).
 extract() { sed -n "/^<!-- example: $1 -->\$/,/^\`\`\`\$/p" "$README" | sed '1,2d;$d'; }
-build() { "$CC" "${CFLAGS[@]}" -std=c11 -Wall -Wextra -Werror -I"$INC" "$1" "$LIB" -lpthread -lrt -o "$2"; }
+build() { "$CC" "${CFLAGS[@]}" -std=c11 -Wall -Wextra -Werror -I"$INC" "$1" "$LIB" "${LIBS[@]}" -lpthread -lrt -o "$2"; }
 
 for ex in wordcount.c dataset.c; do
   extract "$ex" >"$T/readme_$ex"

@@ -47,7 +47,7 @@ static const cli_cmd_t commands[] = {
 
   {"load", cmd_load,
    "bulkmap load  FILE --name NAME [--large-pages auto|on|off] [--mode OCTAL] [--group NAME]\n"
-   "              [--hold] [--json] [--no-progress]",
+   "              [--hold] [--replace] [--json] [--no-progress]",
    "copy a file into a named shared section, checksum it and mark it ready",
    "Copies FILE into a new named shared section NAME, checksums it and marks it ready; any\n"
    "process can then map the payload from offset 0. The section is made exclusively: an\n"
@@ -62,42 +62,55 @@ static const cli_cmd_t commands[] = {
    "  --group NAME    group of the section (readers need only read permission)\n"
    "  --hold          keep the section until interrupted, then remove it and exit 0\n"
    "                  (always so on Windows, where a section dies with its last handle)\n"
+   "  --replace       NAME may exist: the new copy is loaded under a hidden name and, once\n"
+   "                  ready, becomes NAME atomically (readers open the old or the new, never\n"
+   "                  nothing); readers of the old keep it until they close. Only its owner\n"
+   "                  (or root) may replace it; a failed load leaves it as it was\n"
    "  --json          one JSON object on stdout (keys: docs/json.md)\n"
    "  --no-progress   no progress bar on stderr"},
 
-  {"cat", cmd_cat, "bulkmap cat   NAME [--raw] [--no-verify]",
+  {"cat", cmd_cat, "bulkmap cat   NAME [--raw] [--no-verify] [--wait SECONDS]",
    "write a dataset's payload to stdout, after verifying its checksum",
    "Writes the payload of section NAME to stdout after verifying its checksum, hashing what\n"
    "it writes again: a section changed behind its back ends in exit 1, never in wrong\n"
    "bytes with exit 0.\n"
    "  --raw           write every mapped byte of a section that is not a bulkmap dataset\n"
-   "  --no-verify     skip the checksum"},
+   "  --no-verify     skip the checksum\n"
+   "  --wait SECONDS  wait up to SECONDS for NAME to exist and be ready (a failed or\n"
+   "                  abandoned load ends the wait at once); exit 1 when the time is up"},
 
-  {"stat", cmd_stat, "bulkmap stat  NAME [--json]",
+  {"stat", cmd_stat, "bulkmap stat  NAME [--json] [--wait SECONDS]",
    "show a dataset's trailer: size, checksum, state, page size, writer",
    "Shows the trailer of section NAME: payload size, checksum, state (ready, loading,\n"
    "abandoned, failed), the large-page request and outcome as load reported them, writer\n"
    "and creation time. Exits 0 only for a ready section (it prints the others too, with\n"
    "no checksum).\n"
-   "  --json          one JSON object on stdout (keys: docs/json.md)"},
+   "  --json          one JSON object on stdout (keys: docs/json.md)\n"
+   "  --wait SECONDS  wait up to SECONDS for NAME to exist and be ready (a failed or\n"
+   "                  abandoned load ends the wait at once); exit 1 when the time is up"},
 
   {"ls", cmd_ls, "bulkmap ls    [--json] [--all]",
    "list sections in /dev/shm and on hugetlbfs mounts",
    "Lists the dataset sections in /dev/shm and on hugetlbfs mounts: name, place, bytes,\n"
-   "state (ready, loading, abandoned, failed, corrupt), page size, owner, mode, writer pid\n"
-   "and creation time.\n"
+   "state (ready, loading, abandoned, failed, corrupt), page size, owner, mode, writer pid,\n"
+   "creation time, and how many processes map it (- where that cannot be seen).\n"
    "  --all           also objects that are not bulkmap datasets (state foreign) or that\n"
    "                  cannot be read (unreadable)\n"
    "  --json          one JSON object on stdout: {\"sections\":[...]} (keys: docs/json.md)"},
 
-  {"rm", cmd_rm, "bulkmap rm    NAME... [--force]",
+  {"rm", cmd_rm, "bulkmap rm    NAME... [--force] | --abandoned [--json]",
    "remove named sections",
    "Removes each section NAME, found as cat and stat find it: where another user's object\n"
    "has the same name elsewhere, your own. A name that does not exist is an error (exit 1)\n"
    "and the others are still removed. A dataset whose writer is still loading it is not\n"
    "removed (exit 1) unless --force.\n"
    "  --force         also remove a dataset still being loaded; a name that does not\n"
-   "                  exist is not an error"},
+   "                  exist is not an error\n"
+   "  --abandoned     (no NAME) remove every abandoned or failed dataset you may remove\n"
+   "                  (yours; any as root), never one whose writer lives, and print each\n"
+   "                  one removed and the bytes freed\n"
+   "  --json          with --abandoned: {\"removed\":[{name place bytes state}],\n"
+   "                  \"freed_bytes\":N}"},
 
   {"bench", cmd_bench,
    "bulkmap bench [--size SIZE] [--pages 4k,thp,large] [--shared] [--file FILE] [--runs N]\n"
@@ -291,12 +304,12 @@ static void print_man(void) {
 
 /* "unknown command" in one line, with the nearest command when one is near. */
 static int unknown_command(const char *word) {
-  const char *names[NCOMMANDS + 1], *near;
+  const char *names[NCOMMANDS + 1], *best; /* (not "near": a macro of the Windows headers) */
   int i;
   for (i = 0; i < NCOMMANDS; i++) names[i] = commands[i].name;
   names[NCOMMANDS] = "help";
-  near = cli_suggest(word, names, NCOMMANDS + 1);
-  if (near != NULL) cli_error("bulkmap", "unknown command '%s'; did you mean '%s'?", word, near);
+  best = cli_suggest(word, names, NCOMMANDS + 1);
+  if (best != NULL) cli_error("bulkmap", "unknown command '%s'; did you mean '%s'?", word, best);
   else cli_error("bulkmap", "unknown command '%s'", word);
   fprintf(stderr, "Try 'bulkmap help' for the list of commands.\n");
   return EXIT_USAGE;

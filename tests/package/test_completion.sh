@@ -16,14 +16,17 @@ complete_words() { # WORD... (the last one being completed)
   bash -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _bulkmap; printf "%s\n" "${COMPREPLY[@]}"' _ "$file" "$@"
 }
 [ "$(complete_words "$BM" sc)" = scan ] && ok || fail "sc: $(complete_words "$BM" sc)"
-complete_words "$BM" "" | grep -qx help && complete_words "$BM" "" | grep -qx bench && ok || fail "commands: $(complete_words "$BM" "")"
+complete_words "$BM" "" | grep -x help >/dev/null && complete_words "$BM" "" | grep -x bench >/dev/null && ok || fail "commands: $(complete_words "$BM" "")"
 [ "$(complete_words "$BM" scan --win)" = --window ] && ok || fail "scan --win"
-complete_words "$BM" load x --large-pages "" | grep -qx auto && ok || fail "--large-pages values"
+complete_words "$BM" load x --large-pages "" | grep -x auto >/dev/null && ok || fail "--large-pages values"
 [ "$(complete_words "$BM" help st)" = stat ] && ok || fail "help st"
 # Every option of each command's --help is offered.
+# (The offers are taken whole first: with pipefail, a grep -q that stops reading at its
+# match would fail the pipeline whenever the completion was still writing.)
 for c in scan load stat rm ls; do
+  offered=$(complete_words "$BM" "$c" --)
   for opt in $("$BM" "$c" --help | grep -o -- '^  --[a-z-]*'); do
-    complete_words "$BM" "$c" -- | grep -qx -- "$opt" && ok || fail "$c: $opt not offered"
+    grep -qx -- "$opt" <<<"$offered" && ok || fail "$c: $opt not offered"
   done
 done
 printf 'x\n' >"$T/f"

@@ -44,13 +44,29 @@ static uint64_t cache_bytes(uint64_t pages, uint64_t size) {
   return b > size ? size : b;
 }
 
+/* Pages of f cached now: one count where the OS has it, else a walk of every window. */
+static int cache_pages(bm_source_t *f, uint64_t size, unsigned char *vec, uint64_t *count) {
+  *count = 0;
+  if (bm__os_cache_count(f, count) == 0) return 0;
+  return cache_walk(f, size, vec, cache_count, count);
+}
+
 int bm__cache_snapshot(bm_source_t *f, uint64_t size, bm__cache_t *c) {
-  uint64_t pages = (size + bm_page_size() - 1) / bm_page_size();
+  uint64_t pages = (size + bm_page_size() - 1) / bm_page_size(), n;
   int err;
   memset(c, 0, sizeof(*c));
   c->size = size;
   if (size == 0) return 0;
   if (pages / 8 + 1 > SIZE_MAX) return BM_EOVERFLOW;
+  /* The common cases, a file all in the cache (read just before) or none of it (cold), are
+   * told by one count and need no page bits. */
+  if (bm__os_cache_count(f, &n) == 0 && (n >= pages || n == 0)) {
+    c->ok = 1;
+    c->all = n >= pages;
+    c->none = n == 0;
+    c->before = c->all ? size : 0;
+    return 0;
+  }
   if ((c->vec = malloc(CACHE_WINDOW / bm_page_size())) == NULL ||
       (c->bits = calloc((size_t)(pages / 8 + 1), 1)) == NULL) {
     bm__cache_free(c);
@@ -72,7 +88,8 @@ int bm__cache_restore(bm_source_t *f, bm__cache_t *c, uint64_t *after) {
   if (c->size == 0) return 0;
   if (!c->ok) return BM_ENOTSUP;
   pages = (c->size + page - 1) / page;
-  while (i < pages) {
+  if (c->none && (err = bm__os_cache_drop(f, 0, c->size)) != 0) return err;
+  while (!c->all && !c->none && i < pages) {
     uint64_t j;
     if (c->bits[i >> 3] & (1u << (i & 7))) {
       i++;
@@ -83,7 +100,8 @@ int bm__cache_restore(bm_source_t *f, bm__cache_t *c, uint64_t *after) {
     if ((err = bm__os_cache_drop(f, i * page, (j - i) * page)) != 0) return err;
     i = j;
   }
-  if ((err = cache_walk(f, c->size, c->vec, cache_count, &count)) != 0) return err;
+  if (c->vec == NULL && (c->vec = malloc(CACHE_WINDOW / bm_page_size())) == NULL) return BM_ENOMEM;
+  if ((err = cache_pages(f, c->size, c->vec, &count)) != 0) return err;
   *after = cache_bytes(count, c->size);
   return 0;
 }

@@ -113,6 +113,7 @@ typedef struct bm__cache_s {
   unsigned char *vec;    /* a window's mincore vector */
   uint64_t size, before; /* the file's bytes; bytes resident before */
   int ok;                /* the snapshot was taken (0: the OS cannot tell) */
+  int all, none;         /* every page was resident / none was: no bits kept */
 } bm__cache_t;
 /* Notes which pages of the file f (size bytes) are resident. BM_ENOTSUP where the OS
  * cannot tell (c->ok 0; restore then does nothing), BM_ENOMEM. */

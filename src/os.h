@@ -166,5 +166,9 @@ int bm__os_read_at(bm_source_t *src, uint64_t offset, void *buf, size_t n, size_
  * the OS cannot (Windows, a section). */
 int bm__os_cache_resident(bm_source_t *src, uint64_t offset, size_t length, unsigned char *vec);
 int bm__os_cache_drop(bm_source_t *src, uint64_t offset, uint64_t length);
+/* How many of the file's pages are in the page cache now, in one call (Linux 6.5+:
+ * cachestat, a walk of the file's cache, no mapping). BM_ENOTSUP where the OS has no such
+ * call (the caller then counts with bm__os_cache_resident). */
+int bm__os_cache_count(bm_source_t *src, uint64_t *pages);
 
 #endif

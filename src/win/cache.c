@@ -13,3 +13,9 @@ int bm__os_cache_drop(bm_source_t *src, uint64_t offset, uint64_t length) {
   (void)src, (void)offset, (void)length;
   return BM_ENOTSUP;
 }
+
+int bm__os_cache_count(bm_source_t *src, uint64_t *pages) {
+  (void)src;
+  (void)pages;
+  return BM_ENOTSUP;
+}

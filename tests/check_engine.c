@@ -1535,11 +1535,15 @@ Suite *engine_suite(void) {
   tcase_add_test(tc, buffer_random);
   suite_add_tcase(s, tc);
   /* Apart, so that each ctest entry has its own time: under Wine (no fork, so no Check
-   * timeout a test) the four took 180-300 s together. */
-  tc = tcase_create("differential_long");
+   * timeout a test) the four took 180-300 s together, nearly all in these two. */
+  tc = tcase_create("long_literals");
   tcase_set_timeout(tc, 120);
   tcase_add_checked_fixture(tc, NULL, bm_test_tmp_cleanup);
   tcase_add_test(tc, scan_long_literals);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("sparse_large");
+  tcase_set_timeout(tc, 120);
+  tcase_add_checked_fixture(tc, NULL, bm_test_tmp_cleanup);
   tcase_add_test(tc, scan_sparse_large);
   suite_add_tcase(s, tc);
   tc = tcase_create("stages");

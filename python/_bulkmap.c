@@ -1082,14 +1082,20 @@ static PyObject *dataset_enter(dataset_obj *self, PyObject *unused) {
 /* Fails and removes a writer's unpublished dataset (bm_dataset_fail: the name goes if it
  * is still this dataset's); its view stays mapped while arrays use it, refusing new ones. */
 static void dataset_fail_writer(dataset_obj *self) {
+  bm_dataset_t *ds = self->ds;
   self->writer = 2;
   self->closing = 1; /* as close: calls in progress end first, none start */
+  /* ...and this one is in progress itself: a close() in another thread waits for it. */
+  self->busy++;
+  Py_INCREF(self);
   Py_BEGIN_ALLOW_THREADS
   PyThread_acquire_lock(self->lock, WAIT_LOCK);
-  bm_dataset_fail(self->ds);
+  bm_dataset_fail(ds);
   PyThread_release_lock(self->lock);
   Py_END_ALLOW_THREADS
   self->closing = 0;
+  self->busy--;
+  Py_DECREF(self);
 }
 
 /* Leaving a with block. A dataset from create() that was not published is failed and
@@ -1506,7 +1512,20 @@ static PyObject *dataset_reduce(dataset_obj *self, PyObject *unused) {
  * made with, or by the magic), the write view unmapped, the payload hashed from the section
  * and published `ready` by the library; the Dataset then reads it as open() would. Refused
  * (BufferError) while an array or memoryview could still write into it. */
+static PyObject *dataset_publish_busy(dataset_obj *self, PyObject *args, PyObject *kw);
+
+/* publish() releases the GIL with self->ds in use: it counts as a call in progress, so a
+ * close() (or a with block left) in another thread waits for it instead of freeing the
+ * dataset under it. */
 static PyObject *dataset_publish(dataset_obj *self, PyObject *args, PyObject *kw) {
+  PyObject *r;
+  if (dataset_enter_call(self) < 0) return NULL;
+  r = dataset_publish_busy(self, args, kw);
+  dataset_leave_call(self);
+  return r;
+}
+
+static PyObject *dataset_publish_busy(dataset_obj *self, PyObject *args, PyObject *kw) {
   static char *kwlist[] = {"format", NULL};
   const char *fname = "auto";
   char why[BM_WHY_MAX] = "";

@@ -539,3 +539,36 @@ def test_torch_write_to_read_only_tensor_crashes(names):
     assert "warned: ['UserWarning']" in p.stdout, p
     assert "wrote" not in p.stdout
     assert p.returncode == -signal.SIGSEGV, p
+
+
+def test_close_while_another_thread_publishes(names):
+    """publish() releases the GIL with the dataset in use: a close() from another thread
+    waits for it (or the publish sees a closed dataset), never frees the dataset under it.
+    Each round ends with the name either ready and whole, or gone: never left loading."""
+    import threading
+    data = np.arange(1 << 18, dtype=np.uint8)
+    for i in range(60):
+        name = names("pubrace%d" % i)
+        w = bulkmap.create(name, size=len(data), large_pages="off")
+        memoryview(w)[:] = data.tobytes()
+        errors = []
+
+        def pub():
+            try:
+                w.publish()
+            except (ValueError, BufferError, bulkmap.Error) as e:
+                errors.append(e)
+
+        t = threading.Thread(target=pub)
+        t.start()
+        w.close()
+        t.join()
+        try:
+            st = bulkmap.stat(name)
+        except bulkmap.Error as e:
+            assert e.code == "ENOENT"
+            continue
+        assert st["state"] == "ready", st
+        with bulkmap.open(name, verify=True) as ds:
+            assert bytes(memoryview(ds)) == data.tobytes()
+        bulkmap.rm(name, force=True)

@@ -405,12 +405,12 @@ if [ "$(id -u)" = 0 ] && command -v flock >/dev/null; then
     flock -x -w 120 9 || { echo "SKIP ambiguity: the huge page lock stayed taken"; exit 0; }
     m=$(mktemp -d /tmp/bmamb.XXXXXX)
     mount -t hugetlbfs -o pagesize=2M,mode=0700 none "$m" || { rmdir "$m"; echo "SKIP ambiguity: no hugetlbfs"; exit 0; }
+    # However this subshell ends (a timeout's kill included), the mount does not outlive it.
+    trap 'rm -f "$m/$NAME-g" "/dev/shm/$NAME-g"; umount "$m" 2>/dev/null; rmdir "$m" 2>/dev/null' EXIT
     : >"$m/$NAME-g"
     : >"/dev/shm/$NAME-g"
     "$BM" stat "$NAME-g" >/dev/null 2>"$T/amb" </dev/null
     echo "rc=$?"
-    rm -f "$m/$NAME-g" "/dev/shm/$NAME-g"
-    umount "$m"; rmdir "$m"
   ) 9>/tmp/bulkmap-hugepages.lock >"$T/ambout" 2>&1
   if grep -q SKIP "$T/ambout"; then cat "$T/ambout" >&2; ok
   elif grep -q "rc=1" "$T/ambout" && grep -q "/dev/shm/$NAME-g" "$T/amb" && grep -q "/tmp/bmamb.*/$NAME-g" "$T/amb"; then ok

@@ -649,6 +649,16 @@ static int bind_to_process(bm_dataset_t *ds, const char *name) {
   return -1;
 }
 
+/* bind_to_process for a dataset published already: when the binding fails, the name is
+ * taken away again (nothing is left that the caller asked to be bound and is not). */
+static int bind_or_remove(bm_dataset_t *ds, const char *name) {
+  if (bind_to_process(ds, name) == 0) return 0;
+  Py_BEGIN_ALLOW_THREADS
+  bm_dataset_remove(ds);
+  Py_END_ALLOW_THREADS
+  return -1;
+}
+
 /* ---------------------------------------------------------------------------------------
  * load: bm_dataset_load. */
 
@@ -779,12 +789,7 @@ static PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
     goto done;
   }
   /* The bytes are published under the name; a binding that fails takes them away again. */
-  if (remove_on_exit && bind_to_process(ds, name) < 0) {
-    Py_BEGIN_ALLOW_THREADS
-    bm_dataset_remove(ds);
-    Py_END_ALLOW_THREADS
-    goto done;
-  }
+  if (remove_on_exit && bind_or_remove(ds, name) < 0) goto done;
   r = info_dict(&res.info, 0, res.seconds);
   /* One copy in RAM: what is left of the file in the page cache (None: cannot be seen). */
   if (r != NULL && set_item(r, "source_cached_bytes",
@@ -1589,12 +1594,8 @@ static PyObject *dataset_publish_busy(dataset_obj *self, PyObject *args, PyObjec
   self->format = info.format != 0 ? info.format : BM_FORMAT_RAW;
   self->has_layout = info.has_layout;
   if (info.has_layout) self->layout = info.layout;
-  if (self->bind_at_publish && bind_to_process(self->ds, PyUnicode_AsUTF8(self->name)) < 0) {
-    Py_BEGIN_ALLOW_THREADS
-    bm_dataset_remove(self->ds);
-    Py_END_ALLOW_THREADS
+  if (self->bind_at_publish && bind_or_remove(self->ds, PyUnicode_AsUTF8(self->name)) < 0)
     return NULL;
-  }
   if ((d = info_dict(&info, 1, -1)) != NULL && set_tensors_item(d, self->ds, &info,
                                                                 PyUnicode_AsUTF8(self->name)) < 0)
     Py_CLEAR(d);
@@ -2041,12 +2042,7 @@ static PyObject *py_publish(PyObject *self, PyObject *args, PyObject *kw) {
     make_error(name, po.dataset.group, replace, err, os, &res.large, res.why);
     goto done;
   }
-  if (remove_on_exit && bind_to_process(ds, name) < 0) {
-    Py_BEGIN_ALLOW_THREADS
-    bm_dataset_remove(ds);
-    Py_END_ALLOW_THREADS
-    goto done;
-  }
+  if (remove_on_exit && bind_or_remove(ds, name) < 0) goto done;
   r = info_dict(&res.info, 0, res.seconds);
   if (r != NULL && set_item(r, "source_cached_bytes", Py_NewRef(Py_None)) < 0) Py_CLEAR(r);
   if (r == NULL && !replace) {

@@ -46,14 +46,21 @@ static const cli_cmd_t commands[] = {
    "read as K M G T. Anything else (64Q, 1.5G, -1) is a usage error."},
 
   {"load", cmd_load,
-   "bulkmap load  FILE --name NAME [--large-pages auto|on|off] [--mode OCTAL] [--group NAME]\n"
-   "              [--hold] [--replace] [--json] [--no-progress]",
+   "bulkmap load  FILE|- --name NAME [--format auto|raw|npy|safetensors]\n"
+   "              [--large-pages auto|on|off] [--mode OCTAL] [--group NAME] [--hold] [--replace]\n"
+   "              [--json] [--no-progress]",
    "copy a file into a named shared section, checksum it and mark it ready",
    "Copies FILE into a new named shared section NAME, checksums it and marks it ready; any\n"
    "process can then map the payload from offset 0. The section is made exclusively: an\n"
    "existing name is an error, never overwritten. Interrupted or failed, it removes what it\n"
-   "made.\n"
+   "made. FILE - reads standard input, whole into memory first (its size is not known\n"
+   "beforehand), then publishes it in one call.\n"
    "  --name NAME     1-200 of [A-Za-z0-9._-] (Windows: Local\\ or Global\\ may lead)\n"
+   "  --format FORMAT\n"
+   "                  what the payload is: auto (default: npy or safetensors by the file's\n"
+   "                  magic, else raw), raw (the bytes as they are), npy or safetensors (the\n"
+   "                  header judged before anything is made: sizes within the file, known\n"
+   "                  dtypes only, no pickles; a bad one is exit 1 and nothing published)\n"
    "  --large-pages MODE\n"
    "                  auto (default): use large pages when they can be had, and say which\n"
    "                  it got; on: fail without them, with the reason; off: never\n"

@@ -38,6 +38,13 @@ if(NOT WIN32 AND NOT BULKMAP_SANITIZE)
            $<TARGET_FILE:bulkmap> "${CMAKE_C_FLAGS}" "${CJSON_LIBRARY}")
 endif()
 
+# docs/cli.md is what tools/gen-cli-doc.sh writes from the tool's help table, and every
+# option a command accepts is in its --help.
+if(TARGET bulkmap_tool AND NOT WIN32)
+  add_test(NAME readme_cli_doc COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/readme/test_cli_doc.sh
+           $<TARGET_FILE:bulkmap_tool> ${PROJECT_SOURCE_DIR})
+endif()
+
 # The tool in the shell: several files, pipes, limits, signals, write errors, help, man page.
 if(TARGET bulkmap_tool AND NOT WIN32)
   add_test(NAME tool_shell COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tool/test_shell.sh

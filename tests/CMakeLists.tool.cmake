@@ -45,6 +45,12 @@ if(TARGET bulkmap_tool AND NOT WIN32)
            $<TARGET_FILE:bulkmap_tool> ${PROJECT_SOURCE_DIR})
 endif()
 
+# README's Python example, run against the build tree's package; README's length and links.
+if(BULKMAP_BUILD_PYTHON AND NOT WIN32 AND NOT BULKMAP_SANITIZE)
+  add_test(NAME readme_python COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/readme/test_readme_py.sh
+           ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_BINARY_DIR}/python ${Python3_EXECUTABLE})
+endif()
+
 # The tool in the shell: several files, pipes, limits, signals, write errors, help, man page.
 if(TARGET bulkmap_tool AND NOT WIN32)
   add_test(NAME tool_shell COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tool/test_shell.sh

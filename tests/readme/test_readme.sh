@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# README.md's C examples are compiled and run. Each lives in tests/readme/NAME.c and in README
-# under `<!-- example: NAME.c -->`, the two kept identical (checked here): wordcount.c (the
-# scan call) against wc -l, grep -o and Python's bytes.count, over windows small enough that
-# words straddle their edges; dataset.c (load, open, view) against stat and xxhsum -H3. A
+# The C examples of README.md and docs/c-api.md are compiled and run. Each lives in
+# tests/readme/NAME.c and in README or docs/c-api.md under `<!-- example: NAME.c -->`, the
+# two kept identical (checked here): wordcount.c (README: the scan call) against wc -l,
+# grep -o and Python's bytes.count, over windows small enough that words straddle their
+# edges; dataset.c (docs/c-api.md: load, open, view) against stat and xxhsum -H3. A
 # count_words.c still in README (the window cursor by hand) is run as before.
 # usage: test_readme.sh README CC INCLUDE_DIR LIBBULKMAP_A [CFLAGS [LIBS]]   (the build's own
 # flags: the linux32 build's example is i386 code too; LIBS: what the static library needs
@@ -17,14 +18,22 @@ NAME="bmreadme-$$"
 trap 'rm -rf "$T"; rm -f "/dev/shm/$NAME"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-# README's block for NAME.c (empty when there is none).
-extract() { sed -n "/^<!-- example: $1 -->\$/,/^\`\`\`\$/p" "$README" | sed '1,2d;$d'; }
+CAPI="$(dirname "$README")/docs/c-api.md"
+# The block for NAME.c in README, else in docs/c-api.md (empty when there is none).
+extract() {
+  local f
+  for f in "$README" "$CAPI"; do
+    [ -f "$f" ] || continue
+    sed -n "/^<!-- example: $1 -->\$/,/^\`\`\`\$/p" "$f" | sed '1,2d;$d' | grep '' && return 0
+  done
+  return 0
+}
 build() { "$CC" "${CFLAGS[@]}" -std=c11 -Wall -Wextra -Werror -I"$INC" "$1" "$LIB" "${LIBS[@]}" -lpthread -lrt -o "$2"; }
 
 for ex in wordcount.c dataset.c; do
   extract "$ex" >"$T/readme_$ex"
-  [ -s "$T/readme_$ex" ] || fail "README has no <!-- example: $ex --> block: paste tests/readme/$ex there"
-  diff -u "$HERE/$ex" "$T/readme_$ex" >&2 || fail "README's $ex differs from tests/readme/$ex (keep them identical)"
+  [ -s "$T/readme_$ex" ] || fail "neither README nor docs/c-api.md has a <!-- example: $ex --> block: paste tests/readme/$ex there"
+  diff -u "$HERE/$ex" "$T/readme_$ex" >&2 || fail "the $ex of README or docs/c-api.md differs from tests/readme/$ex (keep them identical)"
   build "$HERE/$ex" "$T/${ex%.c}"
 done
 

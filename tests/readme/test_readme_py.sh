@@ -4,8 +4,8 @@
 # XXH3 of the file it wrote as `stat` and `xxhsum -H3` give them, and leave no dataset behind.
 # The dataset name is made unique (two runs at once must not meet).
 # Also README's own rules: at most 300 lines, no "DESIGN section N" (users do not have
-# that document), and every relative link points at a file of the tree (docs/formats.md,
-# owned elsewhere, may be missing while it is written).
+# that document), and every relative link of README and of the docs it leads to points at a
+# file of the tree (docs/formats.md, owned elsewhere, may be missing while it is written).
 # usage: test_readme_py.sh README PYTHONPATH_DIR [PYTHON]
 set -euo pipefail
 README=${1:?} PYDIR=$(cd "${2:?}" && pwd) PY=${3:-python3}
@@ -30,7 +30,7 @@ lines=$(wc -l <"$README")
 [ "$lines" -le 300 ] || fail "README.md has $lines lines (at most 300: the rest belongs in docs/)"
 ! grep -n 'DESIGN section' "$README" >&2 || fail "README cites 'DESIGN section N': say docs/design.md"
 root=$(dirname "$README")
-for f in "$README" "$root"/docs/*.md; do
+for f in "$README" "$root"/docs/{cli,c-api,python,platforms,performance,json,design}.md; do
   for link in $(grep -oE '\]\([^)#:]+(#[^)]*)?\)' "$f" | sed -E 's/^\]\(//; s/\)$//; s/#.*//' | sort -u); do
     [ -n "$link" ] || continue
     [ "$link" = docs/formats.md ] || [ "$link" = formats.md ] && continue

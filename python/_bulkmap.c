@@ -683,10 +683,21 @@ static int load_about_file(const char *path, int err) {
   return again == err;
 }
 
+/* Why the load failed, in the tool's words (tools/bulkmap/cmd_load.c load_error), with
+ * the library's figures: the room from bm_preflight_describe (a full /dev/shm or memory
+ * cgroup), the large-page reason from bm_large_describe, the header's fault from the
+ * library's `why`; only the remedies are spelt for Python (format="raw", replace=True,
+ * bulkmap.rm(name)) where the tool names its options. */
 static PyObject *load_error(const char *path, const char *name, const char *group, int err,
-                            int os, const bm_load_result_t *res) {
-  char why[1024], msg[1200];
-  if (load_about_file(path, err)) {
+                            int os, const bm_load_result_t *res, const bm_preflight_t *room) {
+  char why[BM_DESCRIBE_MAX * 2], msg[BM_DESCRIBE_MAX * 2 + 400];
+  bm_section_info_t held;
+  if (err == BM_EFORMAT) {
+    snprintf(msg, sizeof(msg), "%s: nothing published (format=\"raw\" loads the bytes as they are)",
+             res->why[0] ? res->why : "the header is not valid");
+    return raise_msg(path, err, 0, msg);
+  }
+  if (res->failed_at == BM_LOAD_AT_FILE || load_about_file(path, err)) {
     if (err == BM_ECHANGED) return raise_msg(path, err, os, "file changed as we read it: nothing published");
     if (err == BM_ETRUNCATED) return raise_msg(path, err, os, "the file shrank while it was loaded");
     return raise_bm(path, err, os);
@@ -694,17 +705,36 @@ static PyObject *load_error(const char *path, const char *name, const char *grou
   switch (err) {
   case BM_ENAME:
     return raise_msg(name, err, 0, name_rule);
+  case BM_ENOTSUP:
+    if (res->failed_at == BM_LOAD_AT_CREATE)
+      return raise_msg(name, err, os, "cannot be replaced here: a named section cannot be renamed "
+                                      "(it lives until its last handle closes: stop its holder, then load)");
+    break;
   case BM_EEXIST:
+    if (bm_section_lookup(name, &held) == 0 && held.state == BM_STATE_ABANDONED) {
+      snprintf(msg, sizeof(msg), "exists already, abandoned by its writer (pid %lld): "
+               "bulkmap.rm(name) removes it", (long long)held.writer_pid);
+      return raise_msg(name, err, os, msg);
+    }
+    if (bm_section_lookup(name, &held) == 0 && held.state == BM_STATE_FAILED)
+      return raise_msg(name, err, os, "exists already, a load that failed: bulkmap.rm(name) removes it");
     return raise_msg(name, err, os, "a section of that name exists already (bulkmap.rm(name) "
                                     "removes it; replace=True replaces it)");
+  case BM_ENOROOM:
+    snprintf(msg, sizeof(msg), "not loaded: %s", bm_preflight_describe(room, why, sizeof(why)));
+    return raise_msg(name, err, 0, msg);
   case BM_ENOLARGE:
-    snprintf(msg, sizeof(msg), "large pages required but not had: %s",
-             bm_large_describe(&res->large, why, sizeof(why)));
+    snprintf(msg, sizeof(msg), "large pages required but not had: %s%s",
+             bm_large_describe(&res->large, why, sizeof(why)),
+             res->large.reason == BM_REASON_NO_MOUNT ? " (bulkmap setup --large-pages SIZE mounts hugetlbfs)"
+             : res->large.reason == BM_REASON_POOL_EMPTY || res->large.reason == BM_REASON_POOL_TOO_SMALL
+                 ? " (bulkmap setup --large-pages SIZE grows the pool)" : "");
     return raise_msg(name, err, os, msg);
   case BM_ENOSPC:
-    return raise_msg(name, err, os, "no memory left for the section's pages (shared memory full?)");
+    return raise_msg(name, err, os, "no memory left for the section's pages (shared memory full: "
+                                    "/dev/shm or the huge page pool)");
   case BM_ENOENT:
-    if (group != NULL) {
+    if (group != NULL && res->failed_at == BM_LOAD_AT_CREATE) {
       snprintf(msg, sizeof(msg), "group '%.200s': no such group", group);
       return raise_msg(name, err, os, msg);
     }
@@ -719,40 +749,98 @@ static PyObject *load_error(const char *path, const char *name, const char *grou
   return raise_bm(name, err, os);
 }
 
+/* place=: where the section goes. The directory of named shared memory (/dev/shm) means
+ * normal pages; any other directory is passed to the library as the hugetlbfs mount to
+ * make the section on (bm_dataset_opts_t.mount), and a directory that is no hugetlbfs
+ * mount is refused by the library with its reason ("no hugetlbfs mount"). 1: place is
+ * /dev/shm, 0: a mount, -1 with an exception. */
+static int load_place_is_shm(const char *place) {
+  PyObject *os_mod, *r;
+  int same;
+  if ((os_mod = PyImport_ImportModule("os.path")) == NULL) return -1;
+  r = PyObject_CallMethod(os_mod, "exists", "s", place);
+  Py_DECREF(os_mod);
+  if (r == NULL) return -1;
+  same = PyObject_IsTrue(r);
+  Py_DECREF(r);
+  if (same < 0) return -1;
+  if (!same) {
+    PyErr_Format(PyExc_FileNotFoundError, "place '%s': no such directory", place);
+    return -1;
+  }
+  if ((os_mod = PyImport_ImportModule("os.path")) == NULL) return -1;
+  r = PyObject_CallMethod(os_mod, "samefile", "ss", place, "/dev/shm");
+  Py_DECREF(os_mod);
+  if (r == NULL) {
+    /* No /dev/shm here: place can only be a mount. */
+    PyErr_Clear();
+    return 0;
+  }
+  same = PyObject_IsTrue(r);
+  Py_DECREF(r);
+  return same;
+}
+
 static PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
   static char *kwlist[] = {"path", "name", "large_pages", "mode", "group", "threads",
-                           "replace", "remove_on_exit", NULL};
+                           "replace", "remove_on_exit", "format", "place", NULL};
   PyObject *path_obj, *pathb = NULL, *mode_obj = NULL, *group_obj = Py_None, *threads = Py_None,
-                      *r = NULL;
-  const char *name, *large = "auto", *path, *group = NULL;
+                      *place_obj = Py_None, *placeb = NULL, *r = NULL;
+  const char *name, *large = NULL, *path, *group = NULL, *format_name = NULL;
   bm_dataset_t *ds = NULL;
   bm_load_opts_t lo;
   bm_load_result_t res;
+  bm_preflight_t room;
   poll_t poll;
   uint64_t mode = 0600;
-  int err, os, late, replace = 0, remove_on_exit = 0;
+  int err, os, late, replace = 0, remove_on_exit = 0, format = BM_FORMAT_AUTO, shm = -1;
 
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "Os|sOOOpp:load", kwlist, &path_obj, &name, &large,
-                                   &mode_obj, &group_obj, &threads, &replace, &remove_on_exit))
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "Os|zOOOppzO:load", kwlist, &path_obj, &name, &large,
+                                   &mode_obj, &group_obj, &threads, &replace, &remove_on_exit,
+                                   &format_name, &place_obj))
     return NULL;
   memset(&lo, 0, sizeof(lo));
   memset(&res, 0, sizeof(res));
-  if (strcmp(large, "auto") == 0) lo.dataset.large = BM_LARGE_AUTO;
+  memset(&room, 0, sizeof(room));
+  /* format=: as the tool's --format (bm_format_from_name). */
+  if (format_name != NULL && bm_format_from_name(format_name, &format) != 0) {
+    PyErr_Format(PyExc_ValueError, "format '%s': expected \"auto\", \"raw\", \"npy\" or "
+                 "\"safetensors\"", format_name);
+    return NULL;
+  }
+  /* place=: /dev/shm (normal pages) or a hugetlbfs mount (large pages there: "on" unless
+   * large_pages says otherwise). */
+  if (place_obj != Py_None) {
+    if (!PyUnicode_FSConverter(place_obj, &placeb)) return NULL;
+    if ((shm = load_place_is_shm(PyBytes_AS_STRING(placeb))) < 0) goto done;
+    if (large == NULL) large = shm ? "off" : "on";
+    else if (shm && strcmp(large, "off") != 0) {
+      PyErr_Format(PyExc_ValueError, "place '%s' is named shared memory (normal pages): "
+                   "large_pages='%s' asks for large pages, which live on a hugetlbfs mount",
+                   PyBytes_AS_STRING(placeb), large);
+      goto done;
+    }
+    if (!shm) lo.dataset.mount = PyBytes_AS_STRING(placeb);
+  }
+  if (large == NULL || strcmp(large, "auto") == 0) lo.dataset.large = BM_LARGE_AUTO;
   else if (strcmp(large, "on") == 0) lo.dataset.large = BM_LARGE_ON;
   else if (strcmp(large, "off") == 0) lo.dataset.large = BM_LARGE_OFF;
   else {
     PyErr_Format(PyExc_ValueError, "large_pages '%s': expected \"auto\", \"on\" or \"off\"", large);
-    return NULL;
+    goto done;
   }
-  if (mode_obj != NULL && to_u64(mode_obj, "mode", &mode) < 0) return NULL;
+  if (mode_obj != NULL && to_u64(mode_obj, "mode", &mode) < 0) goto done;
   if (mode > 0777) {
     PyErr_SetString(PyExc_ValueError, "mode: permission bits 0 to 0o777");
-    return NULL;
+    goto done;
   }
-  if (group_obj != Py_None && (group = PyUnicode_AsUTF8(group_obj)) == NULL) return NULL;
-  if (to_threads(threads, &lo.threads) < 0) return NULL;
-  if ((err = bm_name_check(name)) != 0) return raise_msg(name, err, 0, name_rule);
-  if (!PyUnicode_FSConverter(path_obj, &pathb)) return NULL;
+  if (group_obj != Py_None && (group = PyUnicode_AsUTF8(group_obj)) == NULL) goto done;
+  if (to_threads(threads, &lo.threads) < 0) goto done;
+  if ((err = bm_name_check(name)) != 0) {
+    raise_msg(name, err, 0, name_rule);
+    goto done;
+  }
+  if (!PyUnicode_FSConverter(path_obj, &pathb)) goto done;
   path = PyBytes_AS_STRING(pathb);
   if (path[0] == '\0') {
     PyErr_SetString(PyExc_ValueError, "path is an empty string");
@@ -761,6 +849,8 @@ static PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
   lo.dataset.mode = (unsigned)mode;
   lo.dataset.group = group;
   lo.dataset.replace = replace;
+  lo.dataset.preflight = &room;
+  lo.format = format;
   lo.progress = poll_signals;
   lo.progress_arg = &poll;
   lo.cancel = &poll.cancel;
@@ -785,7 +875,7 @@ static PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
       raise_msg(name, err, os, "replace: only the dataset's owner (or root) may replace it; "
                                "the old one is left as it was");
     else
-      load_error(path, name, group, err, err == BM_ECANCELED ? 0 : os, &res);
+      load_error(path, name, group, err, err == BM_ECANCELED ? 0 : os, &res, &room);
     goto done;
   }
   /* The bytes are published under the name; a binding that fails takes them away again. */
@@ -807,6 +897,7 @@ done:
   bm_dataset_close(ds);
   Py_END_ALLOW_THREADS
   Py_XDECREF(pathb);
+  Py_XDECREF(placeb);
   return r;
 }
 
@@ -1602,6 +1693,147 @@ static PyObject *dataset_publish_busy(dataset_obj *self, PyObject *args, PyObjec
   return d;
 }
 
+/* ---------------------------------------------------------------------------------------
+ * Tensors (docs/design.md section 6). torch 1.13 has no read-only tensors, and a write
+ * through a read-only mapping is SIGSEGV: tensors() are made over a private (copy-on-write)
+ * mapping of the payload of their own, writable, whose writes stay in this process (and
+ * in these tensors: the section and other readers never see them). That mapping needs
+ * nothing of the Dataset once made: it lives as long as the tensors (torch's storage holds
+ * the buffer), also after close(). On hugetlbfs the kernel reserves huge pages of the pool
+ * for a private mapping when it is made, so a pool without enough free pages fails here,
+ * at the call, never later at a write. The torch side (dtypes, shapes) is bulkmap/_typed.py. */
+typedef struct {
+  PyObject_HEAD
+  bm_view_t view;
+  PyObject *name;
+} private_obj;
+
+static void private_dealloc(private_obj *self) {
+  /* Each export holds a reference: none is alive here. */
+  bm_view_unmap(&self->view);
+  Py_XDECREF(self->name);
+  Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int private_getbuffer(private_obj *self, Py_buffer *view, int flags) {
+  return PyBuffer_FillInfo(view, (PyObject *)self, self->view.data, (Py_ssize_t)self->view.length,
+                           0, flags);
+}
+
+static Py_ssize_t private_len(private_obj *self) {
+  return (Py_ssize_t)self->view.length;
+}
+
+static PyObject *private_repr(private_obj *self) {
+  return PyUnicode_FromFormat("<bulkmap private copy of %R, %zu bytes>", self->name,
+                              self->view.length);
+}
+
+static PyBufferProcs private_as_buffer = {(getbufferproc)private_getbuffer, NULL};
+static PySequenceMethods private_as_sequence = {.sq_length = (lenfunc)private_len};
+
+static PyTypeObject private_type = {
+  PyVarObject_HEAD_INIT(NULL, 0)
+  .tp_name = "bulkmap._PrivateView",
+  .tp_basicsize = sizeof(private_obj),
+  .tp_dealloc = (destructor)private_dealloc,
+  .tp_repr = (reprfunc)private_repr,
+  .tp_as_sequence = &private_as_sequence,
+  .tp_as_buffer = &private_as_buffer,
+  .tp_flags = Py_TPFLAGS_DEFAULT,
+  .tp_doc = "A private (copy-on-write) mapping of a dataset's payload: writable, its writes "
+            "stay in this process. What Dataset.tensors() builds its tensors on.",
+};
+
+/* Why a private mapping of a dataset on large pages was refused: the pool's figures in the
+ * library's words (bm_large_describe), for the huge pages a private mapping of the whole
+ * payload reserves. */
+static PyObject *private_refused(dataset_obj *self, int err, int os, const bm_dataset_info_t *info) {
+  char why[BM_DESCRIBE_MAX], msg[BM_DESCRIBE_MAX + 400];
+  bm_sysinfo_t si;
+  bm_large_t l;
+  size_t H = info->page_size;
+  int i;
+  if (!(info->large.obtained && !info->large.transparent && H > bm_page_size()))
+    return raise_msg(PyUnicode_AsUTF8(self->name), err, os,
+                     "tensors(): cannot map the dataset privately (copy-on-write)");
+  memset(&l, 0, sizeof(l));
+  l.requested = BM_LARGE_ON;
+  l.page_size = H;
+  l.pages_needed = (info->section_bytes + H - 1) / H;
+  if (bm_sysinfo_get(&si) == 0)
+    for (i = 0; i < si.n_large_sizes; i++)
+      if (si.large_sizes[i] == H && si.large_free[i] != (uint64_t)-1) l.pages_free = si.large_free[i];
+  l.reason = l.pages_free == 0 ? BM_REASON_POOL_EMPTY : BM_REASON_POOL_TOO_SMALL;
+  snprintf(msg, sizeof(msg), "tensors(): the dataset is on large pages, and a private "
+           "(copy-on-write) mapping of it reserves free huge pages of the pool for its writes, "
+           "which the kernel refused: %s (bulkmap setup --large-pages SIZE grows the pool; "
+           "arrays() reads it without a private mapping)", bm_large_describe(&l, why, sizeof(why)));
+  return raise_msg(PyUnicode_AsUTF8(self->name), err, os, msg);
+}
+
+/* _private_view() -> a private (copy-on-write) mapping of the whole payload. */
+static PyObject *dataset_private_view(dataset_obj *self, PyObject *unused) {
+  bm_view_t v;
+  bm_dataset_info_t info;
+  private_obj *o;
+  int err, os = 0;
+  memset(&v, 0, sizeof(v));
+  memset(&info, 0, sizeof(info));
+  if (dataset_enter_call(self) < 0) return NULL;
+  Py_BEGIN_ALLOW_THREADS
+  PyThread_acquire_lock(self->lock, WAIT_LOCK);
+  err = bm_view_map(&v, bm_dataset_source(self->ds), 0, self->view.length, BM_ACCESS_COPY);
+  if (err != 0) {
+    os = bm_last_os_error();
+    bm_dataset_info(self->ds, &info);
+  }
+  PyThread_release_lock(self->lock);
+  Py_END_ALLOW_THREADS
+  dataset_leave_call(self);
+  if (err != 0) return private_refused(self, err, os, &info);
+  if ((o = PyObject_New(private_obj, &private_type)) == NULL) {
+    bm_view_unmap(&v);
+    return NULL;
+  }
+  o->view = v;
+  o->name = Py_NewRef(self->name);
+  return (PyObject *)o;
+}
+
+/* tensors(), tensor(), metadata: bulkmap/_typed.py, given the Dataset. */
+static PyObject *dataset_call_typed(dataset_obj *self, const char *fn, PyObject *args,
+                                    PyObject *kw) {
+  PyObject *mod, *f, *all, *r;
+  Py_ssize_t i, n = args != NULL ? PyTuple_GET_SIZE(args) : 0;
+  if ((mod = PyImport_ImportModule("bulkmap._typed")) == NULL) return NULL;
+  f = PyObject_GetAttrString(mod, fn);
+  Py_DECREF(mod);
+  if (f == NULL) return NULL;
+  if ((all = PyTuple_New(n + 1)) == NULL) {
+    Py_DECREF(f);
+    return NULL;
+  }
+  PyTuple_SET_ITEM(all, 0, Py_NewRef(self));
+  for (i = 0; i < n; i++) PyTuple_SET_ITEM(all, i + 1, Py_NewRef(PyTuple_GET_ITEM(args, i)));
+  r = PyObject_Call(f, all, kw);
+  Py_DECREF(all);
+  Py_DECREF(f);
+  return r;
+}
+
+static PyObject *dataset_tensors_method(dataset_obj *self, PyObject *args, PyObject *kw) {
+  return dataset_call_typed(self, "tensors", args, kw);
+}
+
+static PyObject *dataset_tensor_method(dataset_obj *self, PyObject *args, PyObject *kw) {
+  return dataset_call_typed(self, "tensor", args, kw);
+}
+
+static PyObject *dataset_get_metadata(dataset_obj *self, void *closure) {
+  return dataset_call_typed(self, "metadata", NULL, NULL);
+}
+
 static PyMethodDef dataset_methods[] = {
   {"array", (PyCFunction)(void (*)(void))dataset_array, METH_VARARGS | METH_KEYWORDS,
    "array() -> numpy array: the payload's one array (npy, or published from memory), a view "
@@ -1613,6 +1845,16 @@ static PyMethodDef dataset_methods[] = {
   {"publish", (PyCFunction)(void (*)(void))dataset_publish, METH_VARARGS | METH_KEYWORDS,
    "publish(format='auto') -> dict: a dataset from create() hashed and published ready (the "
    "arrays and memoryviews that write into it must be gone: BufferError)."},
+  {"tensors", (PyCFunction)(void (*)(void))dataset_tensors_method, METH_VARARGS | METH_KEYWORDS,
+   "tensors() -> {name: torch.Tensor}: a safetensors payload's tensors with the file's dtypes "
+   "(bfloat16 included), zero copy over a private copy-on-write mapping of their own "
+   "(writable; writes stay in this process; valid after close()). Dtypes torch lacks come as "
+   "the signed integers of their width; dtypes names them."},
+  {"tensor", (PyCFunction)(void (*)(void))dataset_tensor_method, METH_VARARGS | METH_KEYWORDS,
+   "tensor() -> torch.Tensor: the payload's one array (npy, or published from memory), as "
+   "tensors() makes them."},
+  {"_private_view", (PyCFunction)dataset_private_view, METH_NOARGS,
+   "A private (copy-on-write) mapping of the whole payload, writable (what tensors() uses)."},
   {"__reduce__", (PyCFunction)dataset_reduce, METH_NOARGS,
    "Pickles as the name and the options; unpickling opens the dataset again."},
   {"close", (PyCFunction)dataset_close, METH_NOARGS,
@@ -1635,6 +1877,9 @@ static PyGetSetDef dataset_getset[] = {
    "The array's element type as the library names it ('F32', 'BF16'), or None.", NULL},
   {"dtypes", (getter)dataset_get_dtypes, NULL,
    "safetensors: {name: 'F32' | 'BF16' | ...}; None otherwise.", NULL},
+  {"metadata", (getter)dataset_get_metadata, NULL,
+   "safetensors: the header's __metadata__ ({str: str}); {} when it has none, and for the "
+   "other formats.", NULL},
   {"copy_on_write", (getter)dataset_get_copy_on_write, NULL,
    "True: mapped privately (open(copy_on_write=True)): writes stay in this process.", NULL},
   {"writable", (getter)dataset_get_writable, NULL,
@@ -2072,7 +2317,8 @@ static PyMethodDef methods[] = {
    "order by the library; each range's count of the matches that begin in it."},
   {"load", (PyCFunction)(void (*)(void))py_load, METH_VARARGS | METH_KEYWORDS,
    "load(path, name, large_pages='auto', mode=0o600, group=None, threads=None, replace=False, "
-   "remove_on_exit=False) -> dict"},
+   "remove_on_exit=False, format='auto', place=None) -> dict (as `bulkmap load --json`; "
+   "format: 'auto' | 'raw' | 'npy' | 'safetensors'; place: '/dev/shm' or a hugetlbfs mount)"},
   {"open", (PyCFunction)(void (*)(void))py_open, METH_VARARGS | METH_KEYWORDS,
    "open(name, verify=False, wait=None, copy_on_write=False) -> Dataset (wait=SECONDS: "
    "until it is ready; copy_on_write: a private, writable view)"},
@@ -2098,7 +2344,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_bulkmap",
 
 PyMODINIT_FUNC PyInit__bulkmap(void) {
   PyObject *m;
-  if (PyType_Ready(&dataset_type) < 0) return NULL;
+  if (PyType_Ready(&dataset_type) < 0 || PyType_Ready(&private_type) < 0) return NULL;
   if ((m = PyModule_Create(&module)) == NULL) return NULL;
   bm_error = PyErr_NewExceptionWithDoc(
       "bulkmap.Error",

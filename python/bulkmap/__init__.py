@@ -2,8 +2,9 @@
 read-only with zero copies (docs/design.md section 5).
 
     bulkmap.scan(path, offset=0, length=None, hash=True, lines=True, count=None) -> dict
-    bulkmap.load(path, name, large_pages="auto", mode=0o600, replace=False,
-                 remove_on_exit=False) -> dict
+    bulkmap.load(path, name, large_pages="auto", mode=0o600, group=None, threads=None,
+                 replace=False, remove_on_exit=False, format="auto", place=None) -> dict
+                                   (the options of `bulkmap load`; its errors' words)
     bulkmap.open(name, verify=False, wait=None, copy_on_write=False) -> Dataset
                                    (read-only, buffer protocol, context manager;
                                     wait=SECONDS: until it is ready)
@@ -14,6 +15,10 @@ Typed datasets (docs/design.md section 6): a dataset holding an npy file (or an 
 from memory) gives ds.array(), one holding safetensors ds.arrays() ({name: array}), numpy
 views of the section (zero copy, read-only; the dataset stays open while they live). BF16
 and F8 tensors come as uint16 / uint8 views; ds.dtype / ds.dtypes name the real type.
+ds.tensors() ({name: torch.Tensor}) and ds.tensor() give torch tensors with the file's
+dtypes (bfloat16 included) over a private copy-on-write mapping (zero copy; writes stay in
+the process); dtypes torch lacks come as the signed integers of their width. ds.metadata
+is a safetensors header's __metadata__ ({} when none).
 
     bulkmap.open(name, copy_on_write=True)      private, writable arrays (MAP_PRIVATE)
     bulkmap.publish(name, obj, ...) -> dict      any buffer; an ndarray keeps dtype/shape

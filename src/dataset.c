@@ -9,6 +9,8 @@
 #include "lifecycle.h"
 
 struct bm_dataset_s {
+  bm__store_t *st;       /* where it lives, where the metadata is beside the bytes (POSIX);
+                            it owns src then */
   bm_source_t *src;
   char name[BM_NAME_MAX + 8];
   uint64_t section;      /* section bytes */
@@ -71,6 +73,12 @@ static int bm__trailer_io(bm_source_t *src, uint64_t section, bm__trailer_t *t, 
   return err;
 }
 
+/* ---- The metadata, wherever it is: beside the bytes (the store) or in the trailer. */
+static int bm__meta_write(bm_dataset_t *ds) {
+  if (ds->st != NULL) return bm__store_record(ds->st, &ds->t);
+  return bm__trailer_io(ds->src, ds->section, &ds->t, 1);
+}
+
 /* ---- Hashing the payload from the section, in bounded, prefaulted, guarded windows. */
 
 static int bm__hash_window(const unsigned char *p, size_t n, uint64_t offset, void *arg) {
@@ -108,7 +116,10 @@ static int bm__judge(bm_source_t *src, const bm__trailer_t *t) {
 static void bm__fill_info(const bm_dataset_t *ds, int state, bm_dataset_info_t *info) {
   memset(info, 0, sizeof(*info));
   snprintf(info->name, sizeof(info->name), "%s", ds->name);
-  snprintf(info->path, sizeof(info->path), "%s", ds->src != NULL ? ds->src->path : "");
+  if (ds->st != NULL && bm__store_place(ds->st)[0] != '\0')
+    snprintf(info->path, sizeof(info->path), "%s/%s", bm__store_place(ds->st), ds->name);
+  else
+    snprintf(info->path, sizeof(info->path), "%s", ds->src != NULL ? ds->src->path : "");
   info->state = state;
   info->section_bytes = ds->section;
   if (state == BM_STATE_CORRUPT || state == BM_STATE_FOREIGN) return;
@@ -136,7 +147,8 @@ static bm_dataset_t *bm__dataset_new(const char *name) {
 static void bm__dataset_free(bm_dataset_t *ds) {
   bm_xxh3_free(ds->h);
   free(ds->watch_path);
-  bm_source_close(ds->src);
+  if (ds->st != NULL) bm__store_close(ds->st);
+  else bm_source_close(ds->src);
   free(ds);
 }
 
@@ -162,6 +174,11 @@ static int bm__dataset_section_opts(const bm_dataset_opts_t *opts, bm_section_op
     size_t lp = opts->large_page_size;
     if (lp == 0 && bm_sysinfo_get(&si) == 0) lp = si.default_large_size;
     if (lp > page) page = lp;
+  }
+  if (bm__os_config()->meta_beside) {
+    /* The bytes are exactly the payload: the metadata lives beside them. */
+    so->size = opts->size;
+    return 0;
   }
   return bm__dataset_size(opts->size, page, &so->size);
 }
@@ -215,40 +232,57 @@ int bm_dataset_create(bm_dataset_t **out, const char *name, const bm_dataset_opt
 
   if ((ds = bm__dataset_new(name)) == NULL) return BM_ENOMEM;
 
-  /* A replace's generation is made hidden and becomes NAME at publish (src/lifecycle.c). */
   ds->replace = opts->replace != 0;
-  err = ds->replace ? bm__life_section_create(&ds->src, name, &so, &large)
-                    : bm_section_create(&ds->src, name, &so, &large);
+  /* Recorded as loading first, so that a reader meeting a dead writer can say so. */
+  ds->t.state = BM_STATE_LOADING;
+  ds->t.payload_size = opts->size;
+  ds->t.page_size = bm_page_size();
+  ds->t.writer_pid = bm__os_pid();
+  ds->t.created = bm__os_time();
+  ds->t.large.requested = opts->large;
+  snprintf(ds->t.source, sizeof(ds->t.source), "%s", opts->source != NULL ? opts->source : "");
+  if (bm__os_config()->meta_beside) {
+    large.requested = opts->large;
+    large.page_size = bm_page_size();
+    large.reason = opts->large != BM_LARGE_OFF ? BM_REASON_NONE : BM_REASON_NOT_REQUESTED;
+    if (opts->preflight != NULL) {
+      memset(opts->preflight, 0, sizeof(*opts->preflight));
+      opts->preflight->shm_free = opts->preflight->shm_total = UINT64_MAX;
+      opts->preflight->cgroup_free = opts->preflight->cgroup_limit = UINT64_MAX;
+    }
+    err = bm__store_create(&ds->st, name, &so, ds->replace, &ds->t, &large);
+    if (err == 0) ds->src = bm__store_source(ds->st);
+  } else {
+    /* A replace's generation is made hidden and becomes NAME at publish (src/lifecycle.c). */
+    err = ds->replace ? bm__life_section_create(&ds->src, name, &so, &large)
+                      : bm_section_create(&ds->src, name, &so, &large);
+  }
   if (outcome != NULL) *outcome = large;
   if (err != 0) {
     free(ds);
     return err;
   }
   ds->writer = 1;
+  ds->t.page_size = large.obtained ? large.page_size : bm_page_size();
+  ds->t.large = large;
   if ((err = bm_source_size(ds->src, &ds->section)) != 0) goto undo;
   if ((ds->h = bm_xxh3_new()) == NULL) {
     err = BM_ENOMEM;
     goto undo;
   }
-  /* Published as loading first, so that a reader meeting a dead writer can say so. */
-  ds->t.state = BM_STATE_LOADING;
-  ds->t.payload_size = opts->size;
-  ds->t.page_size = large.obtained ? large.page_size : bm_page_size();
-  ds->t.writer_pid = bm__os_pid();
-  ds->t.created = bm__os_time();
-  ds->t.large = large;
-  snprintf(ds->t.source, sizeof(ds->t.source), "%s", opts->source != NULL ? opts->source : "");
-  if ((err = bm__trailer_io(ds->src, ds->section, &ds->t, 1)) != 0) goto undo;
+  if (ds->st == NULL && (err = bm__trailer_io(ds->src, ds->section, &ds->t, 1)) != 0) goto undo;
   *out = ds;
   return 0;
 
 undo:
-  bm__os_section_remove_own(ds->src, ds->name);
+  if (ds->st != NULL) bm__store_remove(ds->st);
+  else bm__os_section_remove_own(ds->src, ds->name);
   bm__dataset_free(ds);
   return err;
 }
 
 bm_source_t *bm_dataset_source(bm_dataset_t *ds) { return ds != NULL ? ds->src : NULL; }
+bm__store_t *bm__dataset_store(bm_dataset_t *ds) { return ds != NULL ? ds->st : NULL; }
 
 int bm_dataset_watch(bm_dataset_t *ds, bm_source_t *file) {
   int err;
@@ -309,6 +343,16 @@ int bm_dataset_publish(bm_dataset_t *ds, bm_dataset_info_t *info) {
   if (ds->hashed != ds->t.payload_size) return BM_EINVAL;
   ds->t.xxh3 = bm_xxh3_digest(ds->h);
   ds->t.state = BM_STATE_READY;
+  if (ds->st != NULL) {
+    /* Named and recorded ready in one step of the store (a replace swaps NAME there). */
+    if ((err = bm__store_publish(ds->st, &ds->t)) != 0) {
+      ds->t.state = BM_STATE_LOADING;
+      return err;
+    }
+    ds->published = 1;
+    if (info != NULL) bm__fill_info(ds, BM_STATE_READY, info);
+    return 0;
+  }
   if ((err = bm__trailer_io(ds->src, ds->section, &ds->t, 1)) != 0) {
     ds->t.state = BM_STATE_LOADING;
     return err;
@@ -335,7 +379,7 @@ int bm_dataset_fail(bm_dataset_t *ds) {
   if (!ds->published && !ds->failed) {
     /* Anyone who mapped it meanwhile sees `failed`, not a writer that seems to live on. */
     ds->t.state = BM_STATE_FAILED;
-    bm__trailer_io(ds->src, ds->section, &ds->t, 1);
+    bm__meta_write(ds);
   }
   ds->failed = 1;
   err = bm_dataset_remove(ds);
@@ -345,6 +389,7 @@ int bm_dataset_fail(bm_dataset_t *ds) {
 
 int bm_dataset_remove(bm_dataset_t *ds) {
   if (ds == NULL) return BM_EINVAL;
+  if (ds->st != NULL) return bm__store_remove(ds->st);
   return bm__os_section_remove_own(ds->src, ds->name);
 }
 
@@ -360,6 +405,22 @@ int bm_dataset_open(bm_dataset_t **out, const char *name, unsigned flags,
   *out = NULL;
   if ((err = bm_name_check(name)) != 0) return err;
   if ((ds = bm__dataset_new(name)) == NULL) return BM_ENOMEM;
+  if (bm__os_config()->meta_beside) {
+    err = bm__store_open(&ds->st, name, &ds->t, &state);
+    if (err == 0) {
+      ds->src = bm__store_source(ds->st);
+      ds->section = ds->t.payload_size;
+      if (state == BM_STATE_LOADING || state == BM_STATE_FAILED) err = BM_EINCOMPLETE;
+      else if (state == BM_STATE_ABANDONED) err = BM_EABANDONED;
+      goto judged;
+    }
+    if (err != BM_ENOENT && err != BM_ENOTDATASET) {
+      bm__dataset_free(ds);
+      return err;
+    }
+    /* No metadata beside NAME: a plain section, or a dataset of the previous layout (its
+     * trailer in the section), read as before. */
+  }
   if ((err = bm_section_open(&ds->src, name, BM_ACCESS_READ)) != 0 ||
       (err = bm_source_size(ds->src, &ds->section)) != 0) {
     bm__dataset_free(ds);
@@ -401,6 +462,7 @@ int bm_dataset_open(bm_dataset_t **out, const char *name, unsigned flags,
       err = BM_EINCOMPLETE;
     }
   }
+judged:
   ds->open_state = state;
   if (info != NULL) bm__fill_info(ds, state, info);
   if (err != 0 && !((flags & BM_OPEN_ANY_STATE) &&
@@ -425,8 +487,13 @@ int bm_dataset_info(bm_dataset_t *ds, bm_dataset_info_t *info) {
     /* A reader asks again: the writer may have published, failed or died since. */
     bm__trailer_t t;
     memset(&t, 0, sizeof(t));
-    if (bm__trailer_io(ds->src, ds->section, &t, 0) == 0) ds->t = t;
-    state = ds->t.state == 0 ? ds->open_state : bm__judge(ds->src, &ds->t);
+    if (ds->st != NULL) {
+      if (bm__store_reread(ds->st, &t, &state) == 0) ds->t = t;
+      else state = ds->open_state;
+    } else {
+      if (bm__trailer_io(ds->src, ds->section, &t, 0) == 0) ds->t = t;
+      state = ds->t.state == 0 ? ds->open_state : bm__judge(ds->src, &ds->t);
+    }
   }
   bm__fill_info(ds, state, info);
   return 0;
@@ -434,6 +501,7 @@ int bm_dataset_info(bm_dataset_t *ds, bm_dataset_info_t *info) {
 
 int bm_dataset_view(bm_dataset_t *ds, bm_view_t *view) {
   if (ds == NULL || view == NULL) return BM_EINVAL;
+  if (ds->src == NULL) return BM_EINCOMPLETE; /* not ready: no bytes to map */
   return bm_view_map(view, ds->src, 0, ds->t.payload_size, BM_ACCESS_READ);
 }
 
@@ -442,7 +510,7 @@ int bm_dataset_verify(bm_dataset_t *ds) {
   uint64_t got;
   int err;
   if (ds == NULL) return BM_EINVAL;
-  if (ds->t.state != BM_STATE_READY) return BM_EINCOMPLETE;
+  if (ds->t.state != BM_STATE_READY || ds->src == NULL) return BM_EINCOMPLETE;
   if ((h = bm_xxh3_new()) == NULL) return BM_ENOMEM;
   err = bm__hash_range(ds->src, 0, ds->t.payload_size, h);
   got = bm_xxh3_digest(h);
@@ -523,6 +591,27 @@ static int bm__list_one(void *arg, const bm__os_entry_t *e) {
   return 0;
 }
 
+static int bm__list_add(bm__list_t *l, const bm_section_info_t *si) {
+  if ((si->state == BM_STATE_FOREIGN || si->state == BM_STATE_UNREADABLE) &&
+      !(l->flags & BM_LIST_ALL))
+    return 0;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 16;
+    bm_section_info_t *v = realloc(l->v, cap * sizeof(*v));
+    if (v == NULL) return l->err = BM_ENOMEM;
+    l->v = v;
+    l->cap = cap;
+  }
+  l->v[l->n++] = *si;
+  return 0;
+}
+
+/* A dataset whose metadata is beside its bytes, as the store judged it. */
+static int bm__list_store(void *arg, const bm_section_info_t *si, bm__store_t *st) {
+  (void)st;
+  return bm__list_add(arg, si);
+}
+
 static int bm__list_cmp(const void *a, const void *b) {
   const bm_section_info_t *x = a, *y = b;
   int c = strcmp(x->name, y->name);
@@ -538,7 +627,9 @@ int bm_section_list(const char *name, unsigned flags, bm_section_info_t **out, s
   if (name != NULL && (err = bm_name_check(name)) != 0) return err;
   memset(&l, 0, sizeof(l));
   l.flags = flags;
-  err = bm__os_section_list(name, bm__list_one, &l);
+  err = bm__store_list(name, bm__list_store, &l);
+  if (err == 0) err = l.err;
+  if (err == 0) err = bm__os_section_list(name, bm__list_one, &l);
   if (err == 0) err = l.err;
   if (err != 0) {
     free(l.v);

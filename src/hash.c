@@ -59,3 +59,5 @@ void bm_xxh3_free(bm_xxh3_t *h) {
   XXH3_freeState(h->st);
   free(h);
 }
+
+uint64_t bm__xxh3_64(const void *p, size_t n) { return XXH3_64bits(p, n); }

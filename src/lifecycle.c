@@ -170,6 +170,20 @@ static void life_done(void *arg, const bm__os_entry_t *e, int err) {
   r->freed += e->size;
 }
 
+/* What the store reclaimed (datasets whose metadata is beside their bytes). */
+static void life_store_done(void *arg, const bm_section_info_t *si, uint64_t bytes) {
+  life_reclaim_t *r = arg;
+  bm__os_entry_t e;
+  memset(&e, 0, sizeof(e));
+  e.name = si->name;
+  e.place = si->place;
+  e.size = bytes;
+  e.uid = si->uid;
+  r->state = si->state;
+  r->writer_pid = si->writer_pid;
+  life_done(r, &e, 0);
+}
+
 int bm_dataset_reclaim(bm_reclaimed_t **out, size_t *n, uint64_t *freed) {
   life_reclaim_t r;
   int err;
@@ -177,7 +191,10 @@ int bm_dataset_reclaim(bm_reclaimed_t **out, size_t *n, uint64_t *freed) {
   if (n != NULL) *n = 0;
   if (freed != NULL) *freed = 0;
   memset(&r, 0, sizeof(r));
-  err = bm__os_section_reclaim(life_judge, life_done, &r);
+  err = bm__store_reclaim(life_store_done, &r);
+  if (err == 0) err = r.err;
+  /* Datasets of the previous layout (the trailer in the section). */
+  if (err == 0) err = bm__os_section_reclaim(life_judge, life_done, &r);
   if (err == 0) err = r.err;
   if (freed != NULL) *freed = r.freed;
   if (n != NULL) *n = r.n;
@@ -194,6 +211,7 @@ int bm_dataset_remove_on_exit(bm_dataset_t *ds) {
   bm_dataset_info_t info;
   bm_source_t *src = bm_dataset_source(ds);
   if (src == NULL || bm_dataset_info(ds, &info) != 0) return BM_EINVAL;
+  if (bm__dataset_store(ds) != NULL) return bm__store_remove_on_exit(bm__dataset_store(ds));
   return bm__os_remove_on_exit(src, info.name);
 }
 

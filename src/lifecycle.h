@@ -13,4 +13,7 @@ int bm__life_section_create(bm_source_t **out, const char *name, const bm_sectio
  * BM_EEXIST (made by someone else meanwhile), BM_EREPLACED, BM_EBUSY, BM_EOS. */
 int bm__life_commit(bm_source_t *src, const char *name);
 
+/* The dataset's store (NULL: its metadata is in its trailer). */
+struct bm__store_s *bm__dataset_store(bm_dataset_t *ds);
+
 #endif

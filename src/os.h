@@ -17,6 +17,8 @@ typedef struct bm__os_config_s {
   int has_populate; /* the view prefetch fails cleanly instead of faulting */
   uint64_t map_offset_limit; /* a mapping must start below this offset (UINT64_MAX: none) */
   int names_persist; /* a named section outlives its last handle (until removed) */
+  int meta_beside;   /* a dataset's metadata lives beside its bytes (bm__store_*, POSIX);
+                       0: in a trailer at the end of the section (Windows) */
   const char *const *name_prefixes; /* namespace prefixes passed through to the kernel
                                        object's name (Windows: Local\, Global\), NULL-ended */
 } bm__os_config_t;
@@ -102,6 +104,45 @@ typedef struct bm__os_entry_s {
  * stops at fn's first non-zero result, which it returns. */
 int bm__os_section_list(const char *name, int (*fn)(void *arg, const bm__os_entry_t *e),
                         void *arg);
+
+/* ---- Where a dataset lives, where its metadata is beside its bytes (meta_beside; POSIX:
+ * src/posix/store.c, the layout in docs/datasets.md). The store writes and reads whole
+ * records of the trailer's fields (bm__trailer_t) plus what it keeps itself (the bytes'
+ * identity, the place, the keep link); the portable protocol in src/dataset.c decides
+ * what the states are. */
+typedef struct bm__store_s bm__store_t;
+/* Writer: claims NAME (exclusive: BM_EEXIST, told by bm_section_lookup who holds it) and
+ * makes its bytes, anonymous until publish, as so asks (exactly so->size bytes), recording
+ * t as `loading` under this handle's writer lock. replace: NAME may exist (BM_EPERM when
+ * not the caller's or the caller root; BM_EBUSY while another writer holds it;
+ * BM_EPLACE when so asks for the other page kind than its place has). */
+int bm__store_create(bm__store_t **out, const char *name, const bm_section_opts_t *so,
+                     int replace, const bm__trailer_t *t, bm_large_t *outcome);
+bm_source_t *bm__store_source(bm__store_t *st); /* NULL: no bytes to map */
+const char *bm__store_place(bm__store_t *st);
+/* Writer: records t (a state other than ready: loading, failed). */
+int bm__store_record(bm__store_t *st, const bm__trailer_t *t);
+/* Writer: names the bytes (NAME, atomically swapped for a replace) and records t ready;
+ * the writer lock goes. Errors: BM_EEXIST (NAME taken meanwhile), BM_ENOSPC, BM_EOS. */
+int bm__store_publish(bm__store_t *st, const bm__trailer_t *t);
+/* Reader: the record NAME has now, judged (*state), with its bytes opened when ready.
+ * BM_ENOENT when NAME has no metadata (a plain section or the previous layout). */
+int bm__store_open(bm__store_t **out, const char *name, bm__trailer_t *t, int *state);
+/* The record again (a reader keeps the generation it opened). */
+int bm__store_reread(bm__store_t *st, bm__trailer_t *t, int *state);
+/* Removes the dataset (names, keep links, metadata) while it is this handle's. */
+int bm__store_remove(bm__store_t *st);
+void bm__store_close(bm__store_t *st);
+/* bm_section_remove of a dataset; BM_ENOENT when NAME has no metadata. */
+int bm__store_remove_name(const char *name, int force);
+/* Every dataset's entry (name NULL) or NAME's; st is the entry's store (read-only). */
+int bm__store_list(const char *name,
+                   int (*fn)(void *arg, const bm_section_info_t *si, bm__store_t *st), void *arg);
+/* Reclaims what dead writers left; done(arg, entry, bytes freed) for each. */
+int bm__store_reclaim(void (*done)(void *arg, const bm_section_info_t *si, uint64_t freed),
+                      void *arg);
+/* Binds the dataset to this process (bm_dataset_remove_on_exit). */
+int bm__store_remove_on_exit(bm__store_t *st);
 
 /* ---- Lifecycle (src/lifecycle.c). */
 /* Creates the new generation of a replace of NAME under a hidden name no dataset can have

@@ -47,7 +47,7 @@ int bm__os_wait_begin(bm__os_waiter_t **out, const char *name) {
     bm_sysinfo_t si;
     int i, watched = 0;
     const uint32_t mask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_ATTRIB | IN_CLOSE_WRITE |
-                          IN_DELETE | IN_ONLYDIR;
+                          IN_DELETE | IN_MODIFY | IN_ONLYDIR;
     if ((w->fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK)) >= 0) {
       watched += inotify_add_watch(w->fd, SHM_DIR, mask) >= 0;
       if (bm_sysinfo_get(&si) == 0)
@@ -101,7 +101,11 @@ int bm__os_wait(bm__os_waiter_t *w, double seconds) {
         char *p = buf;
         while (p < buf + n) {
           struct inotify_event *ev = (struct inotify_event *)p;
-          if ((ev->mask & IN_Q_OVERFLOW) || (ev->len > 0 && strcmp(ev->name, w->name) == 0)) hit = 1;
+          /* NAME, or its companion bulkmap#NAME (records appended, the writer's close). */
+          if ((ev->mask & IN_Q_OVERFLOW) ||
+              (ev->len > 0 && (strcmp(ev->name, w->name) == 0 ||
+                               (strncmp(ev->name, "bulkmap#", 8) == 0 && strcmp(ev->name + 8, w->name) == 0))))
+            hit = 1;
           p += sizeof(*ev) + ev->len;
         }
       }
@@ -207,6 +211,87 @@ static void watcher_main(int rfd, int dirfd, const char *name, const char *aside
 #endif
   unlinkat(1, name, 0);
   _exit(0);
+}
+
+/* The watcher of a dataset whose metadata is beside its bytes: up to three names, each
+ * removed by identity in order (NAME and its keep link in the place, then the companion),
+ * each moved aside first under a random name prepared before the fork. */
+static void watcher3_main(int rfd, const int *dfd, char (*names)[BM_NAME_MAX + 64],
+                          char (*asides)[64], const uint64_t *dev, const uint64_t *ino, int n) {
+  struct sigaction sa;
+  struct stat st;
+  char c;
+  int i, keep[4];
+  static const int ignored[] = {SIGINT, SIGHUP, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU, SIGPIPE};
+
+  setsid();
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = SIG_IGN;
+  for (i = 0; i < (int)(sizeof(ignored) / sizeof(ignored[0])); i++) sigaction(ignored[i], &sa, NULL);
+  if (chdir("/") != 0) {
+  }
+  /* Only the pipe (0) and the directories (1...) stay open. */
+  rfd = fcntl(rfd, F_DUPFD, 20);
+  if (rfd < 0 || dup2(rfd, 0) < 0) _exit(1);
+  for (i = 0; i < n; i++) {
+    int k = fcntl(dfd[i], F_DUPFD, 20 + 1 + i);
+    if (k < 0 || dup2(k, 1 + i) < 0) _exit(1);
+    keep[i] = 1 + i;
+  }
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, (unsigned)(1 + n), ~0u, 0u) != 0)
+#endif
+  {
+    long max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 65536) max = 65536;
+    for (i = 1 + n; i < max; i++) close(i);
+  }
+  watcher_unmap_shared();
+  for (;;) {
+    ssize_t k = read(0, &c, 1);
+    if (k == 0) break;
+    if (k < 0 && errno != EINTR) break;
+  }
+  for (i = 0; i < n; i++) {
+    int d = keep[i];
+    if (fstatat(d, names[i], &st, AT_SYMLINK_NOFOLLOW) != 0 || (uint64_t)st.st_dev != dev[i] ||
+        (uint64_t)st.st_ino != ino[i])
+      continue;
+#ifdef SYS_renameat2
+    if (syscall(SYS_renameat2, d, names[i], d, asides[i], 1 /* RENAME_NOREPLACE */) == 0) {
+      if (fstatat(d, asides[i], &st, AT_SYMLINK_NOFOLLOW) == 0 && (uint64_t)st.st_dev == dev[i] &&
+          (uint64_t)st.st_ino == ino[i])
+        unlinkat(d, asides[i], 0);
+      else
+        syscall(SYS_renameat2, d, asides[i], d, names[i], 1);
+      continue;
+    }
+#endif
+    unlinkat(d, names[i], 0);
+  }
+  _exit(0);
+}
+
+int bm__posix_remove_on_exit3(const int *dfd, char (*names)[BM_NAME_MAX + 64], char (*asides)[64],
+                              const uint64_t *dev, const uint64_t *ino, int n) {
+  int p[2], status;
+  pid_t pid;
+  if (pipe2(p, O_CLOEXEC) != 0) return bm__posix_error(errno);
+  pid = fork();
+  if (pid < 0) {
+    int e = bm__posix_error(errno);
+    close(p[0]), close(p[1]);
+    return e == BM_ENOMEM ? BM_EAGAIN : e;
+  }
+  if (pid == 0) {
+    close(p[1]);
+    if (fork() == 0) watcher3_main(p[0], dfd, names, asides, dev, ino, n);
+    _exit(0);
+  }
+  close(p[0]);
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return 0;
 }
 
 int bm__os_remove_on_exit(bm_source_t *src, const char *name) {

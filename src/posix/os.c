@@ -45,6 +45,7 @@ static void posix_config_init(void) {
   /* mmap offsets need only be page aligned on POSIX. */
   posix_config.granularity = posix_config.page_size;
   posix_config.names_persist = 1; /* shm_unlink / unlink removes a name */
+  posix_config.meta_beside = 1;   /* src/posix/store.c */
   posix_config.name_prefixes = posix_no_prefixes; /* a backslash is no name character */
   posix_config.map_offset_limit = UINT64_MAX;
 #if defined(__linux__) && ULONG_MAX == 0xffffffffUL

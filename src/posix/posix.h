@@ -3,6 +3,7 @@
 #ifndef BULKMAP_POSIX_INTERNAL_H
 #define BULKMAP_POSIX_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Records errno e and returns the BM_E* code it maps to. */
@@ -14,6 +15,36 @@ int bm__posix_check_regular(int fd, uint64_t *size);
  * 0 fits, BM_ENOROOM when short (out->limit says which). */
 struct bm_preflight_s;
 int bm__posix_room(int named, uint64_t size, struct bm_preflight_s *out);
+
+/* ---- Between src/posix/section.c (pages, places, locks) and src/posix/store.c (where a
+ * dataset's bytes and metadata live). */
+struct bm_source_s;
+struct bm_section_opts_s;
+struct bm_large_s;
+/* The writer lock: an OFD lock (type F_WRLCK or F_UNLCK) on byte 0 of fd's file;
+ * writer_held: 1 when another descriptor holds it for writing, 0 when none, < 0 error. */
+int bm__posix_writer_lock(int fd, int type);
+int bm__posix_writer_held(int fd);
+int bm__posix_resolve_group(const char *group, unsigned *gid);
+/* A dataset's bytes: an anonymous file of exactly opts->size bytes in the place the opts
+ * and the pages had choose (/dev/shm, or a trusted hugetlbfs mount); *place_fd and place
+ * get that directory. src->gen_name holds a fallback file name when O_TMPFILE was not to
+ * be had. */
+int bm__posix_data_create(struct bm_source_s *src, const struct bm_section_opts_s *opts,
+                          struct bm_large_s *out, int *place_fd, char *place, size_t n);
+/* An anonymous file in dfd (O_TMPFILE, else 128 random bits in a name put into tmp). */
+int bm__posix_anon_open(int dfd, unsigned mode, char *tmp, size_t n);
+int bm__posix_unlink_identity(int dfd, const char *name, uint64_t dev, uint64_t ino);
+void bm__posix_comp_name(char *buf, size_t n, const char *name);
+int bm__store_exists(const char *name); /* NAME has a companion */
+/* The remove_on_exit watcher for n (<= 3) names, each removed by identity in order when
+ * the caller is gone (src/posix/lifecycle.c). names are BM_NAME_MAX + 64 bytes each. */
+int bm__posix_remove_on_exit3(const int *dfd, char (*names)[200 + 64], char (*asides)[64],
+                              const uint64_t *dev, const uint64_t *ino, int n);
+/* Processes mapping (dev, ino), between begin and end (one /proc scan); -1 unseen. */
+void bm__posix_maps_begin(void);
+int64_t bm__posix_maps_count(uint64_t dev, uint64_t ino, unsigned mode);
+void bm__posix_maps_end(void);
 
 /* The OS calls of the backend that can fail, X(name). SQLite's aSyscall[] is the model: the
  * backend calls each one as bm__sys_NAME(...), never by its own name. Built with

@@ -45,6 +45,11 @@
 #endif
 #endif
 
+/* The name a dataset's bytes are made under: none. They are anonymous (O_TMPFILE) in
+ * their place until the dataset is published (src/posix/store.c), and sized exactly. */
+static const char posix_anon[] = "";
+#define IS_ANON(name) ((name) == posix_anon)
+
 /* What one attempt at a kind of page came to: made (0), not had for `reason` (1, the
  * caller may fall back), or a hard error (< 0) that no other kind of page would fix. */
 enum { POSIX_MADE = 0, POSIX_NOT_HAD = 1 };
@@ -555,6 +560,27 @@ static int huge_reason(int e) {
   return 0;
 }
 
+/* An anonymous data file's group and exact mode (the umask must not change them). */
+static int anon_mode(int fd, const bm_section_opts_t *opts, unsigned mode) {
+  struct stat st;
+  int r;
+  if (opts->group != NULL) {
+    gid_t gid;
+    if ((r = resolve_group(opts->group, &gid)) != 0) return r;
+    if (bm__sys_fchown(fd, (uid_t)-1, gid) != 0) return bm__posix_error(errno);
+  }
+  if (bm__sys_fchmod(fd, (mode_t)mode) != 0) return bm__posix_error(errno);
+  (void)st;
+  return 0;
+}
+
+/* Takes back an anonymous data file (its fallback name too, when it has one). */
+static void anon_close(int dfd, bm_source_t *src, int fd) {
+  if (fd >= 0) close(fd);
+  if (src->gen_name[0] != '\0' && dfd >= 0) bm__sys_unlinkat(dfd, src->gen_name, 0);
+  src->gen_name[0] = '\0';
+}
+
 /* Creates the shared-memory object of a normal-page (or transparent) section. */
 static int make_shm(bm_source_t *src, const posix_mounts_t *ms, const char *name,
                     const bm_section_opts_t *opts, unsigned mode, int *fdp, char *path,
@@ -570,6 +596,18 @@ static int make_shm(bm_source_t *src, const posix_mounts_t *ms, const char *name
 #else
     return bm__set_os_error(0), BM_ENOTSUP;
 #endif
+  }
+  if (IS_ANON(name)) {
+    if (ms->shm_fd < 0) return bm__set_os_error(ENOENT), BM_ENOENT;
+    fd = bm__posix_anon_open(ms->shm_fd, 0600, src->gen_name, sizeof(src->gen_name));
+    if (fd < 0) return fd;
+    if ((r = anon_mode(fd, opts, mode)) != 0) {
+      anon_close(ms->shm_fd, src, fd);
+      return r;
+    }
+    snprintf(path, pathlen, SHM_DIR);
+    *fdp = fd;
+    return 0;
   }
   /* Creating NAME here while a hugetlbfs mount has it would make it ambiguous to open. */
   if ((r = precheck(ms, -1, name)) != 0) return r;
@@ -595,6 +633,10 @@ static int make_shm(bm_source_t *src, const posix_mounts_t *ms, const char *name
 }
 
 static void unmake_shm(const posix_mounts_t *ms, const char *name, bm_source_t *src, int fd) {
+  if (IS_ANON(name)) {
+    anon_close(ms->shm_fd, src, fd);
+    return;
+  }
   unmake(ms, -1, name, src, fd);
 }
 
@@ -697,6 +739,20 @@ static int huge_room(const posix_mount_t *mnt, size_t H, uint64_t size, bm_large
   return 0;
 }
 
+/* A hugetlbfs mount bulkmap may use without being told: its root owned by root or the
+ * caller and writable by nobody else (what `bulkmap setup` mounts: root's, mode 1770 with
+ * --group), or the one BULKMAP_HUGETLBFS names. */
+static int mount_trusted(const posix_mount_t *m) {
+  struct stat st, want;
+  const char *env = getenv("BULKMAP_HUGETLBFS");
+  if (bm__sys_fstat(m->dirfd, &st) != 0) return 0;
+  if (env != NULL && env[0] != '\0' && stat(env, &want) == 0 && want.st_dev == st.st_dev &&
+      want.st_ino == st.st_ino)
+    return 1;
+  if (st.st_uid != 0 && st.st_uid != geteuid()) return 0;
+  return (st.st_mode & S_IWOTH) == 0;
+}
+
 /* Where a hugetlb section would go and its size: the mount (named: the one asked for, or
  * the default-size one; NULL for a memfd), the page size H, and the size in whole pages.
  * 0, POSIX_NOT_HAD with out->reason, or an error. */
@@ -721,10 +777,14 @@ static int huge_target(const posix_mounts_t *ms, const char *name, const bm_sect
       return out->reason = BM_REASON_NO_MOUNT, POSIX_NOT_HAD;
     H = mnt->page_size;
   } else if (name != NULL) {
+    /* Only a mount the user trusts (docs/datasets.md): never another user's
+     * world-writable one, where its owner may take the pages or the mount away. */
     for (i = 0; i < ms->n && mnt == NULL; i++)
-      if (H != 0 ? ms->m[i].page_size == H : ms->m[i].page_size == ms->default_size)
+      if ((H != 0 ? ms->m[i].page_size == H : ms->m[i].page_size == ms->default_size) &&
+          mount_trusted(&ms->m[i]))
         mnt = &ms->m[i];
-    if (mnt == NULL && H == 0 && ms->n > 0) mnt = &ms->m[0];
+    for (i = 0; i < ms->n && mnt == NULL && H == 0; i++)
+      if (mount_trusted(&ms->m[i])) mnt = &ms->m[i];
     if (mnt == NULL) return out->reason = BM_REASON_NO_MOUNT, POSIX_NOT_HAD;
     H = mnt->page_size;
   } else {
@@ -764,7 +824,20 @@ static int try_hugetlb(bm_source_t *src, const posix_mounts_t *ms, const char *n
   /* What is short is known before anything is made: the mount's limits, the pool. */
   if ((r = huge_room(mnt, H, size, out)) != 0) return r;
 
-  if (name != NULL) {
+  if (IS_ANON(name)) {
+    fd = bm__posix_anon_open(mnt->dirfd, 0600, src->gen_name, sizeof(src->gen_name));
+    if (fd < 0) {
+      e = bm_last_os_error();
+      if (fd == BM_ENOSPC || e == ENOSPC) {
+        mount_figures(mnt, 0, out);
+        return out->reason = BM_REASON_MOUNT_INODES, POSIX_NOT_HAD;
+      }
+      if (huge_reason(e) == 0) return fd;
+      return out->reason = huge_reason(e), POSIX_NOT_HAD;
+    }
+    if ((r = anon_mode(fd, opts, mode)) != 0) goto hard;
+    snprintf(src->path, sizeof(src->path), "%s", mnt->path);
+  } else if (name != NULL) {
     int at = (int)(mnt - ms->m);
     if ((r = precheck(ms, at, name)) != 0) return r;
     /* O_NOFOLLOW and a bare name resolved in the mount's directory: never a path
@@ -799,6 +872,25 @@ static int try_hugetlb(bm_source_t *src, const posix_mounts_t *ms, const char *n
     snprintf(src->path, sizeof(src->path), "memfd:bulkmap (hugetlb)");
   }
 
+  if (IS_ANON(name)) {
+    /* Exactly the source's size: fallocate sets it (ftruncate takes only whole pages), and
+     * the probe maps read-only (a writable mapping would grow the file to whole pages). */
+    size = opts->size;
+    while (size > 0 && bm__sys_fallocate(fd, 0, 0, (off_t)size) != 0) {
+      e = errno;
+      if (e == EINTR) continue;
+      if (huge_reason(e) != 0 || e == EOPNOTSUPP || e == ENOSYS) goto not_had;
+      r = bm__posix_error(e);
+      goto hard;
+    }
+    if (size > 0 && (r = probe(fd, H, H, 0, 0, &sm)) != 0) {
+      e = bm_last_os_error();
+      if (huge_reason(e) != 0) goto not_had_e;
+      goto hard;
+    }
+    if (size == 0) sm.kernel_page_size = H;
+    goto probed;
+  }
   if ((r = set_size(fd, size)) != 0) {
     e = bm_last_os_error();
     if (huge_reason(e) != 0) goto not_had_e;
@@ -826,6 +918,7 @@ static int try_hugetlb(bm_source_t *src, const posix_mounts_t *ms, const char *n
     if (huge_reason(e) != 0) goto not_had_e;
     goto hard;
   }
+probed:
   if (probe_page_size(&sm, &transparent) != H || transparent) {
     /* The kernel mapped something else than asked: do not pretend. */
     bm__set_os_error(0);
@@ -852,7 +945,9 @@ not_had_e:
   goto undo;
 hard:
 undo:
-  if (name != NULL && src->ino != 0) {
+  if (IS_ANON(name)) {
+    anon_close(mnt->dirfd, src, fd);
+  } else if (name != NULL && src->ino != 0) {
     unmake(ms, (int)(mnt - ms->m), name, src, fd);
   } else {
     close(fd);
@@ -937,7 +1032,7 @@ static int make_normal(bm_source_t *src, const posix_mounts_t *ms, const char *n
   int fd = -1, r, transparent = 0;
   size_t got;
 
-  if (size == 0) return BM_EOVERFLOW;
+  if (size == 0 && !(IS_ANON(name) && opts->size == 0)) return BM_EOVERFLOW;
   {
     /* Before anything is made: a section larger than /dev/shm or the memory cgroup allows
      * would die midway (a SIGBUS on a full tmpfs, the cgroup's OOM killer). */
@@ -946,10 +1041,18 @@ static int make_normal(bm_source_t *src, const posix_mounts_t *ms, const char *n
   }
   if ((r = make_shm(src, ms, name, opts, mode, &fd, src->path, sizeof(src->path))) != 0)
     return r;
+  /* A dataset's bytes are exactly the source's: no rounding. */
+  if (IS_ANON(name)) size = opts->size;
   if ((r = set_size(fd, size)) != 0) goto fail;
   want_thp = want_thp && size >= pmd && is_pow2(pmd) && thp_allowed(name != NULL);
-  if (want_thp) r = probe(fd, pmd, pmd, 1, 1, &sm);
-  else r = probe(fd, base, base, 1, 0, &sm);
+  if (size == 0) {
+    memset(&sm, 0, sizeof(sm));
+    r = 0;
+  } else if (want_thp) {
+    r = probe(fd, pmd, pmd, 1, 1, &sm);
+  } else {
+    r = probe(fd, base, base, 1, 0, &sm);
+  }
   if (r != 0) goto fail;
   got = probe_page_size(&sm, &transparent);
   src->fd = fd;
@@ -982,7 +1085,7 @@ static int try_transparent(bm_source_t *src, const posix_mounts_t *ms, const cha
   int r;
 
   if (!is_pow2(pmd)) return out->reason = BM_REASON_UNSUPPORTED, POSIX_NOT_HAD;
-  if (o.size % pmd != 0) {
+  if (o.size % pmd != 0 && !IS_ANON(name)) {
     if (!o.round) return out->reason = BM_REASON_SIZE_NOT_MULTIPLE, POSIX_NOT_HAD;
     if ((o.size = bm__align_up(o.size, pmd)) == 0) return BM_EOVERFLOW;
   }
@@ -1155,6 +1258,9 @@ static int is_object(const posix_mounts_t *ms, int where, const char *name,
 int bm__os_section_remove_name(const char *name, int force) {
   posix_mounts_t ms;
   int where = -1, r, tries;
+  /* A dataset (its metadata beside its bytes) goes whole: names, keep links, metadata. */
+  r = bm__store_remove_name(name, force);
+  if (r != BM_ENOENT) return r;
   mounts_open(&ms);
   /* The name can change between the judging and the removing: what is removed is always
    * what was judged (remove_identity), and a name swapped meanwhile is judged again. */
@@ -1360,6 +1466,7 @@ static int list_dir(const posix_mounts_t *ms, int where, int dirfd, const char *
     memset(&e, 0, sizeof(e));
     e.hidden = c->hidden && strncmp(de->d_name, GEN_PREFIX, strlen(GEN_PREFIX)) == 0;
     if (!e.hidden && bm_name_check(de->d_name) != 0) continue; /* no name a section can have */
+    if (!e.hidden && bm__store_exists(de->d_name)) continue; /* a dataset's: listed with it */
     if (bm__sys_fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     e.maps = maps_count(c->maps, &st);
     e.name = de->d_name;
@@ -1635,4 +1742,84 @@ out:
   if (ofd >= 0) close(ofd);
   mounts_close(&ms);
   return r;
+}
+
+/* ---- What src/posix/store.c uses of this file. */
+
+int bm__posix_writer_lock(int fd, int type) { return writer_lock(fd, (short)type); }
+int bm__posix_writer_held(int fd) { return writer_held(fd); }
+int bm__posix_resolve_group(const char *group, unsigned *gid) {
+  gid_t g;
+  int r = resolve_group(group, &g);
+  if (r == 0) *gid = (unsigned)g;
+  return r;
+}
+
+int bm__posix_data_create(bm_source_t *src, const bm_section_opts_t *opts, bm_large_t *out,
+                          int *place_fd, char *place, size_t n) {
+  posix_mounts_t ms;
+  struct stat st;
+  int r;
+  r = section_create(src, posix_anon, opts, out);
+  if (r != 0) return r;
+  /* src->path is the place's directory (set by make_shm / try_hugetlb). */
+  snprintf(place, n, "%s", src->path);
+  mounts_open(&ms);
+  mounts_close(&ms);
+  if (bm__sys_fstat(src->fd, &st) != 0) {
+    r = bm__posix_error(errno);
+    goto undo;
+  }
+  src->dev = (uint64_t)st.st_dev;
+  src->ino = (uint64_t)st.st_ino;
+  src->size = opts->size;
+  if ((*place_fd = bm__sys_open(place, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+    r = bm__posix_error(errno);
+    goto undo;
+  }
+  return 0;
+undo:
+  if (src->gen_name[0] != '\0') {
+    int d = open(place, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d >= 0) bm__sys_unlinkat(d, src->gen_name, 0), close(d);
+  }
+  close(src->fd);
+  src->fd = -1;
+  return r;
+}
+
+/* Who maps what, for the listing of datasets: one scan of /proc a listing. */
+static __thread posix_maps_t *posix_maps_now;
+static __thread posix_mounts_t *posix_maps_ms;
+
+void bm__posix_maps_begin(void) {
+  posix_maps_t *m = calloc(1, sizeof(*m));
+  posix_mounts_t *ms = calloc(1, sizeof(*ms));
+  if (m == NULL || ms == NULL) {
+    free(m), free(ms);
+    return;
+  }
+  mounts_open(ms);
+  maps_scan(ms, m);
+  posix_maps_now = m;
+  posix_maps_ms = ms;
+}
+
+int64_t bm__posix_maps_count(uint64_t dev, uint64_t ino, unsigned mode) {
+  struct stat st;
+  if (posix_maps_now == NULL) return -1;
+  memset(&st, 0, sizeof(st));
+  st.st_dev = (dev_t)dev;
+  st.st_ino = (ino_t)ino;
+  st.st_mode = (mode_t)mode;
+  return maps_count(posix_maps_now, &st);
+}
+
+void bm__posix_maps_end(void) {
+  if (posix_maps_now != NULL) free(posix_maps_now->v);
+  free(posix_maps_now);
+  if (posix_maps_ms != NULL) mounts_close(posix_maps_ms);
+  free(posix_maps_ms);
+  posix_maps_now = NULL;
+  posix_maps_ms = NULL;
 }

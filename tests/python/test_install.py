@@ -5,7 +5,9 @@ for a scan from outside the tree:
   /usr/local, which is on that interpreter's own sys.path (no PYTHONPATH needed);
 - `cmake --install --prefix P`: the same layout under P;
 - `pip install --no-build-isolation .` into a venv (--system-site-packages, numpy from
-  Debian), built from this source tree by setup.py;
+  Debian), built from this source tree by setup.py; it installs the `bulkmap` command too
+  (the tool built with the wheel), used as a pip-only user would: `bulkmap --version`,
+  `bulkmap load x.safetensors --name w`, then `bulkmap.open(w).tensors()`;
 - `python3 -m build --wheel --no-isolation`, where python3-build is installed."""
 import json
 import os
@@ -121,6 +123,69 @@ def test_pip_install_in_venv(tmp_path):
     if "numpy" in out.stderr and "No module" in out.stderr:
         pytest.skip("no numpy for " + py)
     assert out.returncode == 0 and out.stdout.strip() == str(ord("E")), out.stderr
+    _pip_user_transcript(venv, tmp_path)
+
+
+def _version():
+    import re
+    with open(os.path.join(SRC, "CMakeLists.txt"), encoding="utf-8") as f:
+        return re.search(r"project\(bulkmap VERSION ([0-9.]+)", f.read()).group(1)
+
+
+TENSORS = r"""
+import bulkmap, json, sys, torch
+ds = bulkmap.open(sys.argv[1])
+ts = ds.tensors()
+print(json.dumps({"dtypes": ds.dtypes, "metadata": ds.metadata,
+                  "w": torch.equal(ts["w"], torch.arange(12, dtype=torch.float32).reshape(3, 4)),
+                  "b": torch.equal(ts["b"], torch.tensor([1.5, -2.25, 3.0], dtype=torch.bfloat16)),
+                  "b_dtype": str(ts["b"].dtype)}))
+"""
+
+
+def _pip_user_transcript(venv, tmp_path):
+    """What a pip-only user runs: the venv's bin on PATH, nothing of the build tree."""
+    import struct
+    bindir = venv / "bin"
+    assert (bindir / "bulkmap").exists(), sorted(os.listdir(bindir))
+    env = _clean_env(PATH=str(bindir) + os.pathsep + os.environ.get("PATH", ""))
+    env.pop("BULKMAP_TOOL", None)
+    out = subprocess.run(["bulkmap", "--version"], capture_output=True, text=True, env=env,
+                         cwd=str(tmp_path))
+    assert out.returncode == 0 and out.stdout.strip() == "bulkmap " + _version(), out
+    out = subprocess.run([str(bindir / "python"), "-m", "bulkmap", "--version"], capture_output=True,
+                         text=True, env=env, cwd=str(tmp_path))
+    assert out.returncode == 0 and out.stdout.strip() == "bulkmap " + _version(), out
+    # x.safetensors, written from the format's description: F32 w (3, 4), BF16 b (3,).
+    import numpy as np
+    w = np.arange(12, dtype=np.float32).reshape(3, 4)
+    b = (np.array([1.5, -2.25, 3.0], dtype=np.float32).view(np.uint32) >> 16).astype("<u2")
+    header = {"w": {"dtype": "F32", "shape": [3, 4], "data_offsets": [0, 48]},
+              "b": {"dtype": "BF16", "shape": [3], "data_offsets": [48, 54]},
+              "__metadata__": {"format": "pt"}}
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    (tmp_path / "x.safetensors").write_bytes(struct.pack("<Q", len(h)) + h + w.tobytes() + b.tobytes())
+    name = "bmpip-w-%d" % os.getpid()
+    try:
+        out = subprocess.run(["bulkmap", "load", "x.safetensors", "--name", name, "--no-progress",
+                              "--json"], capture_output=True, text=True, env=env, cwd=str(tmp_path))
+        assert out.returncode == 0, out
+        r = json.loads(out.stdout)
+        assert r["name"] == name and r["format"] == "safetensors" and r["state"] == "ready"
+        out = subprocess.run([str(bindir / "python"), "-c", TENSORS, name], capture_output=True,
+                             text=True, env=env, cwd="/")
+        if "No module named 'torch'" in out.stderr:
+            pytest.skip("no torch for the venv (Debian python3-torch)")
+        assert out.returncode == 0, out.stderr
+        got = json.loads(out.stdout)
+        assert got == {"dtypes": {"w": "F32", "b": "BF16"}, "metadata": {"format": "pt"},
+                       "w": True, "b": True, "b_dtype": "torch.bfloat16"}, got
+        out = subprocess.run(["bulkmap", "rm", name], capture_output=True, text=True, env=env)
+        assert out.returncode == 0, out
+    finally:
+        subprocess.run(["bulkmap", "rm", name], capture_output=True, env=env)
+        assert not os.path.exists("/dev/shm/" + name)
 
 
 def test_build_wheel_no_isolation(tmp_path):
@@ -138,5 +203,16 @@ def test_build_wheel_no_isolation(tmp_path):
     target = tmp_path / "t"
     subprocess.run([sys.executable, "-m", "zipfile", "-e", str(wheels[0]), str(target)], check=True)
     assert (target / "bulkmap" / "__init__.py").exists()
+    # The tool is in the wheel, executable, and the wheel names the command that runs it.
+    tool = target / "bulkmap" / "_bin" / "bulkmap"
+    import zipfile
+    with zipfile.ZipFile(wheels[0]) as z:
+        info = z.getinfo("bulkmap/_bin/bulkmap")
+        assert (info.external_attr >> 16) & 0o111, oct(info.external_attr >> 16)
+        eps = [n for n in z.namelist() if n.endswith(".dist-info/entry_points.txt")]
+        assert eps and "bulkmap = bulkmap.__main__:main" in z.read(eps[0]).decode()
+    os.chmod(tool, 0o755)  # zipfile -e drops the mode; pip keeps it
+    out = subprocess.run([str(tool), "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("bulkmap "), out
     r = _run_scan(sys.executable, _data(tmp_path), _clean_env(PYTHONPATH=str(target)))
     assert r["file"] == str(target / "bulkmap" / "__init__.py")

@@ -1830,6 +1830,13 @@ static PyObject *dataset_tensor_method(dataset_obj *self, PyObject *args, PyObje
   return dataset_call_typed(self, "tensor", args, kw);
 }
 
+/* _layout: the payload's one array as the Dataset knows it (the trailer's at open, the
+ * writer's own before publish), as stat()'s "layout"; None when it holds none. */
+static PyObject *dataset_get_layout(dataset_obj *self, void *closure) {
+  if (!self->has_layout) Py_RETURN_NONE;
+  return layout_obj(&self->layout);
+}
+
 static PyObject *dataset_get_metadata(dataset_obj *self, void *closure) {
   return dataset_call_typed(self, "metadata", NULL, NULL);
 }
@@ -1877,6 +1884,8 @@ static PyGetSetDef dataset_getset[] = {
    "The array's element type as the library names it ('F32', 'BF16'), or None.", NULL},
   {"dtypes", (getter)dataset_get_dtypes, NULL,
    "safetensors: {name: 'F32' | 'BF16' | ...}; None otherwise.", NULL},
+  {"_layout", (getter)dataset_get_layout, NULL,
+   "The payload's one array: {dtype shape order data_offset data_length descr}, or None.", NULL},
   {"metadata", (getter)dataset_get_metadata, NULL,
    "safetensors: the header's __metadata__ ({str: str}); {} when it has none, and for the "
    "other formats.", NULL},

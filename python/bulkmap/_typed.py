@@ -111,7 +111,7 @@ def tensor(ds):
     """The payload's one array (npy, or an array published from memory) as a torch.Tensor."""
     if ds.closed:
         raise ValueError("the dataset is closed")
-    layout = ds.info.get("layout")
+    layout = ds._layout
     if layout is None:
         if ds.format == "safetensors":
             raise ValueError("%s is safetensors: tensors() gives its tensors by name" % ds.name)

@@ -445,6 +445,23 @@ def test_tensors_of_copy_on_write_dataset(tmp_path, names):
         assert np.array_equal(ds.arrays()["w"], w)
 
 
+@needs_torch
+def test_tensor_fills_a_created_dataset(names):
+    """Before publish, tensor() is over the writer's own view: it fills the dataset, and
+    publish() refuses while it lives (a later write would not match the checksum)."""
+    n = names("fill")
+    ds = bulkmap.create(n, dtype="float32", shape=(2, 3))
+    t = ds.tensor()
+    t.copy_(torch.arange(6, dtype=torch.float32).reshape(2, 3))
+    with pytest.raises(BufferError):
+        ds.publish()
+    del t
+    ds.publish()
+    ds.close()
+    with bulkmap.open(n, verify=True) as ds:
+        assert np.array_equal(ds.array(), np.arange(6, dtype=np.float32).reshape(2, 3))
+
+
 class _Writers:
     """A torch Dataset of 4 items over a bulkmap dataset (pickled by name into spawned
     workers, inherited by forked ones): each worker writes its tensors and reports."""

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetches the Debian source packages of libuv, Check and cJSON with `apt-get source` through a
+# Fetches the Debian source packages of libuv, Check and libjansson with `apt-get source` through a
 # private sources list (deb-src enabled only there; the system's apt lists are never
 # touched) and builds them with a CMake toolchain file into PREFIX, which is reused when
 # present: mingw-w64 for the `windows` preset (the default), cmake/i686-linux-gnu.cmake
@@ -21,9 +21,9 @@ mkdir -p "$prefix/include"
 for h in xxhash.h xxh3.h; do
   if [ -f "/usr/include/$h" ] && ! cmp -s "/usr/include/$h" "$prefix/include/$h"; then cp "/usr/include/$h" "$prefix/include/$h"; fi
 done
-# libuv and Check (.complete-v2), and cJSON (.complete-cjson, added later: a prefix made
-# before it gets cJSON alone, its libuv and Check are kept).
-if [ -f "$prefix/.complete-v2" ] && [ -f "$prefix/.complete-cjson" ]; then exit 0; fi
+# libuv and Check (.complete-v2), and libjansson (.complete-jansson, added later: a prefix
+# made before it gets libjansson alone, its libuv and Check are kept).
+if [ -f "$prefix/.complete-v2" ] && [ -f "$prefix/.complete-jansson" ]; then exit 0; fi
 tools="apt-get dpkg-source cmake"
 case "$toolchain" in *mingw*) tools="$tools x86_64-w64-mingw32-gcc" ;; esac
 for t in $tools; do
@@ -74,7 +74,7 @@ aptopts=(-o "Dir::Etc::SourceList=$list" -o Dir::Etc::SourceParts=/dev/null
 echo "windeps: apt-get update (private deb-src list $list)" >&2
 apt-get -qq "${aptopts[@]}" update
 cd "$work/src"
-for pkg in libuv1 check cjson; do
+for pkg in libuv1 check jansson; do
   if ! ls -d "$work/src/$pkg"-*/ >/dev/null 2>&1; then
     echo "windeps: apt-get source $pkg" >&2
     apt-get -qq "${aptopts[@]}" source "$pkg" >/dev/null
@@ -82,22 +82,21 @@ for pkg in libuv1 check cjson; do
 done
 uvsrc=$(ls -d "$work"/src/libuv1-*/ | head -n1)
 cksrc=$(ls -d "$work"/src/check-*/ | head -n1)
-cjsrc=$(ls -d "$work"/src/cjson-*/ | head -n1)
+jssrc=$(ls -d "$work"/src/jansson-*/ | head -n1)
 jobs=$(nproc 2>/dev/null || echo 2)
 
-if [ ! -f "$prefix/.complete-cjson" ]; then
-  # Static and position-independent (libbulkmap.so links it in), no tests, no cJSON_Utils.
-  rm -rf "$work/build-cjson"
-  echo "windeps: building cJSON from $cjsrc" >&2
-  cmake -S "$cjsrc" -B "$work/build-cjson" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
-    -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix" -DBUILD_SHARED_LIBS=OFF \
-    -DBUILD_SHARED_AND_STATIC_LIBS=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON \
-    -DENABLE_CJSON_TEST=OFF -DENABLE_CJSON_UTILS=OFF -DENABLE_CUSTOM_COMPILER_FLAGS=OFF \
-    -DENABLE_TARGET_EXPORT=OFF -DCMAKE_INSTALL_LIBDIR=lib >"$work/cjson-configure.log" 2>&1
-  cmake --build "$work/build-cjson" -j "$jobs" >"$work/cjson-build.log" 2>&1
-  cmake --install "$work/build-cjson" >"$work/cjson-install.log"
-  touch "$prefix/.complete-cjson"
-  echo "windeps: cJSON installed in $prefix" >&2
+if [ ! -f "$prefix/.complete-jansson" ]; then
+  # Static and position-independent (libbulkmap.so links it in), no tests, docs or examples.
+  rm -rf "$work/build-jansson"
+  echo "windeps: building libjansson from $jssrc" >&2
+  cmake -S "$jssrc" -B "$work/build-jansson" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
+    -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix" -DJANSSON_BUILD_SHARED_LIBS=OFF \
+    -DCMAKE_POSITION_INDEPENDENT_CODE=ON -DJANSSON_WITHOUT_TESTS=ON -DJANSSON_EXAMPLES=OFF \
+    -DJANSSON_BUILD_DOCS=OFF -DJANSSON_INSTALL_LIB_DIR=lib >"$work/jansson-configure.log" 2>&1
+  cmake --build "$work/build-jansson" -j "$jobs" >"$work/jansson-build.log" 2>&1
+  cmake --install "$work/build-jansson" >"$work/jansson-install.log"
+  touch "$prefix/.complete-jansson"
+  echo "windeps: libjansson installed in $prefix" >&2
 fi
 if [ -f "$prefix/.complete-v2" ]; then exit 0; fi
 

@@ -70,13 +70,14 @@ BM_EXTERN const char *bm_version(void);
   XX(ECANCELED, -34, "canceled")                                                           \
   XX(ENOROOM, -35, "not enough room for the section (checked before making it)")       \
   XX(EFORMAT, -36, "malformed header: not a valid npy or safetensors file")          \
-  XX(ETIMEDOUT, -37, "timed out")
+  XX(ETIMEDOUT, -37, "timed out")                                                          \
+  XX(EPLACE, -38, "a replace keeps the dataset's place: the other page kind needs rm, then load")
 
 typedef enum {
 #define BM__ERR_ENUM(name, val, msg) BM_##name = (val),
   BM_ERRNO_MAP(BM__ERR_ENUM)
 #undef BM__ERR_ENUM
-  BM__ERR_MIN = -38
+  BM__ERR_MIN = -39
 } bm_errno_t;
 
 /* Message for a BM_E* code; "unknown error" for anything else. Never NULL. */
@@ -455,60 +456,83 @@ BM_EXTERN int bm_section_remove_force(const char *name);
 BM_EXTERN int bm_section_large(bm_source_t *src, bm_large_t *outcome);
 
 /* ---------------------------------------------------------------------------------------
- * Typed payloads (docs/design.md section 6): a dataset's payload is always the file's bytes from
- * offset 0, and may be one of these formats, told by its magic (auto) or asked for:
+ * Typed payloads (docs/design.md section 6; the rules and their sources: docs/formats.md): a
+ * dataset's payload is always the file's bytes from offset 0, and may be one of these
+ * formats, told by its magic (auto) or asked for:
  *   raw          bytes
- *   npy          a NumPy .npy file: "\x93NUMPY", version, a header dict (descr,
- *                fortran_order, shape), then one array's data
+ *   npy          a NumPy .npy file (versions 1.0, 2.0, 3.0): "\x93NUMPY", version, a header
+ *                dict (descr, fortran_order, shape) as a Python literal, then one array
  *   safetensors  an 8-byte little-endian header length N, N bytes of JSON (per tensor
  *                dtype, shape, data_offsets; an optional __metadata__), then the data
- * Headers come from untrusted files: every size is checked against the file, the shape's
- * product times the item size against the data's length (no overflow), dtypes against a
- * closed list (no object dtype, no pickles, no structured dtypes), safetensors ranges
- * inside the data, sorted, not overlapping, the header at most BM_SAFETENSORS_HEADER_MAX.
+ * Headers are read as the reference implementations read them (numpy 1.24's
+ * numpy.lib.format with max_header_size at 100 MB; the safetensors crate's deserialize),
+ * except where the reference is lenient only by accident (duplicate keys: refused).
  * A header that fails is BM_EFORMAT, with what is wrong in a `why` text. */
 typedef enum {
-  BM_FORMAT_AUTO = 0,       /* by the magic; a file that looks like neither is raw */
+  BM_FORMAT_AUTO = 0,       /* by the magic; a file with neither magic is raw, one with a
+                               magic that fails its checks is refused */
   BM_FORMAT_RAW = 1,
   BM_FORMAT_NPY = 2,
   BM_FORMAT_SAFETENSORS = 3
 } bm_format_t;
 
-/* Element types, named as safetensors names them. numpy has no BF16 and no F8: a reader
- * views those as unsigned integers of the same size (bm_dtype_descr) and keeps the name. */
+/* Element types, named as safetensors names them (the values are stable: they are
+ * recorded). numpy has no BF16, no F8 and no sub-byte floats: a reader views the byte-sized
+ * ones as unsigned integers of their size (bm_dtype_descr) and keeps the name. F4 (4 bits),
+ * F6_E2M3 and F6_E3M2 (6 bits) are sub-byte: bm_dtype_size gives 0, bm_dtype_bits their
+ * bits. BM_DTYPE_NPY: an npy dtype with no safetensors name (structured, strings, datetimes,
+ * longdouble ...): layout.descr names it as numpy does. */
 typedef enum {
   BM_DTYPE_NONE = 0,
   BM_DTYPE_F64, BM_DTYPE_F32, BM_DTYPE_F16, BM_DTYPE_BF16,
   BM_DTYPE_I64, BM_DTYPE_I32, BM_DTYPE_I16, BM_DTYPE_I8,
   BM_DTYPE_U64, BM_DTYPE_U32, BM_DTYPE_U16, BM_DTYPE_U8,
   BM_DTYPE_BOOL, BM_DTYPE_F8_E4M3, BM_DTYPE_F8_E5M2,
-  BM_DTYPE_C64, BM_DTYPE_C128, /* npy only (numpy's complex64, complex128) */
+  BM_DTYPE_C64, BM_DTYPE_C128, /* C128: npy only (numpy's complex128) */
+  BM_DTYPE_F4, BM_DTYPE_F6_E2M3, BM_DTYPE_F6_E3M2,
+  BM_DTYPE_F8_E8M0, BM_DTYPE_F8_E4M3FNUZ, BM_DTYPE_F8_E5M2FNUZ,
+  BM_DTYPE_NPY,
   BM__DTYPE_COUNT
 } bm_dtype_t;
 
 #define BM_MAX_DIMS 32                          /* numpy's NPY_MAXDIMS (1.x) */
 #define BM_SAFETENSORS_HEADER_MAX 100000000u    /* 100 MB, as the safetensors crate */
-#define BM_NPY_HEADER_MAX (1u << 20)            /* numpy itself refuses over 10000 bytes */
+#define BM_NPY_HEADER_MAX 100000000u            /* numpy's max_header_size raised to 100 MB */
 #define BM_WHY_MAX 256                          /* always room enough for a `why` text */
+#define BM_DESCR_MAX 32                         /* layout.descr with its NUL */
+#define BM_LAYOUT_RECORD 1u                     /* layout.flags: a structured npy dtype */
 
 /* One array in the payload: its element type, shape and where its bytes lie. */
 typedef struct bm_layout_s {
   int dtype;                  /* bm_dtype_t */
-  char byteorder;             /* '<' little-endian, '>' big-endian (npy only), '|' one byte */
+  char byteorder;             /* '<' little-endian, '>' big-endian (npy only), '|' none */
   char order;                 /* 'C' (row-major) or 'F' (npy fortran_order: column-major) */
-  uint32_t item_size;         /* bytes an element (bm_dtype_size) */
+  uint32_t item_size;         /* bytes an element (0 for the sub-byte dtypes) */
   uint32_t ndim;              /* 0 (a scalar: one element) .. BM_MAX_DIMS */
   uint64_t shape[BM_MAX_DIMS];
   uint64_t data_offset;       /* payload offset of the first element */
-  uint64_t data_length;       /* bytes: the shape's product times item_size */
+  uint64_t data_length;       /* bytes: the shape's product times the element's size */
+  uint32_t flags;             /* BM_LAYOUT_RECORD: structured; the whole descr is in the
+                                 compact layout (src/format.c), descr is "|V<item_size>" */
+  char descr[BM_DESCR_MAX];   /* npy: numpy's type string of an element ("<f4", "|S5",
+                                 "<U3", "<M8[ns]", "|V12"); "" for safetensors */
 } bm_layout_t;
 
-/* One tensor of a safetensors payload: its name (UTF-8, NUL-terminated; owned by the list)
- * and layout (order 'C'; data_offset is the payload offset: 8 + N + begin). */
+/* One tensor of a safetensors payload: its name (exact bytes, valid UTF-8, may hold a NUL:
+ * name_len counts them; a NUL follows for C readers; owned by the list) and layout (order
+ * 'C'; data_offset is the payload offset: 8 + N + begin). */
 typedef struct bm_tensor_s {
   const char *name;
   bm_layout_t layout;
+  size_t name_len;
 } bm_tensor_t;
+
+/* One __metadata__ pair of a safetensors header (exact bytes, NUL-terminated too). */
+typedef struct bm_meta_s {
+  const char *key;
+  const char *value;
+  size_t key_len, value_len;
+} bm_meta_t;
 
 /* What a header says, judged. */
 typedef struct bm_format_info_s {
@@ -517,47 +541,62 @@ typedef struct bm_format_info_s {
   bm_layout_t layout;
   uint64_t header_bytes;      /* bytes before the data (npy: magic..dict; safetensors 8 + N) */
   uint32_t n_tensors;         /* safetensors: tensors in the header (__metadata__ excluded) */
+  uint32_t n_metadata;        /* safetensors: __metadata__ pairs */
+  uint64_t payload_size;      /* the size the header was judged against */
 } bm_format_info_t;
 
 /* "raw", "npy", "safetensors" ("auto" for BM_FORMAT_AUTO); "unknown" otherwise. */
 BM_EXTERN const char *bm_format_name(int format);
 /* "auto" | "raw" | "npy" | "safetensors" into *format. Errors: BM_EINVAL. */
 BM_EXTERN int bm_format_from_name(const char *name, int *format);
-/* "F32", "BF16", "BOOL", "C64" ...; "unknown" otherwise. */
+/* "F32", "BF16", "BOOL", "C64", "F4" ..., "npy" for BM_DTYPE_NPY; "unknown" otherwise. */
 BM_EXTERN const char *bm_dtype_name(int dtype);
 /* The dtype named so (safetensors' names, as bm_dtype_name gives); BM_DTYPE_NONE if none. */
 BM_EXTERN int bm_dtype_from_name(const char *name);
-/* Bytes an element; 0 for no dtype. */
+/* Bytes an element; 0 for no dtype, BM_DTYPE_NPY (see layout.item_size) and sub-byte ones. */
 BM_EXTERN uint32_t bm_dtype_size(int dtype);
+/* Bits an element (4 for F4, 6 for F6_*, 8 * size otherwise); 0 for no dtype and NPY. */
+BM_EXTERN uint32_t bm_dtype_bits(int dtype);
 /* The numpy type string that views the bytes of a layout: "<f4", ">i8", "|b1", "<c8"; the
- * types numpy lacks as unsigned integers of their size ("<u2" for BF16, "|u1" for F8).
- * Into buf (8 bytes are always enough); returns buf ("" for no dtype). */
+ * types numpy lacks as unsigned integers of their size ("<u2" for BF16, "|u1" for F8; ""
+ * for the sub-byte ones); an npy layout's own descr ("|S5", "<M8[ns]", "|V12"). Into buf
+ * (BM_DESCR_MAX bytes are always enough); returns buf ("" for no dtype). */
 BM_EXTERN const char *bm_dtype_descr(const bm_layout_t *layout, char *buf, size_t n);
 
 /* Judges the header at the start of a payload of `size` bytes, of which the first n are at
  * `head` (n may be less than size: enough for the header is enough; for safetensors 8 + N
- * bytes, for npy at most 12 + BM_NPY_HEADER_MAX; with fewer, BM_EFORMAT "truncated" unless
- * size itself is shorter). format: BM_FORMAT_AUTO picks by the magic (raw when neither
- * matches); RAW accepts anything. *out is filled on success; why (may be NULL) gets what is
- * wrong on BM_EFORMAT ("" on success). Reads nothing beyond head[0, n); allocates only for
- * the JSON (bounded by the header length). Errors: BM_EINVAL, BM_EFORMAT, BM_ENOMEM. */
+ * bytes, for npy 12 + its header length; with fewer, BM_EFORMAT "truncated" unless size
+ * itself is shorter). format: BM_FORMAT_AUTO picks by the magic (raw when neither
+ * matches; a file with a magic that fails is refused, the why ending with "--format raw
+ * loads the bytes as they are"); RAW accepts anything. *out is filled on success; why (may
+ * be NULL) gets what is wrong on BM_EFORMAT ("" on success). Reads nothing beyond
+ * head[0, n); allocates about twice the header at most. Errors: BM_EINVAL, BM_EFORMAT,
+ * BM_ENOMEM (out of memory: never reported as a bad header). */
 BM_EXTERN int bm_format_check(const void *head, size_t n, uint64_t size, int format,
                               bm_format_info_t *out, char *why, size_t why_n);
 /* Every tensor of a safetensors header at head[0, n) (as bm_format_check reads it), in
- * payload order (sorted by offset). *out is an array of *count entries whose names are
- * owned by it, freed with bm_tensors_free (NULL when *count is 0). Errors: as
+ * payload order (sorted by offset, then name). *out is an array of *count entries whose
+ * names are owned by it, freed with bm_tensors_free (NULL when *count is 0). Errors: as
  * bm_format_check, and BM_EINVAL when the payload is not safetensors. */
 BM_EXTERN int bm_format_tensors(const void *head, size_t n, uint64_t size, bm_tensor_t **out,
                                 size_t *count, char *why, size_t why_n);
 /* NULL is ignored. */
 BM_EXTERN void bm_tensors_free(bm_tensor_t *tensors);
+/* The __metadata__ pairs of a safetensors header (as bm_format_tensors reads it), in the
+ * header's order; *out freed with bm_metadata_free (NULL when *count is 0). Errors: as
+ * bm_format_tensors. */
+BM_EXTERN int bm_format_metadata(const void *head, size_t n, uint64_t size, bm_meta_t **out,
+                                 size_t *count, char *why, size_t why_n);
+/* NULL is ignored. */
+BM_EXTERN void bm_metadata_free(bm_meta_t *meta);
 /* The npy header (magic, version 1.0, or 2.0 when the dict needs it, the dict, padded with
  * spaces to a multiple of 64 bytes) for an array of layout->dtype (BM_DTYPE_BF16 and F8
- * are written as their unsigned views), byteorder ('<' or '|'; 0: '<', or '|' for one
- * byte; '>' too), order ('C' or 'F'; 0: 'C'), ndim and shape; item_size, data_offset and
- * data_length are ignored. *len gets its length; buf may be NULL to ask (n 0). The data
- * follows it: data_offset = *len. Errors: BM_EINVAL (bad dtype, ndim, order), BM_EOVERFLOW
- * (the shape's bytes overflow), BM_ENOSPC (n < *len). */
+ * are written as their unsigned views; BM_DTYPE_NPY as layout->descr when it is not a
+ * record), byteorder ('<' or '|'; 0: '<', or '|' for one byte; '>' too), order ('C' or
+ * 'F'; 0: 'C'), ndim and shape; item_size, data_offset and data_length are ignored. *len
+ * gets its length; buf may be NULL to ask (n 0). The data follows it: data_offset = *len.
+ * Errors: BM_EINVAL (bad dtype, ndim, order), BM_EOVERFLOW (the shape's bytes overflow),
+ * BM_ENOSPC (n < *len). */
 BM_EXTERN int bm_npy_header(const bm_layout_t *layout, void *buf, size_t n, size_t *len);
 
 /* ---------------------------------------------------------------------------------------

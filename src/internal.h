@@ -32,6 +32,9 @@ struct bm_source_s {
  * of normal pages, and no large pages; NULL when out of memory. */
 bm_source_t *bm__source_new(int kind, unsigned flags);
 
+/* XXH3-64 of n bytes in one call (src/hash.c). */
+uint64_t bm__xxh3_64(const void *p, size_t n);
+
 /* Records the raw OS error of the calling thread's last failure. */
 void bm__set_os_error(int oserr);
 
@@ -131,6 +134,40 @@ int bm__format_read(bm_source_t *src, uint64_t size, unsigned char **buf, size_t
  * file's header; a buffer published with a layout). Errors: BM_EINVAL (not an unpublished
  * writer). */
 int bm__dataset_set_info(bm_dataset_t *ds, const bm_format_info_t *fi);
+
+/* ==== formats' compact layout (src/format.c) ==========================================
+ * What a header says, once judged, as one self-contained little-endian blob, so that
+ * nothing parses the header again (a dataset keeps it in its metadata):
+ *   "BMLY" u32 version(1) u32 format u32 flags(0) u64 payload_size u64 header_bytes
+ *   npy:          layout, then u32 descr length + descr bytes (the dtype as a Python literal
+ *                 in numpy's descr form, e.g. '<f4' or [('a', '<i4'), ('', '|V4')]: what
+ *                 numpy.lib.format.descr_to_dtype takes after ast.literal_eval)
+ *   safetensors:  u32 n_tensors, u32 n_metadata, u8 has_metadata, then each tensor:
+ *                 u32 name length + name bytes, u32 dtype, u32 ndim, ndim x u64 shape,
+ *                 u64 begin, u64 end (offsets in the data, after 8 + N); then each pair:
+ *                 u32 + key bytes, u32 + value bytes
+ *   raw:          nothing more
+ *   u64 XXH3 of everything before it.
+ * layout: u32 dtype, u8 byteorder, u8 order, u16 0, u32 item_size, u32 ndim, ndim x u64,
+ * u64 data_offset, u64 data_length, u32 flags, u32 descr length + descr bytes (< BM_DESCR_MAX).
+ *
+ * bm__layout_encode: judges header[0, header_n) as bm_format_check did into fi (fi->format
+ * and fi->payload_size are used; the header is parsed once more, here, at load) and gives
+ * the blob in *out (malloc'd, free()), *out_n bytes. RAW needs no header. Errors:
+ * BM_EINVAL, BM_EFORMAT (the header does not say what fi says), BM_ENOMEM.
+ *
+ * bm__layout_decode: every length bounds-checked (the blob may come from a file another
+ * process wrote): fi gets format, has_layout, layout (npy), header_bytes, n_tensors,
+ * n_metadata, payload_size. Each other output may be NULL: *tensors (as bm_format_tensors
+ * gives them: payload order, bm_tensors_free), *meta (bm_metadata_free), *descr (the npy
+ * descr literal, NUL-terminated, free(); NULL for other formats). Errors: BM_EINVAL,
+ * BM_ECORRUPT (truncated, a bad length, checksum or value), BM_ENOMEM. */
+int bm__layout_encode(const bm_format_info_t *fi, const unsigned char *header, size_t header_n,
+                      unsigned char **out, size_t *out_n);
+int bm__layout_decode(const unsigned char *blob, size_t n, bm_format_info_t *fi,
+                      bm_tensor_t **tensors, size_t *n_tensors, bm_meta_t **meta,
+                      size_t *n_meta, char **descr);
+/* ==== end of formats' compact layout ================================================== */
 
 /* ---- The scan engine's kernels (src/kernels.c): AVX2 where the CPU has it. */
 int bm__cpu_avx2(void);

@@ -35,7 +35,7 @@ endif()
 if(NOT WIN32 AND NOT BULKMAP_SANITIZE)
   add_test(NAME readme_example COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/readme/test_readme.sh
            ${PROJECT_SOURCE_DIR}/README.md ${CMAKE_C_COMPILER} ${PROJECT_SOURCE_DIR}/include
-           $<TARGET_FILE:bulkmap> "${CMAKE_C_FLAGS}" "${CJSON_LIBRARY}")
+           $<TARGET_FILE:bulkmap> "${CMAKE_C_FLAGS}" "${JANSSON_LIBRARY}")
 endif()
 
 # docs/cli.md is what tools/gen-cli-doc.sh writes from the tool's help table, and every

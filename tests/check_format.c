@@ -113,28 +113,37 @@ START_TEST(malformed_npy) {
   /* The shape disagrees with the data's length. */
   write_npy(p, "{'descr': '<f4', 'fortran_order': False, 'shape': (10,), }", 36);
   refused("size", p, BM_FORMAT_AUTO, "need 40 bytes of data, the file has 36");
-  write_npy(p, "{'descr': '<f4', 'fortran_order': False, 'shape': (10,), }", 44);
-  refused("size2", p, BM_FORMAT_NPY, "the file has 44");
+  /* Bytes after the array are numpy's to ignore (numpy.load reads them, mmap or not). */
   /* Object (pickled) and unknown dtypes, and structured ones. */
   write_npy(p, "{'descr': '|O', 'fortran_order': False, 'shape': (2,), }", 16);
   refused("object", p, BM_FORMAT_AUTO, "object dtype");
   write_npy(p, "{'descr': '<x4', 'fortran_order': False, 'shape': (2,), }", 8);
   refused("unknown", p, BM_FORMAT_AUTO, "unknown");
-  write_npy(p, "{'descr': '<U8', 'fortran_order': False, 'shape': (2,), }", 64);
-  refused("unicode", p, BM_FORMAT_AUTO, "unknown");
-  write_npy(p, "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", 8);
-  refused("structured", p, BM_FORMAT_AUTO, "structured");
+  write_npy(p, "{'descr': [('a', '<f4'), ('b', '|O')], 'fortran_order': False, 'shape': (2,), }", 8);
+  refused("objfield", p, BM_FORMAT_AUTO, "object dtype");
+  /* Python 3 refuses leading zeros; (3) is an int, not a tuple. */
+  write_npy(p, "{'descr': '<f4', 'fortran_order': False, 'shape': (03,), }", 12);
+  refused("zeros", p, BM_FORMAT_AUTO, "leading zeros");
+  write_npy(p, "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 004), }", 48);
+  refused("zeros2", p, BM_FORMAT_AUTO, "leading zeros");
+  write_npy(p, "{'descr': '<f4', 'fortran_order': False, 'shape': (3), }", 12);
+  refused("paren", p, BM_FORMAT_AUTO, "not a tuple");
+  /* A zero among the dimensions hides no overflow (numpy: "array is too big"). */
+  write_npy(p, "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4611686018427387904, 4611686018427387904), }", 0);
+  refused("zero", p, BM_FORMAT_AUTO, "too big");
   /* A dict that is not one, keys missing or repeated, junk after it. */
   write_npy(p, "{'descr': '<f4', 'shape': (2,), }", 8);
   refused("nokey", p, BM_FORMAT_AUTO, "lacks fortran_order");
   write_npy(p, "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 8);
-  refused("twice", p, BM_FORMAT_AUTO, "repeated");
+  refused("twice", p, BM_FORMAT_AUTO, "twice");
   write_npy(p, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), } x", 8);
-  refused("junk", p, BM_FORMAT_AUTO, "after the header");
+  refused("junk", p, BM_FORMAT_AUTO, "not a Python literal");
   write_npy(p, "{'descr': '<f4', 'fortran_order': maybe, 'shape': (2,), }", 8);
-  refused("fortran", p, BM_FORMAT_AUTO, "True or False");
+  refused("fortran", p, BM_FORMAT_AUTO, "not a Python literal");
+  write_npy(p, "{'descr': '<f4', 'fortran_order': 0, 'shape': (2,), }", 8);
+  refused("fortran2", p, BM_FORMAT_AUTO, "True or False");
   write_npy(p, "{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }", 8);
-  refused("negative", p, BM_FORMAT_AUTO, "non-negative");
+  refused("negative", p, BM_FORMAT_AUTO, "negative");
   /* Asked for npy, and it is not. */
   write_file(p, "hello, world", 12, NULL, 0);
   refused("notnpy", p, BM_FORMAT_NPY, "magic");
@@ -157,18 +166,18 @@ START_TEST(malformed_safetensors) {
   /* Overlapping and out-of-range data_offsets. */
   write_st(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
               "\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}", 24);
-  refused("overlap", p, BM_FORMAT_AUTO, "overlap");
+  refused("overlap", p, BM_FORMAT_AUTO, "contiguous");
   write_st(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 12);
   refused("range", p, BM_FORMAT_AUTO, "past the data");
   write_st(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[16,0]}}", 16);
-  refused("backwards", p, BM_FORMAT_AUTO, "malformed data_offsets");
+  refused("backwards", p, BM_FORMAT_AUTO, "end before they begin");
   /* The shape disagrees with the range; the product overflows; unknown dtype. */
   write_st(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,16]}}", 16);
   refused("shape", p, BM_FORMAT_AUTO, "need 12 bytes");
   write_st(p, "{\"a\":{\"dtype\":\"F64\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,16]}}", 16);
   refused("overflow", p, BM_FORMAT_AUTO, "overflows");
   write_st(p, "{\"a\":{\"dtype\":\"F128\",\"shape\":[1],\"data_offsets\":[0,16]}}", 16);
-  refused("dtype", p, BM_FORMAT_AUTO, "unknown dtype 'F128'");
+  refused("dtype", p, BM_FORMAT_AUTO, "unknown dtype");
   write_st(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 4);
   refused("fraction", p, BM_FORMAT_AUTO, "non-negative integers");
   /* Bad JSON, a header that is no object, a tensor named twice. */

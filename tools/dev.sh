@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS_BUILD="cmake make gcc pkg-config libuv1-dev check libcjson-dev libxxhash-dev xxhash python3-dev python3-numpy"
+PKGS_BUILD="cmake make gcc pkg-config libuv1-dev check libjansson-dev libxxhash-dev xxhash python3-dev python3-numpy"
 # The Python suite (tests/python): pytest, and Dask for bulkmap.dask; the packaging tests:
 # venv + pip + setuptools/wheel (pip install .), python3-build (python3 -m build), dpkg-dev
 # (cpack -G DEB's dpkg-shlibdeps).

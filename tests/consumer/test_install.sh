@@ -24,13 +24,13 @@ if [ -x "$T/prefix/bin/bulkmap" ] && [ -z "$toolchain" ]; then
   "$T/prefix/bin/bulkmap" scan "$T/data" --count ERROR --json --no-progress | grep -q '"count":1'
   "$T/prefix/bin/bulkmap" --help | grep -q "$T/prefix/share/doc/bulkmap"
 fi
-# The static library needs cJSON after it: the one the consumer's CMake found (with a
+# The static library needs libjansson after it: the one the consumer's CMake found (with a
 # toolchain of its own, linux32, the i386 build in that toolchain's prefix).
-cjson=$(sed -n 's/^BULKMAP_CJSON:FILEPATH=//p' "$T/b/CMakeCache.txt")
-cjson=${cjson:--lcjson}
+jansson=$(sed -n 's/^BULKMAP_JANSSON:FILEPATH=//p' "$T/b/CMakeCache.txt")
+jansson=${jansson:--ljansson}
 export PKG_CONFIG_PATH="$(dirname "$(find "$T/prefix" -name bulkmap.pc | head -1)")"
 libdir=$(pkg-config --variable=libdir bulkmap)
-cc "${cflags[@]}" -std=c11 "$src/consumer.c" $(pkg-config --cflags bulkmap) "$libdir/libbulkmap.a" $(pkg-config --libs-only-other --static bulkmap) "$cjson" -lpthread -lrt -o "$T/consumer-pc"
+cc "${cflags[@]}" -std=c11 "$src/consumer.c" $(pkg-config --cflags bulkmap) "$libdir/libbulkmap.a" $(pkg-config --libs-only-other --static bulkmap) "$jansson" -lpthread -lrt -o "$T/consumer-pc"
 "$T/consumer-pc"
 cc "${cflags[@]}" -std=c11 "$src/consumer.c" $(pkg-config --cflags --libs bulkmap) -Wl,-rpath,"$libdir" -o "$T/consumer-so"
 "$T/consumer-so"
@@ -44,7 +44,7 @@ if [ -f "$libdir/libbulkmap_uv.a" ]; then
     export PKG_CONFIG_PATH="$PKG_CONFIG_PATH:$(dirname "$uvlib")/pkgconfig"
   fi
   cc "${cflags[@]}" -std=c11 -D_POSIX_C_SOURCE=200809L "$src/consumer_uv.c" $(pkg-config --cflags bulkmap_uv) \
-    "$libdir/libbulkmap_uv.a" "$libdir/libbulkmap.a" $(pkg-config --libs-only-other --static bulkmap) "$cjson" \
+    "$libdir/libbulkmap_uv.a" "$libdir/libbulkmap.a" $(pkg-config --libs-only-other --static bulkmap) "$jansson" \
     $(pkg-config --libs libuv) -Wl,-rpath,"$(pkg-config --variable=libdir libuv)" -lpthread -lrt \
     -o "$T/consumer-uv-pc"
   "$T/consumer-uv-pc"

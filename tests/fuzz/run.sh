@@ -12,7 +12,7 @@ flags=(-g -O1 -std=c11 -w -fsanitize=fuzzer,address,undefined -fno-sanitize-reco
        -I"$top/include" -I"$top/src")
 lib=("$top"/src/*.c "$top"/src/posix/*.c)
 # the JSON library the safetensors header parser uses, where the library uses one
-extra_libs=$(pkg-config --libs libcjson 2>/dev/null || true)
+extra_libs=$(pkg-config --libs jansson 2>/dev/null || true)
 total=0
 for name in plan parse trailer literal fold format; do
   if [ "$name" = literal ]; then

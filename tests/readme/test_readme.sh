@@ -7,7 +7,7 @@
 # count_words.c still in README (the window cursor by hand) is run as before.
 # usage: test_readme.sh README CC INCLUDE_DIR LIBBULKMAP_A [CFLAGS [LIBS]]   (the build's own
 # flags: the linux32 build's example is i386 code too; LIBS: what the static library needs
-# beside it, the cJSON library the build found)
+# beside it, the libjansson library the build found)
 set -euo pipefail
 README=${1:?} CC=${2:?} INC=${3:?} LIB=${4:?}
 read -r -a CFLAGS <<<"${5:-}"

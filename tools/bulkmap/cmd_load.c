@@ -43,6 +43,8 @@ static void load_error(const char *file, const char *name, int err, const bm_loa
               r->large.reason == BM_REASON_NO_MOUNT ? " (bulkmap setup --large-pages SIZE mounts hugetlbfs)"
               : r->large.reason == BM_REASON_POOL_EMPTY || r->large.reason == BM_REASON_POOL_TOO_SMALL
                   ? " (bulkmap setup --large-pages SIZE grows the pool)" : "");
+  else if (err == BM_EFORMAT && strstr(r->why, "--format raw") != NULL) /* the library's hint (auto) */
+    cli_error(file, "%s: nothing published", r->why);
   else if (err == BM_EFORMAT)
     cli_error(file, "%s: nothing published (--format raw loads the bytes as they are)", r->why);
   else if (r->failed_at == BM_LOAD_AT_FILE)

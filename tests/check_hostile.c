@@ -484,7 +484,8 @@ static int hold_section_locks(const char *name) {
   char p[512];
   struct flock fl;
   int fd;
-  snprintf(p, sizeof(p), "/dev/shm/%s", name);
+  /* The writer's lock is on the dataset's metadata, bulkmap#NAME (docs/datasets.md). */
+  snprintf(p, sizeof(p), "/dev/shm/bulkmap#%s", name);
   if ((fd = open(p, O_RDONLY | O_NONBLOCK)) < 0) return 1;
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) return 2;
   memset(&fl, 0, sizeof(fl));

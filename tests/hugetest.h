@@ -60,7 +60,10 @@ static inline void ht_sweep_dir(const char *dir) {
   snprintf(prefix, sizeof(prefix), "bmtest-%ld-", ht_runner_pid);
   if ((d = opendir(dir)) == NULL) return;
   while ((e = readdir(d)) != NULL) {
-    if (strncmp(e->d_name, prefix, strlen(prefix)) != 0) continue;
+    /* the dataset's name, its metadata bulkmap#NAME and its keep links bulkmap#NAME#... */
+    if (strncmp(e->d_name, prefix, strlen(prefix)) != 0 &&
+        !(strncmp(e->d_name, "bulkmap#", 8) == 0 && strncmp(e->d_name + 8, prefix, strlen(prefix)) == 0))
+      continue;
     snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
     if (unlink(p) == 0) fprintf(stderr, "note: removed leftover %s\n", p);
   }

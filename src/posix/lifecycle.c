@@ -221,7 +221,7 @@ static void watcher3_main(int rfd, const int *dfd, char (*names)[BM_NAME_MAX + 6
   struct sigaction sa;
   struct stat st;
   char c;
-  int i, keep[4];
+  int i, keep[4], removed = 0;
   static const int ignored[] = {SIGINT, SIGHUP, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU, SIGPIPE};
 
   setsid();
@@ -254,9 +254,13 @@ static void watcher3_main(int rfd, const int *dfd, char (*names)[BM_NAME_MAX + 6
   }
   for (i = 0; i < n; i++) {
     int d = keep[i];
+    /* The last name (the metadata) only goes with the bytes: a dataset replaced since it
+     * was bound keeps its metadata, which names the new generation now. */
+    if (i == n - 1 && n > 1 && !removed) break;
     if (fstatat(d, names[i], &st, AT_SYMLINK_NOFOLLOW) != 0 || (uint64_t)st.st_dev != dev[i] ||
         (uint64_t)st.st_ino != ino[i])
       continue;
+    removed = 1;
 #ifdef SYS_renameat2
     if (syscall(SYS_renameat2, d, names[i], d, asides[i], 1 /* RENAME_NOREPLACE */) == 0) {
       if (fstatat(d, asides[i], &st, AT_SYMLINK_NOFOLLOW) == 0 && (uint64_t)st.st_dev == dev[i] &&

@@ -72,9 +72,14 @@ typedef struct {
 struct bm__store_s {
   char name[BM_NAME_MAX + 1];
   int shm;              /* /dev/shm */
-  int cfd;              /* the companion */
+  int cfd;              /* the companion, opened by its name (so that what is written
+                           and the writer's last close are inotify events of the name) */
+  int lfd;              /* a new dataset's writer: the anonymous descriptor the lock was
+                           taken on before the companion had its name (-1: the lock, if
+                           held, is on cfd) */
   uint64_t cdev, cino;
   int locked;           /* this handle holds the writer lock */
+  int readlocked;       /* it could not take it for others' read locks (no writer lives) */
   int writer, published;
   bm_source_t *src;     /* the bytes (NULL: none to open, e.g. loading) */
   int pfd;              /* the place's directory */
@@ -451,7 +456,7 @@ static bm__store_t *store_new(const char *name) {
   bm__store_t *st = calloc(1, sizeof(*st));
   if (st == NULL) return NULL;
   snprintf(st->name, sizeof(st->name), "%s", name);
-  st->shm = st->cfd = st->pfd = -1;
+  st->shm = st->cfd = st->pfd = st->lfd = -1;
   return st;
 }
 
@@ -459,6 +464,7 @@ void bm__store_close(bm__store_t *st) {
   if (st == NULL) return;
   bm_source_close(st->src);
   if (st->cfd >= 0) close(st->cfd); /* the lock goes with it */
+  if (st->lfd >= 0) close(st->lfd);
   if (st->pfd >= 0) close(st->pfd);
   if (st->shm >= 0) close(st->shm);
   free(st);
@@ -496,8 +502,18 @@ static int comp_lock(bm__store_t *st) {
   char cn[BM_NAME_MAX + 16];
   struct stat sb;
   int r = bm__posix_writer_lock(st->cfd, F_WRLCK);
-  if (r != 0) return r == BM_EAGAIN || r == BM_EACCES ? (bm__set_os_error(EWOULDBLOCK), BM_EBUSY) : r;
-  st->locked = 1;
+  if (r == BM_EAGAIN || r == BM_EACCES) {
+    /* Refused: by a live writer's write lock (busy), or only by read locks, which anyone
+     * who may read the metadata can take and which say nothing of a writer: those never
+     * stop the owner (it goes on without the lock; docs/datasets.md). */
+    if (bm__posix_writer_held(st->cfd) != 0) return bm__set_os_error(EWOULDBLOCK), BM_EBUSY;
+    st->readlocked = 1;
+    r = 0;
+  } else if (r != 0) {
+    return r;
+  } else {
+    st->locked = 1;
+  }
   bm__posix_comp_name(cn, sizeof(cn), st->name);
   if (bm__sys_fstatat(st->shm, cn, &sb, AT_SYMLINK_NOFOLLOW) != 0 || (uint64_t)sb.st_dev != st->cdev ||
       (uint64_t)sb.st_ino != st->cino)
@@ -508,7 +524,7 @@ static int comp_lock(bm__store_t *st) {
 static void comp_unlock(bm__store_t *st) {
   if (!st->locked) return;
   futimens(st->cfd, NULL); /* an IN_ATTRIB for waiters */
-  bm__posix_writer_lock(st->cfd, F_UNLCK);
+  bm__posix_writer_lock(st->lfd >= 0 ? st->lfd : st->cfd, F_UNLCK);
   st->locked = 0;
 }
 
@@ -669,13 +685,23 @@ int bm__store_create(bm__store_t **out, const char *name, const bm_section_opts_
   }
   if (tmp[0] != '\0') bm__sys_unlinkat(st->shm, tmp, 0);
   {
-    struct stat sb;
+    struct stat sb, nb;
+    int nfd;
     if (bm__sys_fstat(st->cfd, &sb) != 0) {
       err = bm__posix_error(errno);
-      goto fail_claimed;
+      goto fail_tmp;
     }
     st->cdev = (uint64_t)sb.st_dev;
     st->cino = (uint64_t)sb.st_ino;
+    /* From now on written through its name; the lock stays where it was taken. */
+    nfd = bm__sys_openat(st->shm, cn, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (nfd < 0 || bm__sys_fstat(nfd, &nb) != 0 || nb.st_ino != sb.st_ino || nb.st_dev != sb.st_dev) {
+      err = nfd < 0 ? bm__posix_error(errno) : (bm__set_os_error(0), BM_EREPLACED);
+      if (nfd >= 0) close(nfd);
+      goto fail_claimed;
+    }
+    st->lfd = st->cfd;
+    st->cfd = nfd;
   }
   so.mode = mode;
   if ((err = store_make_bytes(st, &so, outcome)) != 0) goto fail_claimed;
@@ -728,7 +754,7 @@ int bm__store_publish(bm__store_t *st, const bm__trailer_t *t) {
   rec_t r;
   int err;
   if (!st->writer || st->src == NULL) return BM_EINVAL;
-  if (!st->locked) return bm__set_os_error(0), BM_EBUSY;
+  if (!st->locked && !st->readlocked) return bm__set_os_error(0), BM_EBUSY;
   if (st->cur.keep[0] == '\0' && (err = random_hex(st->cur.keep)) != 0) return err;
   keep_name(kn, sizeof(kn), st->name, st->cur.keep);
   if (give_name(st->src->fd, st->pfd, tmp, kn) != 0) return bm__posix_error(errno);
@@ -852,7 +878,7 @@ static int store_remove(bm__store_t *st, int force) {
   char cn[BM_NAME_MAX + 16];
   rec_t last, cur;
   int err;
-  if (!st->locked) {
+  if (!st->locked && !st->readlocked) {
     err = comp_lock(st);
     if (err == BM_EBUSY && !force) return err;
     if (err != 0 && err != BM_EBUSY) return err;
@@ -880,6 +906,11 @@ static int store_remove(bm__store_t *st, int force) {
 int bm__store_remove(bm__store_t *st) {
   if (st->cfd < 0) return BM_EINVAL;
   if (!st->writer) return BM_EINVAL;
+  if (st->have_old && !st->published) {
+    /* A replace that never published: its generation was anonymous, the old one stays. */
+    comp_unlock(st);
+    return 0;
+  }
   return store_remove(st, 1);
 }
 

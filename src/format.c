@@ -1363,8 +1363,8 @@ static int npy_with_shape(npy_ev_t *ev, npy_dt_t *dt, uint32_t val) {
   const py_node_t *v = pn(ev, val);
   uint64_t dims[BM_MAX_DIMS], items = 1;
   uint32_t nd = 0, k, i;
-  int isnum = v->type == PY_INT || v->type == PY_BOOL;
-  if (v->type == PY_STR || v->type == PY_DICT || (v->type == PY_LIST && v->nkid > 0 && pn(ev, v->kid)->type != PY_INT && pn(ev, v->kid)->type != PY_BOOL))
+  int isnum = v->type == PY_INT; /* numpy refuses a bool as a shape or size here */
+  if (v->type == PY_STR || v->type == PY_DICT || (v->type == PY_LIST && (v->nkid == 0 || pn(ev, v->kid)->type != PY_INT)))
     return fmt_bad(ev->why, ev->wn, "npy: a (base, dtype) descr tuple is not read by bulkmap");
   if (dt->unsized) {
     if (!isnum || v->big || v->v.i < 0 || v->v.i > INT32_MAX / (dt->uns_kind == 'U' ? 4 : 1))
@@ -1382,7 +1382,7 @@ static int npy_with_shape(npy_ev_t *ev, npy_dt_t *dt, uint32_t val) {
   } else if (v->type == PY_TUPLE || v->type == PY_LIST) {
     for (k = v->kid; k != 0; k = pn(ev, k)->next) {
       const py_node_t *x = pn(ev, k);
-      if ((x->type != PY_INT && x->type != PY_BOOL) || x->big || x->v.i < 0)
+      if (x->type != PY_INT || x->big || x->v.i < 0)
         return fmt_bad(ev->why, ev->wn, "npy: invalid shape in a fixed-type tuple");
       if (nd >= BM_MAX_DIMS) return fmt_bad(ev->why, ev->wn, "npy: invalid shape in a fixed-type tuple (over %d dimensions)", BM_MAX_DIMS);
       dims[nd++] = (uint64_t)x->v.i;
@@ -1464,10 +1464,6 @@ static int npy_fields(npy_ev_t *ev, uint32_t list, npy_dt_t *dt, int depth) {
     if ((err = npy_dtype(ev, sub, &ft, depth + 1)) != 0) break;
     if (shape != 0 && (err = npy_with_shape(ev, &ft, shape)) != 0) break;
     ev_puts(ev, ")");
-    if (ft.unsized) {
-      err = fmt_bad(ev->why, ev->wn, "npy: a field of a dtype with no size");
-      break;
-    }
     if (ft.object) dt->object = 1;
     pad = pn(ev, name)->type == PY_STR && pn(ev, name)->v.s.len == 0 && ft.voidtype && (!ft.fields || ft.sub_ndim > 0);
     if (!pad) { /* its name (and title) must be new */
@@ -1634,7 +1630,7 @@ static int npy_check(const unsigned char *h, size_t n, uint64_t size, bm_format_
   }
   for (k = py.node[ks].kid; k != 0; k = py.node[k].next) {
     const py_node_t *x = &py.node[k];
-    if (x->type != PY_INT && x->type != PY_BOOL) {
+    if (x->type != PY_INT) { /* a bool passes numpy's isinstance(x, int), then memmap refuses it */
       err = fmt_bad(why, wn, "npy: shape holds something other than ints");
       goto out;
     }
@@ -1660,10 +1656,6 @@ static int npy_check(const unsigned char *h, size_t n, uint64_t size, bm_format_
   }
   if (dt.object) {
     err = fmt_bad(why, wn, "npy: object dtype (pickled Python objects) refused: numpy cannot map it");
-    goto out;
-  }
-  if (dt.unsized) {
-    err = fmt_bad(why, wn, "npy: a dtype with no size ('S0', 'U0', 'V0')");
     goto out;
   }
   /* a subarray dtype's dimensions join the array's (numpy's ndarray does so) */

@@ -403,7 +403,7 @@ static int st_tensor(st_t *st, json_t *v, size_t name_off, size_t name_len, char
     return fmt_bad(why, wn, "safetensors: tensor '%s' has more than %d dimensions", nm, BM_MAX_DIMS);
   r.ndim = (uint32_t)json_array_size(sh);
   r.dim_off = st->ndims;
-  if ((st->dims = fmt_grow(st->dims, &st->capdims, st->ndims + r.ndim, sizeof(*st->dims))) == NULL) return fmt_nomem();
+  if ((st->dims = fmt_grow(st->dims, &st->capdims, st->ndims + r.ndim + 1, sizeof(*st->dims))) == NULL) return fmt_nomem();
   json_array_foreach(sh, i, x) {
     if (!st_uint(x, &st->dims[st->ndims + i]))
       return fmt_bad(why, wn, "safetensors: tensor '%s': shape holds other than non-negative integers", nm);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "testutil.h"
+#include "internal.h"
 #ifndef _WIN32
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -555,6 +556,246 @@ END_TEST
 
 static void fmt_teardown(void) { bm_test_tmp_cleanup(); }
 
+/* ---- The reference's own vectors (tests/vectors/safetensors.txt: the safetensors crate's
+ * tests, and one case a rule), and the compact layout. */
+
+static const char *vec_path(const char *name, char *buf, size_t n) {
+  const char *f = __FILE__, *s = strrchr(f, '/'), *b = strrchr(f, '\\');
+  size_t k;
+  if (b != NULL && (s == NULL || b > s)) s = b;
+  k = s ? (size_t)(s - f + 1) : 0;
+  snprintf(buf, n, "%.*svectors/%s", (int)k, f, name);
+  return buf;
+}
+
+static int hexv(int c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1; }
+
+/* One vector's bytes into a malloc'd buffer (see the file's head for the form). */
+static unsigned char *vec_bytes(const char *text, size_t *n) {
+  size_t k = strlen(text), i, o = 0;
+  unsigned char *b;
+  if (strncmp(text, "raw:", 4) == 0) {
+    b = malloc(k + 1);
+    for (i = 4; i < k; i++) {
+      if (text[i] == '\\' && i + 3 < k + 1 && text[i + 1] == 'x' && hexv(text[i + 2]) >= 0 && hexv(text[i + 3]) >= 0) {
+        b[o++] = (unsigned char)(hexv(text[i + 2]) * 16 + hexv(text[i + 3]));
+        i += 3;
+      } else b[o++] = (unsigned char)text[i];
+    }
+  } else {
+    const char *bar = strstr(text, " || ");
+    size_t jl, data, j;
+    ck_assert_msg(bar != NULL, "vector without ' || ': %s", text);
+    jl = (size_t)(bar - text);
+    data = (size_t)strtoul(bar + 4, NULL, 10);
+    b = calloc(1, 8 + jl + data + 1);
+    for (j = 0; j < 8; j++) b[j] = (unsigned char)((uint64_t)jl >> (8 * j));
+    memcpy(b + 8, text, jl);
+    o = 8 + jl + data;
+  }
+  *n = o;
+  return b;
+}
+
+START_TEST(safetensors_vectors) {
+  char path[4096], line[8192];
+  FILE *f = fopen(vec_path("safetensors.txt", path, sizeof(path)), "r");
+  int cases = 0, acc = 0;
+#ifdef _WIN32
+  if (f == NULL) return; /* the source tree is not where Wine looks */
+#endif
+  ck_assert_msg(f != NULL, "cannot open %s", path);
+  while (fgets(line, sizeof(line), f) != NULL) {
+    char *t, why[BM_WHY_MAX];
+    size_t n, k = strlen(line);
+    unsigned char *b;
+    bm_format_info_t fi;
+    int want, err;
+    while (k > 0 && (line[k - 1] == '\n' || line[k - 1] == '\r')) line[--k] = '\0';
+    if (k == 0 || line[0] == '#') continue;
+    t = strchr(line, ' ');
+    ck_assert_ptr_nonnull(t);
+    *t++ = '\0';
+    want = strcmp(line, "ACCEPT") == 0 ? 0 : BM_EFORMAT;
+    b = vec_bytes(t, &n);
+    err = bm_format_check(b, n, n, BM_FORMAT_SAFETENSORS, &fi, why, sizeof(why));
+    ck_assert_msg(err == want, "%s %s: got %s (%s)", line, t, bm_err_name(err), why);
+    if (err == 0) {
+      bm_tensor_t *ts = NULL;
+      bm_meta_t *ms = NULL;
+      size_t nt, nmeta, i;
+      ck_assert_int_eq(fi.format, BM_FORMAT_SAFETENSORS);
+      ck_assert_bm_ok(bm_format_tensors(b, n, n, &ts, &nt, why, sizeof(why)));
+      ck_assert_uint_eq(nt, fi.n_tensors);
+      for (i = 1; i < nt; i++) ck_assert(ts[i].layout.data_offset == ts[i - 1].layout.data_offset + ts[i - 1].layout.data_length);
+      ck_assert_bm_ok(bm_format_metadata(b, n, n, &ms, &nmeta, why, sizeof(why)));
+      ck_assert_uint_eq(nmeta, fi.n_metadata);
+      bm_tensors_free(ts);
+      bm_metadata_free(ms);
+      acc++;
+    }
+    free(b);
+    cases++;
+  }
+  fclose(f);
+  ck_assert_int_ge(cases, 60);
+  ck_assert_int_ge(acc, 20);
+}
+END_TEST
+
+/* Names keep their exact bytes (an embedded NUL included); __metadata__ read back. */
+START_TEST(safetensors_names_and_metadata) {
+  const char *j = "{\"__metadata__\":{\"format\":\"pt\",\"k\\u00e9\":\"v\\u0000w\"},"
+                  "\"a\\u0000x\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1,2]},"
+                  "\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}";
+  size_t jl = strlen(j), n = 8 + jl + 2, nt, nm, i;
+  unsigned char *b = calloc(1, n);
+  bm_tensor_t *t;
+  bm_meta_t *m;
+  char why[BM_WHY_MAX];
+  for (i = 0; i < 8; i++) b[i] = (unsigned char)((uint64_t)jl >> (8 * i));
+  memcpy(b + 8, j, jl);
+  ck_assert_msg(bm_format_tensors(b, n, n, &t, &nt, why, sizeof(why)) == 0, "%s", why);
+  ck_assert_uint_eq(nt, 2);
+  ck_assert_uint_eq(t[0].name_len, 1);
+  ck_assert_str_eq(t[0].name, "a");
+  ck_assert_uint_eq(t[1].name_len, 3);
+  ck_assert(memcmp(t[1].name, "a\0x", 3) == 0);
+  ck_assert_uint_eq(t[1].layout.data_offset, 8 + jl + 1);
+  bm_tensors_free(t);
+  ck_assert_bm_ok(bm_format_metadata(b, n, n, &m, &nm, why, sizeof(why)));
+  ck_assert_uint_eq(nm, 2);
+  ck_assert_str_eq(m[0].key, "format");
+  ck_assert_str_eq(m[0].value, "pt");
+  ck_assert_uint_eq(m[1].key_len, 3);
+  ck_assert_str_eq(m[1].key, "k\xc3\xa9");
+  ck_assert_uint_eq(m[1].value_len, 3);
+  ck_assert(memcmp(m[1].value, "v\0w", 3) == 0);
+  bm_metadata_free(m);
+  free(b);
+}
+END_TEST
+
+/* bm__layout_encode / _decode: a round trip for each format, and every truncation and
+ * every flipped byte of the blob refused with BM_ECORRUPT. */
+static void blob_round_trip(const unsigned char *h, size_t n, int format) {
+  bm_format_info_t fi, back;
+  unsigned char *blob = NULL;
+  size_t bn = 0, nt = 0, nm = 0, i, k;
+  bm_tensor_t *t = NULL, *t0 = NULL;
+  bm_meta_t *m = NULL;
+  char *descr = NULL, why[BM_WHY_MAX];
+  ck_assert_bm_ok(bm_format_check(h, n, n, format, &fi, why, sizeof(why)));
+  ck_assert_bm_ok(bm__layout_encode(&fi, h, n, &blob, &bn));
+  ck_assert_bm_ok(bm__layout_decode(blob, bn, &back, &t, &nt, &m, &nm, &descr));
+  ck_assert_int_eq(back.format, fi.format);
+  ck_assert_int_eq(back.has_layout, fi.has_layout);
+  ck_assert_uint_eq(back.header_bytes, fi.header_bytes);
+  ck_assert_uint_eq(back.n_tensors, fi.n_tensors);
+  ck_assert_uint_eq(back.payload_size, n);
+  if (fi.has_layout) {
+    ck_assert_int_eq(back.layout.dtype, fi.layout.dtype);
+    ck_assert_uint_eq(back.layout.item_size, fi.layout.item_size);
+    ck_assert_uint_eq(back.layout.ndim, fi.layout.ndim);
+    ck_assert(memcmp(back.layout.shape, fi.layout.shape, sizeof(fi.layout.shape)) == 0);
+    ck_assert_uint_eq(back.layout.data_offset, fi.layout.data_offset);
+    ck_assert_str_eq(back.layout.descr, fi.layout.descr);
+    ck_assert_ptr_nonnull(descr);
+  }
+  if (format == BM_FORMAT_SAFETENSORS) {
+    size_t n0;
+    ck_assert_bm_ok(bm_format_tensors(h, n, n, &t0, &n0, why, sizeof(why)));
+    ck_assert_uint_eq(n0, nt);
+    for (i = 0; i < nt; i++) {
+      ck_assert_uint_eq(t[i].name_len, t0[i].name_len);
+      ck_assert(memcmp(t[i].name, t0[i].name, t0[i].name_len) == 0);
+      ck_assert_int_eq(t[i].layout.dtype, t0[i].layout.dtype);
+      ck_assert_uint_eq(t[i].layout.data_offset, t0[i].layout.data_offset);
+      ck_assert_uint_eq(t[i].layout.data_length, t0[i].layout.data_length);
+      ck_assert(memcmp(t[i].layout.shape, t0[i].layout.shape, sizeof(t0[i].layout.shape)) == 0);
+    }
+    bm_tensors_free(t0);
+  }
+  bm_tensors_free(t);
+  bm_metadata_free(m);
+  free(descr);
+  for (k = 0; k < bn; k++) { /* cut short anywhere */
+    ck_assert_bm_err(bm__layout_decode(blob, k, &back, &t, &nt, &m, &nm, &descr), k == 0 && 0 ? BM_EINVAL : BM_ECORRUPT);
+    ck_assert_ptr_null(t);
+  }
+  for (k = 0; k < bn; k++) { /* one byte changed anywhere */
+    blob[k] ^= 0x41;
+    ck_assert_bm_err(bm__layout_decode(blob, bn, &back, &t, &nt, &m, &nm, &descr), BM_ECORRUPT);
+    blob[k] ^= 0x41;
+  }
+  free(blob);
+}
+
+START_TEST(layout_blob) {
+  static const char npy_hdr[] = "{'descr': [('a', '<i4'), (('t', 'b'), '>f8', (2,)), ('', '|V4')], 'fortran_order': False, 'shape': (3,), }";
+  const char *st = "{\"__metadata__\":{\"format\":\"pt\"},\"w\":{\"dtype\":\"F4\",\"shape\":[2,2],\"data_offsets\":[0,2]},"
+                   "\"b\\u0000\":{\"dtype\":\"BF16\",\"shape\":[3],\"data_offsets\":[2,8]}}";
+  unsigned char *b;
+  size_t n, jl = strlen(st), i;
+  const char *p = bm_test_path("blob.npy");
+  FILE *f;
+  /* npy: a structured dtype with a title, a subarray and padding */
+  write_npy(p, npy_hdr, 3 * 24);
+  f = fopen(p, "rb");
+  b = malloc(4096);
+  n = fread(b, 1, 4096, f);
+  fclose(f);
+  blob_round_trip(b, n, BM_FORMAT_NPY);
+  {
+    bm_format_info_t fi;
+    char why[BM_WHY_MAX];
+    ck_assert_bm_ok(bm_format_check(b, n, n, BM_FORMAT_AUTO, &fi, why, sizeof(why)));
+    ck_assert_int_eq(fi.layout.dtype, BM_DTYPE_NPY);
+    ck_assert_uint_eq(fi.layout.item_size, 24);
+    ck_assert_uint_eq(fi.layout.flags, BM_LAYOUT_RECORD);
+    ck_assert_str_eq(fi.layout.descr, "|V24");
+  }
+  free(b);
+  /* safetensors: sub-byte, a NUL in a name, metadata */
+  n = 8 + jl + 8;
+  b = calloc(1, n);
+  for (i = 0; i < 8; i++) b[i] = (unsigned char)((uint64_t)jl >> (8 * i));
+  memcpy(b + 8, st, jl);
+  blob_round_trip(b, n, BM_FORMAT_SAFETENSORS);
+  free(b);
+  /* raw */
+  {
+    bm_format_info_t fi, back;
+    unsigned char *blob;
+    size_t bn;
+    memset(&fi, 0, sizeof(fi));
+    fi.format = BM_FORMAT_RAW;
+    fi.payload_size = 12345;
+    ck_assert_bm_ok(bm__layout_encode(&fi, NULL, 0, &blob, &bn));
+    ck_assert_bm_ok(bm__layout_decode(blob, bn, &back, NULL, NULL, NULL, NULL, NULL));
+    ck_assert_int_eq(back.format, BM_FORMAT_RAW);
+    ck_assert_uint_eq(back.payload_size, 12345);
+    free(blob);
+  }
+}
+END_TEST
+
+/* --format auto: a file that starts with a magic and fails is refused, with the hint. */
+START_TEST(auto_refuses_with_hint) {
+  const char *p = bm_test_path("trunc.safetensors");
+  write_st(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 16);
+  {
+    /* cut short: the header is whole, the data is not */
+    unsigned char h[8 + 64];
+    FILE *f = fopen(p, "rb");
+    size_t n = fread(h, 1, sizeof(h), f);
+    fclose(f);
+    write_file(p, h, n - 4, NULL, 0);
+  }
+  refused("trunc", p, BM_FORMAT_AUTO, "--format raw loads the bytes as they are");
+}
+END_TEST
+
 Suite *format_suite(void) {
   Suite *s = suite_create("format");
   TCase *tc = tcase_create("malformed");
@@ -562,6 +803,10 @@ Suite *format_suite(void) {
   tcase_add_test(tc, malformed_npy);
   tcase_add_test(tc, malformed_safetensors);
   tcase_add_test(tc, truncated_buffers);
+  tcase_add_test(tc, safetensors_vectors);
+  tcase_add_test(tc, safetensors_names_and_metadata);
+  tcase_add_test(tc, layout_blob);
+  tcase_add_test(tc, auto_refuses_with_hint);
   suite_add_tcase(s, tc);
   tc = tcase_create("layouts");
   tcase_add_checked_fixture(tc, NULL, fmt_teardown);

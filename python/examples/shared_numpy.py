@@ -31,7 +31,9 @@ def mapping_kib(name):
         for line in f:
             head = line.split()
             if len(head) >= 5 and "-" in head[0] and ":" not in head[0]:
-                inside = len(head) >= 6 and os.path.basename(head[5]) == name
+                # NAME, or the keep link bulkmap maps it through (bulkmap#NAME#<hex>)
+                base = os.path.basename(head[5]) if len(head) >= 6 else ""
+                inside = base == name or base.startswith("bulkmap#" + name + "#")
             elif inside and head[0] == "Rss:":
                 rss += int(head[1])
             elif inside and head[0] == "Pss:":

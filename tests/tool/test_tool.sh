@@ -528,20 +528,26 @@ expect 0 rm "$NAME-q"
 # human output says "(invalid time)" beside the number, never an impossible date; JSON
 # keeps the number.
 expect 0 load "$T/a" --name "$NAME-q" --large-pages off --no-progress
-poke_created() { # NAME VALUE: the trailer's created field (offset 48) and its CRC-64/XZ
-  python3 - "/dev/shm/$1" "$2" <<'PY'
-import struct, sys
+poke_created() { # NAME VALUE: the created field (offset 48) of the last record of the
+  # dataset's metadata /dev/shm/bulkmap#NAME (docs/datasets.md), its trailer block's
+  # CRC-64/XZ and the record's XXH3-64 (from xxhsum -H3) made good again
+  python3 - "/dev/shm/bulkmap#$1" "$2" <<'PY'
+import struct, subprocess, sys
 path, value = sys.argv[1], int(sys.argv[2])
+REC = 4096 + 344 + 8
 with open(path, "r+b") as f:
-    f.seek(0, 2); size = f.tell(); f.seek(size - 4096); t = bytearray(f.read(4096))
-    t[48:56] = struct.pack("<q", value)
+    f.seek(0, 2); size = f.tell(); f.seek(size - REC); r = bytearray(f.read(REC))
+    r[48:56] = struct.pack("<q", value)
     crc = 0xFFFFFFFFFFFFFFFF
-    for b in t[12:4088]:
+    for b in r[12:4088]:
         crc ^= b
         for _ in range(8):
             crc = (crc >> 1) ^ (0xC96C5795D7870F42 if crc & 1 else 0)
-    t[4088:4096] = struct.pack("<Q", crc ^ 0xFFFFFFFFFFFFFFFF)
-    f.seek(size - 4096); f.write(t)
+    r[4088:4096] = struct.pack("<Q", crc ^ 0xFFFFFFFFFFFFFFFF)
+    out = subprocess.run(["xxhsum", "-H3", "-"], input=bytes(r[:REC - 8]), capture_output=True, check=True).stdout.decode()
+    h = out.split("=")[-1].strip() if "=" in out.split("\n")[0] else out.split()[0]
+    r[REC - 8:] = struct.pack("<Q", int(h, 16))
+    f.seek(size - REC); f.write(r)
 PY
 }
 for v in 6918325427000000 -5 253402300800; do

@@ -562,7 +562,7 @@ static int st_parse(const unsigned char *h, size_t n, uint64_t size, st_t *st, c
   p = h + 8;
   e = p + st->hlen;
   if ((bad = fmt_utf8_bad(p, (size_t)st->hlen)) != (size_t)st->hlen)
-    return fmt_bad(why, wn, "safetensors: header is not valid UTF-8 (byte %zu)", bad);
+    return fmt_bad(why, wn, "safetensors: header is not valid UTF-8 (byte %llu)", (unsigned long long)bad);
   while (p < e && js_ws(*p)) p++;
   if (p >= e || *p != '{') return fmt_bad(why, wn, "safetensors: header is not a JSON object");
   p++;
@@ -573,12 +573,12 @@ static int st_parse(const unsigned char *h, size_t n, uint64_t size, st_t *st, c
     size_t off;
     while (p < e && js_ws(*p)) p++;
     if (first && p < e && *p == '}') break;
-    if (p >= e || *p != '"') return fmt_bad(why, wn, "safetensors: header is not valid JSON (a key expected at byte %zu)", (size_t)(p - h));
+    if (p >= e || *p != '"') return fmt_bad(why, wn, "safetensors: header is not valid JSON (a key expected at byte %llu)", (unsigned long long)(p - h));
     ks = p;
     if ((ke = js_str_end(ks, e)) == NULL) return fmt_bad(why, wn, "safetensors: header is not valid JSON (a string not closed)");
     p = ke;
     while (p < e && js_ws(*p)) p++;
-    if (p >= e || *p != ':') return fmt_bad(why, wn, "safetensors: header is not valid JSON (':' expected at byte %zu)", (size_t)(p - h));
+    if (p >= e || *p != ':') return fmt_bad(why, wn, "safetensors: header is not valid JSON (':' expected at byte %llu)", (unsigned long long)(p - h));
     p++;
     while (p < e && js_ws(*p)) p++;
     vs = p;
@@ -586,10 +586,10 @@ static int st_parse(const unsigned char *h, size_t n, uint64_t size, st_t *st, c
       return deep ? fmt_bad(why, wn, "safetensors: header nests deeper than serde_json's limit of %d", ST_MAX_DEPTH)
                   : fmt_bad(why, wn, "safetensors: header is not valid JSON (a value not closed)");
     if ((kj = js_load(ks, (size_t)(ke - ks), &err)) == NULL)
-      return err == BM_ENOMEM ? err : fmt_bad(why, wn, "safetensors: header is not valid JSON (a key at byte %zu)", (size_t)(ks - h));
+      return err == BM_ENOMEM ? err : fmt_bad(why, wn, "safetensors: header is not valid JSON (a key at byte %llu)", (unsigned long long)(ks - h));
     if ((vj = js_load(vs, (size_t)(ve - vs), &err)) == NULL) {
       json_decref(kj);
-      return err == BM_ENOMEM ? err : fmt_bad(why, wn, "safetensors: header is not valid JSON (the value at byte %zu; duplicate keys are refused)", (size_t)(vs - h));
+      return err == BM_ENOMEM ? err : fmt_bad(why, wn, "safetensors: header is not valid JSON (the value at byte %llu; duplicate keys are refused)", (unsigned long long)(vs - h));
     }
     if (json_string_length(kj) == 12 && memcmp(json_string_value(kj), "__metadata__", 12) == 0) {
       if (seen_meta) err = fmt_bad(why, wn, "safetensors: __metadata__ given twice (the crate: duplicate field)");
@@ -609,11 +609,11 @@ static int st_parse(const unsigned char *h, size_t n, uint64_t size, st_t *st, c
       continue;
     }
     if (p < e && *p == '}') break;
-    return fmt_bad(why, wn, "safetensors: header is not valid JSON (',' or '}' expected at byte %zu)", (size_t)(p - h));
+    return fmt_bad(why, wn, "safetensors: header is not valid JSON (',' or '}' expected at byte %llu)", (unsigned long long)(p - h));
   }
   p++;
   for (q = p; q < e && js_ws(*q); q++) {}
-  if (q != e) return fmt_bad(why, wn, "safetensors: bytes after the header's JSON object (at byte %zu)", (size_t)(q - h));
+  if (q != e) return fmt_bad(why, wn, "safetensors: bytes after the header's JSON object (at byte %llu)", (unsigned long long)(q - h));
   if (st->nrec > UINT32_MAX || st->nmeta > UINT32_MAX) return fmt_bad(why, wn, "safetensors: too many tensors");
   return st_finish(st, why, wn);
 }
@@ -1548,7 +1548,7 @@ static int npy_check(const unsigned char *h, size_t n, uint64_t size, bm_format_
   if (hbytes > size)
     return fmt_bad(why, wn, "npy: header of %llu bytes is longer than the file (%llu bytes)", (unsigned long long)hbytes,
                    (unsigned long long)size);
-  if (hbytes > n) return fmt_bad(why, wn, "npy: header truncated (%zu of %llu bytes given)", n, (unsigned long long)hbytes);
+  if (hbytes > n) return fmt_bad(why, wn, "npy: header truncated (%llu of %llu bytes given)", (unsigned long long)n, (unsigned long long)hbytes);
   memset(&py, 0, sizeof(py));
   py.start = h + 8 + lenb;
   py.p = py.start;
@@ -1596,8 +1596,8 @@ static int npy_check(const unsigned char *h, size_t n, uint64_t size, bm_format_
     goto out;
   }
   if (root == 0) {
-    err = fmt_bad(why, wn, "npy: header is not a Python literal as numpy reads it (%s at byte %zu)", py.err ? py.err : "a syntax error",
-                  (size_t)(py.p - h));
+    err = fmt_bad(why, wn, "npy: header is not a Python literal as numpy reads it (%s at byte %llu)", py.err ? py.err : "a syntax error",
+                  (unsigned long long)(py.p - h));
     goto out;
   }
   ev.py = &py;

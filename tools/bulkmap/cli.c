@@ -476,7 +476,7 @@ static int utf8_len(const unsigned char *p) {
 
 /* A JSON string: escapes what JSON needs, and shows bytes that are not UTF-8 (a file name
  * on Linux may hold any) as U+FFFD, so that the output is always valid JSON. */
-void json_string(const char *s) {
+void cli_json_string(const char *s) {
   const unsigned char *p = (const unsigned char *)s;
   int n;
   putchar('"');
@@ -502,7 +502,7 @@ void out_str(cli_out_t *o, const char *key, const char *val) {
     putchar('\n');
   }
   else if (val == NULL) printf("null");
-  else json_string(val);
+  else cli_json_string(val);
 }
 
 static int key_ends(const char *key, const char *end) {
@@ -562,7 +562,7 @@ void out_u64(cli_out_t *o, const char *key, uint64_t v) {
 void out_u64_named(cli_out_t *o, const char *key, uint64_t v) {
   if (o->json) {
     printf("%s", o->fields++ ? "," : "");
-    json_string(key);
+    cli_json_string(key);
     printf(":%llu", (unsigned long long)v);
   } else {
     cli_put_escaped(stdout, key);

@@ -78,7 +78,7 @@ typedef struct cli_out_s {
   int depth;
 } cli_out_t;
 void out_begin(cli_out_t *o, int json);
-void json_string(const char *s); /* a quoted, escaped JSON string (always valid UTF-8) */
+void cli_json_string(const char *s); /* a quoted, escaped JSON string (always valid UTF-8) */
 /* A name or path for human output: control characters as C escapes (\n, \t, \x1b), so
  * that a name cannot forge a line; out_str and cli_error do this already. */
 void cli_put_escaped(FILE *f, const char *s);

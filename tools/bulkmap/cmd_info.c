@@ -69,7 +69,7 @@ int cmd_info(int argc, char **argv) {
     printf("],\"mounts\":[");
     for (i = 0; i < si.n_mounts; i++) {
       printf("%s{\"path\":", i ? "," : "");
-      json_string(si.mounts[i].path);
+      cli_json_string(si.mounts[i].path);
       printf(",\"page_size\":%llu}", (unsigned long long)si.mounts[i].page_size);
     }
     printf("]");

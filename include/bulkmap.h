@@ -757,6 +757,11 @@ BM_EXTERN int bm_dataset_set_format(bm_dataset_t *ds, int format, char *why, siz
  * Errors: BM_EINVAL (not safetensors), BM_EFORMAT / BM_ECORRUPT (the header no longer
  * agrees with the trailer), BM_ENOMEM, BM_ETRUNCATED. */
 BM_EXTERN int bm_dataset_tensors(bm_dataset_t *ds, bm_tensor_t **out, size_t *count);
+/* A safetensors dataset's __metadata__ (string pairs, in the header's order), from the
+ * compact layout kept in its metadata (the header is not parsed again); none for other
+ * formats. *out freed with bm_metadata_free (NULL when *count is 0). Errors: BM_EINVAL,
+ * BM_ECORRUPT, BM_ENOMEM, BM_EINCOMPLETE (no bytes to read yet). */
+BM_EXTERN int bm_dataset_metadata(bm_dataset_t *ds, bm_meta_t **out, size_t *count);
 /* What the dataset is now: a writer's own state; for a reader the trailer read again and
  * judged (a writer may have published, failed or died since the open). */
 BM_EXTERN int bm_dataset_info(bm_dataset_t *ds, bm_dataset_info_t *info);

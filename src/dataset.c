@@ -322,6 +322,44 @@ int bm_dataset_hash_view(bm_dataset_t *ds, const bm_view_t *view) {
   return 0;
 }
 
+/* The compact layout of the payload's header (tensor table, __metadata__, the npy descr),
+ * made once here from the header in the section and kept in the metadata, so that readers
+ * never parse the header again (src/format.c: bm__layout_encode). */
+static int bm__dataset_keep_layout(bm_dataset_t *ds) {
+  bm_format_info_t fi;
+  unsigned char *head, *blob = NULL;
+  size_t n, blob_n = 0;
+  int err;
+  memset(&fi, 0, sizeof(fi));
+  fi.format = ds->t.format;
+  fi.has_layout = ds->t.has_layout;
+  fi.layout = ds->t.layout;
+  fi.header_bytes = ds->t.header_bytes;
+  fi.n_tensors = ds->t.n_tensors;
+  fi.payload_size = ds->t.payload_size;
+  if ((err = bm__format_read(ds->src, ds->t.payload_size, &head, &n)) != 0) return err;
+  err = bm__layout_encode(&fi, head, n, &blob, &blob_n);
+  free(head);
+  if (err != 0) return err;
+  return bm__store_set_layout(ds->st, blob, blob_n);
+}
+
+/* A reader's layout fields the trailer block has no room for (the npy descr and flags),
+ * from the compact layout. */
+static void bm__dataset_read_layout(bm_dataset_t *ds) {
+  bm_format_info_t fi;
+  unsigned char *blob;
+  size_t n;
+  if (ds->st == NULL || !ds->t.has_layout || bm__store_layout(ds->st, &blob, &n) != 0 || blob == NULL)
+    return;
+  if (bm__layout_decode(blob, n, &fi, NULL, NULL, NULL, NULL, NULL) == 0 && fi.has_layout &&
+      fi.layout.dtype == ds->t.layout.dtype && fi.layout.data_offset == ds->t.layout.data_offset) {
+    ds->t.layout.flags = fi.layout.flags;
+    memcpy(ds->t.layout.descr, fi.layout.descr, sizeof(ds->t.layout.descr));
+  }
+  free(blob);
+}
+
 int bm_dataset_publish(bm_dataset_t *ds, bm_dataset_info_t *info) {
   int err;
   if (ds == NULL || !ds->writer || ds->published || ds->failed) return BM_EINVAL;
@@ -341,6 +379,9 @@ int bm_dataset_publish(bm_dataset_t *ds, bm_dataset_info_t *info) {
     ds->hashed = ds->t.payload_size;
   }
   if (ds->hashed != ds->t.payload_size) return BM_EINVAL;
+  if (ds->st != NULL && ds->t.format != 0 && ds->t.format != BM_FORMAT_RAW &&
+      (err = bm__dataset_keep_layout(ds)) != 0)
+    return err;
   ds->t.xxh3 = bm_xxh3_digest(ds->h);
   ds->t.state = BM_STATE_READY;
   if (ds->st != NULL) {
@@ -409,6 +450,7 @@ int bm_dataset_open(bm_dataset_t **out, const char *name, unsigned flags,
     err = bm__store_open(&ds->st, name, &ds->t, &state);
     if (err == 0) {
       ds->src = bm__store_source(ds->st);
+      bm__dataset_read_layout(ds);
       ds->section = ds->t.payload_size;
       if (state == BM_STATE_LOADING || state == BM_STATE_FAILED) err = BM_EINCOMPLETE;
       else if (state == BM_STATE_ABANDONED) err = BM_EABANDONED;
@@ -701,6 +743,23 @@ int bm_dataset_tensors(bm_dataset_t *ds, bm_tensor_t **out, size_t *count) {
   if (count != NULL) *count = 0;
   if (ds == NULL || out == NULL || count == NULL || ds->t.format != BM_FORMAT_SAFETENSORS)
     return BM_EINVAL;
+  if (ds->st != NULL && !ds->writer) {
+    /* The tensor table kept in the metadata: the header is not parsed again. */
+    bm_format_info_t fi;
+    unsigned char *blob;
+    if ((err = bm__store_layout(ds->st, &blob, &n)) != 0) return err;
+    if (blob != NULL) {
+      err = bm__layout_decode(blob, n, &fi, out, count, NULL, NULL, NULL);
+      free(blob);
+      if (err == 0 && *count != ds->t.n_tensors) {
+        bm_tensors_free(*out);
+        *out = NULL;
+        *count = 0;
+        err = BM_ECORRUPT;
+      }
+      return err;
+    }
+  }
   if ((err = bm__format_read(ds->src, ds->t.payload_size, &head, &n)) != 0) return err;
   err = bm_format_tensors(head, n, ds->t.payload_size, out, count, NULL, 0);
   free(head);
@@ -710,5 +769,29 @@ int bm_dataset_tensors(bm_dataset_t *ds, bm_tensor_t **out, size_t *count) {
     *count = 0;
     err = BM_ECORRUPT;
   }
+  return err;
+}
+
+int bm_dataset_metadata(bm_dataset_t *ds, bm_meta_t **out, size_t *count) {
+  unsigned char *buf;
+  size_t n;
+  int err;
+  if (out != NULL) *out = NULL;
+  if (count != NULL) *count = 0;
+  if (ds == NULL || out == NULL || count == NULL) return BM_EINVAL;
+  if (ds->t.format != BM_FORMAT_SAFETENSORS) return 0;
+  if (ds->st != NULL && !ds->writer) {
+    bm_format_info_t fi;
+    if ((err = bm__store_layout(ds->st, &buf, &n)) != 0) return err;
+    if (buf != NULL) {
+      err = bm__layout_decode(buf, n, &fi, NULL, NULL, out, count, NULL);
+      free(buf);
+      return err;
+    }
+  }
+  if (ds->src == NULL) return BM_EINCOMPLETE;
+  if ((err = bm__format_read(ds->src, ds->t.payload_size, &buf, &n)) != 0) return err;
+  err = bm_format_metadata(buf, n, ds->t.payload_size, out, count, NULL, 0);
+  free(buf);
   return err;
 }

@@ -120,6 +120,11 @@ int bm__store_create(bm__store_t **out, const char *name, const bm_section_opts_
                      int replace, const bm__trailer_t *t, bm_large_t *outcome);
 bm_source_t *bm__store_source(bm__store_t *st); /* NULL: no bytes to map */
 const char *bm__store_place(bm__store_t *st);
+/* Writer: the compact layout (src/format.c, bm__layout_encode) its ready records carry;
+ * the store takes blob (malloc'd). Reader or writer: a copy of it (*blob NULL, *n 0 when
+ * there is none; free()). */
+int bm__store_set_layout(bm__store_t *st, unsigned char *blob, size_t n);
+int bm__store_layout(bm__store_t *st, unsigned char **blob, size_t *n);
 /* Writer: records t (a state other than ready: loading, failed). */
 int bm__store_record(bm__store_t *st, const bm__trailer_t *t);
 /* Writer: names the bytes (NAME, atomically swapped for a replace) and records t ready;

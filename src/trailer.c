@@ -206,11 +206,17 @@ static int bm__format_ok(const bm__trailer_t *t) {
   if (t->format != BM_FORMAT_SAFETENSORS && t->n_tensors != 0) return 0;
   if (t->format == BM_FORMAT_NPY && !t->has_layout) return 0;
   if (!t->has_layout) return 1;
-  if (bm_dtype_size(l->dtype) == 0 || l->item_size != bm_dtype_size(l->dtype) ||
-      l->ndim > BM_MAX_DIMS || (l->order != 'C' && l->order != 'F') ||
-      (l->byteorder != '<' && l->byteorder != '>' && l->byteorder != '|') ||
-      (l->byteorder == '|') != (l->item_size == 1))
+  if (l->ndim > BM_MAX_DIMS || (l->order != 'C' && l->order != 'F') ||
+      (l->byteorder != '<' && l->byteorder != '>' && l->byteorder != '|'))
     return 0;
+  if (l->dtype == BM_DTYPE_NPY) {
+    /* An npy dtype with no safetensors name (structured, strings, datetimes): its size is
+     * the layout's, its descr in the compact layout beside the trailer block. */
+    if (l->item_size == 0) return 0;
+  } else if (bm_dtype_size(l->dtype) == 0 || l->item_size != bm_dtype_size(l->dtype) ||
+             (l->byteorder == '|') != (l->item_size == 1)) {
+    return 0;
+  }
   n = l->item_size;
   for (i = 0; i < l->ndim; i++) {
     if (l->shape[i] == 0) n = 0;

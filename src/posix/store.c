@@ -67,7 +67,11 @@ typedef struct {
   char keep[40];        /* hex of the keep link bulkmap#NAME#<keep> ("": none) */
   char place[BM_PATH_MAX];
   uint64_t off;         /* where this record is (read back) */
+  uint32_t len;         /* its length */
+  uint32_t blob_n;      /* the compact layout's bytes, at off + BLOB_AT */
 } rec_t;
+
+#define BLOB_AT (BM_TRAILER_SIZE + EXT_FIXED)
 
 struct bm__store_s {
   char name[BM_NAME_MAX + 1];
@@ -87,6 +91,8 @@ struct bm__store_s {
   int have_old;         /* a replace: the generation it supersedes */
   rec_t old;
   uint64_t seq;
+  unsigned char *blob;  /* writer: the compact layout its records carry (src/format.c) */
+  size_t blob_n;
 };
 
 /* ---- Small things. */
@@ -228,21 +234,26 @@ int bm__posix_unlink_identity(int dfd, const char *name, uint64_t dev, uint64_t 
 
 /* ---- Records. */
 
-static size_t rec_encode(const rec_t *r, unsigned char *buf) {
+/* Encodes r and its compact layout into buf (rec_size bytes). */
+static size_t rec_size(size_t blob_n) { return BM_TRAILER_SIZE + EXT_FIXED + blob_n + 8; }
+
+static size_t rec_encode(const rec_t *r, const unsigned char *blob, size_t blob_n, unsigned char *buf) {
   unsigned char *e = buf + BM_TRAILER_SIZE;
+  size_t n = rec_size(blob_n);
   bm__trailer_encode(buf, &r->t);
-  memset(e, 0, EXT_FIXED + 8);
+  memset(e, 0, EXT_FIXED);
   memcpy(e, EXT_MAGIC, 8);
   put32(e + 8, (uint32_t)r->kind);
-  put32(e + 12, (uint32_t)(BM_TRAILER_SIZE + EXT_FIXED + 8));
+  put32(e + 12, (uint32_t)n);
   put64(e + 16, r->dev);
   put64(e + 24, r->ino);
   put64(e + 32, r->prev);
-  put32(e + 44, 0); /* compact layout bytes (none yet) */
+  put32(e + 44, (uint32_t)blob_n); /* the compact layout (src/format.c), after the fixed part */
   memcpy(e + 48, r->keep, strnlen(r->keep, 39));
   memcpy(e + 88, r->place, strnlen(r->place, 255));
-  put64(e + EXT_FIXED, bm__xxh3_64(buf, BM_TRAILER_SIZE + EXT_FIXED));
-  return BM_TRAILER_SIZE + EXT_FIXED + 8;
+  if (blob_n > 0 && blob != buf + BLOB_AT) memcpy(buf + BLOB_AT, blob, blob_n);
+  put64(buf + n - 8, bm__xxh3_64(buf, n - 8));
+  return n;
 }
 
 static int rec_decode(const unsigned char *buf, size_t n, rec_t *r) {
@@ -251,7 +262,7 @@ static int rec_decode(const unsigned char *buf, size_t n, rec_t *r) {
   int err;
   if (n < BM_TRAILER_SIZE + EXT_FIXED + 8) return BM_ECORRUPT;
   len = get32(e + 12);
-  if (len != n || memcmp(e, EXT_MAGIC, 8) != 0) return BM_ECORRUPT;
+  if (len != n || memcmp(e, EXT_MAGIC, 8) != 0 || rec_size(get32(e + 44)) != n) return BM_ECORRUPT;
   if (get64(buf + n - 8) != bm__xxh3_64(buf, n - 8)) return BM_ECORRUPT;
   memset(r, 0, sizeof(*r));
   if ((err = bm__trailer_decode(buf, (uint64_t)1 << 62, &r->t)) != 0) return BM_ECORRUPT;
@@ -259,6 +270,8 @@ static int rec_decode(const unsigned char *buf, size_t n, rec_t *r) {
   r->dev = get64(e + 16);
   r->ino = get64(e + 24);
   r->prev = get64(e + 32);
+  r->len = (uint32_t)n;
+  r->blob_n = get32(e + 44);
   memcpy(r->keep, e + 48, 39);
   memcpy(r->place, e + 88, 255);
   if (r->kind != KIND_CURRENT && r->kind != KIND_PENDING) return BM_ECORRUPT;
@@ -296,6 +309,12 @@ static uint32_t slot_check(const unsigned char *s) { return (uint32_t)bm__xxh3_6
 static int rec_read_at(int cfd, uint64_t off, size_t len, rec_t *r) {
   unsigned char *buf;
   int err;
+  if (len == 0) {
+    /* Its length is in its extension (a previous record, named by offset only). */
+    unsigned char l4[4];
+    if ((err = pread_all(cfd, l4, 4, off + BM_TRAILER_SIZE + 12)) != 0) return err;
+    len = get32(l4);
+  }
   if (len < BM_TRAILER_SIZE + EXT_FIXED + 8 || len > REC_MAX) return BM_ECORRUPT;
   if ((buf = malloc(len)) == NULL) return BM_ENOMEM;
   err = pread_all(cfd, buf, len, off);
@@ -343,15 +362,31 @@ static int rec_read_last(int cfd, rec_t *r, uint64_t *seqp) {
 
 /* Appends r (at the companion's end) and points the next slot at it. */
 static int rec_append(bm__store_t *st, rec_t *r) {
-  unsigned char buf[BM_TRAILER_SIZE + EXT_FIXED + 8], s[24];
+  unsigned char *buf, s[24];
   struct stat sb;
-  size_t n;
+  size_t n, blob_n = r->t.state == BM_STATE_READY ? st->blob_n : 0;
   uint64_t off;
   int err;
   if (bm__sys_fstat(st->cfd, &sb) != 0) return bm__posix_error(errno);
   off = (uint64_t)sb.st_size < COMP_HEAD ? COMP_HEAD : (uint64_t)sb.st_size;
-  n = rec_encode(r, buf);
-  if ((err = pwrite_all(st->cfd, buf, n, off)) != 0) return err;
+  if (rec_size(blob_n) > REC_MAX) return BM_EOVERFLOW;
+  if ((buf = malloc(rec_size(blob_n))) == NULL) return BM_ENOMEM;
+  if (st->blob == NULL && r->blob_n > 0 && r->off != 0) {
+    /* A record written again (a replace finished or undone): its layout comes along. */
+    blob_n = r->blob_n;
+    free(buf);
+    if ((buf = malloc(rec_size(blob_n))) == NULL) return BM_ENOMEM;
+    if ((err = pread_all(st->cfd, buf + BLOB_AT, blob_n, r->off + BLOB_AT)) != 0) {
+      free(buf);
+      return err;
+    }
+    n = rec_encode(r, buf + BLOB_AT, blob_n, buf);
+  } else {
+    n = rec_encode(r, st->blob, blob_n, buf);
+  }
+  err = pwrite_all(st->cfd, buf, n, off);
+  free(buf);
+  if (err != 0) return err;
   st->seq++;
   put64(s, st->seq);
   put64(s + 8, off);
@@ -359,6 +394,8 @@ static int rec_append(bm__store_t *st, rec_t *r) {
   put32(s + 20, slot_check(s));
   if ((err = pwrite_all(st->cfd, s, 24, 16 + 24 * (st->seq & 1))) != 0) return err;
   r->off = off;
+  r->len = (uint32_t)n;
+  r->blob_n = (uint32_t)blob_n;
   return 0;
 }
 
@@ -389,7 +426,7 @@ static int rec_resolve(bm__store_t *st, rec_t *last, rec_t *out) {
       out->kind = KIND_CURRENT;
       return 0;
     }
-    return rec_read_at(st->cfd, last->prev, BM_TRAILER_SIZE + EXT_FIXED + 8, out);
+    return rec_read_at(st->cfd, last->prev, 0, out);
   }
   *out = *last;
   return 0;
@@ -467,6 +504,7 @@ void bm__store_close(bm__store_t *st) {
   if (st->lfd >= 0) close(st->lfd);
   if (st->pfd >= 0) close(st->pfd);
   if (st->shm >= 0) close(st->shm);
+  free(st->blob);
   free(st);
 }
 
@@ -550,7 +588,7 @@ static int finish_pending(bm__store_t *st, rec_t *last) {
   if (now.off == last->off) {
     /* Committed: the old generation's keep link goes. */
     rec_t old;
-    if (rec_read_at(st->cfd, last->prev, BM_TRAILER_SIZE + EXT_FIXED + 8, &old) == 0)
+    if (rec_read_at(st->cfd, last->prev, 0, &old) == 0)
       remove_record_objects(st, &old, 0);
   } else {
     remove_record_objects(st, last, 0);
@@ -888,7 +926,7 @@ static int store_remove(bm__store_t *st, int force) {
     if (last.kind == KIND_PENDING) {
       rec_t old;
       remove_record_objects(st, &last, 1);
-      if (rec_read_at(st->cfd, last.prev, BM_TRAILER_SIZE + EXT_FIXED + 8, &old) == 0)
+      if (rec_read_at(st->cfd, last.prev, 0, &old) == 0)
         remove_record_objects(st, &old, 1);
     } else {
       cur = last;
@@ -1097,7 +1135,7 @@ static void reclaim_orphans(const char *place, reclaim_ctx_t *c) {
         rec_t prev;
         orphan = strcmp(last.keep, hash + 1) != 0;
         if (orphan && last.kind == KIND_PENDING &&
-            rec_read_at(st->cfd, last.prev, BM_TRAILER_SIZE + EXT_FIXED + 8, &prev) == 0)
+            rec_read_at(st->cfd, last.prev, 0, &prev) == 0)
           orphan = strcmp(prev.keep, hash + 1) != 0;
       } else {
         orphan = 0;
@@ -1174,4 +1212,43 @@ int bm__store_remove_on_exit(bm__store_t *st) {
     snprintf(asides[i], sizeof(asides[i]), COMP_PREFIX "rm#%s", hex);
   }
   return bm__posix_remove_on_exit3(dfd, names, asides, dev, ino, 3);
+}
+
+/* ---- The compact layout (src/format.c's blob) of the generation this handle has. */
+
+int bm__store_set_layout(bm__store_t *st, unsigned char *blob, size_t n) {
+  if (!st->writer) {
+    free(blob);
+    return BM_EINVAL;
+  }
+  free(st->blob);
+  st->blob = blob;
+  st->blob_n = n;
+  return 0;
+}
+
+int bm__store_layout(bm__store_t *st, unsigned char **blob, size_t *n) {
+  unsigned char *b;
+  int err;
+  *blob = NULL;
+  *n = 0;
+  if (st->writer) {
+    if (st->blob_n == 0) return 0;
+    if ((b = malloc(st->blob_n)) == NULL) return BM_ENOMEM;
+    memcpy(b, st->blob, st->blob_n);
+    *blob = b;
+    *n = st->blob_n;
+    return 0;
+  }
+  if (st->cur.blob_n == 0) return 0;
+  if ((b = malloc(st->cur.blob_n)) == NULL) return BM_ENOMEM;
+  /* Records are never rewritten: what this record said is there still; its checksum was
+   * checked when it was read, and the decoder checks every length again. */
+  if ((err = pread_all(st->cfd, b, st->cur.blob_n, st->cur.off + BLOB_AT)) != 0) {
+    free(b);
+    return err;
+  }
+  *blob = b;
+  *n = st->cur.blob_n;
+  return 0;
 }

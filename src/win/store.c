@@ -1,6 +1,7 @@
 /* Windows: a dataset's metadata stays in its section (the trailer, src/dataset.c), since a
  * named section has no path beside which anything could live; the seed programs read the
  * payload at offset 0. None of the calls of the POSIX store applies (os.h). */
+#include <stdlib.h>
 #include "../os.h"
 
 int bm__store_create(bm__store_t **out, const char *name, const bm_section_opts_t *so,
@@ -33,3 +34,14 @@ int bm__store_reclaim(void (*done)(void *arg, const bm_section_info_t *si, uint6
   return (void)done, (void)arg, 0;
 }
 int bm__store_remove_on_exit(bm__store_t *st) { return (void)st, 0; }
+int bm__store_set_layout(bm__store_t *st, unsigned char *blob, size_t n) {
+  (void)st, (void)n;
+  free(blob);
+  return BM_ENOTSUP;
+}
+int bm__store_layout(bm__store_t *st, unsigned char **blob, size_t *n) {
+  (void)st;
+  *blob = NULL;
+  *n = 0;
+  return BM_ENOTSUP;
+}

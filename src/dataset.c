@@ -245,6 +245,7 @@ int bm_dataset_create(bm_dataset_t **out, const char *name, const bm_dataset_opt
     large.requested = opts->large;
     large.page_size = bm_page_size();
     large.reason = opts->large != BM_LARGE_OFF ? BM_REASON_NONE : BM_REASON_NOT_REQUESTED;
+    ds->t.large = large; /* the claim's first record: what was asked, nothing had yet */
     if (opts->preflight != NULL) {
       memset(opts->preflight, 0, sizeof(*opts->preflight));
       opts->preflight->shm_free = opts->preflight->shm_total = UINT64_MAX;

@@ -16,6 +16,7 @@
 #include <xxhash.h>
 #include <errno.h>
 #include <signal.h>
+#include <dirent.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
@@ -629,6 +630,123 @@ START_TEST(remove_on_exit) {
 }
 END_TEST
 
+
+/* ---- Crash-atomicity (docs/datasets.md): writers killed at many points. A child makes
+ * generation after generation of NAME (the first a plain load, then replaces), each filled,
+ * published and closed; it is killed with SIGKILL after a random delay, hundreds of times,
+ * a third of them with every kernel fallback forced (no O_TMPFILE, no /proc link, no
+ * RENAME_NOREPLACE). After each kill: NAME is nothing, or judged `abandoned` or `failed`
+ * (never `loading`: its writer is dead), or `ready` and then whole (it verifies) and the
+ * same bytes as the plain path /dev/shm/NAME; after a reclaim nothing of it is left but a
+ * ready dataset's three names. */
+static void crash_writer(const char *name, int fallback) {
+  int g;
+  if (fallback) setenv("BULKMAP_TEST_FALLBACK", "tmpfile,proclink,renameat2", 1);
+  for (g = 0;; g++)
+    if (make_gen(name, g % 50, g > 0, BM_LARGE_OFF, NULL, 0600, NULL) != 0 && g == 0) _exit(1);
+}
+
+/* The objects in /dev/shm that belong to NAME: 1 for NAME, 2 for bulkmap#NAME, and how
+ * many others (keep links, temporaries) into *others. */
+static int crash_objects(const char *name, int *others) {
+  DIR *d = opendir("/dev/shm");
+  struct dirent *e;
+  char comp[300], keep[300];
+  int seen = 0;
+  size_t kl;
+  *others = 0;
+  snprintf(comp, sizeof(comp), "bulkmap#%s", name);
+  snprintf(keep, sizeof(keep), "bulkmap#%s#", name);
+  kl = strlen(keep);
+  if (d == NULL) return 0;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, name) == 0) seen |= 1;
+    else if (strcmp(e->d_name, comp) == 0) seen |= 2;
+    else if (strncmp(e->d_name, keep, kl) == 0 || strncmp(e->d_name, "bulkmap#tmp#", 12) == 0 ||
+             strncmp(e->d_name, "bulkmap#rm#", 11) == 0)
+      (*others)++;
+  }
+  closedir(d);
+  return seen;
+}
+
+static uint64_t crash_file_hash(const char *name) {
+  char p[300];
+  unsigned char *buf;
+  FILE *f;
+  long n;
+  uint64_t h;
+  snprintf(p, sizeof(p), "/dev/shm/%s", name);
+  if ((f = fopen(p, "rb")) == NULL) return 0;
+  fseek(f, 0, SEEK_END);
+  n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  buf = malloc((size_t)n + 1);
+  ck_assert_ptr_nonnull(buf);
+  ck_assert_int_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+  fclose(f);
+  h = XXH3_64bits(buf, (size_t)n);
+  free(buf);
+  return h;
+}
+
+START_TEST(writers_killed_anywhere) {
+  const char *name = ht_name("crash");
+  int round, rounds = 300, counts[8] = {0}, left_ready = 0;
+  unsigned seed = (unsigned)getpid();
+  private_shm();
+  for (round = 0; round < rounds; round++) {
+    bm_dataset_t *ds = NULL;
+    bm_dataset_info_t info;
+    bm_reclaimed_t *v;
+    size_t n;
+    struct timespec ts;
+    pid_t pid;
+    int st, err, seen, others, fallback = round % 3 == 2;
+    long delay_us = (long)(rand_r(&seed) % 6000u);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) crash_writer(name, fallback);
+    ts.tv_sec = 0;
+    ts.tv_nsec = delay_us * 1000;
+    nanosleep(&ts, NULL);
+    kill(pid, SIGKILL);
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFSIGNALED(st), "round %d: the writer ended by itself (status %d)", round, st);
+    err = bm_dataset_open(&ds, name, BM_OPEN_VERIFY, &info);
+    if (err == 0) {
+      /* Whole and verified, and what a plain reader of the path reads. */
+      counts[BM_STATE_READY]++;
+      ck_assert_uint_eq(crash_file_hash(name), info.xxh3);
+      bm_dataset_close(ds);
+    } else if (err == BM_ENOENT) {
+      counts[0]++;
+    } else {
+      ck_assert_msg(err == BM_EABANDONED || (err == BM_EINCOMPLETE && info.state == BM_STATE_FAILED),
+                    "round %d (%ld us, fallback %d): %s, state %s", round, delay_us, fallback,
+                    bm_err_name(err), bm_state_name(info.state));
+      counts[info.state]++;
+    }
+    ck_assert_bm_ok(bm_dataset_reclaim(&v, &n, NULL));
+    bm_reclaimed_free(v);
+    seen = crash_objects(name, &others);
+    if (err == 0) {
+      /* A ready dataset stays: NAME, its metadata and one keep link. */
+      ck_assert_msg(seen == 3 && others == 1, "round %d: ready, then %d %d left", round, seen, others);
+      left_ready++;
+      ck_assert_bm_ok(bm_section_remove(name));
+      seen = crash_objects(name, &others);
+    }
+    ck_assert_msg(seen == 0 && others == 0, "round %d (%ld us, fallback %d, %s): left %d and %d others",
+                  round, delay_us, fallback, bm_err_name(err), seen, others);
+  }
+  fprintf(stderr, "crash: %d kills: %d nothing, %d ready, %d abandoned, %d failed; none left unjudged\n",
+          rounds, counts[0], counts[BM_STATE_READY], counts[BM_STATE_ABANDONED], counts[BM_STATE_FAILED]);
+  ck_assert_int_eq(counts[BM_STATE_LOADING], 0);
+  (void)left_ready;
+}
+END_TEST
+
 Suite *lifecycle_suite(void) {
   Suite *s = suite_create("lifecycle");
   TCase *tc = tcase_create("replace");
@@ -657,6 +775,11 @@ Suite *lifecycle_suite(void) {
   tcase_add_test(tc, reclaim_beside_live_writer);
   tcase_add_test(tc, maps_counted);
   tcase_add_test(tc, remove_on_exit);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("crash");
+  tcase_add_unchecked_fixture(tc, shm_setup, shm_teardown);
+  tcase_set_timeout(tc, 240);
+  tcase_add_test(tc, writers_killed_anywhere);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -408,9 +408,9 @@ static int lock_held(bm__store_t *st) {
 
 /* The record that is the dataset now, from the last one written: a pending replace is
  * the new generation once NAME is its bytes and its writer is gone, else the old one. */
-static int rec_resolve(bm__store_t *st, rec_t *last, rec_t *out) {
+static int rec_resolve_as(bm__store_t *st, rec_t *last, rec_t *out, int writer_gone) {
   if (last->kind == KIND_PENDING) {
-    int held = lock_held(st), committed = 0;
+    int held = writer_gone ? 0 : lock_held(st), committed = 0;
     if (held < 0) return held;
     if (!held) {
       int dfd = open(last->place, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -430,6 +430,10 @@ static int rec_resolve(bm__store_t *st, rec_t *last, rec_t *out) {
   }
   *out = *last;
   return 0;
+}
+
+static int rec_resolve(bm__store_t *st, rec_t *last, rec_t *out) {
+  return rec_resolve_as(st, last, out, 0);
 }
 
 static int judge_state(bm__store_t *st, const rec_t *r) {
@@ -584,7 +588,8 @@ static int finish_pending(bm__store_t *st, rec_t *last) {
   rec_t now;
   int err;
   if (last->kind != KIND_PENDING) return 0;
-  if ((err = rec_resolve(st, last, &now)) != 0) return err;
+  /* The lock is ours now: the writer of the pending record is gone. */
+  if ((err = rec_resolve_as(st, last, &now, 1)) != 0) return err;
   if (now.off == last->off) {
     /* Committed: the old generation's keep link goes. */
     rec_t old;

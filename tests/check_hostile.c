@@ -499,6 +499,138 @@ static int hold_section_locks(const char *name) {
   return 0;
 }
 
+/* Names in shared directories (docs/datasets.md): only NAME and bulkmap#NAME are taken first
+ * come; what bulkmap makes besides is anonymous or random. User nobody plants, in
+ * /dev/shm, every name the previous layout used predictably (bulkmap#rm#PID#N,
+ * bulkmap#gen#NAME#PID#N, bulkmap#exit#PID) for the pids the next processes will get, as
+ * files, FIFOs and symlinks to a file of root's, and names like the new ones' temporaries:
+ * root's load, replace, wait, rm and reclaim of NAME all go through, and the symlink's
+ * target is never written. Printed: the fs.protected_* settings it ran with. */
+static const char *planted_name;
+static int plant_names(const char *victim) {
+  char p[600];
+  pid_t me = getpid();
+  int k, i;
+  for (k = 1; k <= 64; k++) {
+    long pid = (long)me + k;
+    for (i = 1; i <= 3; i++) {
+      snprintf(p, sizeof(p), "/dev/shm/bulkmap#rm#%ld#%d", pid, i);
+      close(open(p, O_CREAT | O_EXCL | O_WRONLY, 0600));
+      snprintf(p, sizeof(p), "/dev/shm/bulkmap#gen#%s#%ld#%d", planted_name, pid, i);
+      if (symlink(victim, p) != 0) return 1;
+    }
+    snprintf(p, sizeof(p), "/dev/shm/bulkmap#exit#%ld", pid);
+    if (mkfifo(p, 0666) != 0) return 2;
+  }
+  snprintf(p, sizeof(p), "/dev/shm/bulkmap#tmp#%032d", 0);
+  if (symlink(victim, p) != 0) return 3;
+  snprintf(p, sizeof(p), "/dev/shm/bulkmap#%s#%032d", planted_name, 0);
+  if (symlink(victim, p) != 0) return 4;
+  return 0;
+}
+
+static void unplant_names(pid_t base) {
+  char p[600];
+  int k, i;
+  for (k = 1; k <= 64; k++) {
+    long pid = (long)base + k;
+    for (i = 1; i <= 3; i++) {
+      snprintf(p, sizeof(p), "/dev/shm/bulkmap#rm#%ld#%d", pid, i);
+      unlink(p);
+      snprintf(p, sizeof(p), "/dev/shm/bulkmap#gen#%s#%ld#%d", planted_name, pid, i);
+      unlink(p);
+    }
+    snprintf(p, sizeof(p), "/dev/shm/bulkmap#exit#%ld", pid);
+    unlink(p);
+  }
+  snprintf(p, sizeof(p), "/dev/shm/bulkmap#tmp#%032d", 0);
+  unlink(p);
+  snprintf(p, sizeof(p), "/dev/shm/bulkmap#%s#%032d", planted_name, 0);
+  unlink(p);
+}
+
+/* fs.protected_{regular,fifos,symlinks} (k 0..2) set to v; the old value back (-1: none). */
+static int set_protected(int k, int v) {
+  static const char *const knobs[] = {"regular", "fifos", "symlinks"};
+  char p[128];
+  int old = -1;
+  FILE *f;
+  if (v < 0) return -1;
+  snprintf(p, sizeof(p), "/proc/sys/fs/protected_%s", knobs[k]);
+  if ((f = fopen(p, "r")) != NULL) {
+    if (fscanf(f, "%d", &old) != 1) old = -1;
+    fclose(f);
+  }
+  if (old >= 0 && (f = fopen(p, "w")) != NULL) {
+    fprintf(f, "%d\n", v);
+    fclose(f);
+  }
+  return old;
+}
+
+static void print_protected(void) {
+  static const char *const knobs[] = {"protected_regular", "protected_fifos", "protected_symlinks",
+                                      "protected_hardlinks"};
+  size_t i;
+  for (i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
+    char p[128], v[16] = "?";
+    FILE *f;
+    snprintf(p, sizeof(p), "/proc/sys/fs/%s", knobs[i]);
+    if ((f = fopen(p, "r")) != NULL) {
+      if (fgets(v, sizeof(v), f) == NULL) snprintf(v, sizeof(v), "?");
+      fclose(f);
+    }
+    v[strcspn(v, "\n")] = '\0';
+    fprintf(stderr, "%sfs.%s=%s", i ? " " : "planted names, ran with ", knobs[i], v);
+  }
+  fprintf(stderr, "\n");
+}
+
+START_TEST(planted_names_block_nothing) {
+  const char *name = ht_name("planted");
+  const char *victim = bm_test_path("victim");
+  bm_dataset_opts_t o;
+  bm_dataset_t *ds;
+  bm_dataset_info_t info;
+  bm_reclaimed_t *v;
+  size_t n;
+  nobody_t nb;
+  struct stat before, after;
+  int i, rc, saved[3];
+  if (geteuid() != 0) BM_TEST_SKIP("not root: cannot become another user (nobody)");
+  /* As Debian 12 ships them (1), whatever this machine has; put back at the end. */
+  for (i = 0; i < 3; i++) saved[i] = set_protected(i, 1);
+  print_protected();
+  planted_name = name;
+  bm_test_write_pattern(victim, 4096);
+  ck_assert_int_eq(stat(victim, &before), 0);
+  rc = nobody_start(&nb, plant_names, victim);
+  ck_assert_msg(rc == 0, "nobody could not plant (step %d)", rc);
+  for (i = 0; i < 3; i++) {
+    memset(&o, 0, sizeof(o));
+    o.size = 100000 + (uint64_t)i;
+    o.replace = i > 0;
+    o.large = BM_LARGE_OFF;
+    ck_assert_bm_ok(bm_dataset_create(&ds, name, &o, NULL));
+    ck_assert_bm_ok(bm_dataset_remove_on_exit(ds));
+    ck_assert_bm_ok(bm_dataset_publish(ds, NULL));
+    bm_dataset_close(ds);
+    ck_assert_bm_ok(bm_dataset_wait_open(&ds, name, BM_OPEN_VERIFY, 5, &info));
+    ck_assert_uint_eq(info.bytes, o.size);
+    bm_dataset_close(ds);
+  }
+  ck_assert_bm_ok(bm_dataset_reclaim(&v, &n, NULL));
+  bm_reclaimed_free(v);
+  ck_assert_bm_ok(bm_section_remove(name));
+  ck_assert_int_eq(stat(victim, &after), 0);
+  ck_assert_int_eq(after.st_mtime, before.st_mtime);
+  ck_assert_int_eq(after.st_size, before.st_size);
+  ck_assert_int_eq(nobody_end(&nb), 0);
+  unplant_names(nb.pid);
+  for (i = 0; i < 3; i++) set_protected(i, saved[i]);
+}
+END_TEST
+
 START_TEST(nobody_takes_the_writer_lock) {
   const char *name = ht_name("spoof");
   bm_dataset_t *ds;
@@ -647,6 +779,7 @@ Suite *hostile_suite(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, nobody_holds_the_directory_lock);
   tcase_add_test(tc, nobody_takes_the_writer_lock);
+  tcase_add_test(tc, planted_names_block_nothing);
   tcase_add_test(tc, abandoned_name_says_why);
   tcase_add_test(tc, planted_objects);
   suite_add_tcase(s, tc);

@@ -673,6 +673,9 @@ typedef struct bm_dataset_info_s {
   bm_layout_t layout;
   uint64_t header_bytes;      /* bytes of the format's header at the payload's start */
   uint32_t n_tensors;         /* safetensors: tensors (list them: bm_dataset_tensors) */
+  uint64_t padded_bytes;      /* bytes the file has past the payload: a third party that
+                                 mapped a hugetlbfs dataset writable grew it to whole pages
+                                 (0: none; the payload is still [0, bytes)) */
 } bm_dataset_info_t;
 
 /* Creates dataset NAME for a payload of opts->size bytes: the section is made exclusively

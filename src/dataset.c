@@ -136,6 +136,12 @@ static void bm__fill_info(const bm_dataset_t *ds, int state, bm_dataset_info_t *
   info->layout = ds->t.layout;
   info->header_bytes = ds->t.header_bytes;
   info->n_tensors = ds->t.n_tensors;
+  /* The file's size, looked at again: bytes past the payload were added by someone else. */
+  if (ds->src != NULL && ds->st != NULL) {
+    uint64_t now = 0;
+    if (bm_source_size(ds->src, &now) == 0 && now > ds->t.payload_size)
+      info->padded_bytes = now - ds->t.payload_size;
+  }
 }
 
 static bm_dataset_t *bm__dataset_new(const char *name) {

@@ -56,7 +56,8 @@ typedef struct bm__view_plan_s {
 } bm__view_plan_t;
 
 /* Plans a view of [offset, offset+length) of a source of `size` bytes. whole_pages: round
- * the end up to the granularity (large pages) where the source allows. Errors: BM_EINVAL,
+ * the end up to the granularity (large pages): 1 where the source allows, 2 past its end too
+ * (hugetlbfs: see src/plan.c). Errors: BM_EINVAL,
  * BM_ERANGE, BM_EOVERFLOW. */
 int bm__view_plan(uint64_t size, uint64_t gran, int whole_pages, uint64_t offset,
                   uint64_t length, bm__view_plan_t *out);

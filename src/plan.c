@@ -17,11 +17,14 @@ int bm__view_plan(uint64_t size, uint64_t gran, int whole_pages, uint64_t offset
   start = bm__align_down(offset, gran);
   span = offset - start + length;
   if (span < length || span > (uint64_t)SIZE_MAX) return BM_EOVERFLOW;
-  /* Large pages are mapped whole (munmap of hugetlbfs needs it, and Windows maps large-page
-   * views in whole pages); the source size is a multiple of the page, so this stays in it. */
+  /* Large pages are mapped whole (munmap and mprotect of hugetlbfs need it, and Windows maps
+   * large-page views in whole pages). 1: within the source (a size that is a multiple of
+   * the page); 2: past its end too (a hugetlbfs file of a dataset's exact size: its last
+   * page is there whole, and the bytes past the end are never handed out). */
   if (whole_pages) {
     end = bm__align_up(start + span, gran);
-    if (end != 0 && end <= size && end - start <= (uint64_t)SIZE_MAX) span = end - start;
+    if (end != 0 && (end <= size || whole_pages == 2) && end - start <= (uint64_t)SIZE_MAX)
+      span = end - start;
   }
   out->start = start;
   out->span = span;

@@ -105,7 +105,7 @@ int bm_view_map(bm_view_t *view, bm_source_t *src, uint64_t offset, uint64_t len
   if (src->flags & BM_FILE_COW) access = BM_ACCESS_COPY;
 
   if ((err = bm__os_source_size(src, &size)) != 0) return err;
-  whole = src->hugetlb || src->granularity > bm__os_config()->granularity;
+  whole = src->hugetlb ? 2 : src->granularity > bm__os_config()->granularity;
   if ((err = bm__view_plan(size, src->granularity, whole, offset, length, &plan)) != 0)
     return err;
   /* Bytes past what the OS can map (16 TiB in a 32-bit Linux process): a named error, not

@@ -650,6 +650,19 @@ static int mount_limits_child(const char *dir) {
   CHECK(large.obtained && large.page_size == 2 * MiB && !ht_exists(dir, name)); /* anonymous until published */
   bm_dataset_close(ds); /* unpublished: removed */
   CHECK(!ht_exists(dir, name));
+  /* Published: exactly the payload's size on the mount; removed, nothing of it is left
+   * mapped or open (the mount can be taken away at once). */
+  CHECK_ERR(bm_dataset_create(&ds, name, &o, &large), 0);
+  CHECK_ERR(bm_dataset_publish(ds, NULL), 0);
+  bm_dataset_close(ds);
+  {
+    struct stat hs;
+    char hp[600];
+    snprintf(hp, sizeof(hp), "%s/%s", dir, name);
+    CHECK(stat(hp, &hs) == 0 && (uint64_t)hs.st_size == 3 * MiB);
+  }
+  CHECK_ERR(bm_section_remove(name), 0);
+  CHECK(!ht_exists(dir, name));
   CHECK(umount(dir) == 0);
 
   /* nr_inodes=2: the root directory and one file; with that one taken, none is free. */

@@ -18,6 +18,8 @@
 #include <signal.h>
 #include <dirent.h>
 #include <sched.h>
+#include <sys/mman.h>
+#include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -228,6 +230,49 @@ static int shm_only(int g) { (void)g; return 0; }
 
 START_TEST(replace_under_readers) {
   replace_under_reader(ht_name("replace"), shm_only);
+}
+END_TEST
+
+/* On hugetlbfs the file is exactly the payload's size (fallocate; bulkmap never maps it
+ * writable at mmap time, which would grow it): a plain reader reads exactly the bytes. A
+ * third party that maps it writable grows it to whole pages: stat says so (padded_bytes)
+ * and the dataset still verifies. */
+START_TEST(exact_size_on_hugetlbfs) {
+  const char *name = ht_name("exact");
+  char path[600];
+  struct stat sb;
+  bm_dataset_t *rd;
+  bm_dataset_info_t info;
+  bm_view_t v;
+  void *p;
+  int fd;
+  if (huge_skip != NULL) BM_TEST_SKIP("%s", huge_skip);
+  ck_assert_bm_ok(make_gen(name, 3, 0, BM_LARGE_ON, mnt, 0600, NULL));
+  snprintf(path, sizeof(path), "%s/%s", mnt, name);
+  ck_assert_int_eq(stat(path, &sb), 0);
+  ck_assert_uint_eq((uint64_t)sb.st_size, gen_size(3));
+  ck_assert_bm_ok(bm_dataset_open(&rd, name, BM_OPEN_VERIFY, &info));
+  ck_assert_uint_eq(info.page_size, 2u << 20);
+  ck_assert_uint_eq(info.padded_bytes, 0);
+  ck_assert_bm_ok(bm_dataset_view(rd, &v));
+  ck_assert_int_eq(((const unsigned char *)v.data)[gen_size(3) - 1], gen_byte(3, gen_size(3) - 1));
+  bm_view_unmap(&v);
+  bm_dataset_close(rd);
+  ck_assert_int_eq(stat(path, &sb), 0);
+  ck_assert_uint_eq((uint64_t)sb.st_size, gen_size(3)); /* bulkmap's own views grew nothing */
+  /* A third party's writable mapping. */
+  ck_assert_int_ge(fd = open(path, O_RDWR), 0);
+  p = mmap(NULL, 2u << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ck_assert_ptr_ne(p, MAP_FAILED);
+  munmap(p, 2u << 20);
+  close(fd);
+  ck_assert_int_eq(stat(path, &sb), 0);
+  ck_assert_uint_eq((uint64_t)sb.st_size, 2u << 20);
+  ck_assert_bm_ok(bm_dataset_open(&rd, name, BM_OPEN_VERIFY, &info));
+  ck_assert_uint_eq(info.bytes, gen_size(3));
+  ck_assert_uint_eq(info.padded_bytes, (2u << 20) - gen_size(3));
+  bm_dataset_close(rd);
+  ck_assert_bm_ok(bm_section_remove(name));
 }
 END_TEST
 
@@ -761,6 +806,7 @@ Suite *lifecycle_suite(void) {
   tcase_add_unchecked_fixture(tc, huge_setup, huge_teardown);
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, replace_keeps_place);
+  tcase_add_test(tc, exact_size_on_hugetlbfs);
   suite_add_tcase(s, tc);
   tc = tcase_create("wait");
   tcase_add_unchecked_fixture(tc, shm_setup, shm_teardown);

@@ -184,8 +184,21 @@ int bm__os_map(bm_source_t *src, uint64_t offset, size_t length, unsigned access
     prot |= PROT_WRITE;
     flags = MAP_PRIVATE;
   }
-  p = bm__sys_mmap(NULL, length, prot, flags, src->fd, (off_t)offset);
-  if (p == MAP_FAILED) return bm__posix_error(errno);
+  if (src->hugetlb && (prot & PROT_WRITE)) {
+    /* hugetlbfs grows a file to whole pages when a mapping of it is writable at mmap time
+     * (even a private one): mapped read-only, then made writable, a dataset of the source's
+     * exact size stays so (docs/datasets.md). */
+    p = bm__sys_mmap(NULL, length, PROT_READ, flags, src->fd, (off_t)offset);
+    if (p == MAP_FAILED) return bm__posix_error(errno);
+    if (mprotect(p, length, prot) != 0) {
+      int e = errno;
+      bm__sys_munmap(p, length);
+      return bm__posix_error(e);
+    }
+  } else {
+    p = bm__sys_mmap(NULL, length, prot, flags, src->fd, (off_t)offset);
+    if (p == MAP_FAILED) return bm__posix_error(errno);
+  }
 #ifdef MADV_HUGEPAGE
   if (src->thp) bm__sys_madvise(p, length, MADV_HUGEPAGE);
 #endif

@@ -67,12 +67,12 @@ static void load_error(const char *file, const char *name, int err, const bm_loa
 int cmd_load(int argc, char **argv) {
   const char *o_replace = NULL; /* the new generation becomes NAME atomically (docs/design.md section 7) */
   const char *o_name = NULL, *o_large = NULL, *o_hold = NULL, *o_json = NULL, *o_noprog = NULL,
-             *o_mode = NULL, *o_group = NULL, *o_format = NULL, *pos[1];
+             *o_mode = NULL, *o_group = NULL, *o_format = NULL, *o_place = NULL, *pos[1];
   const cli_opt_t opts[] = {{"--name", 1, &o_name},     {"--large-pages", 1, &o_large},
                             {"--hold", 0, &o_hold},     {"--json", 0, &o_json},
                             {"--no-progress", 0, &o_noprog}, {"--mode", 1, &o_mode},
                             {"--group", 1, &o_group}, {"--format", 1, &o_format},
-                            {"--replace", 0, &o_replace}};
+                            {"--replace", 0, &o_replace}, {"--place", 1, &o_place}};
   bm_load_opts_t lo;
   bm_load_result_t r;
   bm_preflight_t room;
@@ -109,6 +109,17 @@ int cmd_load(int argc, char **argv) {
   lo.dataset.group = o_group;
   lo.dataset.preflight = &room;
   lo.dataset.replace = o_replace != NULL;
+  if (o_place != NULL) {
+    /* /dev/shm: normal pages; any other directory: the hugetlbfs mount to use. */
+    if (o_place[0] == '\0') return cli_usage("load", "--place is an empty string");
+    if (strcmp(o_place, "/dev/shm") == 0 || strcmp(o_place, "/dev/shm/") == 0) {
+      if (large == BM_LARGE_ON) return cli_usage("load", "--place /dev/shm has no large pages (--large-pages on)");
+      lo.dataset.large = BM_LARGE_OFF;
+    } else {
+      lo.dataset.mount = o_place;
+      if (o_large == NULL) lo.dataset.large = BM_LARGE_ON;
+    }
+  }
   lo.progress = load_progress;
   lo.progress_arg = &bar;
   progress_init(&bar, o_noprog == NULL, 0);

@@ -35,6 +35,7 @@ int cmd_stat(int argc, char **argv) {
   out_str(&out, "source", info.source);
   out_str(&out, "path", info.path);
   out_u64(&out, "section_bytes", info.section_bytes);
+  if (info.padded_bytes != 0) out_u64(&out, "padded_bytes", info.padded_bytes);
   /* The tensors are read from the header in the payload, checked again against the trailer. */
   err = ds_out_tensors(&out, ds, &info);
   bm_dataset_close(ds);

@@ -693,8 +693,15 @@ static PyObject *load_error(const char *path, const char *name, const char *grou
   char why[BM_DESCRIBE_MAX * 2], msg[BM_DESCRIBE_MAX * 2 + 400];
   bm_section_info_t held;
   if (err == BM_EFORMAT) {
-    snprintf(msg, sizeof(msg), "%s: nothing published (format=\"raw\" loads the bytes as they are)",
-             res->why[0] ? res->why : "the header is not valid");
+    const char *hint = strstr(res->why, "--format raw");
+    if (hint != NULL) {
+      /* The library's own hint (--format auto met a magic): spelt for Python. */
+      snprintf(msg, sizeof(msg), "%.*sformat=\"raw\"%s: nothing published", (int)(hint - res->why),
+               res->why, hint + strlen("--format raw"));
+    } else {
+      snprintf(msg, sizeof(msg), "%s: nothing published (format=\"raw\" loads the bytes as they are)",
+               res->why[0] ? res->why : "the header is not valid");
+    }
     return raise_msg(path, err, 0, msg);
   }
   if (res->failed_at == BM_LOAD_AT_FILE || load_about_file(path, err)) {

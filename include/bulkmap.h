@@ -775,6 +775,12 @@ BM_EXTERN int bm_dataset_view(bm_dataset_t *ds, bm_view_t *view);
 /* Hashes the payload (through bounded windows, guarded) and compares it with the
  * trailer. Errors: BM_ECHECKSUM, BM_EINCOMPLETE (not ready), BM_ETRUNCATED, BM_EOS. */
 BM_EXTERN int bm_dataset_verify(bm_dataset_t *ds);
+/* A writer's handle is not inherited by fork: in a child the writer's descriptors are
+ * closed at once (so a child that outlives a dead writer never keeps its dataset
+ * `loading`), unless the role is handed on: after bm_dataset_handoff, the next fork's child
+ * is the writer (it publishes or fails it) and the parent's handle only closes. Errors:
+ * BM_EINVAL (not an unpublished writer), BM_ENOTSUP (Windows). */
+BM_EXTERN int bm_dataset_handoff(bm_dataset_t *ds);
 /* Closes the handle (views stay valid until unmapped). A writer that did not publish
  * fails the dataset first (bm_dataset_fail). NULL is ignored. */
 BM_EXTERN void bm_dataset_close(bm_dataset_t *ds);
@@ -802,7 +808,8 @@ BM_EXTERN void bm_dataset_close(bm_dataset_t *ds);
  * Windows: a named section cannot be renamed, so replacing an existing name is
  * BM_ENOTSUP (a name that does not exist yet is created as without replace). */
 
-/* Opens dataset NAME as bm_dataset_open does, waiting up to `seconds` (< 0: no deadline)
+/* Opens dataset NAME as bm_dataset_open does, waiting up to `seconds` (< 0: no deadline;
+ * NaN: BM_EINVAL)
  * while it does not exist yet or is `loading` under a live writer. Without busy polling:
  * Linux watches /dev/shm and the hugetlbfs mount directories with inotify (a name made or
  * renamed there, a writer's publish, which touches the object's times, its last close,

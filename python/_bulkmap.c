@@ -1230,6 +1230,21 @@ static PyObject *dataset_verify(dataset_obj *self, PyObject *unused) {
   Py_RETURN_NONE;
 }
 
+/* ds.handoff(): the next fork's child becomes the writer (bm_dataset_handoff). */
+static PyObject *dataset_handoff(dataset_obj *self, PyObject *unused) {
+  int err;
+  if (dataset_enter_call(self) < 0) return NULL;
+  PyThread_acquire_lock(self->lock, WAIT_LOCK);
+  err = bm_dataset_handoff(self->ds);
+  PyThread_release_lock(self->lock);
+  dataset_leave_call(self);
+  if (err != 0)
+    return raise_msg(PyUnicode_AsUTF8(self->name), err, 0,
+                     err == BM_EINVAL ? "handoff() is for a dataset from create() not yet published"
+                                      : bm_strerror(err));
+  Py_RETURN_NONE;
+}
+
 /* bm_dataset_tensors on the dataset, as verify runs (busy, the lock, no GIL). */
 static int dataset_tensors(dataset_obj *self, bm_tensor_t **t, size_t *n) {
   int err;
@@ -1867,6 +1882,10 @@ static PyMethodDef dataset_methods[] = {
   {"tensor", (PyCFunction)(void (*)(void))dataset_tensor_method, METH_VARARGS | METH_KEYWORDS,
    "tensor() -> torch.Tensor: the payload's one array (npy, or published from memory), as "
    "tensors() makes them."},
+  {"handoff", (PyCFunction)dataset_handoff, METH_NOARGS,
+   "handoff(): the next os.fork()'s child becomes the dataset's writer (it fills and "
+   "publishes it); this process's handle then only closes. Without it a child is never the "
+   "writer: a fork of a writer that dies leaves the dataset abandoned, whatever the child does."},
   {"_private_view", (PyCFunction)dataset_private_view, METH_NOARGS,
    "A private (copy-on-write) mapping of the whole payload, writable (what tensors() uses)."},
   {"__reduce__", (PyCFunction)dataset_reduce, METH_NOARGS,

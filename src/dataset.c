@@ -569,8 +569,19 @@ int bm_dataset_verify(bm_dataset_t *ds) {
   return 0;
 }
 
+int bm_dataset_handoff(bm_dataset_t *ds) {
+  if (ds == NULL || !ds->writer || ds->published || ds->failed) return BM_EINVAL;
+  if (ds->st == NULL) return bm__set_os_error(0), BM_ENOTSUP;
+  return bm__store_handoff(ds->st);
+}
+
 void bm_dataset_close(bm_dataset_t *ds) {
   if (ds == NULL) return;
+  /* One forked away (bm_dataset_handoff) is its child's now: nothing to fail here. */
+  if (ds->st != NULL && bm__store_given_away(ds->st)) {
+    bm__dataset_free(ds);
+    return;
+  }
   if (ds->writer && !ds->published && !ds->failed) bm_dataset_fail(ds);
   bm__dataset_free(ds);
 }

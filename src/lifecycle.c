@@ -72,6 +72,7 @@ int bm_dataset_wait_open(bm_dataset_t **out, const char *name, unsigned flags, d
   if (out == NULL || (flags & ~(unsigned)BM_OPEN_VERIFY)) return BM_EINVAL;
   *out = NULL;
   if ((err = bm_name_check(name)) != 0) return err;
+  if (seconds != seconds) return BM_EINVAL; /* NaN: no deadline can be made of it */
   end = seconds < 0 ? 1e300 : bm__os_now() + seconds;
   /* Watching starts before the first look: nothing that happens after it is missed. */
   if ((err = bm__os_wait_begin(&w, name)) != 0) return err;

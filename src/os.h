@@ -125,6 +125,10 @@ const char *bm__store_place(bm__store_t *st);
  * there is none; free()). */
 int bm__store_set_layout(bm__store_t *st, unsigned char *blob, size_t n);
 int bm__store_layout(bm__store_t *st, unsigned char **blob, size_t *n);
+/* Writer: the next fork's child becomes the writer (the parent gives it up then);
+ * given_away: 1 once this process forked it away. */
+int bm__store_handoff(bm__store_t *st);
+int bm__store_given_away(bm__store_t *st);
 /* Writer: records t (a state other than ready: loading, failed). */
 int bm__store_record(bm__store_t *st, const bm__trailer_t *t);
 /* Writer: names the bytes (NAME, atomically swapped for a replace) and records t ready;

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <dirent.h>
+#include <math.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <fcntl.h>
@@ -486,6 +487,59 @@ START_TEST(wait_for_killed_producer) {
 }
 END_TEST
 
+/* A fork of a writer is not its writer: a child that lives on never keeps a dead writer's
+ * dataset `loading` (its writer descriptors are closed at the fork), unless the role was
+ * handed to it (bm_dataset_handoff): then the child publishes, and the parent's handle
+ * only closes. And a NaN deadline is refused, not waited on forever. */
+START_TEST(fork_is_not_the_writer) {
+  const char *a = ht_name("forka"), *b = ht_name("forkb");
+  bm_dataset_opts_t o;
+  bm_dataset_t *ds, *rd;
+  bm_dataset_info_t info;
+  int p[2], st;
+  char c;
+  pid_t writer, child;
+  ck_assert_int_eq(pipe(p), 0);
+  writer = fork();
+  ck_assert_int_ge(writer, 0);
+  if (writer == 0) {
+    /* The writer forks a child that sleeps long, then dies without publishing. */
+    memset(&o, 0, sizeof(o));
+    o.size = 1 << 16;
+    if (bm_dataset_create(&ds, a, &o, NULL) != 0) _exit(1);
+    child = fork();
+    if (child == 0) {
+      close(p[0]);
+      if (write(p[1], "c", 1) != 1) _exit(1);
+      sleep(30);
+      _exit(0);
+    }
+    raise(SIGKILL);
+  }
+  close(p[1]);
+  ck_assert_int_eq(read(p[0], &c, 1), 1); /* the child lives */
+  close(p[0]);
+  ck_assert_int_eq(waitpid(writer, &st, 0), writer);
+  ck_assert_bm_err(bm_dataset_wait_open(&rd, a, 0, 5, &info), BM_EABANDONED);
+  ck_assert_bm_ok(bm_section_remove(a));
+  /* Handed on: the child publishes what the parent created. */
+  memset(&o, 0, sizeof(o));
+  o.size = 4096;
+  ck_assert_bm_ok(bm_dataset_create(&ds, b, &o, NULL));
+  ck_assert_bm_ok(bm_dataset_handoff(ds));
+  child = fork();
+  ck_assert_int_ge(child, 0);
+  if (child == 0) _exit(bm_dataset_publish(ds, NULL) == 0 ? 0 : 1);
+  bm_dataset_close(ds); /* the parent's: nothing failed or removed */
+  ck_assert_int_eq(waitpid(child, &st, 0), child);
+  ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child could not publish (%d)", st);
+  ck_assert_bm_ok(bm_dataset_open(&rd, b, BM_OPEN_VERIFY, &info));
+  bm_dataset_close(rd);
+  ck_assert_bm_ok(bm_section_remove(b));
+  ck_assert_bm_err(bm_dataset_wait_open(&rd, b, 0, NAN, &info), BM_EINVAL);
+}
+END_TEST
+
 START_TEST(wait_deadline) {
   const char *x = ht_name("waitnone");
   bm_dataset_t *rd;
@@ -814,6 +868,7 @@ Suite *lifecycle_suite(void) {
   tcase_add_test(tc, wait_for_producer);
   tcase_add_test(tc, wait_for_killed_producer);
   tcase_add_test(tc, wait_deadline);
+  tcase_add_test(tc, fork_is_not_the_writer);
   suite_add_tcase(s, tc);
   tc = tcase_create("reclaim");
   tcase_add_unchecked_fixture(tc, shm_setup, shm_teardown);

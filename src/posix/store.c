@@ -28,6 +28,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,7 +94,74 @@ struct bm__store_s {
   uint64_t seq;
   unsigned char *blob;  /* writer: the compact layout its records carry (src/format.c) */
   size_t blob_n;
+  int handoff;          /* the next fork's child becomes the writer (bm_dataset_handoff) */
+  int given_away;       /* this process forked it away: no longer its writer */
+  bm__store_t *next;    /* in the list of writers (fork_writers) */
 };
+
+/* ---- A fork of a writer is not its writer (docs/datasets.md, liveness and fork). The lock
+ * lives on an open file description, which a fork shares: a child that lives on would keep
+ * a dead writer's dataset `loading`. So the child closes every writer's descriptors at once
+ * (pthread_atfork), unless the writer role was handed to it (bm_dataset_handoff): then the
+ * parent gives it up instead. */
+static pthread_mutex_t fork_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static bm__store_t *fork_writers;
+
+static void fork_drop(bm__store_t *st) {
+  /* The process's descriptors of it; the OFD (and its lock) stays with the other process. */
+  if (st->cfd >= 0) close(st->cfd);
+  if (st->lfd >= 0) close(st->lfd);
+  if (st->src != NULL && st->src->fd >= 0) close(st->src->fd), st->src->fd = -1;
+  st->cfd = st->lfd = -1;
+  st->locked = st->readlocked = 0;
+  st->given_away = 1;
+}
+
+static void fork_prepare(void) { pthread_mutex_lock(&fork_lock); }
+static void fork_parent(void) {
+  bm__store_t *st;
+  for (st = fork_writers; st != NULL; st = st->next)
+    if (st->handoff) fork_drop(st);
+  pthread_mutex_unlock(&fork_lock);
+}
+static void fork_child(void) {
+  bm__store_t *st;
+  for (st = fork_writers; st != NULL; st = st->next)
+    if (!st->handoff) fork_drop(st);
+    else st->handoff = 0;
+  pthread_mutex_unlock(&fork_lock);
+}
+static void fork_init(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }
+
+static void writers_add(bm__store_t *st) {
+  pthread_once(&fork_once, fork_init);
+  pthread_mutex_lock(&fork_lock);
+  st->next = fork_writers;
+  fork_writers = st;
+  pthread_mutex_unlock(&fork_lock);
+}
+
+static void writers_remove(bm__store_t *st) {
+  bm__store_t **p;
+  pthread_mutex_lock(&fork_lock);
+  for (p = &fork_writers; *p != NULL; p = &(*p)->next)
+    if (*p == st) {
+      *p = st->next;
+      break;
+    }
+  pthread_mutex_unlock(&fork_lock);
+}
+
+int bm__store_handoff(bm__store_t *st) {
+  if (!st->writer || st->given_away) return BM_EINVAL;
+  pthread_mutex_lock(&fork_lock);
+  st->handoff = 1;
+  pthread_mutex_unlock(&fork_lock);
+  return 0;
+}
+
+int bm__store_given_away(bm__store_t *st) { return st->given_away; }
 
 /* ---- Small things. */
 
@@ -503,6 +571,7 @@ static bm__store_t *store_new(const char *name) {
 
 void bm__store_close(bm__store_t *st) {
   if (st == NULL) return;
+  if (st->writer) writers_remove(st);
   bm_source_close(st->src);
   if (st->cfd >= 0) close(st->cfd); /* the lock goes with it */
   if (st->lfd >= 0) close(st->lfd);
@@ -635,6 +704,7 @@ int bm__store_create(bm__store_t **out, const char *name, const bm_section_opts_
   *out = NULL;
   if ((st = store_new(name)) == NULL) return BM_ENOMEM;
   st->writer = 1;
+  writers_add(st);
   st->cur.t = *t;
   st->cur.kind = KIND_CURRENT;
   if ((err = open_shm(st)) != 0) goto fail;

@@ -45,3 +45,5 @@ int bm__store_layout(bm__store_t *st, unsigned char **blob, size_t *n) {
   *n = 0;
   return BM_ENOTSUP;
 }
+int bm__store_handoff(bm__store_t *st) { return (void)st, BM_ENOTSUP; }
+int bm__store_given_away(bm__store_t *st) { return (void)st, 0; }

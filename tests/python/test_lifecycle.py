@@ -567,3 +567,49 @@ def test_dask_load_once_per_host(client, names, pattern_file, tmp_path):
 
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "reclaim":
     _reclaim_scenario(sys.argv[2], sys.argv[3])
+
+
+def test_fork_of_a_writer_is_not_the_writer(names):
+    """create(), then os.fork(): the parent dies without publishing while the child lives on.
+    The child is not the writer, so the dataset is abandoned at once, not `loading` for as
+    long as the child lives; with ds.handoff() before the fork the child is the writer."""
+    import struct
+    name = names("fork")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ds = bulkmap.create(name, size=4096)
+            c = os.fork()
+            if c == 0:
+                time.sleep(30)
+                os._exit(0)
+            os.write(w, struct.pack("<i", c))
+        finally:
+            os.kill(os.getpid(), signal.SIGKILL)
+    grandchild = struct.unpack("<i", os.read(r, 4))[0]
+    os.waitpid(pid, 0)
+    try:
+        with pytest.raises(bulkmap.Error) as e:
+            bulkmap.open(name, wait=5)
+        assert e.value.code == "EABANDONED"
+    finally:
+        os.kill(grandchild, signal.SIGKILL)
+    bulkmap.rm(name)
+    # Handed on: the child fills and publishes, the parent only closes.
+    ds = bulkmap.create(name, size=4096)
+    ds.handoff()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            memoryview(ds)[:4] = b"kid!"
+            ds.publish()
+            code = 0
+        finally:
+            os._exit(code)
+    ds.close()
+    _, st = os.waitpid(pid, 0)
+    assert os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0
+    with bulkmap.open(name, verify=True) as rd:
+        assert bytes(memoryview(rd)[:4]) == b"kid!"

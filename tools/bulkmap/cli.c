@@ -167,6 +167,7 @@ int cli_usage(const char *cmd, const char *fmt, ...) {
   const cli_cmd_t *c = cli_find(cmd);
   va_list ap;
   va_start(ap, fmt);
+  cli_error_code("EUSAGE");
   cli_verror(cmd, fmt, ap);
   va_end(ap);
   if (c != NULL)
@@ -190,26 +191,105 @@ void cli_put_escaped(FILE *f, const char *s) {
   }
 }
 
-void cli_verror(const char *context, const char *fmt, va_list ap) {
-  char msg[1024];
+static void out_key(cli_out_t *o, const char *key);
+
+/* --json's error object (docs/json.md): the run's first error as stderr showed it, the code
+ * it was given (cli_error_code), and whether the command runs with --json and has begun
+ * its JSON object already. */
+static struct {
+  int set;
+  const char *code;
+  int has_context;
+  char context[1024];
+  char message[4096];
+} cli_first;
+static const char *cli_next_code;
+static volatile sig_atomic_t cli_json_on, cli_json_begun;
+
+void cli_error_code(const char *code) { cli_next_code = code; }
+
+void cli_json_mode(int on) { cli_json_on = on != 0; }
+
+void cli_json_started(void) { cli_json_begun = 1; }
+
+/* cli_put_escaped into a buffer (cut short, at a whole escape, when it does not fit). */
+static void cli_escape_into(char *dst, size_t n, const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t k = 0;
+  for (; *p && k + 5 < n; p++) {
+    if (*p >= 0x20 && *p != 0x7f) dst[k++] = (char)*p;
+    else if (*p == '\n') dst[k++] = '\\', dst[k++] = 'n';
+    else if (*p == '\t') dst[k++] = '\\', dst[k++] = 't';
+    else if (*p == '\r') dst[k++] = '\\', dst[k++] = 'r';
+    else k += (size_t)snprintf(dst + k, n - k, "\\x%02x", *p);
+  }
+  if (n > 0) dst[k < n ? k : n - 1] = '\0';
+}
+
+static void cli_verror_as(int record, const char *context, const char *fmt, va_list ap) {
+  char msg[1024], esc[4096];
+  int has_context = context != NULL && context[0] != '\0' && strcmp(context, "bulkmap") != 0;
+  const char *code = cli_next_code;
+  cli_next_code = NULL;
   fprintf(stderr, "bulkmap: ");
   /* The tool's own name is the prefix already: "bulkmap: missing COMMAND", not twice. */
-  if (context != NULL && context[0] != '\0' && strcmp(context, "bulkmap") != 0) {
+  if (has_context) {
     cli_put_escaped(stderr, context);
     fputs(": ", stderr);
   }
   vsnprintf(msg, sizeof(msg), fmt, ap);
   /* The whole message escaped, not only the context: it may quote a name or a path the
    * user gave (a rejected one too), and one message is one line. */
-  cli_put_escaped(stderr, msg);
+  cli_escape_into(esc, sizeof(esc), msg);
+  fputs(esc, stderr);
   fputc('\n', stderr);
+  if (!record || cli_first.set) return;
+  cli_first.set = 1;
+  cli_first.code = code;
+  cli_first.has_context = has_context;
+  if (has_context) cli_escape_into(cli_first.context, sizeof(cli_first.context), context);
+  snprintf(cli_first.message, sizeof(cli_first.message), "%s", esc);
+}
+
+void cli_verror(const char *context, const char *fmt, va_list ap) {
+  cli_verror_as(1, context, fmt, ap);
 }
 
 void cli_error(const char *context, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  cli_verror(context, fmt, ap);
+  cli_verror_as(1, context, fmt, ap);
   va_end(ap);
+}
+
+void cli_note(const char *context, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  cli_verror_as(0, context, fmt, ap);
+  va_end(ap);
+}
+
+/* The error object's members: code, message, context (JSON strings). */
+static void cli_json_error_members(const char *cmd, int rc) {
+  const char *code = cli_first.set && cli_first.code != NULL ? cli_first.code : "EFAILED";
+  /* Every usage error is EUSAGE, whatever it met first (a bad name: ENAME); a signal
+   * EINTERRUPTED. */
+  if (rc == EXIT_USAGE) code = "EUSAGE";
+  else if (rc > 128) code = "EINTERRUPTED";
+  printf("\"code\":");
+  cli_json_string(code);
+  printf(",\"message\":");
+  cli_json_string(cli_first.set ? cli_first.message : "failed");
+  printf(",\"context\":");
+  cli_json_string(cli_first.set && cli_first.has_context ? cli_first.context : cmd);
+}
+
+void out_error(cli_out_t *o, int rc) {
+  if (!o->json || rc == EXIT_DONE) return;
+  out_key(o, "error");
+  putchar('{');
+  cli_json_error_members(cli_command, rc);
+  putchar('}');
 }
 
 void cli_lib_error(const char *context, int err) {
@@ -217,6 +297,7 @@ void cli_lib_error(const char *context, int err) {
 }
 
 void cli_lib_error_os(const char *context, int err, int os) {
+  cli_error_code(bm_err_name(err));
   if (os != 0)
     cli_error(context, "%s (%s; OS error %d (0x%x))", bm_strerror(err), bm_err_name(err), os,
               (unsigned)os);
@@ -260,6 +341,16 @@ static void cli_on_signal(int signum) {
     plat_write_stderr(mid, sizeof(mid) - 1);
     plat_write_stderr(name, strlen(name));
     plat_write_stderr("\n", 1);
+    if (cli_json_on && !cli_json_begun) {
+      /* --json: the error object, if nothing of the result was begun. */
+      static const char j1[] = "{\"error\":{\"code\":\"EINTERRUPTED\",\"message\":\"interrupted by ",
+                        j2[] = "\",\"context\":\"", j3[] = "\"}}\n";
+      plat_write_stdout(j1, sizeof(j1) - 1);
+      plat_write_stdout(name, strlen(name));
+      plat_write_stdout(j2, sizeof(j2) - 1);
+      plat_write_stdout(cmd, strlen(cmd));
+      plat_write_stdout(j3, sizeof(j3) - 1);
+    }
     plat_exit_now(cli_signal_status(signum));
   }
   if (cli_sig_caught == 0) cli_sig_caught = signum;
@@ -307,6 +398,14 @@ int cli_out_failed(void) {
 
 int cli_finish(const char *cmd, int rc) {
   int err;
+  /* --json: a command that failed before its object was begun writes the error object. */
+  if (rc != EXIT_DONE && cli_json_on && !cli_json_begun) {
+    cli_json_begun = 1;
+    putchar('{');
+    printf("\"error\":{");
+    cli_json_error_members(cmd, rc);
+    printf("}}\n");
+  }
   cli_flush_stdout();
   err = ferror(stdout) ? (cli_out_errno ? cli_out_errno : EIO) : 0;
   /* Closing finds what a flush cannot (a deferred error of a network file system). */
@@ -403,6 +502,9 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt_t *opts, int
     }
   }
   *npos_out = n;
+  /* Parsed: whether --json was given is known now (main's guess served a usage error). */
+  for (k = 0; k < nopts; k++)
+    if (strcmp(opts[k].flag, "--json") == 0) cli_json_mode(*opts[k].value != NULL);
   return 0;
 }
 
@@ -492,7 +594,7 @@ void cli_json_string(const char *s) {
 void out_begin(cli_out_t *o, int json) {
   memset(o, 0, sizeof(*o));
   o->json = json;
-  if (json) putchar('{');
+  if (json) cli_json_begun = 1, putchar('{');
 }
 
 void out_str(cli_out_t *o, const char *key, const char *val) {

@@ -24,6 +24,23 @@ void cli_error(const char *context, const char *fmt, ...)
 #endif
     ;
 void cli_verror(const char *context, const char *fmt, va_list ap);
+/* The same line, for a note on the way (not a failure): never the error of --json's object. */
+void cli_note(const char *context, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* The code ("ENOROOM": a library error's name; "EUSAGE"...) of the next cli_error, for
+ * --json's error object. The run's first cli_error is that object's error, with the
+ * message and context as stderr shows them (docs/json.md); one without a code is
+ * "EFAILED". cli_lib_error and cli_usage set theirs. */
+void cli_error_code(const char *code);
+/* Whether the command runs with --json: main() guesses from argv (so that a usage error
+ * found before --json was parsed still gets its object); cli_parse says for sure. */
+void cli_json_mode(int on);
+/* A JSON result was begun on stdout (out_begin does this; a command that prints its
+ * object's first brace itself calls it): no error object is written after it. */
+void cli_json_started(void);
 /* Reports a library error: message, name and the raw OS error when there is one. */
 void cli_lib_error(const char *context, int err);
 /* The same with the OS error given (one that happened on another thread). */
@@ -110,6 +127,10 @@ int cli_format_time(char *buf, size_t n, int64_t t);
 /* A time: JSON the number of seconds, human cli_format_time's words. */
 void out_time(cli_out_t *o, const char *key, int64_t t);
 void out_end(cli_out_t *o);
+/* A command that fails after it began its object (stat of a dataset not ready, scan of
+ * several files one of which failed): the run's first error under "error", as the error
+ * object has it, when JSON and rc is not EXIT_DONE. Before out_end. */
+void out_error(cli_out_t *o, int rc);
 
 /* Progress bar on stderr (only when it is a terminal and not disabled). */
 typedef struct cli_progress_s {
@@ -178,7 +199,8 @@ int cli_wait_for_signal(void);
 /* Flushes stdout; returns 0, or the errno of the first failed write of the result (for a
  * command that must act on it before it ends, e.g. load --hold stops holding). */
 int cli_out_failed(void);
-/* The end of main(): flushes and closes stdout. When a command succeeded but its result
+/* The end of main(): with --json, a failure (rc not 0) with no JSON object begun writes
+ * {"error": {"code", "message", "context"}} (docs/json.md). Flushes and closes stdout. When a command succeeded but its result
  * could not be written (disk full, closed pipe, ulimit -f), prints why and returns
  * EXIT_FAILED; else returns rc. */
 int cli_finish(const char *cmd, int rc);

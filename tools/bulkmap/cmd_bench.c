@@ -322,6 +322,7 @@ int cmd_bench(int argc, char **argv) {
   rc = bench_run(&bo, &res);
   cli_signals_defer(was);
   if (rc == BENCH_ENOMEM) {
+    cli_error_code("ENOMEM");
     cli_error("bench", "out of memory");
     result = EXIT_FAILED;
   } else if (rc == BENCH_STOPPED || (sig = cli_signal_caught()) != 0) {

@@ -1,6 +1,7 @@
 /* bulkmap load: parse, call bm_dataset_load (the library reads, hashes, watches and
  * publishes, or fails and removes), print. A result that cannot be written undoes the
  * load: nobody learnt of the dataset, and a retry would meet "exists already". */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include "datasets.h"
@@ -24,7 +25,11 @@ static void load_error(const char *file, const char *name, int err, const bm_loa
                        const bm_preflight_t *room, const char *group) {
   char why[BM_DESCRIBE_MAX * 2];
   bm_section_info_t held;
-  if (err == BM_EPERM && group == NULL)
+  cli_error_code(bm_err_name(err)); /* --json's error.code */
+  if (err == BM_EPERM && group == NULL && bm_section_lookup(name, &held) == 0)
+    cli_error(name, "not replaced: owned by %s (uid %lu): only its owner or root may replace it",
+              held.owner, (unsigned long)held.uid);
+  else if (err == BM_EPERM && group == NULL)
     cli_error(name, "not replaced: another user's dataset (only its owner or root may replace it)");
   else if (err == BM_ENOTSUP && r->failed_at == BM_LOAD_AT_CREATE)
     cli_error(name, "cannot be replaced here: a named section cannot be renamed (it lives until its "
@@ -98,6 +103,7 @@ int cmd_load(int argc, char **argv) {
   /* load -: the size is not known before the end, so standard input is read whole into
    * memory first (before anything is made: an interrupt meanwhile leaves nothing). */
   if (strcmp(pos[0], "-") == 0 && (err = ds_read_stdin(&in, &in_n)) != 0) {
+    cli_error_code(err == ENOMEM ? "ENOMEM" : "EIO");
     cli_error("-", "cannot read standard input: %s", strerror(err));
     return EXIT_FAILED;
   }
@@ -160,6 +166,11 @@ int cmd_load(int argc, char **argv) {
   /* One copy in RAM: what is left of the file in the page cache (null: cannot be seen). */
   if (r.has_source_cached) out_u64(&out, "source_cached_bytes", r.source_cached_bytes);
   else out_str(&out, "source_cached_bytes", NULL);
+  /* Whether anyone could have written the file unseen during the load (docs/datasets.md). */
+  if (in == NULL) {
+    out_bool(&out, "source_stable", r.source_stable);
+    if (!r.source_stable) out_str(&out, "source_unstable_why", r.unstable_why);
+  }
   out_i64(&out, "writer_pid", r.info.writer_pid);
   out_i64(&out, "created", r.info.created);
   out_end(&out);

@@ -7,6 +7,7 @@ static void ls_json(const bm_section_info_t *v, size_t n) {
   cli_out_t out;
   size_t i;
   char mode[8];
+  cli_json_started();
   printf("{\"sections\":[");
   for (i = 0; i < n; i++) {
     int dataset = v[i].state != BM_STATE_FOREIGN && v[i].state != BM_STATE_UNREADABLE;

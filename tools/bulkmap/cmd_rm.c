@@ -13,6 +13,7 @@ static int rm_abandoned(int json) {
   cli_out_t out;
   int err = bm_dataset_reclaim(&v, &n, &freed);
   if (err == BM_ENOTSUP) {
+    cli_error_code("ENOTSUP");
     cli_error("rm", "--abandoned: nothing to reclaim here (a section lives until its last handle "
               "closes)");
     return EXIT_FAILED;
@@ -49,13 +50,11 @@ static int rm_abandoned(int json) {
     printf("freed: %llu bytes (%s) in %zu section%s\n", (unsigned long long)freed, h, n,
            n == 1 ? "" : "s");
   }
+  if (err != 0) cli_lib_error("rm", err); /* some were removed: the object holds the error */
+  out_error(&out, err != 0 ? EXIT_FAILED : EXIT_DONE);
   out_end(&out);
   bm_reclaimed_free(v);
-  if (err != 0) {
-    cli_lib_error("rm", err);
-    return EXIT_FAILED;
-  }
-  return EXIT_DONE;
+  return err != 0 ? EXIT_FAILED : EXIT_DONE;
 }
 
 int cmd_rm(int argc, char **argv) {
@@ -63,8 +62,10 @@ int cmd_rm(int argc, char **argv) {
   const cli_opt_t opts[] = {{"--force", 0, &o_force}, {"--abandoned", 0, &o_abandoned},
                             {"--json", 0, &o_json}};
   int npos, rc, err, i, status = EXIT_DONE;
+  bm_section_info_t held;
   /* As many names as the command line holds (`bulkmap rm $(...)`): no limit of its own. */
   if ((pos = malloc((size_t)argc * sizeof(*pos))) == NULL) {
+    cli_error_code("ENOMEM");
     cli_error("rm", "out of memory");
     return EXIT_FAILED;
   }
@@ -91,10 +92,14 @@ int cmd_rm(int argc, char **argv) {
     err = o_force ? bm_section_remove_force(pos[i]) : bm_section_remove(pos[i]);
     if (err == 0) continue;
     if (err == BM_ENOENT && o_force) continue; /* as rm -f: gone is what was wanted */
+    cli_error_code(bm_err_name(err)); /* --json's error.code (rm --abandoned --json) */
     if (err == BM_EBUSY)
       cli_error(pos[i], "its writer is still loading it (--force removes it anyway)");
     else if (err == BM_ENOTSUP)
       cli_error(pos[i], "sections cannot be removed here: one lives until its last handle closes");
+    else if (err == BM_EPERM && bm_section_lookup(pos[i], &held) == 0)
+      cli_error(pos[i], "owned by %s (uid %lu): only its owner or root may remove it", held.owner,
+                (unsigned long)held.uid);
     else
       ds_report(pos[i], err, NULL);
     status = EXIT_FAILED;

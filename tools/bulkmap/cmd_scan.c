@@ -280,6 +280,7 @@ static int scan_one(const char *file, const scan_args_t *a, const bm_scan_opts_t
   } else if (err == BM_ETRUNCATED && !stream) {
     uint64_t now = 0;
     bm_source_size(src, &now);
+    cli_error_code("ETRUNCATED");
     cli_error(file, "the file shrank while it was scanned (%llu bytes now, %llu expected)",
               (unsigned long long)now, (unsigned long long)(a->offset + length));
     rc = EXIT_FAILED;
@@ -370,6 +371,7 @@ int cmd_scan(int argc, char **argv) {
   cli_out_t out;
 
   if ((pos = malloc(sizeof(*pos) * (size_t)(argc > 0 ? argc : 1))) == NULL) {
+    cli_error_code("ENOMEM");
     cli_error("scan", "out of memory");
     return EXIT_FAILED;
   }
@@ -442,6 +444,7 @@ int cmd_scan(int argc, char **argv) {
   multi = npos > 1;
   /* Results are printed once every FILE was scanned: an interrupted scan prints none. */
   if ((res = calloc((size_t)npos, sizeof(*res))) == NULL || (ok = calloc((size_t)npos, 1)) == NULL) {
+    cli_error_code("ENOMEM");
     cli_error("scan", "out of memory");
     rc = EXIT_FAILED;
     goto out_res;
@@ -452,6 +455,7 @@ int cmd_scan(int argc, char **argv) {
     size_t done;
     int sig;
     if ((state = calloc((size_t)npos, 1)) == NULL || (fifo = malloc(sizeof(*fifo) * (size_t)npos)) == NULL) {
+      cli_error_code("ENOMEM");
       cli_error("scan", "out of memory");
       rc = EXIT_FAILED;
       goto out_res;
@@ -535,6 +539,7 @@ int cmd_scan(int argc, char **argv) {
     }
     out_obj_end(&out);
   }
+  out_error(&out, worst); /* a FILE that failed: JSON holds the first error */
   out_end(&out);
   rc = worst;
 out_res:

@@ -62,12 +62,14 @@ int cmd_setup(int argc, char **argv) {
     FILE *f;
 
     if (hp == 0) {
+      cli_error_code("ENOTSUP");
       cli_error("setup", "this kernel offers no huge pages");
       return EXIT_FAILED;
     }
     if (o_group != NULL && plat_group_id(o_group, &gid) != 0)
       return cli_usage("setup", "--group '%s': no such group", o_group);
     if (!plat_is_root()) {
+      cli_error_code("EPRIVILEGE");
       cli_error("setup", "reserving huge pages needs root (writes /proc/sys/vm/nr_hugepages)");
       return EXIT_FAILED;
     }
@@ -107,7 +109,7 @@ int cmd_setup(int argc, char **argv) {
     } else {
       mnt = si.mounts[0].path;
       if (uv_fs_stat(NULL, &req, mnt, NULL) == 0 && (req.statbuf.st_mode & 0002))
-        cli_error("setup", "note: %s is writable by every user (mode %04o): any user can create "
+        cli_note("setup", "note: %s is writable by every user (mode %04o): any user can create "
                   "a name there; bulkmap prefers your own object of a name", mnt,
                   (unsigned)(req.statbuf.st_mode & 07777));
       uv_fs_req_cleanup(&req);
@@ -120,12 +122,15 @@ int cmd_setup(int argc, char **argv) {
     out_u64(&out, "free_pages", free_pages);
     out_str(&out, "hugetlbfs", mnt);
     out_bool(&out, "mounted_now", mounted);
-    out_end(&out);
+    rc = EXIT_DONE;
     if (after < want) {
+      cli_error_code("ENOMEM");
       cli_error("setup", "the kernel reserved %llu of %llu pages (memory too fragmented?)",
                 (unsigned long long)after, (unsigned long long)want);
-      return EXIT_FAILED;
+      rc = EXIT_FAILED;
     }
-    return EXIT_DONE;
+    out_error(&out, rc); /* with --json the object holds the error too */
+    out_end(&out);
+    return rc;
   }
 }

@@ -36,17 +36,23 @@ int cmd_stat(int argc, char **argv) {
   out_str(&out, "path", info.path);
   out_u64(&out, "section_bytes", info.section_bytes);
   if (info.padded_bytes != 0) out_u64(&out, "padded_bytes", info.padded_bytes);
+  if (info.source_stable >= 0) out_bool(&out, "source_stable", info.source_stable);
+  else out_str(&out, "source_stable", NULL);
   /* The tensors are read from the header in the payload, checked again against the trailer. */
   err = ds_out_tensors(&out, ds, &info);
   bm_dataset_close(ds);
-  out_end(&out);
+  rc = EXIT_DONE;
+  /* Said before the object ends: with --json it holds the error too (docs/json.md). */
   if (err != 0) {
+    cli_error_code(bm_err_name(err));
     cli_error(pos[0], "the safetensors header no longer agrees with the trailer: %s", bm_strerror(err));
-    return EXIT_FAILED;
-  }
-  if (info.state != BM_STATE_READY) {
+    rc = EXIT_FAILED;
+  } else if (info.state != BM_STATE_READY) {
+    cli_error_code(info.state == BM_STATE_ABANDONED ? "EABANDONED" : "EINCOMPLETE");
     cli_error(pos[0], "not ready (state: %s)", bm_state_name(info.state));
-    return EXIT_FAILED;
+    rc = EXIT_FAILED;
   }
-  return EXIT_DONE;
+  out_error(&out, rc);
+  out_end(&out);
+  return rc;
 }

@@ -6,6 +6,7 @@
 #include "plat.h"
 
 int ds_report(const char *name, int err, const bm_dataset_info_t *info) {
+  cli_error_code(bm_err_name(err)); /* --json's error.code */
   switch (err) {
   case BM_ENOENT:
     cli_error(name, "no such section");
@@ -216,14 +217,14 @@ int ds_read_stdin(unsigned char **buf, size_t *n) {
     }
     got = fread(p + len, 1, cap - len, stdin);
     len += got;
-    if (got == 0) {
-      if (ferror(stdin)) {
-        int e = errno != 0 ? errno : EIO;
-        free(p);
-        return e;
-      }
-      break;
+    if (ferror(stdin)) {
+      int e = errno != 0 ? errno : EIO;
+      free(p);
+      return e;
     }
+    /* The end as the first read that returns nothing says it: a terminal's ^D on an empty
+     * line is one such read, and asking again would wait for a second ^D (as cat does not). */
+    if (feof(stdin) || got == 0) break;
   }
   *buf = p;
   *n = len;

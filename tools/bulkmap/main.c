@@ -349,6 +349,15 @@ static int help_command(int argc, char **argv) {
   return EXIT_DONE;
 }
 
+/* --json asked for (--json or -j before a "--"), for a command that has it: the guess that
+ * serves a usage error met before cli_parse reached it; cli_parse then says for sure. */
+static void json_guess(const cli_cmd_t *c, int argc, char **argv) {
+  int i;
+  if (strstr(c->help, "--json") == NULL) return;
+  for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+    if (strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "-j") == 0) cli_json_mode(1);
+}
+
 /* Hidden, for the tests: `bulkmap --progress-line WIDTH ELAPSED DONE TOTAL`. */
 static int progress_line(int argc, char **argv) {
   char line[256];
@@ -386,7 +395,8 @@ int main(int argc, char **argv) {
   for (i = 0; i < NCOMMANDS; i++)
     if (strcmp(commands[i].name, argv[1]) == 0) {
       cli_command = commands[i].name;
-      if (cli_limits_init() != 0) return EXIT_FAILED;
+      json_guess(&commands[i], argc - 1, argv + 1);
+      if (cli_limits_init() != 0) return cli_finish(commands[i].name, EXIT_FAILED);
       return cli_finish(commands[i].name, commands[i].fn(argc - 1, argv + 1));
     }
   if (strcmp(argv[1], "help") == 0) return cli_finish("bulkmap", help_command(argc, argv));

@@ -29,6 +29,7 @@ void plat_signal_rearm(int signum, void (*handler)(int));
 void plat_ignore_sigpipe(void);
 /* Async-signal-safe: n bytes to stderr, and the end of the process with status. */
 void plat_write_stderr(const char *s, size_t n);
+void plat_write_stdout(const char *s, size_t n); /* the same, async-signal-safe too */
 void plat_exit_now(int status);
 
 /* Columns of the terminal on stderr; 0 when it cannot be told. */

@@ -54,15 +54,19 @@ void plat_signal_rearm(int signum, void (*handler)(int)) {
 
 void plat_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
 
-void plat_write_stderr(const char *s, size_t n) {
+static void plat_write_fd(int fd, const char *s, size_t n) {
   while (n > 0) {
-    ssize_t w = write(2, s, n);
+    ssize_t w = write(fd, s, n);
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) return;
     s += w;
     n -= (size_t)w;
   }
 }
+
+void plat_write_stderr(const char *s, size_t n) { plat_write_fd(2, s, n); }
+
+void plat_write_stdout(const char *s, size_t n) { plat_write_fd(1, s, n); }
 
 void plat_exit_now(int status) { _exit(status); }
 

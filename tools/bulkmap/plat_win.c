@@ -29,6 +29,8 @@ void plat_ignore_sigpipe(void) {}
 
 void plat_write_stderr(const char *s, size_t n) { _write(2, s, (unsigned)n); }
 
+void plat_write_stdout(const char *s, size_t n) { _write(1, s, (unsigned)n); }
+
 void plat_exit_now(int status) { _exit(status); }
 
 int plat_term_width(void) {

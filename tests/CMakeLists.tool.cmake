@@ -112,3 +112,10 @@ if(TARGET bulkmap_tool AND NOT WIN32 AND NOT BULKMAP_SANITIZE)
     set_tests_properties(package_deb PROPERTIES TIMEOUT 600 SKIP_RETURN_CODE 77 RUN_SERIAL ON)
   endif()
 endif()
+
+# Errors that say what and why: --json failures as one {"error": ...} object for every
+# command, load - at one ^D on a terminal (a pty), another user's dataset named in rm/replace.
+if(TARGET bulkmap_tool AND NOT WIN32)
+  add_test(NAME tool_errors COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tool/test_errors.sh $<TARGET_FILE:bulkmap_tool>)
+  set_tests_properties(tool_errors PROPERTIES TIMEOUT 300)
+endif()

@@ -67,6 +67,7 @@ int ds_wait(const char *cmd, const char *name, const char *text, unsigned flags,
     return cli_usage(cmd, "--wait '%s': expected seconds, a number from 0 (e.g. 30 or 0.5)", text);
   *err = bm_dataset_wait_open(ds, name, flags, s, info);
   if (*err == BM_ETIMEDOUT) {
+    cli_error_code("ETIMEDOUT");
     if (info->state == BM_STATE_LOADING)
       cli_error(name, "timed out after %g s: still loading (writer pid %lld)", s,
                 (long long)info->writer_pid);

@@ -98,8 +98,8 @@ int cmd_rm(int argc, char **argv) {
     else if (err == BM_ENOTSUP)
       cli_error(pos[i], "sections cannot be removed here: one lives until its last handle closes");
     else if (err == BM_EPERM && bm_section_lookup(pos[i], &held) == 0)
-      cli_error(pos[i], "owned by %s (uid %lu): only its owner or root may remove it", held.owner,
-                (unsigned long)held.uid);
+      cli_error(pos[i], "another user's dataset, owned by %s (uid %lu): only its owner or root "
+                "may remove it", held.owner, (unsigned long)held.uid);
     else
       ds_report(pos[i], err, NULL);
     status = EXIT_FAILED;

@@ -27,8 +27,8 @@ static void load_error(const char *file, const char *name, int err, const bm_loa
   bm_section_info_t held;
   cli_error_code(bm_err_name(err)); /* --json's error.code */
   if (err == BM_EPERM && group == NULL && bm_section_lookup(name, &held) == 0)
-    cli_error(name, "not replaced: owned by %s (uid %lu): only its owner or root may replace it",
-              held.owner, (unsigned long)held.uid);
+    cli_error(name, "not replaced: another user's dataset, owned by %s (uid %lu): only its owner "
+              "or root may replace it", held.owner, (unsigned long)held.uid);
   else if (err == BM_EPERM && group == NULL)
     cli_error(name, "not replaced: another user's dataset (only its owner or root may replace it)");
   else if (err == BM_ENOTSUP && r->failed_at == BM_LOAD_AT_CREATE)

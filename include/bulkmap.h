@@ -673,6 +673,9 @@ typedef struct bm_dataset_info_s {
   bm_layout_t layout;
   uint64_t header_bytes;      /* bytes of the format's header at the payload's start */
   uint32_t n_tensors;         /* safetensors: tensors (list them: bm_dataset_tensors) */
+  int source_stable;          /* 1: nobody could write the source during the load (a read
+                                 lease held throughout); 0: not checked (why: the load's
+                                 result); -1: not recorded (a buffer, or an older dataset) */
   uint64_t padded_bytes;      /* bytes the file has past the payload: a third party that
                                  mapped a hugetlbfs dataset writable grew it to whole pages
                                  (0: none; the payload is still [0, bytes)) */
@@ -1107,6 +1110,11 @@ typedef struct bm_load_result_s {
   int has_source_cached;         /* 0 where it cannot be seen (Windows) */
   uint64_t source_cached_bytes;
   uint64_t source_cached_before; /* ... and what was cached before the load */
+  /* Whether anyone could write the file during the load unseen (through a mapping whose
+   * pages were dirty already, which changes no size or time): where a read lease could be
+   * had it was held throughout (a break is BM_ECHANGED); where not, the load went on. */
+  int source_stable;             /* 1 checked; 0 not checked, unstable_why says why */
+  char unstable_why[160];
 } bm_load_result_t;
 
 /* Loads the file at path into a new dataset NAME. On success the dataset is `ready`; with

@@ -619,7 +619,11 @@ static PyObject *info_dict(const bm_dataset_info_t *info, int full, double secs)
       set_item(d, "created", PyLong_FromLongLong(info->created)) < 0 ||
       (full && (set_item(d, "source", text(info->source)) < 0 ||
                 set_item(d, "path", text(info->path)) < 0 ||
-                set_item(d, "section_bytes", PyLong_FromUnsignedLongLong(info->section_bytes)) < 0))) {
+                set_item(d, "section_bytes", PyLong_FromUnsignedLongLong(info->section_bytes)) < 0 ||
+                (info->padded_bytes != 0 &&
+                 set_item(d, "padded_bytes", PyLong_FromUnsignedLongLong(info->padded_bytes)) < 0) ||
+                set_item(d, "source_stable", info->source_stable < 0 ? Py_NewRef(Py_None)
+                                                                     : PyBool_FromLong(info->source_stable)) < 0))) {
     Py_DECREF(d);
     return NULL;
   }
@@ -892,6 +896,12 @@ static PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
   if (r != NULL && set_item(r, "source_cached_bytes",
                             res.has_source_cached ? PyLong_FromUnsignedLongLong(res.source_cached_bytes)
                                                   : Py_NewRef(Py_None)) < 0)
+    Py_CLEAR(r);
+  /* Whether anyone could have written the file unseen during the load, and why not. */
+  if (r != NULL && (set_item(r, "source_stable", PyBool_FromLong(res.source_stable)) < 0 ||
+                    set_item(r, "source_unstable_why",
+                             res.source_stable ? Py_NewRef(Py_None)
+                                               : PyUnicode_FromString(res.unstable_why)) < 0))
     Py_CLEAR(r);
   if (r == NULL) {
     Py_BEGIN_ALLOW_THREADS

@@ -24,6 +24,8 @@ struct bm_dataset_s {
   bm_source_t *watched;  /* the file the payload comes from */
   bm__identity_t id_fd, id_path;
   char *watch_path;      /* the file's whole path, to see what it names at publish */
+  bm__os_lease_t *lease; /* a read lease on the watched file (NULL: none could be had) */
+  char unstable_why[160];
 };
 
 /* ---- The trailer through a view of the section's last BM_TRAILER_SIZE bytes. Guarded:
@@ -136,6 +138,7 @@ static void bm__fill_info(const bm_dataset_t *ds, int state, bm_dataset_info_t *
   info->layout = ds->t.layout;
   info->header_bytes = ds->t.header_bytes;
   info->n_tensors = ds->t.n_tensors;
+  info->source_stable = ds->st != NULL ? ds->t.source_stable : -1;
   /* The file's size, looked at again: bytes past the payload were added by someone else. */
   if (ds->src != NULL && ds->st != NULL) {
     uint64_t now = 0;
@@ -151,6 +154,7 @@ static bm_dataset_t *bm__dataset_new(const char *name) {
 }
 
 static void bm__dataset_free(bm_dataset_t *ds) {
+  bm__os_lease_end(ds->lease);
   bm_xxh3_free(ds->h);
   free(ds->watch_path);
   if (ds->st != NULL) bm__store_close(ds->st);
@@ -246,6 +250,7 @@ int bm_dataset_create(bm_dataset_t **out, const char *name, const bm_dataset_opt
   ds->t.writer_pid = bm__os_pid();
   ds->t.created = bm__os_time();
   ds->t.large.requested = opts->large;
+  ds->t.source_stable = -1; /* not a watched file (yet) */
   snprintf(ds->t.source, sizeof(ds->t.source), "%s", opts->source != NULL ? opts->source : "");
   if (bm__os_config()->meta_beside) {
     large.requested = opts->large;
@@ -291,17 +296,50 @@ undo:
 bm_source_t *bm_dataset_source(bm_dataset_t *ds) { return ds != NULL ? ds->src : NULL; }
 bm__store_t *bm__dataset_store(bm_dataset_t *ds) { return ds != NULL ? ds->st : NULL; }
 
+int bm__watch_begin(bm_source_t *file, bm__watch_t *w) {
+  int err;
+  memset(w, 0, sizeof(*w));
+  if (file == NULL || file->full_path == NULL) return BM_EINVAL;
+  if ((err = bm__os_identity(file, NULL, &w->id_fd)) != 0) return err;
+  if ((err = bm__os_identity(NULL, file->full_path, &w->id_path)) != 0) return err;
+  w->file = file;
+  /* Who may write it meanwhile unseen: a read lease says, where one can be had. */
+  err = bm__os_lease_take(file, &w->lease, w->unstable_why, sizeof(w->unstable_why));
+  if (err != 0 && err != BM_ENOTSUP && w->unstable_why[0] == '\0')
+    snprintf(w->unstable_why, sizeof(w->unstable_why), "no read lease: %s", bm_strerror(err));
+  return 0;
+}
+
+void bm__watch_end(bm__watch_t *w) {
+  bm__os_lease_end(w->lease);
+  w->lease = NULL;
+}
+
+int bm__dataset_watch_from(bm_dataset_t *ds, bm__watch_t *w) {
+  if (ds == NULL || w->file == NULL || !ds->writer || ds->published) return BM_EINVAL;
+  free(ds->watch_path);
+  if ((ds->watch_path = malloc(strlen(w->file->full_path) + 1)) == NULL) return BM_ENOMEM;
+  strcpy(ds->watch_path, w->file->full_path);
+  ds->watched = w->file;
+  ds->id_fd = w->id_fd;
+  ds->id_path = w->id_path;
+  bm__os_lease_end(ds->lease);
+  ds->lease = w->lease; /* the dataset's now */
+  w->lease = NULL;
+  memcpy(ds->unstable_why, w->unstable_why, sizeof(ds->unstable_why));
+  ds->t.source_stable = ds->lease != NULL;
+  return 0;
+}
+
 int bm_dataset_watch(bm_dataset_t *ds, bm_source_t *file) {
+  bm__watch_t w;
   int err;
   if (ds == NULL || file == NULL || !ds->writer || ds->published || file->full_path == NULL)
     return BM_EINVAL;
-  if ((err = bm__os_identity(file, NULL, &ds->id_fd)) != 0) return err;
-  if ((err = bm__os_identity(NULL, file->full_path, &ds->id_path)) != 0) return err;
-  free(ds->watch_path);
-  if ((ds->watch_path = malloc(strlen(file->full_path) + 1)) == NULL) return BM_ENOMEM;
-  strcpy(ds->watch_path, file->full_path);
-  ds->watched = file;
-  return 0;
+  if ((err = bm__watch_begin(file, &w)) != 0) return err;
+  err = bm__dataset_watch_from(ds, &w);
+  bm__watch_end(&w);
+  return err;
 }
 
 static int bm__same_identity(const bm__identity_t *a, const bm__identity_t *b) {
@@ -347,6 +385,10 @@ static int bm__dataset_keep_layout(bm_dataset_t *ds) {
   if ((err = bm__format_read(ds->src, ds->t.payload_size, &head, &n)) != 0) return err;
   err = bm__layout_encode(&fi, head, n, &blob, &blob_n);
   free(head);
+  /* A layout given from memory that names another dtype than the header's own (BF16 over
+   * an npy of uint16) is not the header's: kept in the trailer block only, and readers read
+   * the header itself for the rest. */
+  if (err == BM_EFORMAT) return 0;
   if (err != 0) return err;
   return bm__store_set_layout(ds->st, blob, blob_n);
 }
@@ -380,6 +422,9 @@ int bm_dataset_publish(bm_dataset_t *ds, bm_dataset_info_t *info) {
     if (err == BM_ENOENT) return bm__set_os_error(0), BM_ECHANGED;
     if (err != 0) return err;
     if (!bm__same_identity(&b, &ds->id_path)) return bm__set_os_error(0), BM_ECHANGED;
+    /* Opened for writing by someone during the load (the lease broke): the bytes may be a
+     * mix of two versions whatever the times say. */
+    if (bm__os_lease_broken(ds->lease)) return bm__set_os_error(0), BM_ECHANGED;
   }
   if (ds->hashed == 0 && ds->t.payload_size > 0) {
     if ((err = bm__hash_range(ds->src, 0, ds->t.payload_size, ds->h)) != 0) return err;
@@ -812,4 +857,8 @@ int bm_dataset_metadata(bm_dataset_t *ds, bm_meta_t **out, size_t *count) {
   err = bm_format_metadata(buf, n, ds->t.payload_size, out, count, NULL, 0);
   free(buf);
   return err;
+}
+
+const char *bm__dataset_unstable_why(bm_dataset_t *ds) {
+  return ds->lease != NULL ? NULL : ds->unstable_why;
 }

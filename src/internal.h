@@ -96,6 +96,9 @@ typedef struct bm__trailer_s {
   bm_layout_t layout;
   uint64_t header_bytes; /* the format's header at the payload's start */
   uint32_t n_tensors;    /* safetensors */
+  int source_stable;     /* metadata beside the bytes only (not in the trailer block): 1 the
+                            source was under a read lease for the whole load, 0 not checked,
+                            -1 not recorded */
 } bm__trailer_t;
 
 /* Decodes the trailer at `bytes` (the last BM_TRAILER_SIZE bytes of a section of

@@ -3,7 +3,7 @@
 #ifndef BULKMAP_LIFECYCLE_H
 #define BULKMAP_LIFECYCLE_H
 
-#include "internal.h"
+#include "os.h"
 
 /* As bm_section_create for NAME with opts, but the section is made under a hidden name
  * (see bulkmap.h, Replace) after checking that the caller may replace NAME (BM_EPERM). */
@@ -13,6 +13,20 @@ int bm__life_section_create(bm_source_t **out, const char *name, const bm_sectio
  * BM_EEXIST (made by someone else meanwhile), BM_EREPLACED, BM_EBUSY, BM_EOS. */
 int bm__life_commit(bm_source_t *src, const char *name);
 
+/* A file watched from the moment it is opened (bm_dataset_load: before its header is read
+ * and the dataset made): its identity and, where one can be had, a read lease. */
+typedef struct bm__watch_s {
+  bm_source_t *file;
+  bm__identity_t id_fd, id_path;
+  bm__os_lease_t *lease;
+  char unstable_why[160];
+} bm__watch_t;
+int bm__watch_begin(bm_source_t *file, bm__watch_t *w);
+void bm__watch_end(bm__watch_t *w); /* what the dataset did not take */
+/* bm_dataset_watch with what bm__watch_begin took (the lease goes to the dataset). */
+int bm__dataset_watch_from(bm_dataset_t *ds, bm__watch_t *w);
+/* Why the watched source's stability is not checked (NULL: it is, a lease held). */
+const char *bm__dataset_unstable_why(bm_dataset_t *ds);
 /* The dataset's store (NULL: its metadata is in its trailer). */
 struct bm__store_s *bm__dataset_store(bm_dataset_t *ds);
 

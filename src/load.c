@@ -2,10 +2,12 @@
  * file read in parallel straight into the section's windows, the section's bytes hashed
  * in payload order by the dataset (bm_dataset_hash_view), the file watched, then the
  * dataset published, or failed and its name removed. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "os.h"
 #include "pool.h"
+#include "lifecycle.h"
 
 typedef struct {
   bm_source_t *file;
@@ -71,6 +73,7 @@ int bm_dataset_load(bm_dataset_t **out, const char *name, const char *path,
   load_t l;
   bm_format_info_t fi;
   bm__cache_t cache;
+  bm__watch_t watch;
   uint64_t size;
   double t0;
   int err, ferr;
@@ -82,12 +85,16 @@ int bm_dataset_load(bm_dataset_t **out, const char *name, const char *path,
   if (opts->threads > BM_SCAN_MAX_THREADS) return BM_EINVAL;
   if (opts->format < BM_FORMAT_AUTO || opts->format > BM_FORMAT_SAFETENSORS) return BM_EINVAL;
   memset(&cache, 0, sizeof(cache));
+  memset(&watch, 0, sizeof(watch));
   if ((err = bm_name_check(name)) != 0) return err;
   memset(&l, 0, sizeof(l));
   l.cancel = opts->cancel;
   res->failed_at = BM_LOAD_AT_FILE;
   if ((err = bm_file_open(&l.file, path, BM_FILE_READ)) != 0) return err;
   if ((err = bm_source_size(l.file, &size)) != 0) goto out;
+  /* Watched from now on, before its header is read: its identity, and a read lease where
+   * one can be had (a write through a mapping shows in neither size nor times). */
+  if ((err = bm__watch_begin(l.file, &watch)) != 0) goto out;
   /* One copy in RAM: what is cached of the file before anything of it is read (the
    * header included); where the OS cannot tell, nothing is dropped. */
   if (bm__cache_snapshot(l.file, size, &cache) == 0 && cache.ok) res->source_cached_before = cache.before;
@@ -103,7 +110,12 @@ int bm_dataset_load(bm_dataset_t **out, const char *name, const char *path,
   res->failed_at = BM_LOAD_AT_CREATE;
   if ((err = bm_dataset_create(&l.ds, name, &dso, &res->large)) != 0) goto out;
   res->failed_at = BM_LOAD_AT_FILL;
-  if ((err = bm_dataset_watch(l.ds, l.file)) != 0) goto failed;
+  if ((err = bm__dataset_watch_from(l.ds, &watch)) != 0) goto failed;
+  {
+    const char *why = bm__dataset_unstable_why(l.ds);
+    res->source_stable = why == NULL;
+    snprintf(res->unstable_why, sizeof(res->unstable_why), "%s", why != NULL ? why : "");
+  }
   if ((err = bm__dataset_set_info(l.ds, &fi)) != 0) goto failed;
 
   memset(&wo, 0, sizeof(wo));
@@ -141,6 +153,7 @@ out:
   if (cache.ok && bm__cache_restore(l.file, &cache, &res->source_cached_bytes) == 0)
     res->has_source_cached = 1;
   bm__cache_free(&cache);
+  bm__watch_end(&watch);
   bm_source_close(l.file);
   return err;
 }

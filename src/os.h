@@ -74,6 +74,15 @@ int bm__os_section_remove_name(const char *name, int force);
  * BM_ENOLARGE / BM_EALIGN (BM_LARGE_ON not to be had). Nothing is made. */
 int bm__os_preflight(const bm_section_opts_t *opts, bm_preflight_t *out);
 
+/* The source's stability during a load (POSIX: src/posix/lease.c): a read lease on the
+ * open file src, broken when anyone opens it for writing. BM_ENOTSUP with why set when
+ * none can be had (someone has it open for writing, not the owner, no leases here);
+ * broken: 1 once someone opened it for writing since. */
+typedef struct bm__os_lease_s bm__os_lease_t;
+int bm__os_lease_take(bm_source_t *src, bm__os_lease_t **out, char *why, size_t why_n);
+int bm__os_lease_broken(bm__os_lease_t *l);
+void bm__os_lease_end(bm__os_lease_t *l);
+
 /* A file's identity, for "changed while it was read". */
 typedef struct bm__identity_s {
   uint64_t dev, ino, size;

@@ -316,6 +316,8 @@ static size_t rec_encode(const rec_t *r, const unsigned char *blob, size_t blob_
   put64(e + 16, r->dev);
   put64(e + 24, r->ino);
   put64(e + 32, r->prev);
+  /* flags: 1 the source's stability is recorded, 2 it was under a read lease throughout */
+  put32(e + 40, r->t.source_stable < 0 ? 0u : 1u | (r->t.source_stable > 0 ? 2u : 0u));
   put32(e + 44, (uint32_t)blob_n); /* the compact layout (src/format.c), after the fixed part */
   memcpy(e + 48, r->keep, strnlen(r->keep, 39));
   memcpy(e + 88, r->place, strnlen(r->place, 255));
@@ -340,6 +342,7 @@ static int rec_decode(const unsigned char *buf, size_t n, rec_t *r) {
   r->prev = get64(e + 32);
   r->len = (uint32_t)n;
   r->blob_n = get32(e + 44);
+  r->t.source_stable = (get32(e + 40) & 1u) ? (get32(e + 40) & 2u) != 0 : -1;
   memcpy(r->keep, e + 48, 39);
   memcpy(r->place, e + 88, 255);
   if (r->kind != KIND_CURRENT && r->kind != KIND_PENDING) return BM_ECORRUPT;

@@ -16,9 +16,10 @@ import bulkmap
 from conftest import run_tool, xxhsum
 
 LOAD_KEYS = {"name", "bytes", "xxh3", "state", "page_size", "large_pages", "seconds",
+             "source_stable", "source_unstable_why",
              "bytes_per_second", "writer_pid", "created", "format", "layout",
              "source_cached_bytes"}
-STAT_KEYS = {"name", "bytes", "xxh3", "state", "page_size", "large_pages", "writer_pid",
+STAT_KEYS = {"name", "bytes", "xxh3", "state", "page_size", "large_pages", "writer_pid", "source_stable",
              "created", "source", "path", "section_bytes", "format", "layout"}
 
 

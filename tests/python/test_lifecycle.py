@@ -613,3 +613,41 @@ def test_fork_of_a_writer_is_not_the_writer(names):
     assert os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0
     with bulkmap.open(name, verify=True) as rd:
         assert bytes(memoryview(rd)[:4]) == b"kid!"
+
+
+def test_source_stability(tool, tmp_path, names):
+    """A write the file's size and times do not show (a shared mapping whose pages are dirty
+    already): where a read lease can be had the load holds it, and someone opening the file
+    for writing meanwhile fails the load (ECHANGED) after waiting milliseconds, not the
+    lease-break time; where none can be had the load says the stability was not checked."""
+    import numpy as np
+    path = tmp_path / "src.bin"
+    path.write_bytes(os.urandom(4 << 20))
+    r = bulkmap.load(str(path), names("stable"), large_pages="off")
+    assert r["source_stable"] is True and r["source_unstable_why"] is None
+    m = np.memmap(path, dtype=np.uint8, mode="r+")  # open for writing, pages dirty
+    m[0] ^= 1
+    r = bulkmap.load(str(path), names("unstable"), large_pages="off")
+    assert r["source_stable"] is False and "open for writing" in r["source_unstable_why"]
+    del m
+    # Someone opens it for writing while the load is under way: the loader is stopped while
+    # loading, the open waits for the lease, the loader goes on and releases it at once.
+    name = names("broken")
+    p = catch_loading(tool, path, name)
+    took = []
+
+    def opener():
+        t = time.monotonic()
+        fd = os.open(path, os.O_RDWR)
+        took.append(time.monotonic() - t)
+        os.close(fd)
+
+    th = threading.Thread(target=opener)
+    th.start()
+    time.sleep(0.2)
+    os.kill(p.pid, signal.SIGCONT)
+    th.join(30)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 1 and b"file changed as we read it" in err, (p.returncode, err)
+    assert took and took[0] < 5.0, took  # the lease-break time is 45 s
+    assert not os.path.exists("/dev/shm/" + name) and not os.path.exists("/dev/shm/bulkmap#" + name)

@@ -166,6 +166,11 @@ int cmd_load(int argc, char **argv) {
   /* One copy in RAM: what is left of the file in the page cache (null: cannot be seen). */
   if (r.has_source_cached) out_u64(&out, "source_cached_bytes", r.source_cached_bytes);
   else out_str(&out, "source_cached_bytes", NULL);
+  /* Whether anyone could have written the file unseen during the load (docs/datasets.md). */
+  if (in == NULL) {
+    out_bool(&out, "source_stable", r.source_stable);
+    if (!r.source_stable) out_str(&out, "source_unstable_why", r.unstable_why);
+  }
   out_i64(&out, "writer_pid", r.info.writer_pid);
   out_i64(&out, "created", r.info.created);
   out_end(&out);

@@ -108,9 +108,18 @@ if(TARGET bulkmap_tool AND NOT WIN32 AND NOT BULKMAP_SANITIZE)
            $<TARGET_FILE:bulkmap_tool>)
   set_tests_properties(package_completion PROPERTIES TIMEOUT 120)
   if(NOT CMAKE_CROSSCOMPILING AND BULKMAP_BUILD_PYTHON)
+    # Installed by dpkg into a throwaway root: the machine's /usr and dpkg database untouched.
     add_test(NAME package_deb COMMAND bash ${PROJECT_SOURCE_DIR}/tests/package/test_deb.sh ${PROJECT_BINARY_DIR})
-    set_tests_properties(package_deb PROPERTIES TIMEOUT 600 SKIP_RETURN_CODE 77 RUN_SERIAL ON)
+    set_tests_properties(package_deb PROPERTIES TIMEOUT 600 SKIP_RETURN_CODE 77 LABELS package)
   endif()
+endif()
+
+# The soak (tests/soak/soak.sh, `tools/dev.sh soak` for many rounds): 2 rounds of the
+# dataset, lifecycle and hostile suites under stress-ng in a private mount namespace (root;
+# skips without it). Alone (RUN_SERIAL): its load is meant for its own rounds.
+if(TARGET bulkmap_tool AND BULKMAP_BUILD_PYTHON AND NOT WIN32 AND NOT CMAKE_CROSSCOMPILING AND NOT BULKMAP_SANITIZE)
+  add_test(NAME soak COMMAND bash ${PROJECT_SOURCE_DIR}/tests/soak/soak.sh ${PROJECT_BINARY_DIR} 2)
+  set_tests_properties(soak PROPERTIES LABELS soak TIMEOUT 1200 SKIP_RETURN_CODE 77 RUN_SERIAL ON)
 endif()
 
 # Errors that say what and why: --json failures as one {"error": ...} object for every

@@ -2,6 +2,8 @@
 # The two commands of README.md:
 #   tools/dev.sh demo   install what is needed, build, and run bulkmap on a demo dataset
 #   tools/dev.sh test   install what is needed, build and run every test lane
+#   tools/dev.sh soak   the dataset, lifecycle and hostile suites ROUNDS times (20) under
+#                       stress-ng, in a private mount namespace (tests/soak/soak.sh; root)
 # Packages come from Debian (apt-get); nothing is installed when all are present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +15,8 @@ PKGS_BUILD="cmake make gcc pkg-config libuv1-dev check libjansson-dev libxxhash-
 # python3-torch (Debian 1.13, CPU only; with libtorch1.13 about 180 MB installed): the
 # DataLoader tests of tests/python/test_arrays.py.
 PKGS_PY_TEST="python3-pytest python3-dask python3-distributed python3-venv python3-pip python3-setuptools python3-wheel python3-build python3-torch"
-PKGS_TEST="$PKGS_BUILD $PKGS_PY_TEST valgrind clang libclang-rt-14-dev gcc-mingw-w64-x86-64 wine64 dpkg-dev gcc-multilib"
+# stress-ng: the load beside the soak (tools/dev.sh soak, the ctest entry soak).
+PKGS_TEST="$PKGS_BUILD $PKGS_PY_TEST valgrind clang libclang-rt-14-dev gcc-mingw-w64-x86-64 wine64 dpkg-dev gcc-multilib stress-ng"
 
 need() {
   local missing=()
@@ -61,8 +64,19 @@ test)
   grep -E '^[0-9]+: (fault|note|SKIP)' build/fault/fault.log >&2 || true
   echo "dev.sh: all lanes passed ($lanes valgrind fuzz fault)" >&2
   ;;
+soak)
+  # ROUNDS rounds (20) of the suites that must never flake, on the native build, under load.
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "dev.sh soak: skipped: needs root (a private mount namespace with its own /dev/shm)" >&2
+    exit 0
+  fi
+  need $PKGS_BUILD $PKGS_PY_TEST stress-ng
+  cmake --preset default >/dev/null
+  cmake --build --preset default
+  exec bash tests/soak/soak.sh build/default "${ROUNDS:-20}"
+  ;;
 *)
-  echo "usage: tools/dev.sh demo|test" >&2
+  echo "usage: tools/dev.sh demo|test|soak" >&2
   exit 2
   ;;
 esac

@@ -90,7 +90,7 @@ cpu=${SOAK_CPU:-2} vm_bytes=${SOAK_VM_BYTES:-1G}
 stress_timeout=$((rounds * 900 + 60))
 if command -v setpriv >/dev/null; then pdeath=(setpriv --pdeathsig KILL --); else pdeath=(); fi
 setsid "${pdeath[@]}" stress-ng --cpu "$cpu" --vm 1 --vm-bytes "$vm_bytes" --timeout "${stress_timeout}s" \
-  --quiet >"$W/stress.log" 2>&1 &
+  >"$W/stress.log" 2>&1 &
 stress_pid=$!
 sleep 1
 kill -0 "$stress_pid" 2>/dev/null || { echo "soak: stress-ng did not start: $(cat "$W/stress.log")" >&2; stress_pid=""; exit 1; }
@@ -113,7 +113,10 @@ for r in $(seq "$rounds"); do
   TMPDIR=$W/tmp ctest --test-dir "$W/ctest" -R "$tests" -j"$jobs" --output-on-failure --stop-on-failure \
     >"$W/round.out" 2>&1
   rc=$?
-  kill -0 "$stress_pid" 2>/dev/null || { stress_pid=""; fail_round "$r" "stress-ng ended early: $(cat "$W/stress.log")"; }
+  if ! kill -0 "$stress_pid" 2>/dev/null; then
+    wait "$stress_pid"; st=$?; stress_pid=""
+    fail_round "$r" "stress-ng ended early (exit status $st): $(tail -20 "$W/stress.log")"
+  fi
   if [ $rc != 0 ]; then
     # ctest's lines of the round, with the failed tests' output (--output-on-failure).
     cat "$W/round.out" >&2

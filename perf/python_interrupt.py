@@ -1,19 +1,31 @@
 #!/usr/bin/env python3
-"""Ctrl-C latency of the Python binding: a child python3 runs bulkmap.scan or bulkmap.load
-of a file; this process sends it SIGINT once it is well into the work and measures the time
-from the kill to the child seeing KeyboardInterrupt (both read CLOCK_MONOTONIC, which the
-processes of one machine share). For a load that includes removing the half-made section
-(the library does that before the call returns).
+"""Ctrl-C latency of the Python binding: a child python3 runs one bulkmap call; this process
+sends it SIGINT at a random point of the work and measures the time from the kill to the
+child seeing KeyboardInterrupt (both read CLOCK_MONOTONIC, which the processes of one machine
+share). Median and max over --runs interrupts for each workload:
 
-    PYTHONPATH=build/h-py/python python3 perf/python_interrupt.py [--size 2G] [--runs 10]
-        [--file PATH] [--json]
+    hash    bulkmap.scan(SPARSE, hash=True, lines=False)          XXH3 of a large sparse file
+    count   bulkmap.scan(SPARSE, hash=False, lines=False, count="needle")   a literal over it
+    lines   bulkmap.scan(SPARSE, hash=False, lines=True)          its lines
+    scan    bulkmap.scan(DENSE, count="needle")     (hash, lines and a literal, random bytes)
+    load    bulkmap.load(DENSE, NAME, large_pages="off")   (includes removing the half-made
+            section, which the library does before the call returns)
 
-The file is made (random bytes, not sparse, so the scan and load read real pages) unless
---file is given, and read once before the runs so that it is in the page cache.
+    PYTHONPATH=BUILD/python python3 perf/python_interrupt.py [--workloads hash,count,lines]
+        [--sparse-size 30G] [--size 2G] [--runs 10] [--seed N] [--file PATH] [--json]
+
+SPARSE is made with truncate (one hole: the scan reads zero pages, no disk); DENSE (random
+bytes, not sparse, so the scan and load read real pages) is made unless --file is given and
+read before every run so that it is in the page cache. Each workload is first run
+uninterrupted (SPARSE: twice, the first filling the page cache with the holes' zero pages);
+the signal then comes at a uniformly random point between 10% and 90% of that time after the
+child's call began (the child says "go" just before the call). A run that finishes before its
+signal is counted as missed and another is made, until --runs interrupts.
 """
 import argparse
 import json
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -25,12 +37,24 @@ import uuid
 CHILD = r"""
 import os, sys, time, bulkmap
 what, path, name = sys.argv[1], sys.argv[2], sys.argv[3]
+calls = {
+    "hash": lambda: bulkmap.scan(path, hash=True, lines=False),
+    "count": lambda: bulkmap.scan(path, hash=False, lines=False, count="needle"),
+    "lines": lambda: bulkmap.scan(path, hash=False, lines=True),
+    "scan": lambda: bulkmap.scan(path, count="needle"),
+    "load": lambda: bulkmap.load(path, name, large_pages="off"),
+}
+call = calls[what]
+if len(sys.argv) > 4:  # the uninterrupted run: its time
+    t0 = time.monotonic()
+    call()
+    print("took", time.monotonic() - t0, flush=True)
+    if what == "load":
+        bulkmap.rm(name)
+    sys.exit(0)
 print("go", time.monotonic(), flush=True)
 try:
-    if what == "scan":
-        bulkmap.scan(path, count="needle")
-    else:
-        bulkmap.load(path, name, large_pages="off")
+    call()
 except KeyboardInterrupt:
     t = time.monotonic()
     print("interrupted", t, flush=True)
@@ -38,6 +62,9 @@ except KeyboardInterrupt:
 print("finished", time.monotonic(), flush=True)
 sys.exit(3)
 """
+
+SPARSE = ("hash", "count", "lines")
+DENSE = ("scan", "load")
 
 
 def make_file(path, size):
@@ -56,15 +83,25 @@ def warm(path):
             pass
 
 
+def name_for():
+    return "perf-intr-%d-%s" % (os.getpid(), uuid.uuid4().hex[:8])
+
+
+def uninterrupted(what, path):
+    out = subprocess.run([sys.executable, "-c", CHILD, what, path, name_for(), "time"],
+                         stdout=subprocess.PIPE, text=True, check=True).stdout.split()
+    assert out[0] == "took", out
+    return float(out[1])
+
+
 def one(what, path, delay):
-    name = "perf-intr-%d-%s" % (os.getpid(), uuid.uuid4().hex[:8])
-    env = dict(os.environ)
+    name = name_for()
     p = subprocess.Popen([sys.executable, "-c", CHILD, what, path, name], stdout=subprocess.PIPE,
-                         text=True, env=env)
+                         text=True)
     line = p.stdout.readline().split()
     assert line and line[0] == "go", line
-    # Well into the work: the child's call started before "go" was read, plus delay.
-    time.sleep(delay)
+    # The call began just after "go" was printed; the time to read that line counts.
+    time.sleep(max(0.0, float(line[1]) + delay - time.monotonic()))
     t_kill = time.monotonic()
     p.send_signal(signal.SIGINT)
     out = p.stdout.readline().split()
@@ -74,69 +111,99 @@ def one(what, path, delay):
         subprocess.run([sys.executable, "-c", "import bulkmap,sys; bulkmap.rm(sys.argv[1], force=True)",
                         name])
     if not out or out[0] != "interrupted":
-        return None, False  # finished before the signal: its section was published
-    return float(out[1]) - t_kill, left
+        return None, t_kill - float(line[1]), False  # finished before the signal
+    return float(out[1]) - t_kill, t_kill - float(line[1]), left
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--size", default="2G")
+    ap.add_argument("--workloads", default="hash,count,lines",
+                    help="comma-separated, of: " + ",".join(SPARSE + DENSE))
+    ap.add_argument("--sparse-size", default="30G")
+    ap.add_argument("--size", default="2G", help="the dense file's size (scan, load)")
     ap.add_argument("--runs", type=int, default=10)
-    ap.add_argument("--file")
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--file", help="the dense file to use instead of making one")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     import bulkmap
-    size = bulkmap.parse_size(a.size)
-    tmp = None
-    path = a.file
-    if path is None:
-        tmp = tempfile.mkdtemp(prefix="bulkmap-intr-")
-        path = os.path.join(tmp, "data.bin")
-        make_file(path, size)
-    warm(path)
-    # How long each takes uninterrupted, to send the signal in the middle of the work.
-    t0 = time.monotonic()
-    bulkmap.scan(path, count="needle")
-    scan_s = time.monotonic() - t0
-    n = "perf-intr-probe-%d" % os.getpid()
-    t0 = time.monotonic()
-    bulkmap.load(path, n, large_pages="off")
-    load_s = time.monotonic() - t0
-    bulkmap.rm(n)
-    res = {"file_bytes": os.path.getsize(path), "scan_seconds": scan_s, "load_seconds": load_s}
-    for what, total in (("scan", scan_s), ("load", load_s)):
-        lat, missed, leftover = [], 0, 0
-        for i in range(a.runs):
-            # Spread over 15-45% of the uninterrupted time (a load's time varies 2x here:
-            # the kernel may have to take memory back from the host for the section).
-            delay = total * (0.15 + 0.3 * i / max(a.runs - 1, 1))
-            warm(path)
-            ms, left = one(what, path, delay)
-            leftover += left
-            if ms is None:
-                missed += 1
+    works = [w for w in a.workloads.split(",") if w]
+    for w in works:
+        if w not in SPARSE + DENSE:
+            ap.error("unknown workload %r" % w)
+    seed = a.seed if a.seed is not None else random.randrange(1 << 30)
+    rng = random.Random(seed)
+    tmp = tempfile.mkdtemp(prefix="bulkmap-intr-")
+    sparse = dense = None
+    res = {"seed": seed, "runs": a.runs, "python": sys.version.split()[0],
+           "bulkmap": getattr(bulkmap, "__version__", None), "workloads": {}}
+    try:
+        if any(w in SPARSE for w in works):
+            sparse = os.path.join(tmp, "sparse.bin")
+            with open(sparse, "wb") as f:
+                f.truncate(bulkmap.parse_size(a.sparse_size))
+            res["sparse_bytes"] = os.path.getsize(sparse)
+        if any(w in DENSE for w in works):
+            dense = a.file
+            if dense is None:
+                dense = os.path.join(tmp, "dense.bin")
+                make_file(dense, bulkmap.parse_size(a.size))
+            res["dense_bytes"] = os.path.getsize(dense)
+        for what in works:
+            path = sparse if what in SPARSE else dense
+            if path is dense:
+                warm(path)
             else:
-                lat.append(ms * 1000)
-        # left_sections: interrupted runs that left their section behind (must be 0).
-        res[what] = {"runs": len(lat), "missed": missed, "left_sections": leftover,
-                     "median_ms": statistics.median(lat) if lat else None,
-                     "max_ms": max(lat) if lat else None,
-                     "min_ms": min(lat) if lat else None,
-                     "all_ms": [round(x, 1) for x in lat]}
-    if tmp:
-        os.unlink(path)
+                # The first scan of the holes fills the page cache with zero pages (several
+                # times slower); the runs measure the steady state after it.
+                uninterrupted(what, path)
+            total = uninterrupted(what, path)
+            lat, at, missed, leftover = [], [], 0, 0
+            # Until --runs interrupts (a run that finished before its signal does not count),
+            # at most 3 x --runs attempts.
+            for _ in range(3 * a.runs):
+                if len(lat) == a.runs:
+                    break
+                delay = total * rng.uniform(0.10, 0.90)
+                if path is dense:
+                    warm(path)
+                s, when, left = one(what, path, delay)
+                leftover += left
+                if s is None:
+                    missed += 1
+                else:
+                    lat.append(s * 1000)
+                    at.append(when)
+            # left_sections: interrupted runs that left their section behind (must be 0).
+            res["workloads"][what] = {
+                "uninterrupted_s": round(total, 3), "runs": len(lat), "missed": missed,
+                "left_sections": leftover,
+                "median_ms": round(statistics.median(lat), 1) if lat else None,
+                "max_ms": round(max(lat), 1) if lat else None,
+                "min_ms": round(min(lat), 1) if lat else None,
+                "all_ms": [round(x, 1) for x in lat],
+                "kill_at_s": [round(x, 2) for x in at]}
+    finally:
+        for f in (sparse, None if a.file else dense):
+            if f and os.path.exists(f):
+                os.unlink(f)
         os.rmdir(tmp)
+    res["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
     if a.json:
         print(json.dumps(res, indent=1))
-    else:
-        print("file: %d bytes; uninterrupted: scan %.3f s, load %.3f s"
-              % (res["file_bytes"], scan_s, load_s))
-        for what in ("scan", "load"):
-            r = res[what]
-            print("%s: median %.1f ms, max %.1f ms, min %.1f ms over %d runs (%d finished first, "
-                  "%d sections left): %s" % (what, r["median_ms"], r["max_ms"], r["min_ms"],
-                                             r["runs"], r["missed"], r["left_sections"],
-                                             r["all_ms"]))
+        return
+    print("seed %d; sparse %s bytes; dense %s bytes; load average at the end %s"
+          % (seed, res.get("sparse_bytes"), res.get("dense_bytes"), " ".join(res["loadavg_end"])))
+    for what in works:
+        r = res["workloads"][what]
+        if not r["runs"]:
+            print("%s: every run finished before the signal (uninterrupted %.3f s)"
+                  % (what, r["uninterrupted_s"]))
+            continue
+        print("%s: median %.1f ms, max %.1f ms, min %.1f ms over %d interrupts (uninterrupted "
+              "%.3f s; %d finished first, %d sections left): %s"
+              % (what, r["median_ms"], r["max_ms"], r["min_ms"], r["runs"], r["uninterrupted_s"],
+                 r["missed"], r["left_sections"], r["all_ms"]))
 
 
 if __name__ == "__main__":

@@ -130,6 +130,7 @@ check_json 2 EUSAGE info -j --bogus
 check_json 2 EUSAGE bench --json --size 1
 check_json 2 EUSAGE bench --json --pages 4k,nope
 check_json 1 ENOENT bench --json --file "$T/none" --size 1M
+check_json 1 ENOSPC bench --json --size 1M --runs 1 --pages 4k --csv /dev/full
 check_json 2 EUSAGE setup --json
 check_json 2 EUSAGE setup --json --large-pages 1.5G
 # cat has no --json: a usage error, and nothing on stdout.

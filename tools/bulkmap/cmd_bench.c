@@ -335,6 +335,7 @@ int cmd_bench(int argc, char **argv) {
       rc = ferror(csv);
       if (fclose(csv) != 0 || rc) {
         int e = errno;
+        cli_error_code(e == ENOSPC ? "ENOSPC" : e == EFBIG ? "EFBIG" : "EIO");
         cli_error(o_csv, "cannot write the CSV file: %s (errno %d (0x%x))", strerror(e), e,
                   (unsigned)e);
         result = EXIT_FAILED;

@@ -12,15 +12,51 @@
 typedef struct {
   bm_source_t *file;
   bm_dataset_t *ds;
+  int direct;            /* the section takes writes (tmpfs): copied with pwrite from a
+                            read-only view of the file, its windows mapped read-only */
   const volatile sig_atomic_t *cancel;
 } load_t;
 
 /* Pieces a read: a cancel is seen between them, well within 100 ms. */
 #define LOAD_PIECE (8u << 20)
 
+/* The direct copy: the file's bytes of the window, mapped read-only and faulted in at
+ * once, written into the section with pwrite (no page of the section is faulted in through
+ * a mapping: on a virtual machine that traps each first touch that is several times
+ * faster), then the section's window faulted in for the hash. */
+static int load_direct(load_t *l, bm__pool_win_t *w) {
+  size_t done = 0;
+  while (done < w->length) {
+    size_t want = w->length - done > LOAD_PIECE ? LOAD_PIECE : w->length - done;
+    bm_view_t fv;
+    int err;
+    if (l->cancel != NULL && *l->cancel) return BM_ECANCELED;
+    err = bm_view_map(&fv, l->file, w->offset + done, want, BM_ACCESS_READ);
+    if (err == BM_ERANGE) return BM_ETRUNCATED; /* the file shrank */
+    if (err != 0) return err;
+    err = bm_view_prefetch(&fv);
+    if (err == 0) err = bm__os_write_at(bm_dataset_source(l->ds), w->offset + done, fv.data, want);
+    bm_view_unmap(&fv);
+    if (err != 0) {
+      w->os_error = bm_last_os_error();
+      return err;
+    }
+    done += want;
+  }
+  return bm_view_prefetch(&w->view);
+}
+
 static int load_read(void *ctx, bm__pool_win_t *w) {
   load_t *l = ctx;
   size_t done = 0;
+  int perr;
+  if (l->direct) return load_direct(l, w);
+  /* The window's pages made in one call before the read fills them (no fault a page; a
+   * page that cannot be had is BM_ENOSPC here). */
+  if ((perr = bm__os_populate_write(w->view.data, w->length)) != 0 && perr != BM_ENOTSUP) {
+    w->os_error = bm_last_os_error();
+    return perr;
+  }
   while (done < w->length) {
     size_t want = w->length - done > LOAD_PIECE ? LOAD_PIECE : w->length - done, got = 0;
     int err;
@@ -125,7 +161,10 @@ int bm_dataset_load(bm_dataset_t **out, const char *name, const char *path,
   p.inflight = p.threads + 2;
   if ((err = bm_window_plan(bm_dataset_source(l.ds), &wo, p.inflight, &p.plan)) != 0) goto failed;
   p.src = bm_dataset_source(l.ds);
-  p.access = BM_ACCESS_WRITE;
+  /* Where the section takes writes (tmpfs) the copy is pwrite, and its windows are only
+   * read (for the hash); else (hugetlbfs, Windows) the file is read into writable views. */
+  l.direct = bm__os_write_at(bm_dataset_source(l.ds), 0, "", 0) == 0;
+  p.access = l.direct ? BM_ACCESS_READ : BM_ACCESS_WRITE;
   p.parallel = load_read;
   p.ordered = load_hash;
   p.ctx = &l;

@@ -41,6 +41,11 @@ int bm__os_advise(void *base, size_t length, int advice);
  * (the caller then touches under bm__os_guard); BM_ETRUNCATED when a page could not be had
  * because it lies past the end of the source; BM_EIO otherwise. */
 int bm__os_populate(void *base, size_t length);
+/* Allocates the pages of a writable shared mapping [base, base+length) before they are
+ * written, in one call (MADV_POPULATE_WRITE): a copy into it then takes no page fault a
+ * page, and a page that cannot be had is BM_ENOSPC here, not a SIGBUS later. BM_ENOTSUP
+ * where the OS has no such call (the copy then faults its pages in as it goes). */
+int bm__os_populate_write(void *base, size_t length);
 /* Runs fn(arg), turning SIGBUS / EXCEPTION_IN_PAGE_ERROR in this thread into BM_ETRUNCATED. */
 int bm__os_guard(int (*fn)(void *arg), void *arg);
 
@@ -217,6 +222,13 @@ uint64_t bm__os_as_limit(void);
  * at the end of the file. BM_ENOSPC when the buffer's pages could not be had (a section
  * whose shared memory is full), BM_EIO otherwise. */
 int bm__os_read_at(bm_source_t *src, uint64_t offset, void *buf, size_t n, size_t *got);
+
+/* Writes n bytes of buf into the section dst at offset through the file (pwrite): on a
+ * virtual machine that traps every first touch of a page, several times faster than a
+ * copy through a mapping. BM_ENOTSUP where the section takes no writes so (hugetlbfs,
+ * Windows: the caller copies through a view), BM_ETRUNCATED (a page of buf could not be
+ * read: its backing file shrank), BM_ENOSPC, BM_EIO. */
+int bm__os_write_at(bm_source_t *dst, uint64_t offset, const void *buf, size_t n);
 
 /* The page cache of a file source (one copy in RAM, src/cache.c): vec[i] bit 0 set when
  * page i of [offset, offset+length) is resident (offset a multiple of the page size,

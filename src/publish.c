@@ -99,6 +99,21 @@ int bm_dataset_publish_buffer(bm_dataset_t **out, const char *name, const void *
   if ((err = bm_dataset_create(&ds, name, &dso, &res->large)) != 0) return err;
   res->failed_at = BM_LOAD_AT_FILL;
   if ((err = bm__dataset_set_info(ds, &fi)) != 0) goto failed;
+  /* Where the section takes writes (tmpfs), the header and the bytes go in with pwrite (no
+   * page of the section faulted in through a mapping), and publish hashes the section
+   * after, through read-only windows faulted in at once. */
+  if ((err = bm__os_write_at(bm_dataset_source(ds), 0, hdr, hlen)) == 0) {
+    for (off = 0; off < n && err == 0; off += PUB_CHUNK) {
+      size_t len = (size_t)(n - off < PUB_CHUNK ? n - off : PUB_CHUNK);
+      err = bm__os_write_at(bm_dataset_source(ds), hlen + off, (const unsigned char *)data + off, len);
+    }
+    res->os_error = err != 0 ? bm_last_os_error() : 0;
+    if (err != 0) goto failed;
+    total = 0; /* nothing left for the views */
+  } else if (err != BM_ENOTSUP) {
+    res->os_error = bm_last_os_error();
+    goto failed;
+  }
   for (off = 0; off < total; off += PUB_CHUNK) {
     size_t len = (size_t)(total - off < PUB_CHUNK ? total - off : PUB_CHUNK);
     pub_copy_t c;
@@ -111,9 +126,16 @@ int bm_dataset_publish_buffer(bm_dataset_t **out, const char *name, const void *
     c.n = n;
     c.off = off;
     c.len = len;
-    /* Shared memory that cannot get a page (tmpfs full) faults on the first write. */
-    err = bm_guard_call(pub_copy, &c);
-    if (err == BM_ETRUNCATED) err = BM_ENOSPC;
+    /* The section's pages made first, in one call: a page that cannot be had (tmpfs full)
+     * is BM_ENOSPC here, and the copy takes no fault a page. A fault in the copy is then
+     * the caller's buffer's (its backing file shrank): BM_ETRUNCATED, said as such. */
+    err = bm__os_populate_write(v.data, v.length);
+    if (err == BM_ENOTSUP) {
+      err = bm_guard_call(pub_copy, &c);
+      if (err == BM_ETRUNCATED) err = BM_ENOSPC; /* no way to tell whose page it was */
+    } else if (err == 0) {
+      err = bm_guard_call(pub_copy, &c);
+    }
     if (err == 0) err = bm_dataset_hash_view(ds, &v);
     res->os_error = bm_last_os_error();
     bm_view_unmap(&v);

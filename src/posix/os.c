@@ -252,6 +252,23 @@ int bm__os_populate(void *base, size_t length) {
   }
 }
 
+int bm__os_populate_write(void *base, size_t length) {
+#ifdef MADV_POPULATE_WRITE
+  if (!bm__os_config()->has_populate) return BM_ENOTSUP;
+  for (;;) {
+    if (bm__sys_madvise(base, length, MADV_POPULATE_WRITE) == 0) return 0;
+    if (errno == EINTR || errno == EAGAIN) continue;
+    /* A page that cannot be had (tmpfs full, a pool short): said here, never a SIGBUS. */
+    if (errno == EFAULT || errno == ENOMEM || errno == ENOSPC) return bm__set_os_error(errno), BM_ENOSPC;
+    if (errno == EINVAL) return BM_ENOTSUP;
+    return bm__set_os_error(errno), BM_EIO;
+  }
+#else
+  (void)base, (void)length;
+  return BM_ENOTSUP;
+#endif
+}
+
 int64_t bm__os_pid(void) { return (int64_t)getpid(); }
 
 int bm__os_identity(bm_source_t *src, const char *path, bm__identity_t *id) {

@@ -97,6 +97,27 @@ uint64_t bm__os_as_limit(void) {
   return 0;
 }
 
+int bm__os_write_at(bm_source_t *dst, uint64_t offset, const void *buf, size_t n) {
+  size_t put = 0;
+  /* hugetlbfs has no write(2): the caller copies through a mapping there. */
+  if (dst->hugetlb) return BM_ENOTSUP;
+  while (put < n) {
+    ssize_t r = pwrite(dst->fd, (const char *)buf + put, n - put, (off_t)(offset + put));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      int e = errno;
+      bm__set_os_error(e);
+      if (e == EINVAL || e == EBADF) return BM_ENOTSUP;
+      /* EFAULT: a page of the buffer could not be read (its backing file shrank). */
+      if (e == EFAULT) return BM_ETRUNCATED;
+      if (e == ENOSPC || e == ENOMEM || e == EFBIG) return BM_ENOSPC;
+      return BM_EIO;
+    }
+    put += (size_t)r;
+  }
+  return 0;
+}
+
 int bm__os_read_at(bm_source_t *src, uint64_t offset, void *buf, size_t n, size_t *got) {
   ssize_t r;
   do r = pread(src->fd, buf, n, (off_t)offset);

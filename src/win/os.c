@@ -365,6 +365,12 @@ int bm__os_advise(void *base, size_t length, int advice) {
   }
 }
 
+/* Committed on first write by the memory manager; nothing to do ahead of it here. */
+int bm__os_populate_write(void *base, size_t length) {
+  (void)base, (void)length;
+  return BM_ENOTSUP;
+}
+
 int bm__os_populate(void *base, size_t length) {
   (void)base, (void)length;
   return BM_ENOTSUP; /* the caller touches every page under bm__os_guard */

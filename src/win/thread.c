@@ -79,6 +79,12 @@ double bm__os_now(void) {
 /* Windows has no per-process address-space limit of the ulimit -v kind. */
 uint64_t bm__os_as_limit(void) { return 0; }
 
+/* A section (a paging-file mapping) has no file to write to: copies go through views. */
+int bm__os_write_at(bm_source_t *dst, uint64_t offset, const void *buf, size_t n) {
+  (void)dst, (void)offset, (void)buf, (void)n;
+  return BM_ENOTSUP;
+}
+
 int bm__os_read_at(bm_source_t *src, uint64_t offset, void *buf, size_t n, size_t *got) {
   OVERLAPPED ov;
   DWORD r = 0;

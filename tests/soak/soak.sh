@@ -37,6 +37,20 @@ settings() {
   done
 }
 
+# The tests' lock on the large-page settings (tests/hugetest.h): a test that changes them
+# holds it exclusively for as long as the change lasts. The settings are read holding it
+# shared, so a reservation of a test running elsewhere on the machine is never taken for one
+# left behind, and put back holding it exclusively.
+lockfile=/tmp/bulkmap-hugepages.lock
+locked() {  # -s|-x FUNCTION: FUNCTION's output, run under the lock
+  local how=$1; shift
+  [ -e "$lockfile" ] || (umask 0 && : >>"$lockfile")
+  (
+    flock "$how" -w 120 8 || echo "soak: note: the large-page lock not had in 120 s" >&2
+    "$@"
+  ) 8<"$lockfile"
+}
+
 if [ "${BULKMAP_SOAK_NS:-}" != 1 ]; then
   # Outside: into a private mount namespace (nothing mounted there propagates back).
   echo "soak: $rounds rounds of ctest -R '$tests' (-j$jobs) in $build"
@@ -48,7 +62,7 @@ W=$(mktemp -d "${TMPDIR:-/tmp}/bmsoak.XXXXXX")
 chmod 755 "$W"  # the tests' TMPDIR is under it, and they read their files as another user too
 logs=${SOAK_LOGS:-$build/soak-logs}
 stress_pid="" ctest_pid=""
-settings >"$W/settings.before"
+locked -s settings >"$W/settings.before"
 cleanup() {
   local rc=$? interrupted=0
   if [ -n "$ctest_pid" ]; then
@@ -70,19 +84,23 @@ cleanup() {
   # it has failed already if it stayed.
   settings >"$W/settings.end"
   if ! cmp -s "$W/settings.before" "$W/settings.end"; then
-    while IFS='=' read -r f v; do
-      [ "$(cat "$f" 2>/dev/null)" = "$v" ] && continue
-      if [ $interrupted = 1 ]; then
-        echo "soak: putting back $f = $v (a killed test may have left $(cat "$f" 2>/dev/null))" >&2
-        echo "$v" >"$f" 2>/dev/null
-      else
-        echo "soak: note: $f is $(cat "$f" 2>/dev/null) (was $v at the start): left as it is" >&2
-      fi
-    done <"$W/settings.before"
+    locked -x put_back "$interrupted"
   fi
   umount /dev/shm 2>/dev/null
   rm -rf "$W"
   exit $rc
+}
+put_back() {  # interrupted
+  local f v
+  while IFS='=' read -r f v; do
+    [ "$(cat "$f" 2>/dev/null)" = "$v" ] && continue
+    if [ "$1" = 1 ]; then
+      echo "soak: putting back $f = $v (a killed test may have left $(cat "$f" 2>/dev/null))" >&2
+      echo "$v" >"$f" 2>/dev/null
+    else
+      echo "soak: note: $f is $(cat "$f" 2>/dev/null) (was $v at the start): left as it is" >&2
+    fi
+  done <"$W/settings.before"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -155,7 +173,7 @@ for r in $(seq "$rounds"); do
   # The settings as at the start. Another process of the machine (a test run beside this
   # one) may hold a large-page reservation for a while: a difference must last 30 s to fail.
   for i in $(seq 30); do
-    settings >"$W/settings.now"
+    locked -s settings >"$W/settings.now"
     cmp -s "$W/settings.before" "$W/settings.now" && break
     sleep 1
   done

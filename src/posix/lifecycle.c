@@ -213,73 +213,54 @@ static void watcher_main(int rfd, int dirfd, const char *name, const char *aside
   _exit(0);
 }
 
-/* The watcher of a dataset whose metadata is beside its bytes: up to three names, each
- * removed by identity in order (NAME and its keep link in the place, then the companion),
- * each moved aside first under a random name prepared before the fork. */
-static void watcher3_main(int rfd, const int *dfd, char (*names)[BM_NAME_MAX + 64],
-                          char (*asides)[64], const uint64_t *dev, const uint64_t *ino, int n) {
-  struct sigaction sa;
-  struct stat st;
-  char c;
-  int i, keep[4], removed = 0;
-  static const int ignored[] = {SIGINT, SIGHUP, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU, SIGPIPE};
+/* The watcher of a dataset whose metadata is beside its bytes: a small program of its own
+ * (exec'd /bin/sh with the script below, so it holds none of the caller's memory, keeps
+ * none of its command line and is in a session of its own). It blocks reading a pipe whose
+ * only write end the caller holds; when the caller is gone (EOF) or the watcher itself is
+ * told to stop (SIGTERM, SIGHUP, SIGINT: `systemctl stop` of the caller's unit, `kill`), it
+ * removes the names by identity, in order: NAME and the keep link in the place, then the
+ * metadata, which goes only with the bytes (a dataset replaced since it was bound keeps it).
+ * Each is moved aside (mv -n: renameat2 RENAME_NOREPLACE) under a random name, checked
+ * there (device:inode) and unlinked; another object found there is put back. */
+static const char watcher_script[] =
+    "rm_one() {\n"
+    "  p=\"$1/$2\"; a=\"$1/bulkmap#rm#$4\"\n"
+    "  [ \"$(stat -c %d:%i -- \"$p\" 2>/dev/null)\" = \"$3\" ] || return 1\n"
+    "  mv -n -T -- \"$p\" \"$a\" 2>/dev/null || return 1\n"
+    "  if [ \"$(stat -c %d:%i -- \"$a\" 2>/dev/null)\" = \"$3\" ]; then rm -f -- \"$a\"; return 0; fi\n"
+    "  mv -n -T -- \"$a\" \"$p\" 2>/dev/null; return 1\n"
+    "}\n"
+    "go() {\n"
+    "  trap '' TERM HUP INT\n"
+    "  r=1\n"
+    "  rm_one \"$1\" \"$2\" \"$3\" \"$4\" && r=0\n"
+    "  rm_one \"$5\" \"$6\" \"$7\" \"$8\" && r=0\n"
+    "  [ $r = 0 ] && rm_one \"$9\" \"${10}\" \"${11}\" \"${12}\"\n"
+    "  exit 0\n"
+    "}\n"
+    "trap 'go \"$@\"' TERM HUP INT\n"
+    "while IFS= read -r _; do :; done\n"
+    "go \"$@\"\n";
 
-  setsid();
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = SIG_IGN;
-  for (i = 0; i < (int)(sizeof(ignored) / sizeof(ignored[0])); i++) sigaction(ignored[i], &sa, NULL);
-  if (chdir("/") != 0) {
-  }
-  /* Only the pipe (0) and the directories (1...) stay open. */
-  rfd = fcntl(rfd, F_DUPFD, 20);
-  if (rfd < 0 || dup2(rfd, 0) < 0) _exit(1);
-  for (i = 0; i < n; i++) {
-    int k = fcntl(dfd[i], F_DUPFD, 20 + 1 + i);
-    if (k < 0 || dup2(k, 1 + i) < 0) _exit(1);
-    keep[i] = 1 + i;
-  }
-#ifdef SYS_close_range
-  if (syscall(SYS_close_range, (unsigned)(1 + n), ~0u, 0u) != 0)
-#endif
-  {
-    long max = sysconf(_SC_OPEN_MAX);
-    if (max < 0 || max > 65536) max = 65536;
-    for (i = 1 + n; i < max; i++) close(i);
-  }
-  watcher_unmap_shared();
-  for (;;) {
-    ssize_t k = read(0, &c, 1);
-    if (k == 0) break;
-    if (k < 0 && errno != EINTR) break;
-  }
-  for (i = 0; i < n; i++) {
-    int d = keep[i];
-    /* The last name (the metadata) only goes with the bytes: a dataset replaced since it
-     * was bound keeps its metadata, which names the new generation now. */
-    if (i == n - 1 && n > 1 && !removed) break;
-    if (fstatat(d, names[i], &st, AT_SYMLINK_NOFOLLOW) != 0 || (uint64_t)st.st_dev != dev[i] ||
-        (uint64_t)st.st_ino != ino[i])
-      continue;
-    removed = 1;
-#ifdef SYS_renameat2
-    if (syscall(SYS_renameat2, d, names[i], d, asides[i], 1 /* RENAME_NOREPLACE */) == 0) {
-      if (fstatat(d, asides[i], &st, AT_SYMLINK_NOFOLLOW) == 0 && (uint64_t)st.st_dev == dev[i] &&
-          (uint64_t)st.st_ino == ino[i])
-        unlinkat(d, asides[i], 0);
-      else
-        syscall(SYS_renameat2, d, asides[i], d, names[i], 1);
-      continue;
-    }
-#endif
-    unlinkat(d, names[i], 0);
-  }
-  _exit(0);
-}
-
-int bm__posix_remove_on_exit3(const int *dfd, char (*names)[BM_NAME_MAX + 64], char (*asides)[64],
-                              const uint64_t *dev, const uint64_t *ino, int n) {
-  int p[2], status;
+int bm__posix_remove_on_exit3(const char *const *dirs, const char *const *names,
+                              const char *const *asides, const uint64_t *dev, const uint64_t *ino) {
+  char di[3][48];
+  const char *argv[17];
+  static const char *const envp[] = {"PATH=/usr/bin:/bin", "LC_ALL=C", NULL};
+  int p[2], status, i, k = 0;
   pid_t pid;
+  for (i = 0; i < 3; i++) snprintf(di[i], sizeof(di[i]), "%llu:%llu", (unsigned long long)dev[i], (unsigned long long)ino[i]);
+  argv[k++] = "sh";
+  argv[k++] = "-c";
+  argv[k++] = watcher_script;
+  argv[k++] = "bulkmap-watch";
+  for (i = 0; i < 3; i++) {
+    argv[k++] = dirs[i];
+    argv[k++] = names[i];
+    argv[k++] = di[i];
+    argv[k++] = asides[i];
+  }
+  argv[k] = NULL;
   if (pipe2(p, O_CLOEXEC) != 0) return bm__posix_error(errno);
   pid = fork();
   if (pid < 0) {
@@ -288,13 +269,38 @@ int bm__posix_remove_on_exit3(const int *dfd, char (*names)[BM_NAME_MAX + 64], c
     return e == BM_ENOMEM ? BM_EAGAIN : e;
   }
   if (pid == 0) {
-    close(p[1]);
-    if (fork() == 0) watcher3_main(p[0], dfd, names, asides, dev, ino, n);
+    /* Only async-signal-safe calls until the exec (the caller may have threads). Forked
+     * twice: the watcher is not the caller's child. */
+    if (fork() == 0) {
+      struct sigaction sa;
+      sigset_t none;
+      int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+      setsid();
+      memset(&sa, 0, sizeof(sa));
+      sa.sa_handler = SIG_DFL;
+      /* Ignored signals stay ignored across exec, and a shell cannot trap them then. */
+      for (i = 1; i < 32; i++) sigaction(i, &sa, NULL);
+      sigemptyset(&none);
+      sigprocmask(SIG_SETMASK, &none, NULL);
+      if (dup2(p[0], 0) < 0 || null < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) _exit(127);
+#ifdef SYS_close_range
+      if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
+#endif
+      {
+        long max = sysconf(_SC_OPEN_MAX);
+        if (max < 0 || max > 65536) max = 65536;
+        for (i = 3; i < max; i++) close(i);
+      }
+      if (chdir("/") != 0) _exit(127);
+      execve("/bin/sh", (char *const *)argv, (char *const *)envp);
+      _exit(127);
+    }
     _exit(0);
   }
   close(p[0]);
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  /* p[1] stays open for the life of the process, on purpose: its close is the signal. */
   return 0;
 }
 

@@ -37,10 +37,12 @@ int bm__posix_anon_open(int dfd, unsigned mode, char *tmp, size_t n);
 int bm__posix_unlink_identity(int dfd, const char *name, uint64_t dev, uint64_t ino);
 void bm__posix_comp_name(char *buf, size_t n, const char *name);
 int bm__store_exists(const char *name); /* NAME has a companion */
-/* The remove_on_exit watcher for n (<= 3) names, each removed by identity in order when
- * the caller is gone (src/posix/lifecycle.c). names are BM_NAME_MAX + 64 bytes each. */
-int bm__posix_remove_on_exit3(const int *dfd, char (*names)[200 + 64], char (*asides)[64],
-                              const uint64_t *dev, const uint64_t *ino, int n);
+/* The remove_on_exit watcher (src/posix/lifecycle.c): an exec'd program that removes
+ * three names by identity when the caller is gone or the watcher is told to stop: NAME and
+ * the keep link, then the metadata (only with the bytes). asides: random names to move
+ * each aside to. */
+int bm__posix_remove_on_exit3(const char *const *dirs, const char *const *names,
+                              const char *const *asides, const uint64_t *dev, const uint64_t *ino);
 /* Processes mapping (dev, ino), between begin and end (one /proc scan); -1 unseen. */
 void bm__posix_maps_begin(void);
 int64_t bm__posix_maps_count(uint64_t dev, uint64_t ino, unsigned mode);

@@ -70,6 +70,7 @@ typedef struct {
   uint64_t off;         /* where this record is (read back) */
   uint32_t len;         /* its length */
   uint32_t blob_n;      /* the compact layout's bytes, at off + BLOB_AT */
+  int bound;            /* bound to its process (remove_on_exit): see BIND_BYTE */
 } rec_t;
 
 #define BLOB_AT (BM_TRAILER_SIZE + EXT_FIXED)
@@ -276,25 +277,32 @@ static int give_name(int fd, int dfd, const char *tmp, const char *to) {
 /* Removes dfd/name only while it is (dev, ino): moved aside under a random name, checked
  * there, unlinked; another object found there is put back. */
 int bm__posix_unlink_identity(int dfd, const char *name, uint64_t dev, uint64_t ino) {
-  char aside[64], hex[33];
+  char aside[BM_PATH_MAX + 64], hex[33];
+  const char *slash = strrchr(name, '/');
   struct stat st;
-  int r;
+  int r, flags;
   if (bm__sys_fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return bm__posix_error(errno);
   if ((uint64_t)st.st_dev != dev || (uint64_t)st.st_ino != ino) return bm__set_os_error(0), BM_EREPLACED;
+  flags = S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0;
   if ((r = random_hex(hex)) != 0) return r;
-  snprintf(aside, sizeof(aside), COMP_PREFIX "rm#%s", hex);
+  /* Beside the name, in its own directory (name may be a path). */
+  snprintf(aside, sizeof(aside), "%.*s" COMP_PREFIX "rm#%s", slash != NULL ? (int)(slash - name + 1) : 0,
+           name, hex);
   if (rename_noreplace(dfd, name, dfd, aside) != 0) {
     if (errno != EINVAL && errno != ENOSYS) return bm__posix_error(errno);
     /* No RENAME_NOREPLACE: unlink what was judged a moment ago. */
-    if (bm__sys_unlinkat(dfd, name, 0) != 0) return bm__posix_error(errno);
+    if (bm__sys_unlinkat(dfd, name, flags) != 0)
+      return errno == ENOTEMPTY || errno == EEXIST ? (bm__set_os_error(errno), BM_EISDIR) : bm__posix_error(errno);
     return 0;
   }
   if (bm__sys_fstatat(dfd, aside, &st, AT_SYMLINK_NOFOLLOW) == 0 && (uint64_t)st.st_dev == dev &&
       (uint64_t)st.st_ino == ino) {
-    if (bm__sys_unlinkat(dfd, aside, 0) == 0) return 0;
-    r = bm__posix_error(errno);
-    rename_noreplace(dfd, aside, dfd, name);
-    return r;
+    int e;
+    if (bm__sys_unlinkat(dfd, aside, flags) == 0) return 0;
+    e = errno;
+    rename_noreplace(dfd, aside, dfd, name); /* nothing hidden: back where it was */
+    if (e == ENOTEMPTY || e == EEXIST) return bm__set_os_error(e), BM_EISDIR;
+    return bm__posix_error(e);
   }
   rename_noreplace(dfd, aside, dfd, name);
   return bm__set_os_error(0), BM_EREPLACED;
@@ -317,7 +325,8 @@ static size_t rec_encode(const rec_t *r, const unsigned char *blob, size_t blob_
   put64(e + 24, r->ino);
   put64(e + 32, r->prev);
   /* flags: 1 the source's stability is recorded, 2 it was under a read lease throughout */
-  put32(e + 40, r->t.source_stable < 0 ? 0u : 1u | (r->t.source_stable > 0 ? 2u : 0u));
+  put32(e + 40, (r->t.source_stable < 0 ? 0u : 1u | (r->t.source_stable > 0 ? 2u : 0u)) |
+                    (r->bound ? 4u : 0u));
   put32(e + 44, (uint32_t)blob_n); /* the compact layout (src/format.c), after the fixed part */
   memcpy(e + 48, r->keep, strnlen(r->keep, 39));
   memcpy(e + 88, r->place, strnlen(r->place, 255));
@@ -343,6 +352,7 @@ static int rec_decode(const unsigned char *buf, size_t n, rec_t *r) {
   r->len = (uint32_t)n;
   r->blob_n = get32(e + 44);
   r->t.source_stable = (get32(e + 40) & 1u) ? (get32(e + 40) & 2u) != 0 : -1;
+  r->bound = (get32(e + 40) & 4u) != 0;
   memcpy(r->keep, e + 48, 39);
   memcpy(r->place, e + 88, 255);
   if (r->kind != KIND_CURRENT && r->kind != KIND_PENDING) return BM_ECORRUPT;
@@ -1157,19 +1167,32 @@ typedef struct {
   void *arg;
 } reclaim_ctx_t;
 
+static int byte_locked(int fd, off_t at);
+
+/* A dataset bound to a process that is gone, whose watcher was killed too. */
+static int bound_orphan(bm__store_t *st, const bm_section_info_t *si) {
+  rec_t last;
+  return si->state == BM_STATE_READY && rec_read_last(st->cfd, &last, NULL) == 0 && last.bound &&
+         byte_locked(st->cfd, 1) == 0;
+}
+
 static int reclaim_one(void *arg, const bm_section_info_t *si, bm__store_t *st) {
   reclaim_ctx_t *c = arg;
   uid_t me = geteuid();
   rec_t last;
+  int orphan;
   if (st->cfd < 0 || (si->uid != (uint32_t)me && me != 0)) return 0;
-  if (si->state != BM_STATE_ABANDONED && si->state != BM_STATE_FAILED &&
+  orphan = bound_orphan(st, si);
+  if (si->state != BM_STATE_ABANDONED && si->state != BM_STATE_FAILED && !orphan &&
       !(rec_read_last(st->cfd, &last, NULL) == 0 && last.kind == KIND_PENDING))
     return 0;
   close(st->cfd);
   st->cfd = -1;
   if (comp_open(st, 1) != 0 || comp_lock(st) != 0) return 0; /* a writer lives after all */
-  if (si->state == BM_STATE_ABANDONED || si->state == BM_STATE_FAILED) {
-    if (store_remove(st, 0) == 0) c->done(c->arg, si, si->state == BM_STATE_FAILED ? 0 : si->bytes);
+  if (si->state == BM_STATE_ABANDONED || si->state == BM_STATE_FAILED || orphan) {
+    bm_section_info_t x = *si;
+    if (orphan) x.state = BM_STATE_ABANDONED; /* its process is gone: what it bound goes */
+    if (store_remove(st, 0) == 0) c->done(c->arg, &x, x.state == BM_STATE_FAILED ? 0 : si->bytes);
   } else if (rec_read_last(st->cfd, &last, &st->seq) == 0 && finish_pending(st, &last) == 0) {
     bm_section_info_t x = *si;
     x.state = BM_STATE_ABANDONED;
@@ -1270,26 +1293,106 @@ int bm__store_remove_identity(const char *name, uint64_t cdev, uint64_t cino) {
   return err;
 }
 
+/* 1 when some descriptor holds a write lock on byte `at` of fd's file. */
+static int byte_locked(int fd, off_t at) {
+  struct flock fl;
+  memset(&fl, 0, sizeof(fl));
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = at;
+  fl.l_len = 1;
+#ifdef F_OFD_GETLK
+  if (fcntl(fd, F_OFD_GETLK, &fl) != 0) return -1;
+#else
+  if (fcntl(fd, F_GETLK, &fl) != 0) return -1;
+#endif
+  return fl.l_type == F_WRLCK;
+}
+
+/* A dataset bound to its process (remove_on_exit): the process holds a write lock on byte
+ * 1 of the metadata for as long as it lives (a descriptor of its own, never closed; its
+ * children share it as they share the watcher's pipe), and the record says so; a bound
+ * dataset whose lock is free outlived its process (its watcher was killed too) and is
+ * reclaimed by rm --abandoned. */
+#define BIND_BYTE 1
+
+/* The metadata files this process has bound already (one lock each, for its life). */
+static pthread_mutex_t bind_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct bound_s {
+  uint64_t dev, ino;
+  struct bound_s *next;
+} *bound_list;
+
+static int bound_here(uint64_t dev, uint64_t ino, int add) {
+  struct bound_s *b;
+  int found = 0;
+  pthread_mutex_lock(&bind_lock);
+  for (b = bound_list; b != NULL && !found; b = b->next) found = b->dev == dev && b->ino == ino;
+  if (!found && add && (b = malloc(sizeof(*b))) != NULL) {
+    b->dev = dev, b->ino = ino, b->next = bound_list;
+    bound_list = b;
+  }
+  pthread_mutex_unlock(&bind_lock);
+  return found;
+}
+
 int bm__store_remove_on_exit(bm__store_t *st) {
-  char names[3][BM_NAME_MAX + 64], asides[3][64];
-  int dfd[3], i, err;
+  char names[3][BM_NAME_MAX + 64], asides[3][40], cn[BM_NAME_MAX + 16];
+  const char *dirs[3], *np[3], *ap[3];
   uint64_t dev[3], ino[3];
-  if (!st->writer || st->cfd < 0 || st->pfd < 0) return BM_EINVAL;
-  dfd[0] = dfd[1] = st->pfd;
-  dfd[2] = st->shm;
+  struct flock fl;
+  rec_t r;
+  int i, err, bfd, had_lock;
+  if (!st->writer || st->cfd < 0 || st->pfd < 0 || st->cur.place[0] == '\0') return BM_EINVAL;
+  bm__posix_comp_name(cn, sizeof(cn), st->name);
+  /* The binding: a lock of this process's own on byte 1 (once per metadata file). */
+  bfd = -1;
+  if (bound_here(st->cdev, st->cino, 0)) goto locked;
+  bfd = bm__sys_openat(st->shm, cn, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (bfd < 0) return bm__posix_error(errno);
+  memset(&fl, 0, sizeof(fl));
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = BIND_BYTE;
+  fl.l_len = 1;
+#ifdef F_OFD_SETLK
+  if (fcntl(bfd, F_OFD_SETLK, &fl) != 0) {
+#else
+  if (fcntl(bfd, F_SETLK, &fl) != 0) {
+#endif
+    err = bm__posix_error(errno);
+    close(bfd);
+    return err == BM_EAGAIN || err == BM_EACCES ? BM_EBUSY : err;
+  }
+  bound_here(st->cdev, st->cino, 1);
+locked:
+  /* The record says it is bound (under the writer lock: a replace may be under way). */
+  had_lock = st->locked || st->readlocked;
+  if (!had_lock && (err = comp_lock(st)) != 0) return err;
+  if ((err = rec_read_last(st->cfd, &r, &st->seq)) == 0) {
+    r.t.source_stable = r.t.source_stable; /* as it was */
+    r.bound = 1;
+    err = rec_append(st, &r);
+  }
+  if (!had_lock) comp_unlock(st);
+  if (err != 0) return err;
+  /* bfd stays open for the life of the process, on purpose (and the lock with it). */
+  (void)bfd;
+  dirs[0] = dirs[1] = st->cur.place;
+  dirs[2] = SHM_DIR;
   snprintf(names[0], sizeof(names[0]), "%s", st->name);
   keep_name(names[1], sizeof(names[1]), st->name, st->cur.keep);
-  bm__posix_comp_name(names[2], sizeof(names[2]), st->name);
+  snprintf(names[2], sizeof(names[2]), "%s", cn);
   dev[0] = dev[1] = st->cur.dev;
   ino[0] = ino[1] = st->cur.ino;
   dev[2] = st->cdev;
   ino[2] = st->cino;
   for (i = 0; i < 3; i++) {
-    char hex[33];
-    if ((err = random_hex(hex)) != 0) return err;
-    snprintf(asides[i], sizeof(asides[i]), COMP_PREFIX "rm#%s", hex);
+    if ((err = random_hex(asides[i])) != 0) return err;
+    np[i] = names[i];
+    ap[i] = asides[i];
   }
-  return bm__posix_remove_on_exit3(dfd, names, asides, dev, ino, 3);
+  return bm__posix_remove_on_exit3(dirs, np, ap, dev, ino);
 }
 
 /* ---- The compact layout (src/format.c's blob) of the generation this handle has. */

@@ -651,3 +651,87 @@ def test_source_stability(tool, tmp_path, names):
     assert p.returncode == 1 and b"file changed as we read it" in err, (p.returncode, err)
     assert took and took[0] < 5.0, took  # the lease-break time is 45 s
     assert not os.path.exists("/dev/shm/" + name) and not os.path.exists("/dev/shm/bulkmap#" + name)
+
+
+def _watchers_of(name):
+    """Pids of the remove_on_exit watchers that name NAME in their arguments."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if len(args) > 3 and args[3] == b"bulkmap-watch" and name.encode() in args:
+            out.append(int(pid))
+    return out
+
+
+def _rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+
+def test_remove_on_exit_watcher_is_small_and_stops_cleanly(names):
+    """The watcher is a program of its own: none of the caller's memory (a 256 MiB array
+    published and deleted), none of its command line; told to stop (SIGTERM, as systemctl
+    stop of the caller's unit does) it removes the dataset; killed outright (SIGKILL) along
+    with its process, what it bound is reclaimed by rm --abandoned."""
+    import numpy as np
+    name = names("watch")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            a = np.ones(64 << 20, dtype=np.float32)  # 256 MiB, private to this process
+            bulkmap.publish(name, a, remove_on_exit=True)
+            del a
+            os.write(w, b"x")
+            time.sleep(60)
+            code = 0
+        finally:
+            os._exit(code)
+    assert os.read(r, 1) == b"x"
+    try:
+        (wpid,) = _watchers_of(name)
+        assert _rss_kib(wpid) < 16 << 10, _rss_kib(wpid)  # KiB: a shell's, not 256 MiB
+        with open("/proc/%d/cmdline" % wpid, "rb") as f:
+            cmd = f.read()
+        assert cmd.startswith(b"sh\0") and os.path.basename(sys.executable).encode() not in cmd
+        os.kill(wpid, signal.SIGTERM)
+        for _ in range(500):  # the metadata goes last
+            if not os.path.exists("/dev/shm/bulkmap#" + name):
+                break
+            time.sleep(0.01)
+        assert not os.path.exists("/dev/shm/" + name)
+        assert not os.path.exists("/dev/shm/bulkmap#" + name)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    # Watcher and process killed together: the binding's lock is gone, rm --abandoned reclaims.
+    name = names("watchkill")
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            bulkmap.publish(name, b"z" * 100000, remove_on_exit=True)
+            os.write(w, b"x")
+            time.sleep(60)
+            code = 0
+        finally:
+            os._exit(code)
+    assert os.read(r, 1) == b"x"
+    (wpid,) = _watchers_of(name)
+    os.kill(wpid, signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    assert bulkmap.stat(name)["state"] == "ready"  # still whole, until reclaimed
+    got = bulkmap.rm(abandoned=True)
+    assert name in [x["name"] for x in got["removed"]]
+    assert not os.path.exists("/dev/shm/" + name) and not os.path.exists("/dev/shm/bulkmap#" + name)

@@ -803,7 +803,7 @@ static PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
   bm_load_result_t res;
   bm_preflight_t room;
   poll_t poll;
-  uint64_t mode = 0600;
+  uint64_t mode = 0; /* 0: 0600 for a new dataset, the old one's for a replace */
   int err, os, late, replace = 0, remove_on_exit = 0, format = BM_FORMAT_AUTO, shm = -1;
 
   if (!PyArg_ParseTupleAndKeywords(args, kw, "Os|zOOOppzO:load", kwlist, &path_obj, &name, &large,
@@ -2077,7 +2077,7 @@ static PyObject *py_open(PyObject *self, PyObject *args, PyObject *kw) {
 /* mode, group, large_pages and replace into the library's dataset options. */
 static int make_opts(PyObject *mode_obj, PyObject *group_obj, const char *large, int replace,
                      bm_dataset_opts_t *o) {
-  uint64_t mode = 0600;
+  uint64_t mode = 0; /* 0: 0600 for a new dataset, the old one's for a replace */
   memset(o, 0, sizeof(*o));
   if (strcmp(large, "auto") == 0) o->large = BM_LARGE_AUTO;
   else if (strcmp(large, "on") == 0) o->large = BM_LARGE_ON;

@@ -19,6 +19,14 @@ expect 0 load "$T/b" --name "$N-x" --replace --no-progress --json
 [ "$(json "$(cat "$T/out")" xxh3)" = "$hb" ] && ok || fail "replace: xxh3 $(cat "$T/out")"
 [ "$(bm cat "$N-x" | xxh)" = "$hb" ] && ok || fail "cat after replace"
 expect 0 load "$T/a" --name "$N-new" --replace --no-progress # a name that did not exist
+# A replace keeps the old generation's mode unless given (readers of a 0644 dataset keep
+# reading it); given, it is the new one's.
+expect 0 load "$T/a" --name "$N-mode" --mode 0644 --no-progress
+expect 0 load "$T/b" --name "$N-mode" --replace --no-progress
+[ "$(stat -c %a "/dev/shm/$N-mode")" = 644 ] && ok || fail "replace without --mode: $(stat -c %a "/dev/shm/$N-mode")"
+expect 0 load "$T/a" --name "$N-mode" --replace --mode 0600 --no-progress
+[ "$(stat -c %a "/dev/shm/$N-mode")" = 600 ] && ok || fail "replace with --mode 0600: $(stat -c %a "/dev/shm/$N-mode")"
+expect 0 rm "$N-mode"
 # Each dataset is NAME, its metadata bulkmap#NAME and one keep link bulkmap#NAME#<128 random
 # bits> (docs/datasets.md): a replace leaves no other generation behind.
 [ "$(ls /dev/shm | grep -c "^bulkmap#$N-x#")" = 1 ] && [ "$(ls /dev/shm | grep -c "^bulkmap#$N-new#")" = 1 ] &&

@@ -166,8 +166,8 @@ for r in $(seq "$rounds"); do
   left=$(ls -A /dev/shm)
   [ -z "$left" ] || fail_round "$r" "left in /dev/shm: $(ls -lA /dev/shm | tail -n +2 | head -20)"
   # TMPDIR is a temporary place: what is left there is said, not a failure (Dask's
-  # LocalCluster leaves an empty dask-worker-space/ in it, python.lifecycle).
-  lefttmp=$(cd "$W/tmp" && find . -mindepth 1 | head -20 | tr '\n' ' ')
+  # LocalCluster leaves dask-worker-space/, pytest its last basetemps pytest-of-USER/).
+  lefttmp=$(cd "$W/tmp" && find . -mindepth 1 -maxdepth 1 | head -20 | tr '\n' ' ')
   [ -z "$lefttmp" ] || echo "soak: note: round $r left in TMPDIR: $lefttmp"
   rm -rf "$W/tmp"
   # The settings as at the start. Another process of the machine (a test run beside this

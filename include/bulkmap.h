@@ -901,6 +901,9 @@ typedef struct bm_section_info_s {
                                from /proc/PID/maps; -1 where that cannot be seen (no /proc,
                                Windows, or a section others may read while some other
                                user's processes could not be inspected: not root) */
+  uint64_t retired_bytes;   /* datasets: bytes of generations retired by a replace or a
+                               remove that processes still map (freed at their last
+                               unmap); counted where maps are (0 where not seen) */
 } bm_section_info_t;
 
 enum { BM_LIST_ALL = 1 << 0 /* also objects that are not datasets (any type) */ };

@@ -972,6 +972,8 @@ static PyObject *py_ls(PyObject *self, PyObject *args, PyObject *kw) {
         set_item(d, "writer_pid", dataset ? PyLong_FromLongLong(v[i].writer_pid) : Py_NewRef(Py_None)) < 0 ||
         set_item(d, "created", dataset ? PyLong_FromLongLong(v[i].created) : Py_NewRef(Py_None)) < 0 ||
         set_item(d, "maps", v[i].maps >= 0 ? PyLong_FromLongLong(v[i].maps) : Py_NewRef(Py_None)) < 0 ||
+        (v[i].state != BM_STATE_FOREIGN && v[i].state != BM_STATE_UNREADABLE &&
+         set_item(d, "retired_bytes", PyLong_FromUnsignedLongLong(v[i].retired_bytes)) < 0) ||
         set_format_items(d, v[i].state, v[i].format, v[i].has_layout, &v[i].layout) < 0 ||
         PyList_Append(list, d) < 0)
       goto fail;

@@ -645,6 +645,16 @@ START_TEST(reclaim_beside_live_writer) {
 }
 END_TEST
 
+static uint64_t retired_of(const char *name) {
+  bm_section_info_t *v;
+  size_t n;
+  uint64_t r = UINT64_MAX;
+  ck_assert_bm_ok(bm_section_list(name, 0, &v, &n));
+  if (n == 1) r = v[0].retired_bytes;
+  bm_section_list_free(v);
+  return r;
+}
+
 static int64_t maps_of(const char *name) {
   bm_section_info_t *v;
   size_t n;
@@ -682,9 +692,16 @@ START_TEST(maps_counted) {
   close(p[0]);
   for (i = 0; i < 3; i++) ck_assert_int_eq(read(q[0], &c, 1), 1);
   ck_assert_int_eq(maps_of(x), 3);
+  ck_assert_uint_eq(retired_of(x), 0);
+  /* Replaced under them: the new generation is mapped by nobody, the old one's memory is
+   * still held by the three, and ls says how much. */
+  ck_assert_bm_ok(make_gen(x, 1, 1, BM_LARGE_OFF, NULL, 0600, NULL));
+  ck_assert_int_eq(maps_of(x), 0);
+  ck_assert_uint_ge(retired_of(x), gen_size(0));
   close(p[1]);
   for (i = 0; i < 3; i++) waitpid(kids[i], &st, 0);
   ck_assert_int_eq(maps_of(x), 0);
+  ck_assert_uint_eq(retired_of(x), 0); /* freed at their last unmap */
   ck_assert_bm_ok(bm_section_remove(x));
 }
 END_TEST

@@ -45,7 +45,10 @@ int bm__posix_remove_on_exit3(const char *const *dirs, const char *const *names,
                               const char *const *asides, const uint64_t *dev, const uint64_t *ino);
 /* Processes mapping (dev, ino), between begin and end (one /proc scan); -1 unseen. */
 void bm__posix_maps_begin(void);
-int64_t bm__posix_maps_count(uint64_t dev, uint64_t ino, unsigned mode);
+int64_t bm__posix_maps_count(uint64_t dev, uint64_t ino, unsigned mode, unsigned uid);
+/* Bytes still mapped of NAME's retired generations on dev (not cur_ino): files deleted by
+ * a replace or remove that processes still map (freed at their last unmap). */
+uint64_t bm__posix_retired_bytes(const char *name, uint64_t dev, uint64_t cur_ino);
 void bm__posix_maps_end(void);
 
 /* The OS calls of the backend that can fail, X(name). SQLite's aSyscall[] is the model: the

@@ -1333,9 +1333,18 @@ typedef struct {
   uint64_t ino;
 } posix_map_t;
 
+/* A mapping of a file that is deleted (a dataset's generation retired by a replace or a
+ * remove, kept alive by the processes that still map it). */
+typedef struct {
+  uint64_t dev, ino, extent;
+  char name[BM_NAME_MAX + 48];
+} posix_gone_t;
+
 typedef struct posix_maps_s {
   posix_map_t *v;
   size_t n, cap;
+  posix_gone_t *gone;
+  size_t ngone, capgone;
   int ok;           /* /proc could be read */
   int hidden_other; /* some other user's process could not be inspected */
 } posix_maps_t;
@@ -1377,13 +1386,43 @@ static void maps_scan(const posix_mounts_t *ms, posix_maps_t *m) {
     }
     while (fgets(line, sizeof(line), f) != NULL) {
       unsigned maj, min;
-      unsigned long long ino;
-      int i, keep;
-      if (sscanf(line, "%*x-%*x %*s %*x %x:%x %llu", &maj, &min, &ino) != 3 || ino == 0) continue;
+      unsigned long long ino, lo, hi, off;
+      int i, keep, at = 0;
+      if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu %n", &lo, &hi, &off, &maj, &min, &ino, &at) != 6 || ino == 0)
+        continue;
       keep = ms->shm_dev != 0 && maj == major((dev_t)ms->shm_dev) && min == minor((dev_t)ms->shm_dev);
       for (i = 0; i < ms->n && !keep; i++)
         keep = maj == major((dev_t)ms->m[i].dev) && min == minor((dev_t)ms->m[i].dev);
       if (keep && maps_add(m, maj, min, (uint64_t)ino, from) != 0) m->ok = 0;
+      if (keep && at > 0) {
+        /* "PATH (deleted)": a retired generation still mapped here. */
+        char *mp = line + at, *slash, *del;
+        mp[strcspn(mp, "\n")] = '\0';
+        del = strstr(mp, " (deleted)");
+        slash = strrchr(mp, '/');
+        if (del != NULL && del[10] == '\0' && slash != NULL && slash < del) {
+          posix_gone_t *g;
+          size_t k;
+          *del = '\0';
+          for (k = 0; k < m->ngone; k++)
+            if (m->gone[k].ino == ino && m->gone[k].dev == (uint64_t)makedev(maj, min)) break;
+          if (k == m->ngone) {
+            if (m->ngone == m->capgone) {
+              size_t cap = m->capgone ? m->capgone * 2 : 16;
+              posix_gone_t *v = realloc(m->gone, cap * sizeof(*v));
+              if (v == NULL) continue;
+              m->gone = v, m->capgone = cap;
+            }
+            g = &m->gone[m->ngone++];
+            memset(g, 0, sizeof(*g));
+            g->dev = (uint64_t)makedev(maj, min);
+            g->ino = ino;
+            snprintf(g->name, sizeof(g->name), "%s", slash + 1);
+          }
+          g = &m->gone[k];
+          if (off + (hi - lo) > g->extent) g->extent = off + (hi - lo);
+        }
+      }
     }
     fclose(f);
   }
@@ -1775,9 +1814,11 @@ void bm__posix_maps_begin(void) {
   posix_maps_ms = ms;
 }
 
-int64_t bm__posix_maps_count(uint64_t dev, uint64_t ino, unsigned mode) {
+int64_t bm__posix_maps_count(uint64_t dev, uint64_t ino, unsigned mode, unsigned uid) {
   struct stat st;
   if (posix_maps_now == NULL) return -1;
+  /* Another user's dataset, whose processes could not all be looked at: not seen. */
+  if (geteuid() != 0 && uid != (unsigned)geteuid() && posix_maps_now->hidden_other) return -1;
   memset(&st, 0, sizeof(st));
   st.st_dev = (dev_t)dev;
   st.st_ino = (ino_t)ino;
@@ -1785,8 +1826,22 @@ int64_t bm__posix_maps_count(uint64_t dev, uint64_t ino, unsigned mode) {
   return maps_count(posix_maps_now, &st);
 }
 
+uint64_t bm__posix_retired_bytes(const char *name, uint64_t dev, uint64_t cur_ino) {
+  char keep[BM_NAME_MAX + 16];
+  uint64_t sum = 0;
+  size_t k, kl;
+  if (posix_maps_now == NULL) return 0;
+  kl = (size_t)snprintf(keep, sizeof(keep), "bulkmap#%s#", name);
+  for (k = 0; k < posix_maps_now->ngone; k++) {
+    const posix_gone_t *g = &posix_maps_now->gone[k];
+    if (g->dev != dev || g->ino == cur_ino) continue;
+    if (strcmp(g->name, name) == 0 || strncmp(g->name, keep, kl) == 0) sum += g->extent;
+  }
+  return sum;
+}
+
 void bm__posix_maps_end(void) {
-  if (posix_maps_now != NULL) free(posix_maps_now->v);
+  if (posix_maps_now != NULL) free(posix_maps_now->v), free(posix_maps_now->gone);
   free(posix_maps_now);
   if (posix_maps_ms != NULL) mounts_close(posix_maps_ms);
   free(posix_maps_ms);

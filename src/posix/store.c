@@ -1103,7 +1103,9 @@ static void fill_entry(bm__store_t *st, const struct stat *cs, bm_section_info_t
     keep_name(kn, sizeof(kn), st->name, st->cur.keep);
     if (dfd >= 0 && fstatat(dfd, kn, &ds, AT_SYMLINK_NOFOLLOW) == 0 && (uint64_t)ds.st_ino == st->cur.ino) {
       si->mode = (unsigned)ds.st_mode & 0777u;
-      si->maps = bm__posix_maps_count((uint64_t)ds.st_dev, (uint64_t)ds.st_ino, (unsigned)ds.st_mode);
+      si->maps = bm__posix_maps_count((uint64_t)ds.st_dev, (uint64_t)ds.st_ino, (unsigned)ds.st_mode,
+                                      (unsigned)ds.st_uid);
+      si->retired_bytes = bm__posix_retired_bytes(st->name, (uint64_t)ds.st_dev, (uint64_t)ds.st_ino);
     }
     if (dfd >= 0) close(dfd);
   }

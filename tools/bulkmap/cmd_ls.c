@@ -28,6 +28,8 @@ static void ls_json(const bm_section_info_t *v, size_t n) {
     /* Processes mapping it; null where /proc does not let us see (docs/design.md section 7). */
     if (v[i].maps >= 0) out_i64(&out, "maps", v[i].maps);
     else out_str(&out, "maps", NULL);
+    /* Generations a replace or remove retired that processes still map (their memory). */
+    if (dataset) out_u64(&out, "retired_bytes", v[i].retired_bytes);
     ds_out_section_format(&out, &v[i]); /* format, layout (docs/design.md section 6) */
     printf("}");
   }
@@ -36,6 +38,7 @@ static void ls_json(const bm_section_info_t *v, size_t n) {
 
 static void ls_table(const bm_section_info_t *v, size_t n) {
   size_t i;
+  uint64_t retired = 0;
   printf("%-24s %-16s %14s %-10s %10s %-10s %-5s %8s %5s %-20s %s\n", "NAME", "PLACE", "BYTES", "STATE",
          "PAGE", "OWNER", "MODE", "PID", "MAPS", "FORMAT", "CREATED");
   for (i = 0; i < n; i++) {
@@ -48,7 +51,14 @@ static void ls_table(const bm_section_info_t *v, size_t n) {
            (unsigned long long)v[i].bytes, bm_state_name(v[i].state),
            (unsigned long long)v[i].page_size, v[i].owner, v[i].mode, pid, maps,
            ds_section_kind(&v[i], kind, sizeof(kind)), when);
+    if (v[i].retired_bytes != 0) {
+      char sz[32];
+      bm_format_size(v[i].retired_bytes, sz, sizeof(sz));
+      printf("%-24s   retired generations still mapped: %s\n", "", sz);
+    }
+    retired += v[i].retired_bytes;
   }
+  (void)retired;
 }
 
 int cmd_ls(int argc, char **argv) {

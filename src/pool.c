@@ -207,6 +207,9 @@ int bm__pool_run(bm__pool_t *p) {
   /* The last report: a cancel there still wins (the caller asked to stop). */
   if (r.status == 0 && p->progress != NULL && !stop && p->progress(p->done, total, p->progress_arg))
     r.status = BM_ECANCELED;
+  /* A cancel asked for while the last workers ended (in a progress call, or by a signal
+   * handler) is seen too: the loop above may have ended before it looked again. */
+  if (r.status == 0 && bm__pool_cancelled(p)) r.status = BM_ECANCELED;
   bm__os_lock_free(r.lock);
   free(r.slots);
   free(r.state);

@@ -558,11 +558,13 @@ static int open_bytes(bm__store_t *st, const rec_t *r) {
     src->hugetlb = 1;
     src->granularity = src->page_size = (size_t)sf.f_bsize;
   }
+  /* What the pages are is in the record (the writer probed them): no mapping and no
+   * /proc/self/smaps read at open. */
+  src->large = r->t.large;
   src->large.requested = BM_LARGE_OFF;
-  bm__os_section_large(src, &src->large);
-  if (src->large.transparent) {
+  if (!src->hugetlb && r->t.large.transparent && r->t.large.page_size > src->page_size) {
     src->thp = 1;
-    src->granularity = src->page_size = src->large.page_size;
+    src->granularity = src->page_size = (size_t)r->t.large.page_size;
   }
   snprintf(src->path, sizeof(src->path), "%.255s/%s", r->place, st->name);
   if (st->pfd >= 0) close(st->pfd);

@@ -89,8 +89,27 @@ static int bm__hash_window(const unsigned char *p, size_t n, uint64_t offset, vo
   return 0;
 }
 
+/* Read through a small buffer that stays in the cache where the section takes reads
+ * (tmpfs: no mapping of the whole payload, no page table to build), else through
+ * windows (hugetlbfs, Windows). */
+#define BM__HASH_CHUNK (256u << 10)
+
 static int bm__hash_range(bm_source_t *src, uint64_t start, uint64_t length, bm_xxh3_t *h) {
-  return length == 0 ? 0 : bm_window_walk(src, start, length, bm__hash_window, h);
+  unsigned char *buf;
+  uint64_t done = 0;
+  int err = 0;
+  if (length == 0) return 0;
+  if (src->hugetlb || !bm__os_config()->meta_beside || (buf = malloc(BM__HASH_CHUNK)) == NULL)
+    return bm_window_walk(src, start, length, bm__hash_window, h);
+  while (done < length && err == 0) {
+    size_t want = length - done < BM__HASH_CHUNK ? (size_t)(length - done) : BM__HASH_CHUNK, got = 0;
+    err = bm__os_read_at(src, start + done, buf, want, &got);
+    if (err == 0 && got == 0) err = BM_ETRUNCATED; /* cut short under us */
+    if (err == 0) bm_xxh3_update(h, buf, got);
+    done += got;
+  }
+  free(buf);
+  return err;
 }
 
 /* bm_dataset_hash_view's guarded update. */
@@ -407,6 +426,16 @@ static void bm__dataset_read_layout(bm_dataset_t *ds) {
     memcpy(ds->t.layout.descr, fi.layout.descr, sizeof(ds->t.layout.descr));
   }
   free(blob);
+}
+
+int bm__dataset_hash_from(bm_dataset_t *ds, uint64_t offset, uint64_t length) {
+  int err;
+  if (ds == NULL || !ds->writer || ds->published || offset != ds->hashed ||
+      offset + length > ds->t.payload_size)
+    return BM_EINVAL;
+  if ((err = bm__hash_range(ds->src, offset, length, ds->h)) != 0) return err;
+  ds->hashed = offset + length;
+  return 0;
 }
 
 int bm_dataset_publish(bm_dataset_t *ds, bm_dataset_info_t *info) {

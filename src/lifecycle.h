@@ -25,6 +25,9 @@ int bm__watch_begin(bm_source_t *file, bm__watch_t *w);
 void bm__watch_end(bm__watch_t *w); /* what the dataset did not take */
 /* bm_dataset_watch with what bm__watch_begin took (the lease goes to the dataset). */
 int bm__dataset_watch_from(bm_dataset_t *ds, bm__watch_t *w);
+/* Hashes the payload's bytes [offset, offset+length) as they are in the section (read
+ * through a small buffer where it can be), next in payload order. */
+int bm__dataset_hash_from(bm_dataset_t *ds, uint64_t offset, uint64_t length);
 /* Why the watched source's stability is not checked (NULL: it is, a lease held). */
 const char *bm__dataset_unstable_why(bm_dataset_t *ds);
 /* The dataset's store (NULL: its metadata is in its trailer). */

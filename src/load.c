@@ -20,37 +20,37 @@ typedef struct {
 /* Pieces a read: a cancel is seen between them, well within 100 ms. */
 #define LOAD_PIECE (8u << 20)
 
-/* The direct copy: the file's bytes of the window, mapped read-only and faulted in at
- * once, written into the section with pwrite (no page of the section is faulted in through
- * a mapping: on a virtual machine that traps each first touch that is several times
- * faster), then the section's window faulted in for the hash. */
-static int load_direct(load_t *l, bm__pool_win_t *w) {
+/* The direct copy (the section takes writes: tmpfs): the pool's windows are the FILE's,
+ * mapped read-only and faulted in at once; each is written into the section with pwrite
+ * (no page of the section faulted in through a mapping: on a virtual machine that traps
+ * each first touch, several times faster), and hashed after, in order, from the section
+ * itself through a small buffer. */
+static int load_copy(void *ctx, bm__pool_win_t *w) {
+  load_t *l = ctx;
   size_t done = 0;
   while (done < w->length) {
     size_t want = w->length - done > LOAD_PIECE ? LOAD_PIECE : w->length - done;
-    bm_view_t fv;
     int err;
     if (l->cancel != NULL && *l->cancel) return BM_ECANCELED;
-    err = bm_view_map(&fv, l->file, w->offset + done, want, BM_ACCESS_READ);
-    if (err == BM_ERANGE) return BM_ETRUNCATED; /* the file shrank */
-    if (err != 0) return err;
-    err = bm_view_prefetch(&fv);
-    if (err == 0) err = bm__os_write_at(bm_dataset_source(l->ds), w->offset + done, fv.data, want);
-    bm_view_unmap(&fv);
+    err = bm__os_write_at(bm_dataset_source(l->ds), w->offset + done, (const unsigned char *)w->view.data + done, want);
     if (err != 0) {
       w->os_error = bm_last_os_error();
       return err;
     }
     done += want;
   }
-  return bm_view_prefetch(&w->view);
+  return 0;
+}
+
+static int load_hash_copied(void *ctx, bm__pool_win_t *w) {
+  load_t *l = ctx;
+  return bm__dataset_hash_from(l->ds, w->offset, w->length);
 }
 
 static int load_read(void *ctx, bm__pool_win_t *w) {
   load_t *l = ctx;
   size_t done = 0;
   int perr;
-  if (l->direct) return load_direct(l, w);
   /* The window's pages made in one call before the read fills them (no fault a page; a
    * page that cannot be had is BM_ENOSPC here). */
   if ((perr = bm__os_populate_write(w->view.data, w->length)) != 0 && perr != BM_ENOTSUP) {
@@ -160,13 +160,15 @@ int bm_dataset_load(bm_dataset_t **out, const char *name, const char *path,
   p.threads = opts->threads ? opts->threads : bm__os_cpu_count();
   p.inflight = p.threads + 2;
   if ((err = bm_window_plan(bm_dataset_source(l.ds), &wo, p.inflight, &p.plan)) != 0) goto failed;
-  p.src = bm_dataset_source(l.ds);
-  /* Where the section takes writes (tmpfs) the copy is pwrite, and its windows are only
-   * read (for the hash); else (hugetlbfs, Windows) the file is read into writable views. */
+  /* Where the section takes writes (tmpfs) the copy is pwrite from the file's windows, and
+   * the hash reads the section after; else (hugetlbfs, Windows) the file is read into the
+   * section's writable windows and hashed from them. */
   l.direct = bm__os_write_at(bm_dataset_source(l.ds), 0, "", 0) == 0;
+  p.src = l.direct ? l.file : bm_dataset_source(l.ds);
+  p.prefault = l.direct;
   p.access = l.direct ? BM_ACCESS_READ : BM_ACCESS_WRITE;
-  p.parallel = load_read;
-  p.ordered = load_hash;
+  p.parallel = l.direct ? load_copy : load_read;
+  p.ordered = l.direct ? load_hash_copied : load_hash;
   p.ctx = &l;
   p.progress = opts->progress;
   p.progress_arg = opts->progress_arg;

@@ -73,7 +73,7 @@ cleanup() {
     wait "$ctest_pid" 2>/dev/null
   fi
   if [ -n "$stress_pid" ]; then
-    kill -TERM -- "-$stress_pid" 2>/dev/null || kill -TERM "$stress_pid" 2>/dev/null
+    kill -TERM -- "-$stress_pid" 2>/dev/null
     for _ in $(seq 50); do kill -0 "$stress_pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL -- "-$stress_pid" 2>/dev/null
     wait "$stress_pid" 2>/dev/null
@@ -118,14 +118,19 @@ printf 'subdirs("%s")\n' "$build" >"$W/ctest/CTestTestfile.cmake"
 n=$(ctest --test-dir "$W/ctest" -N -R "$tests" | sed -n 's/^Total Tests: //p')
 [ "${n:-0}" -gt 0 ] || { echo "soak: no test matches '$tests' in $build" >&2; exit 1; }
 
-# The load: CPU workers and a memory worker, their own process group (killed whole at exit),
-# killed with this shell should it die (--pdeathsig), and a timeout as the last resort.
+# The load: CPU workers and a memory worker in a process group of their own (set -m: bash
+# makes each background job the leader of a new group, so $! is the group; setsid would
+# fork, and $! be a process already gone, when this shell runs as a group leader), killed
+# whole at exit, killed with this shell should it die (--pdeathsig; stress-ng's workers
+# die with it), and a timeout as the last resort.
 cpu=${SOAK_CPU:-2} vm_bytes=${SOAK_VM_BYTES:-1G}
 stress_timeout=$((rounds * 900 + 60))
 if command -v setpriv >/dev/null; then pdeath=(setpriv --pdeathsig KILL --); else pdeath=(); fi
-setsid "${pdeath[@]}" stress-ng --cpu "$cpu" --vm 1 --vm-bytes "$vm_bytes" --timeout "${stress_timeout}s" \
-  >"$W/stress.log" 2>&1 &
+set -m
+"${pdeath[@]}" stress-ng --cpu "$cpu" --vm 1 --vm-bytes "$vm_bytes" --timeout "${stress_timeout}s" \
+  >"$W/stress.log" 2>&1 </dev/null &
 stress_pid=$!
+set +m
 sleep 1
 kill -0 "$stress_pid" 2>/dev/null || { echo "soak: stress-ng did not start: $(cat "$W/stress.log")" >&2; stress_pid=""; exit 1; }
 echo "soak: load: stress-ng --cpu $cpu --vm 1 --vm-bytes $vm_bytes (pid $stress_pid); /dev/shm: private tmpfs; $n tests a round"
@@ -144,11 +149,14 @@ start=$(date +%s)
 for r in $(seq "$rounds"); do
   t0=$(date +%s)
   mkdir -p "$W/tmp" && chmod 1777 "$W/tmp"  # as /tmp
-  # In its own process group, waited for in the background: a signal to this shell ends the
-  # round at once (the trap kills the group), not once ctest is done.
-  TMPDIR=$W/tmp setsid ctest --test-dir "$W/ctest" -R "$tests" -j"$jobs" --output-on-failure --stop-on-failure \
-    >"$W/round.out" 2>&1 &
+  # In a process group of its own (set -m, as stress-ng), waited for in the background: a
+  # signal to this shell ends the round at once (the trap kills the group), not once ctest
+  # is done.
+  set -m
+  TMPDIR=$W/tmp ctest --test-dir "$W/ctest" -R "$tests" -j"$jobs" --output-on-failure --stop-on-failure \
+    >"$W/round.out" 2>&1 </dev/null &
   ctest_pid=$!
+  set +m
   wait "$ctest_pid"
   rc=$?
   ctest_pid=""

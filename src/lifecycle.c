@@ -64,7 +64,7 @@ int bm_dataset_wait_open(bm_dataset_t **out, const char *name, unsigned flags, d
                          bm_dataset_info_t *info) {
   bm_dataset_info_t scratch;
   bm__os_waiter_t *w = NULL;
-  double end;
+  double end, delay = 0.01;
   int err;
 
   if (info == NULL) info = &scratch;
@@ -77,7 +77,7 @@ int bm_dataset_wait_open(bm_dataset_t **out, const char *name, unsigned flags, d
   /* Watching starts before the first look: nothing that happens after it is missed. */
   if ((err = bm__os_wait_begin(&w, name)) != 0) return err;
   for (;;) {
-    double left;
+    double left, t0, step;
     err = bm_dataset_open(out, name, flags, info);
     if (err == 0 || !life_wait_more(name, err, info)) break;
     left = end - bm__os_now();
@@ -86,7 +86,15 @@ int bm_dataset_wait_open(bm_dataset_t **out, const char *name, unsigned flags, d
       err = BM_ETIMEDOUT;
       break;
     }
-    bm__os_wait(w, left);
+    /* An event may come before what it announces is visible: a dying writer's descriptor
+     * of the name closes (the event) a moment before the one its lock is on. So after an
+     * event the next looks come soon (10 ms, doubling), and only a quiet name is looked at
+     * seldom (the waiter's own cap). */
+    step = delay < left ? delay : left;
+    t0 = bm__os_now();
+    bm__os_wait(w, step);
+    if (bm__os_now() - t0 < step * 0.9) delay = 0.01; /* woken by an event */
+    else if ((delay *= 2) > 2.0) delay = 2.0;
   }
   bm__os_wait_end(w);
   return err;

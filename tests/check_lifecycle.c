@@ -478,10 +478,10 @@ START_TEST(wait_for_killed_producer) {
   ck_assert_bm_err(bm_dataset_wait_open(&rd, x, 0, 10, &info), BM_EABANDONED);
   t1 = now_s();
   fprintf(stderr, "wait: abandoned seen %.0f ms into the wait\n", (t1 - t0) * 1e3);
-  /* Ends on the abandonment, not at the deadline (10 s). How soon after the death is a
-   * speed, printed above and not asserted: on a loaded machine a killed process may take
-   * seconds to be scheduled to exit and drop its lock (seen: 5.5 s under a CI run). */
-  ck_assert_msg(t1 - t0 < 9.5, "took %.3f s: it ran to the deadline", t1 - t0);
+  /* Woken by the writer's death (the name's events, then looks 10 ms apart), not found by
+   * the quiet-name re-check every 2 s (the soak caught that: seen at 2.3 s, the close of the
+   * named descriptor came before the one the lock was on). */
+  ck_assert_msg(t1 - t0 < 1.9, "took %.3f s: found by the 2 s re-check, not woken", t1 - t0);
   ck_assert_int_eq(info.state, BM_STATE_ABANDONED);
   waitpid(pid, &st, 0);
   while (wait(&st) > 0) {

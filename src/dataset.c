@@ -305,9 +305,12 @@ int bm_dataset_create(bm_dataset_t **out, const char *name, const bm_dataset_opt
   *out = ds;
   return 0;
 
-undo:
-  if (ds->st != NULL) bm__store_remove(ds->st);
-  else bm__os_section_remove_own(ds->src, ds->name);
+undo: {
+    int os = bm_last_os_error(); /* the failure's, not the cleanup's */
+    if (ds->st != NULL) bm__store_remove(ds->st);
+    else bm__os_section_remove_own(ds->src, ds->name);
+    bm__set_os_error(os);
+  }
   bm__dataset_free(ds);
   return err;
 }

@@ -186,15 +186,21 @@ int bm_dataset_load(bm_dataset_t **out, const char *name, const char *path,
   }
   goto out;
 
-failed:
-  ferr = bm_dataset_fail(l.ds);
+failed: {
+    int os = bm_last_os_error(); /* the failure's, not the cleanup's */
+    ferr = bm_dataset_fail(l.ds);
+    bm__set_os_error(os);
+  }
   res->removed = ferr == 0 ? 1 : ferr == BM_EREPLACED ? -1 : 0;
-out:
-  bm_dataset_close(l.ds);
-  if (cache.ok && bm__cache_restore(l.file, &cache, &res->source_cached_bytes) == 0)
-    res->has_source_cached = 1;
-  bm__cache_free(&cache);
-  bm__watch_end(&watch);
-  bm_source_close(l.file);
+out: {
+    int os = bm_last_os_error();
+    bm_dataset_close(l.ds);
+    if (cache.ok && bm__cache_restore(l.file, &cache, &res->source_cached_bytes) == 0)
+      res->has_source_cached = 1;
+    bm__cache_free(&cache);
+    bm__watch_end(&watch);
+    bm_source_close(l.file);
+    if (err != 0) bm__set_os_error(os); /* the failure's, not the cleanup's */
+  }
   return err;
 }

@@ -149,9 +149,12 @@ int bm_dataset_publish_buffer(bm_dataset_t **out, const char *name, const void *
   else bm_dataset_close(ds);
   return 0;
 
-failed:
-  ferr = bm_dataset_fail(ds);
+failed: {
+    int os = bm_last_os_error(); /* the failure's, not the cleanup's */
+    ferr = bm_dataset_fail(ds);
+    bm_dataset_close(ds);
+    bm__set_os_error(os);
+  }
   res->removed = ferr == 0 ? 1 : ferr == BM_EREPLACED ? -1 : 0;
-  bm_dataset_close(ds);
   return err;
 }

@@ -71,6 +71,7 @@ typedef struct {
   size_t sizes[BM_MAX_LARGE_SIZES];
   int err; /* errno of a listed mount that could not be opened (0: none) */
   int shm_fd;       /* SHM_DIR, or -1 (names there are then resolved by path) */
+  int shm_err;      /* why it could not be opened */
   uint64_t shm_dev; /* its file system (0 when it could not be opened) */
 } posix_mounts_t;
 
@@ -92,6 +93,7 @@ static void mounts_open(posix_mounts_t *ms) {
   memset(ms, 0, sizeof(*ms));
   memset(&info, 0, sizeof(info));
   ms->shm_fd = bm__sys_open(SHM_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (ms->shm_fd < 0) ms->shm_err = errno;
   if (ms->shm_fd >= 0) {
     struct stat st;
     if (bm__sys_fstat(ms->shm_fd, &st) == 0) ms->shm_dev = (uint64_t)st.st_dev;
@@ -568,7 +570,7 @@ static int make_shm(bm_source_t *src, const posix_mounts_t *ms, const char *name
 #endif
   }
   if (IS_ANON(name)) {
-    if (ms->shm_fd < 0) return bm__set_os_error(ENOENT), BM_ENOENT;
+    if (ms->shm_fd < 0) return bm__posix_error(ms->shm_err != 0 ? ms->shm_err : ENOENT);
     fd = bm__posix_anon_open(ms->shm_fd, 0600, src->gen_name, sizeof(src->gen_name));
     if (fd < 0) return fd;
     if ((r = anon_mode(fd, opts, mode)) != 0) {

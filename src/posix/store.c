@@ -612,7 +612,13 @@ static int comp_open(bm__store_t *st, int write) {
   if (st->cfd < 0) {
     int e = errno;
     if (e == ELOOP || e == ENXIO) return bm__set_os_error(e), BM_ENOTDATASET;
-    if (write && e == EACCES) return bm__set_os_error(e), BM_EPERM;
+    if (write && e == EACCES) {
+      /* Another user's dataset (its metadata is writable by its owner only): EPERM, as
+       * for any object one may not remove; else the OS's word. */
+      struct stat ob;
+      if (fstatat(st->shm, cn, &ob, AT_SYMLINK_NOFOLLOW) == 0 && ob.st_uid != geteuid())
+        return bm__set_os_error(e), BM_EPERM;
+    }
     return bm__posix_error(e);
   }
   if (bm__sys_fstat(st->cfd, &sb) != 0) return bm__posix_error(errno);
@@ -815,17 +821,24 @@ int bm__store_create(bm__store_t **out, const char *name, const bm_section_opts_
   {
     struct stat sb, nb;
     int nfd;
+    memset(&nb, 0, sizeof(nb));
     if (bm__sys_fstat(st->cfd, &sb) != 0) {
+      /* Named already: what is ours under the name is found by its descriptor. */
       err = bm__posix_error(errno);
-      goto fail_tmp;
+      bm__sys_unlinkat(st->shm, cn, 0);
+      goto fail;
     }
     st->cdev = (uint64_t)sb.st_dev;
     st->cino = (uint64_t)sb.st_ino;
     /* From now on written through its name; the lock stays where it was taken. */
     nfd = bm__sys_openat(st->shm, cn, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (nfd < 0 || bm__sys_fstat(nfd, &nb) != 0 || nb.st_ino != sb.st_ino || nb.st_dev != sb.st_dev) {
-      err = nfd < 0 ? bm__posix_error(errno) : (bm__set_os_error(0), BM_EREPLACED);
-      if (nfd >= 0) close(nfd);
+    if (nfd < 0) {
+      err = bm__posix_error(errno);
+      goto fail_claimed;
+    }
+    if (bm__sys_fstat(nfd, &nb) != 0 || nb.st_ino != sb.st_ino || nb.st_dev != sb.st_dev) {
+      err = nb.st_ino == 0 && errno != 0 ? bm__posix_error(errno) : (bm__set_os_error(0), BM_EREPLACED);
+      close(nfd);
       goto fail_claimed;
     }
     st->lfd = st->cfd;
@@ -854,8 +867,12 @@ int bm__store_create(bm__store_t **out, const char *name, const bm_section_opts_
 fail_tmp:
   if (tmp[0] != '\0') bm__sys_unlinkat(st->shm, tmp, 0);
   goto fail;
-fail_claimed:
-  bm__posix_unlink_identity(st->shm, cn, st->cdev, st->cino);
+fail_claimed: {
+    /* The cleanup's own OS errors are not the caller's: the first failure's is kept. */
+    int os = bm_last_os_error();
+    bm__posix_unlink_identity(st->shm, cn, st->cdev, st->cino);
+    bm__set_os_error(os);
+  }
 fail:
   bm__store_close(st);
   return err;
@@ -1054,9 +1071,8 @@ int bm__store_remove_name(const char *name, int force) {
       err = (bm__set_os_error(EPERM), BM_EPERM);
     else
       err = store_remove(st, force);
-  } else if (err == BM_EPERM || err == BM_EACCES) {
-    err = (bm__set_os_error(EPERM), BM_EPERM);
   }
+  /* comp_open says EPERM for metadata this user may not write (another user's dataset). */
   bm__store_close(st);
   return err;
 }

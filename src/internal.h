@@ -24,6 +24,8 @@ struct bm_source_s {
   char path[BM_PATH_MAX]; /* file path, or where the section lives (for messages:
                              truncated when long) */
   char *full_path;        /* a file's path as given, whole (NULL for sections) */
+  int place_fd;           /* POSIX: a dataset's bytes made anonymously: the directory they
+                             were made in (where they must be named), until taken; -1 */
   char gen_name[256];     /* POSIX: a replacing generation's hidden name (bulkmap#gen#...)
                              until bm__os_section_commit makes it NAME; "" otherwise */
 };

@@ -14,6 +14,7 @@ bm_source_t *bm__source_new(int kind, unsigned flags) {
   src->fd = BM_OS_INVALID_HANDLE;
   src->mapping = BM_OS_INVALID_HANDLE;
   src->lock = BM_OS_INVALID_HANDLE;
+  src->place_fd = -1;
   src->kind = kind;
   src->flags = flags;
   src->granularity = bm__os_config()->granularity;

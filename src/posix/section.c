@@ -549,6 +549,8 @@ static int anon_mode(int fd, const bm_section_opts_t *opts, unsigned mode) {
 /* Takes back an anonymous data file (its fallback name too, when it has one). */
 static void anon_close(int dfd, bm_source_t *src, int fd) {
   if (fd >= 0) close(fd);
+  if (src->place_fd >= 0) close(src->place_fd);
+  src->place_fd = -1;
   if (src->gen_name[0] != '\0' && dfd >= 0) bm__sys_unlinkat(dfd, src->gen_name, 0);
   src->gen_name[0] = '\0';
 }
@@ -577,6 +579,8 @@ static int make_shm(bm_source_t *src, const posix_mounts_t *ms, const char *name
       anon_close(ms->shm_fd, src, fd);
       return r;
     }
+    /* Named later in this very directory: a path opened again could be another mount. */
+    src->place_fd = fcntl(ms->shm_fd, F_DUPFD_CLOEXEC, 0);
     snprintf(path, pathlen, SHM_DIR);
     *fdp = fd;
     return 0;
@@ -808,6 +812,7 @@ static int try_hugetlb(bm_source_t *src, const posix_mounts_t *ms, const char *n
       return out->reason = huge_reason(e), POSIX_NOT_HAD;
     }
     if ((r = anon_mode(fd, opts, mode)) != 0) goto hard;
+    src->place_fd = fcntl(mnt->dirfd, F_DUPFD_CLOEXEC, 0);
     snprintf(src->path, sizeof(src->path), "%s", mnt->path);
   } else if (name != NULL) {
     int at = (int)(mnt - ms->m);
@@ -1775,8 +1780,7 @@ int bm__posix_data_create(bm_source_t *src, const bm_section_opts_t *opts, bm_la
   if (r != 0) return r;
   /* src->path is the place's directory (set by make_shm / try_hugetlb). */
   snprintf(place, n, "%s", src->path);
-  mounts_open(&ms);
-  mounts_close(&ms);
+  (void)ms;
   if (bm__sys_fstat(src->fd, &st) != 0) {
     r = bm__posix_error(errno);
     goto undo;
@@ -1784,16 +1788,21 @@ int bm__posix_data_create(bm_source_t *src, const bm_section_opts_t *opts, bm_la
   src->dev = (uint64_t)st.st_dev;
   src->ino = (uint64_t)st.st_ino;
   src->size = opts->size;
-  if ((*place_fd = bm__sys_open(place, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+  *place_fd = src->place_fd; /* the directory the bytes were made in */
+  src->place_fd = -1;
+  if (*place_fd < 0 && (*place_fd = bm__sys_open(place, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
     r = bm__posix_error(errno);
     goto undo;
   }
   return 0;
 undo:
   if (src->gen_name[0] != '\0') {
-    int d = open(place, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (d >= 0) bm__sys_unlinkat(d, src->gen_name, 0), close(d);
+    int d = src->place_fd >= 0 ? src->place_fd : open(place, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d >= 0) bm__sys_unlinkat(d, src->gen_name, 0);
+    if (d >= 0 && d != src->place_fd) close(d);
   }
+  if (src->place_fd >= 0) close(src->place_fd);
+  src->place_fd = -1;
   close(src->fd);
   src->fd = -1;
   return r;

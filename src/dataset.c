@@ -431,6 +431,22 @@ static void bm__dataset_read_layout(bm_dataset_t *ds) {
   free(blob);
 }
 
+int bm__dataset_hash_written(bm_dataset_t *ds, uint64_t offset, const void *p, size_t n) {
+  bm__hash_call_t c;
+  int err;
+  /* Only while the source was under a read lease for the whole load: nobody could write it,
+   * so the bytes just written from it are the bytes hashed here. */
+  if (ds == NULL || !ds->writer || ds->published || ds->lease == NULL || offset != ds->hashed ||
+      offset + n > ds->t.payload_size)
+    return BM_EINVAL;
+  c.h = ds->h;
+  c.p = p;
+  c.n = n;
+  if ((err = bm_guard_call(bm__hash_call, &c)) != 0) return err;
+  ds->hashed = offset + n;
+  return 0;
+}
+
 int bm__dataset_hash_from(bm_dataset_t *ds, uint64_t offset, uint64_t length) {
   int err;
   if (ds == NULL || !ds->writer || ds->published || offset != ds->hashed ||

@@ -12,6 +12,7 @@
 typedef struct {
   bm_source_t *file;
   bm_dataset_t *ds;
+  int leased;            /* the file is under a read lease: nobody can write it */
   int direct;            /* the section takes writes (tmpfs): copied with pwrite from a
                             read-only view of the file, its windows mapped read-only */
   const volatile sig_atomic_t *cancel;
@@ -44,6 +45,9 @@ static int load_copy(void *ctx, bm__pool_win_t *w) {
 
 static int load_hash_copied(void *ctx, bm__pool_win_t *w) {
   load_t *l = ctx;
+  /* Under a read lease nobody could write the file: the bytes just written from its window
+   * are the section's, hashed from that window (no second read). Else the section is read. */
+  if (l->leased && bm__dataset_hash_written(l->ds, w->offset, w->view.data, w->length) == 0) return 0;
   return bm__dataset_hash_from(l->ds, w->offset, w->length);
 }
 
@@ -150,6 +154,7 @@ int bm_dataset_load(bm_dataset_t **out, const char *name, const char *path,
   {
     const char *why = bm__dataset_unstable_why(l.ds);
     res->source_stable = why == NULL;
+    l.leased = why == NULL;
     snprintf(res->unstable_why, sizeof(res->unstable_why), "%s", why != NULL ? why : "");
   }
   if ((err = bm__dataset_set_info(l.ds, &fi)) != 0) goto failed;

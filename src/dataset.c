@@ -688,6 +688,21 @@ typedef struct {
   int err;
 } bm__list_t;
 
+static int bm__list_add(bm__list_t *l, const bm_section_info_t *si) {
+  if ((si->state == BM_STATE_FOREIGN || si->state == BM_STATE_UNREADABLE) &&
+      !(l->flags & BM_LIST_ALL))
+    return 0;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 16;
+    bm_section_info_t *v = realloc(l->v, cap * sizeof(*v));
+    if (v == NULL) return l->err = BM_ENOMEM;
+    l->v = v;
+    l->cap = cap;
+  }
+  l->v[l->n++] = *si;
+  return 0;
+}
+
 static int bm__list_one(void *arg, const bm__os_entry_t *e) {
   bm__list_t *l = arg;
   bm_section_info_t si;
@@ -730,33 +745,7 @@ static int bm__list_one(void *arg, const bm__os_entry_t *e) {
       si.state = BM_STATE_FOREIGN;
     }
   }
-  if ((si.state == BM_STATE_FOREIGN || si.state == BM_STATE_UNREADABLE) &&
-      !(l->flags & BM_LIST_ALL))
-    return 0;
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 16;
-    bm_section_info_t *v = realloc(l->v, cap * sizeof(*v));
-    if (v == NULL) return l->err = BM_ENOMEM;
-    l->v = v;
-    l->cap = cap;
-  }
-  l->v[l->n++] = si;
-  return 0;
-}
-
-static int bm__list_add(bm__list_t *l, const bm_section_info_t *si) {
-  if ((si->state == BM_STATE_FOREIGN || si->state == BM_STATE_UNREADABLE) &&
-      !(l->flags & BM_LIST_ALL))
-    return 0;
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 16;
-    bm_section_info_t *v = realloc(l->v, cap * sizeof(*v));
-    if (v == NULL) return l->err = BM_ENOMEM;
-    l->v = v;
-    l->cap = cap;
-  }
-  l->v[l->n++] = *si;
-  return 0;
+  return bm__list_add(l, &si);
 }
 
 /* A dataset whose metadata is beside its bytes, as the store judged it. */

@@ -123,95 +123,7 @@ void bm__os_wait_end(bm__os_waiter_t *w) {
   free(w);
 }
 
-/* ---- The process-bound dataset: a watcher process removes NAME (if it is still the
- * object) when its parent ends. Everything the watcher does after fork is a plain system
- * call (the parent may have threads: only async-signal-safe calls are allowed there), on
- * names and descriptors prepared before the fork. */
-
-static int watcher_unmap_shared(void) {
-  /* Shared mappings (sections, the parent's datasets among them) are given back, so that
-   * the watcher never keeps a removed section's memory alive. /proc/self/maps is read
-   * whole first (it shifts as mappings go). */
-  size_t cap = 8u << 20, n = 0;
-  char *buf = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), *p;
-  int fd;
-  ssize_t k;
-  if (buf == MAP_FAILED) return -1;
-  if ((fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC)) < 0) return -1;
-  while (n < cap - 1 && (k = read(fd, buf + n, cap - 1 - n)) > 0) n += (size_t)k;
-  close(fd);
-  buf[n] = '\0';
-  for (p = buf; *p != '\0';) {
-    unsigned long lo = 0, hi = 0;
-    char *q = p;
-    while (*q != '-' && *q != '\0') {
-      char c = *q++;
-      lo = lo * 16 + (unsigned long)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
-    }
-    if (*q == '-') q++;
-    while (*q != ' ' && *q != '\0') {
-      char c = *q++;
-      hi = hi * 16 + (unsigned long)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
-    }
-    if (*q == ' ' && q[1] != '\0' && q[2] != '\0' && q[3] != '\0' && q[4] == 's' && hi > lo)
-      munmap((void *)lo, hi - lo);
-    while (*p != '\n' && *p != '\0') p++;
-    if (*p == '\n') p++;
-  }
-  munmap(buf, cap);
-  return 0;
-}
-
-static void watcher_main(int rfd, int dirfd, const char *name, const char *aside, uint64_t dev,
-                         uint64_t ino) {
-  struct sigaction sa;
-  struct stat st;
-  char c;
-  int i;
-  static const int ignored[] = {SIGINT, SIGHUP, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU, SIGPIPE};
-
-  setsid(); /* out of the caller's process group: a Ctrl-C for it is not for us */
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = SIG_IGN;
-  for (i = 0; i < (int)(sizeof(ignored) / sizeof(ignored[0])); i++) sigaction(ignored[i], &sa, NULL);
-  if (chdir("/") != 0) { /* keep no directory busy */
-  }
-  /* Only the pipe (0) and the place's directory (1) stay open. */
-  rfd = fcntl(rfd, F_DUPFD, 10);
-  dirfd = fcntl(dirfd, F_DUPFD, 10);
-  if (rfd < 0 || dirfd < 0 || dup2(rfd, 0) < 0 || dup2(dirfd, 1) < 0) _exit(1);
-#ifdef SYS_close_range
-  if (syscall(SYS_close_range, 2u, ~0u, 0u) != 0)
-#endif
-  {
-    long max = sysconf(_SC_OPEN_MAX);
-    if (max < 0 || max > 65536) max = 65536;
-    for (i = 2; i < max; i++) close(i);
-  }
-  watcher_unmap_shared();
-  for (;;) {
-    ssize_t k = read(0, &c, 1);
-    if (k == 0) break;
-    if (k < 0 && errno != EINTR) break;
-  }
-  /* Removed only while NAME is the object bound: moved aside, checked, unlinked (as
-   * remove_identity in section.c). */
-  if (fstatat(1, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || (uint64_t)st.st_dev != dev ||
-      (uint64_t)st.st_ino != ino)
-    _exit(0);
-#ifdef SYS_renameat2
-  if (syscall(SYS_renameat2, 1, name, 1, aside, 1 /* RENAME_NOREPLACE */) == 0) {
-    if (fstatat(1, aside, &st, AT_SYMLINK_NOFOLLOW) == 0 && (uint64_t)st.st_dev == dev &&
-        (uint64_t)st.st_ino == ino)
-      unlinkat(1, aside, 0);
-    else
-      syscall(SYS_renameat2, 1, aside, 1, name, 1);
-    _exit(0);
-  }
-#endif
-  unlinkat(1, name, 0);
-  _exit(0);
-}
+/* ---- The process-bound dataset. */
 
 /* The watcher of a dataset whose metadata is beside its bytes: a small program of its own
  * (exec'd /bin/sh with the script below, so it holds none of the caller's memory, keeps
@@ -304,51 +216,11 @@ int bm__posix_remove_on_exit3(const char *const *dirs, const char *const *names,
   return 0;
 }
 
+/* Every dataset here has its metadata beside its bytes: bm__store_remove_on_exit binds it
+ * (src/posix/store.c, the watcher above). */
 int bm__os_remove_on_exit(bm_source_t *src, const char *name) {
-  char dir[BM_PATH_MAX], aside[96];
-  const char *slash;
-  int p[2], dirfd, status;
-  pid_t pid;
-  struct stat st;
-
-  if (src->ino == 0 || src->gen_name[0] != '\0') return BM_EINVAL;
-  /* The place's directory, from the path of the object (DIR/NAME). */
-  slash = strrchr(src->path, '/');
-  if (slash == NULL || strcmp(slash + 1, name) != 0 || (size_t)(slash - src->path) >= sizeof(dir))
-    return BM_EINVAL;
-  memcpy(dir, src->path, (size_t)(slash - src->path));
-  dir[slash - src->path] = '\0';
-  if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) return bm__posix_error(errno);
-  if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || (uint64_t)st.st_dev != src->dev ||
-      (uint64_t)st.st_ino != src->ino) {
-    close(dirfd);
-    return bm__set_os_error(0), BM_EREPLACED;
-  }
-  snprintf(aside, sizeof(aside), "bulkmap#exit#%ld", (long)getpid());
-  if (pipe2(p, O_CLOEXEC) != 0) {
-    int e = bm__posix_error(errno);
-    close(dirfd);
-    return e;
-  }
-  pid = fork();
-  if (pid < 0) {
-    int e = bm__posix_error(errno);
-    close(p[0]), close(p[1]), close(dirfd);
-    return e == BM_ENOMEM ? BM_EAGAIN : e;
-  }
-  if (pid == 0) {
-    /* Forked twice: the watcher is not the caller's child (no zombie, nothing for its
-     * wait() to find). */
-    close(p[1]);
-    if (fork() == 0) watcher_main(p[0], dirfd, name, aside, src->dev, src->ino);
-    _exit(0);
-  }
-  close(p[0]);
-  close(dirfd);
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  /* p[1] stays open for the life of the process, on purpose: its close is the signal. */
-  return 0;
+  (void)src, (void)name;
+  return BM_EINVAL;
 }
 
 /* ---- systemd-logind's RemoveIPC (logind.conf(5)): "yes" by default; a user's IPC objects

@@ -1313,21 +1313,25 @@ int bm__store_remove_identity(const char *name, uint64_t cdev, uint64_t cino) {
   return err;
 }
 
-/* 1 when some descriptor holds a write lock on byte `at` of fd's file. */
-static int byte_locked(int fd, off_t at) {
+/* A write lock on byte `at` of fd's file: cmd F_OFD_GETLK (1 when some descriptor holds
+ * one, 0 when none, -1 error) or F_OFD_SETLK (0 taken, -1 errno set). */
+static int byte_lock(int fd, off_t at, int cmd) {
   struct flock fl;
   memset(&fl, 0, sizeof(fl));
   fl.l_type = F_WRLCK;
   fl.l_whence = SEEK_SET;
   fl.l_start = at;
   fl.l_len = 1;
-#ifdef F_OFD_GETLK
-  if (fcntl(fd, F_OFD_GETLK, &fl) != 0) return -1;
+#ifndef F_OFD_GETLK
+  cmd = cmd == 1 ? F_GETLK : F_SETLK;
 #else
-  if (fcntl(fd, F_GETLK, &fl) != 0) return -1;
+  cmd = cmd == 1 ? F_OFD_GETLK : F_OFD_SETLK;
 #endif
+  if (fcntl(fd, cmd, &fl) != 0) return -1;
   return fl.l_type == F_WRLCK;
 }
+
+static int byte_locked(int fd, off_t at) { return byte_lock(fd, at, 1); }
 
 /* A dataset bound to its process (remove_on_exit): the process holds a write lock on byte
  * 1 of the metadata for as long as it lives (a descriptor of its own, never closed; its
@@ -1360,7 +1364,6 @@ int bm__store_remove_on_exit(bm__store_t *st) {
   char names[3][BM_NAME_MAX + 64], asides[3][40], cn[BM_NAME_MAX + 16];
   const char *dirs[3], *np[3], *ap[3];
   uint64_t dev[3], ino[3];
-  struct flock fl;
   rec_t r;
   int i, err, bfd, had_lock;
   if (!st->writer || st->cfd < 0 || st->pfd < 0 || st->cur.place[0] == '\0') return BM_EINVAL;
@@ -1370,16 +1373,7 @@ int bm__store_remove_on_exit(bm__store_t *st) {
   if (bound_here(st->cdev, st->cino, 0)) goto locked;
   bfd = bm__sys_openat(st->shm, cn, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
   if (bfd < 0) return bm__posix_error(errno);
-  memset(&fl, 0, sizeof(fl));
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
-  fl.l_start = BIND_BYTE;
-  fl.l_len = 1;
-#ifdef F_OFD_SETLK
-  if (fcntl(bfd, F_OFD_SETLK, &fl) != 0) {
-#else
-  if (fcntl(bfd, F_SETLK, &fl) != 0) {
-#endif
+  if (byte_lock(bfd, BIND_BYTE, 0) < 0) {
     err = bm__posix_error(errno);
     close(bfd);
     return err == BM_EAGAIN || err == BM_EACCES ? BM_EBUSY : err;

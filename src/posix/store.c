@@ -517,11 +517,23 @@ static int rec_resolve(bm__store_t *st, rec_t *last, rec_t *out) {
   return rec_resolve_as(st, last, out, 0);
 }
 
-static int judge_state(bm__store_t *st, const rec_t *r) {
+static int judge_state(bm__store_t *st, rec_t *r) {
   int held;
   if (r->t.state != BM_STATE_LOADING) return (int)r->t.state;
   held = lock_held(st);
-  return held == 0 ? BM_STATE_ABANDONED : BM_STATE_LOADING;
+  if (held != 0) return BM_STATE_LOADING;
+  {
+    /* `loading`, and the lock free now: the writer died, or it published (or failed) and
+     * let the lock go between our two looks (the record comes before the unlock). The
+     * record read again tells. */
+    rec_t last, now;
+    if (!st->writer && rec_read_last(st->cfd, &last, NULL) == 0 && rec_resolve(st, &last, &now) == 0 &&
+        (now.off != r->off || now.t.state != BM_STATE_LOADING)) {
+      *r = now;
+      if (now.t.state != BM_STATE_LOADING) return (int)now.t.state;
+    }
+  }
+  return BM_STATE_ABANDONED;
 }
 
 /* ---- Opening the bytes of a record. */
@@ -1009,9 +1021,14 @@ int bm__store_reread(bm__store_t *st, bm__trailer_t *t, int *state) {
     *state = (int)st->cur.t.state;
     return 0;
   }
+  *state = judge_state(st, &now); /* may read the record again: judged first */
+  if (st->src != NULL && (now.ino != st->cur.ino || now.dev != st->cur.dev)) {
+    *t = st->cur.t;
+    *state = (int)st->cur.t.state;
+    return 0;
+  }
   st->cur = now;
   *t = now.t;
-  *state = judge_state(st, &now);
   return 0;
 }
 

@@ -143,16 +143,21 @@ else
 fi
 
 # 4. Signals: cleaned up after, 128+N.
+# Standard input a FIFO whose writer stays open: the scan waits for more until the signal,
+# which goes to it alone (a pipe from `sleep`, signalled by job and by pgrep, raced: the
+# writer's end could close first, and pgrep could find another test's scan).
+rm -f "$T/sigfifo"
+mkfifo "$T/sigfifo"
 for s in HUP:129 INT:130 QUIT:131 USR1:138 USR2:140 ALRM:142 TERM:143; do
   sig=${s%:*} want=${s#*:}
-  { sleep 3; } | "$BM" scan - --no-progress >/dev/null 2>"$T/err" &
+  "$BM" scan - --no-progress <"$T/sigfifo" >/dev/null 2>"$T/err" &
   pid=$!
+  exec 9>"$T/sigfifo"
   sleep 0.3
-  kill -"$sig" $(jobs -p | tail -1) 2>/dev/null
-  bmpid=$(pgrep -n -f "$BM scan - --no-progress")
-  [ -n "$bmpid" ] && kill -"$sig" "$bmpid"
+  kill -"$sig" "$pid"
   wait $pid
   rc=$?
+  exec 9>&-
   [ $rc -eq "$want" ] && grep -q "interrupted by SIG$sig" "$T/err" && ok || fail "SIG$sig during scan -: exit $rc, want $want: $(cat "$T/err")"
 done
 # A signal while a mapped file is scanned.

@@ -65,7 +65,9 @@ grep -q 'ldconfig' "$T/ldconfig.calls" 2>/dev/null && ok || fail "the postinst d
 /sbin/ldconfig -r "$R" -p 2>/dev/null | grep -q 'libbulkmap.so.0 .*=> /usr/lib/libbulkmap.so.0' && ok ||
   fail "libbulkmap.so.0 not in the root's ld.so.cache: $(/sbin/ldconfig -r "$R" -p 2>&1 | grep bulkmap)"
 # The libraries the package's programs need: the root's own first, then the machine's.
-libdir=$(dirname "$(grep -m1 '/libbulkmap.so.0$' "$T/files")")
+# The system's library directory (/usr/lib, or /usr/lib/TRIPLET), not another copy the
+# package may carry elsewhere.
+libdir=$(dirname "$(grep -m1 -E '^/usr/lib(/[^/]+)?/libbulkmap\.so\.0$' "$T/files")")
 export LD_LIBRARY_PATH="$R$libdir"
 B=$R/usr/bin/bulkmap
 for elf in "$B" "$R"/usr/lib/python3/dist-packages/bulkmap/_bulkmap*.so; do

@@ -16,7 +16,11 @@ cmake --build "$T/b" >/dev/null
 "$T/b/consumer"
 # bulkmap::bulkmap_shared from a prefix that is not the system's.
 "$T/b/consumer_shared"
-ldd "$T/b/consumer_shared" 2>/dev/null | grep -q "$T/prefix/.*libbulkmap.so" || { echo "consumer_shared does not use the prefix's libbulkmap.so" >&2; exit 1; }
+ldd "$T/b/consumer_shared" >"$T/ldd" 2>&1
+grep -q "$T/prefix/.*libbulkmap.so" "$T/ldd" || {
+  echo "consumer_shared does not use the prefix's libbulkmap.so: $(grep -i bulkmap "$T/ldd"); RUNPATH: $(readelf -d "$T/b/consumer_shared" 2>/dev/null | grep -iE 'rpath|runpath')" >&2
+  exit 1
+}
 # The installed tool runs from that prefix as it is (its rpath finds what it links).
 if [ -x "$T/prefix/bin/bulkmap" ] && [ -z "$toolchain" ]; then
   "$T/prefix/bin/bulkmap" --version >/dev/null

@@ -1534,6 +1534,7 @@ int bm__os_section_list(const char *name, int (*fn)(void *arg, const bm__os_entr
   c.maps = &maps;
   r = list_places(&ms, &c);
   free(maps.v);
+  free(maps.gone);
   mounts_close(&ms);
   return r;
 }

@@ -31,6 +31,18 @@ need() {
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# Whether this kernel runs i386 programs (IA32 emulation): the linux32 lane builds and runs
+# them; without it every one of them is "Exec format error".
+can_run_32bit() {
+  local d rc
+  d=$(mktemp -d)
+  printf 'int main(void) { return 0; }\n' >"$d/t.c"
+  gcc -m32 "$d/t.c" -o "$d/t" 2>/dev/null && "$d/t" 2>/dev/null
+  rc=$?
+  rm -rf "$d"
+  return $rc
+}
+
 case "${1:-}" in
 demo)
   need $PKGS_BUILD
@@ -42,6 +54,10 @@ test)
   need $PKGS_TEST
   lanes=${BULKMAP_LANES:-"default asan windows linux32"}
   for lane in $lanes; do
+    if [ "$lane" = linux32 ] && ! can_run_32bit; then
+      echo "=== lane: linux32: SKIP: this kernel runs no 32-bit programs (no IA32 emulation) ===" >&2
+      continue
+    fi
     echo "=== lane: $lane ===" >&2
     cmake --workflow --preset "$lane"
   done

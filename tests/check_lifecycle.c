@@ -234,6 +234,39 @@ START_TEST(replace_under_readers) {
 }
 END_TEST
 
+/* Large pages only on a mount the user trusts: the test's mount is another user's
+ * (nobody's) and world-writable, so `auto` with no mount named never puts a dataset on it;
+ * named (BULKMAP_HUGETLBFS), it is used. */
+START_TEST(untrusted_mount_not_used) {
+  const char *name = ht_name("trust");
+  bm_dataset_opts_t o;
+  bm_dataset_t *ds;
+  bm_dataset_info_t info;
+  size_t ml = strlen(mnt);
+  if (huge_skip != NULL) BM_TEST_SKIP("%s", huge_skip);
+  if (geteuid() != 0) BM_TEST_SKIP("not root: cannot give the mount to another user");
+  ck_assert_int_eq(chown(mnt, 65534, 65534), 0);
+  ck_assert_int_eq(chmod(mnt, 01777), 0);
+  memset(&o, 0, sizeof(o));
+  o.size = 3u << 20;
+  o.large = BM_LARGE_AUTO;
+  ck_assert_bm_ok(bm_dataset_create(&ds, name, &o, NULL));
+  ck_assert_bm_ok(bm_dataset_publish(ds, &info));
+  bm_dataset_close(ds);
+  ck_assert_msg(strncmp(info.path, mnt, ml) != 0, "auto used another user's world-writable mount: %s", info.path);
+  ck_assert_bm_ok(bm_section_remove(name));
+  setenv("BULKMAP_HUGETLBFS", mnt, 1);
+  ck_assert_bm_ok(bm_dataset_create(&ds, name, &o, NULL));
+  ck_assert_bm_ok(bm_dataset_publish(ds, &info));
+  bm_dataset_close(ds);
+  unsetenv("BULKMAP_HUGETLBFS");
+  ck_assert_msg(strncmp(info.path, mnt, ml) == 0 && info.page_size == (2u << 20),
+                "the mount BULKMAP_HUGETLBFS names was not used: %s", info.path);
+  ck_assert_bm_ok(bm_section_remove(name));
+  ck_assert_int_eq(chown(mnt, 0, 0), 0);
+}
+END_TEST
+
 /* On hugetlbfs the file is exactly the payload's size (fallocate; bulkmap never maps it
  * writable at mmap time, which would grow it): a plain reader reads exactly the bytes. A
  * third party that maps it writable grows it to whole pages: stat says so (padded_bytes)
@@ -881,6 +914,7 @@ Suite *lifecycle_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, replace_keeps_place);
   tcase_add_test(tc, exact_size_on_hugetlbfs);
+  tcase_add_test(tc, untrusted_mount_not_used);
   suite_add_tcase(s, tc);
   tc = tcase_create("wait");
   tcase_add_unchecked_fixture(tc, shm_setup, shm_teardown);

@@ -740,11 +740,16 @@ static int huge_target(const posix_mounts_t *ms, const char *name, const bm_sect
   uint64_t size = opts->size;
   int i;
 
-  if (name != NULL && opts->mount != NULL) {
+  /* BULKMAP_HUGETLBFS names the mount the user trusts for every call that names none: it
+   * comes before any other trusted one (/dev/hugepages among them). */
+  const char *named = opts->mount;
+  if (named == NULL && name != NULL && getenv("BULKMAP_HUGETLBFS") != NULL && getenv("BULKMAP_HUGETLBFS")[0] != '\0')
+    named = getenv("BULKMAP_HUGETLBFS");
+  if (name != NULL && named != NULL) {
     /* The caller named the mount: that one or none (compared by device, so that any path
      * to the same mount does). */
     struct stat want, have;
-    if (bm__sys_stat(opts->mount, &want) == 0)
+    if (bm__sys_stat(named, &want) == 0)
       for (i = 0; i < ms->n && mnt == NULL; i++)
         if (bm__sys_fstat(ms->m[i].dirfd, &have) == 0 && have.st_dev == want.st_dev &&
             have.st_ino == want.st_ino)

@@ -25,8 +25,8 @@ grep -q "$T/prefix/.*libbulkmap.so" "$T/ldd" || {
 if [ -x "$T/prefix/bin/bulkmap" ] && [ -z "$toolchain" ]; then
   "$T/prefix/bin/bulkmap" --version >/dev/null
   printf 'a\nERROR\n' >"$T/data"
-  "$T/prefix/bin/bulkmap" scan "$T/data" --count ERROR --json --no-progress | grep -q '"count":1'
-  "$T/prefix/bin/bulkmap" --help | grep -q "$T/prefix/share/doc/bulkmap"
+  grep -q '"count":1' <<<"$("$T/prefix/bin/bulkmap" scan "$T/data" --count ERROR --json --no-progress)"
+  grep -q "$T/prefix/share/doc/bulkmap" <<<"$("$T/prefix/bin/bulkmap" --help)"
 fi
 # The static library needs libjansson after it: the one the consumer's CMake found (with a
 # toolchain of its own, linux32, the i386 build in that toolchain's prefix).

@@ -36,7 +36,7 @@ for f in /usr/bin/bulkmap /usr/include/bulkmap.h /usr/lib/pkgconfig/bulkmap.pc /
   grep -qx "$f" "$T/files" && ok || fail "the package lacks $f"
 done
 grep -q '/usr/lib/.*libbulkmap.so.0$' "$T/files" && grep -q '/libbulkmap.a$' "$T/files" && ok || fail "the package lacks a library"
-dpkg-deb -f "$deb" Depends | grep -q python3 && ok || fail "Depends lacks python3: $(dpkg-deb -f "$deb" Depends)"
+grep -q python3 <<<"$(dpkg-deb -f "$deb" Depends)" && ok || fail "Depends lacks python3: $(dpkg-deb -f "$deb" Depends)"
 # The machine's side, to show afterwards that it was not touched: what dpkg knows of
 # bulkmap and which of the package's paths exist (normally none).
 machine() {
@@ -62,7 +62,7 @@ if "${D[@]}" -i "$deb" >"$T/dpkg.log" 2>&1; then ok; else fail "dpkg -i: $(cat "
 grep -q "^ii *bulkmap" <("${D[@]}" -l bulkmap 2>/dev/null) && ok || fail "the root's dpkg does not list bulkmap installed"
 while read -r f; do [ -e "$R$f" ] || [ -L "$R$f" ] && ok || fail "$f not installed in the root"; done <"$T/files"
 grep -q 'ldconfig' "$T/ldconfig.calls" 2>/dev/null && ok || fail "the postinst did not run ldconfig"
-/sbin/ldconfig -r "$R" -p 2>/dev/null | grep -q 'libbulkmap.so.0 .*=> /usr/lib/libbulkmap.so.0' && ok ||
+grep -q 'libbulkmap.so.0 .*=> /usr/lib/libbulkmap.so.0' <<<"$(/sbin/ldconfig -r "$R" -p 2>/dev/null)" && ok ||
   fail "libbulkmap.so.0 not in the root's ld.so.cache: $(/sbin/ldconfig -r "$R" -p 2>&1 | grep bulkmap)"
 # The libraries the package's programs need: the root's own first, then the machine's.
 # The system's library directory (/usr/lib, or /usr/lib/TRIPLET), not another copy the
@@ -71,9 +71,9 @@ libdir=$(dirname "$(grep -m1 -E '^/usr/lib(/[^/]+)?/libbulkmap\.so\.0$' "$T/file
 export LD_LIBRARY_PATH="$R$libdir"
 B=$R/usr/bin/bulkmap
 for elf in "$B" "$R"/usr/lib/python3/dist-packages/bulkmap/_bulkmap*.so; do
-  readelf -d "$elf" 2>/dev/null | grep -qE 'RPATH|RUNPATH' && fail "$elf has an rpath: $(readelf -d "$elf" | grep -E 'RPATH|RUNPATH')" || ok
-  if ldd "$elf" | grep -q 'not found'; then fail "$elf: $(ldd "$elf" | grep 'not found')"; else ok; fi
-  if ldd "$elf" | grep -q 'libbulkmap\.so' && ! ldd "$elf" | grep -q "libbulkmap\.so.* => $R/"; then
+  grep -qE 'RPATH|RUNPATH' <<<"$(readelf -d "$elf" 2>/dev/null)" && fail "$elf has an rpath: $(readelf -d "$elf" | grep -E 'RPATH|RUNPATH')" || ok
+  if grep -q 'not found' <<<"$(ldd "$elf")"; then fail "$elf: $(ldd "$elf" | grep 'not found')"; else ok; fi
+  if grep -q 'libbulkmap\.so' <<<"$(ldd "$elf")" && ! grep -q "libbulkmap\.so.* => $R/" <<<"$(ldd "$elf")"; then
     fail "$elf takes libbulkmap from outside the root: $(ldd "$elf" | grep libbulkmap)"
   else ok; fi
 done
@@ -89,10 +89,10 @@ if command -v xxhsum >/dev/null; then
   grep -q "\"xxh3\":\"$want\"" <<<"$got" && ok || fail "installed scan hash: $got, xxhsum: $want"
 fi
 # The installed tool names where its docs are installed (/usr, not the root: it was built for /usr).
-"$B" --help | grep -q '/usr/share/doc/bulkmap' && ok || fail "--help does not name /usr/share/doc/bulkmap"
+grep -q '/usr/share/doc/bulkmap' <<<"$("$B" --help)" && ok || fail "--help does not name /usr/share/doc/bulkmap"
 [ -s "$R/usr/share/doc/bulkmap/README.md" ] && ok || fail "no README.md in /usr/share/doc/bulkmap"
 if command -v man >/dev/null; then
-  MANPAGER=cat man -l "$R/usr/share/man/man1/bulkmap.1" 2>/dev/null | grep -q 'bulkmap' && ok || fail "the man page does not format"
+  grep -q 'bulkmap' <<<"$(MANPAGER=cat man -l "$R/usr/share/man/man1/bulkmap.1" 2>/dev/null)" && ok || fail "the man page does not format"
   # man finds it by name in the root's man tree.
   [ "$(man -M "$R/usr/share/man" -w bulkmap 2>/dev/null)" = "$R/usr/share/man/man1/bulkmap.1" ] && ok ||
     fail "man -M ROOT/usr/share/man -w bulkmap: $(man -M "$R/usr/share/man" -w bulkmap 2>&1)"
@@ -109,7 +109,7 @@ py=$(cd / && env -u PYTHONPATH PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$R$dp" /usr
   "import bulkmap; print(bulkmap.__file__); print(bulkmap.scan('$T/data.txt', count='ERROR')['count'])" 2>&1)
 [ "$(sed -n 2p <<<"$py")" = 2 ] && grep -q "^$R$dp/bulkmap/" <<<"$py" && ok || fail "python3 import: $py"
 echo "python3: $(head -1 <<<"$py")"
-find "$R$dp" -name '__pycache__' | grep -q . && fail "bytecode written into the root: $(find "$R$dp" -name '__pycache__')" || ok
+grep -q . <<<"$(find "$R$dp" -name '__pycache__')" && fail "bytecode written into the root: $(find "$R$dp" -name '__pycache__')" || ok
 # Completion, from the installed file, with the root's bulkmap first on PATH (the
 # completion reads the commands and options from the tool's own --help).
 complete_words() {
@@ -132,7 +132,7 @@ pc_L=$(realpath -m "$(PKG_CONFIG_PATH="$R/usr/lib/pkgconfig" pkg-config --variab
 # A C program against the installed package by pkg-config (the shared library, found in the root).
 if cc -std=c11 "$here/../consumer/consumer.c" $pcflags -o "$T/consumer" 2>"$T/cc.log" && "$T/consumer" >/dev/null; then ok
 else fail "consumer with pkg-config: $(cat "$T/cc.log")"; fi
-ldd "$T/consumer" | grep -q "libbulkmap\.so\.0 => $R$libdir/" && ok || fail "consumer's libbulkmap: $(ldd "$T/consumer" | grep bulkmap)"
+grep -q "libbulkmap\.so\.0 => $R$libdir/" <<<"$(ldd "$T/consumer")" && ok || fail "consumer's libbulkmap: $(ldd "$T/consumer" | grep bulkmap)"
 # And by CMake's find_package from the root (the static library and the shared one).
 if cmake -S "$here/../consumer" -B "$T/cmk" -DCMAKE_PREFIX_PATH="$R/usr" -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF \
   >"$T/cmake.log" 2>&1 && cmake --build "$T/cmk" >>"$T/cmake.log" 2>&1 && "$T/cmk/consumer" >/dev/null &&

@@ -24,7 +24,7 @@ for f in "$SRC"/tools/bulkmap/cmd_*.c; do
   for opt in $(sed -n '/cli_opt_t opts\[\]/,/};/p' "$f" | grep -o '{"--[a-z-]*"' | tr -d '{"'); do
     n=$((n + 1))
     grep -q -- "^  $opt\\b" "$T/help" || { echo "FAIL: bulkmap $c accepts $opt but $c --help does not explain it" >&2; fail=1; }
-    sed -n '/^Usage:/,/^[^ U]/p' "$T/help" | grep -q -- "$opt\\b" ||
+    grep -q -- "$opt\\b" <<<"$(sed -n '/^Usage:/,/^[^ U]/p' "$T/help")" ||
       { echo "FAIL: bulkmap $c accepts $opt but its synopsis lacks it" >&2; fail=1; }
   done
 done

@@ -19,7 +19,7 @@ pid=$!
 trap 'kill -KILL $pid 2>/dev/null || true' EXIT
 ready=0
 for _ in $(seq 1 240); do
-  if "$run" "$tool" stat "$name" 2>/dev/null | grep -q '^state: ready'; then ready=1; break; fi
+  if grep -q '^state: ready' <<<"$("$run" "$tool" stat "$name" 2>/dev/null)"; then ready=1; break; fi
   if ! kill -0 $pid 2>/dev/null; then break; fi
   sleep 0.25
 done

@@ -2,9 +2,11 @@
  * offsets the library aligns to the OS allocation granularity, and walk any source in
  * bounded sliding windows. The one public header; C11, usable from C++.
  *
- * Conventions (libuv's): every fallible call returns int, 0 on success or a negative
- * BM_E* code. The raw OS error of the calling thread's last failure is kept
- * (bm_last_os_error). The library never prints and never exits. Sizes in memory are
+ * Conventions (libuv's): every fallible call returns int, BM_OK (0) on success or a negative
+ * BM_E* code. What went wrong is read from one place, the calling thread's last failure
+ * (SQLite's sqlite3_errmsg): bm_errmsg (the words a user reads), bm_errsubject (the file or
+ * name they are about), bm_last_os_error (the raw OS error). The library never prints and
+ * never exits. Sizes in memory are
  * size_t; file offsets and lengths are uint64_t on every platform. */
 #ifndef BULKMAP_H
 #define BULKMAP_H
@@ -27,9 +29,14 @@ extern "C" {
 #define BM_VERSION_MINOR 1
 #define BM_VERSION_PATCH 0
 #define BM_VERSION_STRING "0.1.0"
+/* MAJOR * 10000 + MINOR * 100 + PATCH: compare with bm_version_number() at run time. */
+#define BM_VERSION_NUMBER (BM_VERSION_MAJOR * 10000 + BM_VERSION_MINOR * 100 + BM_VERSION_PATCH)
 
 /* Returns BM_VERSION_STRING of the library actually linked. */
 BM_EXTERN const char *bm_version(void);
+/* Returns BM_VERSION_NUMBER of the library actually linked (a program built against a newer
+ * header than the library it runs with sees a smaller number). */
+BM_EXTERN int bm_version_number(void);
 
 /* ---------------------------------------------------------------------------------------
  * Errors. One table: XX(NAME, value, message). */
@@ -74,19 +81,32 @@ BM_EXTERN const char *bm_version(void);
   XX(EPLACE, -38, "a replace keeps the dataset's place: the other page kind needs rm, then load")
 
 typedef enum {
+  BM_OK = 0, /* success */
 #define BM__ERR_ENUM(name, val, msg) BM_##name = (val),
   BM_ERRNO_MAP(BM__ERR_ENUM)
 #undef BM__ERR_ENUM
   BM__ERR_MIN = -39
 } bm_errno_t;
 
-/* Message for a BM_E* code; "unknown error" for anything else. Never NULL. */
+/* Message for a code ("success" for BM_OK); "unknown error" for anything else. Never NULL. */
 BM_EXTERN const char *bm_strerror(int err);
-/* Name of a BM_E* code ("EINVAL"); "UNKNOWN" for anything else. Never NULL. */
+/* Name of a code ("EINVAL", "OK"); "UNKNOWN" for anything else. Never NULL. */
 BM_EXTERN const char *bm_err_name(int err);
 /* The raw OS error (errno, or GetLastError() on Windows) behind the calling thread's
  * last failure, or 0 when that failure was the library's own decision. */
 BM_EXTERN int bm_last_os_error(void);
+/* The words a user reads for err, the code the calling thread's last bulkmap call returned:
+ * what failed and why, with the figures and the remedy ("exists already, abandoned by its
+ * writer (pid 4242): bulkmap rm weights removes it", "not loaded: 1.0 GiB needed, /dev/shm
+ * has 512.0 MiB free ..."). The calls about files and datasets (bm_name_check, the dataset
+ * load, publish, create, open, wait and remove calls) record such words; for any other
+ * failure they are bm_strerror(err) with its name and the OS error ("permission denied
+ * (EACCES; OS error 13 (0xd))"). Programs print them as they are, after the subject.
+ * Thread-local; valid until the thread's next bulkmap call. Never NULL. */
+BM_EXTERN const char *bm_errmsg(int err);
+/* What bm_errmsg's words are about: the file's path or the dataset's name, or "" when the
+ * failure recorded none (the caller knows what it passed). Never NULL. */
+BM_EXTERN const char *bm_errsubject(int err);
 
 /* ---------------------------------------------------------------------------------------
  * Large pages: every request reports its outcome. */

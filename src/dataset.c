@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "os.h"
+#include "words.h"
 #include "lifecycle.h"
 
 struct bm_dataset_s {
@@ -245,8 +246,8 @@ const char *bm_preflight_describe(const bm_preflight_t *p, char *buf, size_t n) 
   return buf;
 }
 
-int bm_dataset_create(bm_dataset_t **out, const char *name, const bm_dataset_opts_t *opts,
-                      bm_large_t *outcome) {
+static int dataset_create(bm_dataset_t **out, const char *name, const bm_dataset_opts_t *opts,
+                          bm_large_t *outcome) {
   bm_section_opts_t so;
   bm_large_t large;
   bm_dataset_t *ds;
@@ -536,8 +537,8 @@ int bm_dataset_remove(bm_dataset_t *ds) {
 
 /* ---- Readers. */
 
-int bm_dataset_open(bm_dataset_t **out, const char *name, unsigned flags,
-                    bm_dataset_info_t *info) {
+static int dataset_open(bm_dataset_t **out, const char *name, unsigned flags,
+                        bm_dataset_info_t *info) {
   bm_dataset_t *ds;
   int err, state;
 
@@ -898,4 +899,38 @@ int bm_dataset_metadata(bm_dataset_t *ds, bm_meta_t **out, size_t *count) {
 
 const char *bm__dataset_unstable_why(bm_dataset_t *ds) {
   return ds->lease != NULL ? NULL : ds->unstable_why;
+}
+
+/* The public calls: the work above, and the words of a failure (bm_errmsg). */
+int bm_dataset_open(bm_dataset_t **out, const char *name, unsigned flags,
+                    bm_dataset_info_t *info) {
+  bm_dataset_info_t scratch;
+  int err = dataset_open(out, name, flags, info != NULL ? info : &scratch);
+  return err == 0 ? 0 : bm__words_dataset(err, name, info != NULL ? info : &scratch);
+}
+
+int bm_dataset_create(bm_dataset_t **out, const char *name, const bm_dataset_opts_t *opts,
+                      bm_large_t *outcome) {
+  bm_load_result_t r;
+  bm__load_words_t w;
+  bm_preflight_t room;
+  bm_dataset_opts_t o;
+  int err;
+  if (opts == NULL) return dataset_create(out, name, opts, outcome);
+  o = *opts;
+  if (o.preflight == NULL) {
+    memset(&room, 0, sizeof(room));
+    o.preflight = &room;
+  }
+  memset(&r, 0, sizeof(r));
+  err = dataset_create(out, name, &o, &r.large);
+  if (outcome != NULL) *outcome = r.large;
+  if (err == 0 || err == BM_ENAME) return err;
+  r.failed_at = BM_LOAD_AT_CREATE;
+  w.file = NULL;
+  w.name = name;
+  w.group = opts->group;
+  w.result = &r;
+  w.room = o.preflight;
+  return bm__words_load(err, &w);
 }

@@ -1,16 +1,71 @@
-/* Error table (generated from BM_ERRNO_MAP) and the per-thread raw OS error. */
+/* Error table (generated from BM_ERRNO_MAP), and the calling thread's last failure: its raw
+ * OS error and the words a user reads for it (after SQLite's sqlite3_errmsg and
+ * sqlite3_system_errno). A call that knows more than its code (the file or the name it is
+ * about, the figures, the remedy) records its words as it returns (bm__error_words); every
+ * other failure is worded from its code and OS error when asked. */
+#include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include "internal.h"
 
-static _Thread_local int bm__last_os_error;
+typedef struct {
+  int os;               /* the raw OS error of the last failure (bm_last_os_error) */
+  int code;             /* the code the words are for; 0: none recorded */
+  char subject[1024];   /* the file or the name they are about */
+  char words[2048];     /* what failed, why, the figures, the remedy */
+  char generic[256];    /* bm_errmsg's words for a code with none recorded */
+} bm__error_t;
 
-void bm__set_os_error(int oserr) { bm__last_os_error = oserr; }
-int bm_last_os_error(void) { return bm__last_os_error; }
+static _Thread_local bm__error_t bm__err;
+
+/* A new OS failure: the words recorded for an earlier one no longer apply. */
+void bm__set_os_error(int oserr) {
+  bm__err.os = oserr;
+  bm__err.code = 0;
+}
+int bm_last_os_error(void) { return bm__err.os; }
+
+void bm__error_clear(void) {
+  bm__err.code = 0;
+  bm__err.os = 0;
+}
+
+int bm__error_words(int code, const char *subject, const char *fmt, ...) {
+  va_list ap;
+  bm__err.code = code;
+  snprintf(bm__err.subject, sizeof(bm__err.subject), "%s", subject != NULL ? subject : "");
+  va_start(ap, fmt);
+  vsnprintf(bm__err.words, sizeof(bm__err.words), fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+const char *bm__error_default(int code, int os, char *buf, size_t n) {
+  if (os != 0)
+    snprintf(buf, n, "%s (%s; OS error %d (0x%x))", bm_strerror(code), bm_err_name(code), os,
+             (unsigned)os);
+  else
+    snprintf(buf, n, "%s (%s)", bm_strerror(code), bm_err_name(code));
+  return buf;
+}
+
+const char *bm_errmsg(int err) {
+  if (err == 0) return bm_strerror(0);
+  if (bm__err.code == err) return bm__err.words;
+  return bm__error_default(err, bm__err.os, bm__err.generic, sizeof(bm__err.generic));
+}
+
+const char *bm_errsubject(int err) {
+  return err != 0 && bm__err.code == err ? bm__err.subject : "";
+}
 
 const char *bm_version(void) { return BM_VERSION_STRING; }
+int bm_version_number(void) { return BM_VERSION_NUMBER; }
 
 const char *bm_strerror(int err) {
   switch (err) {
+  case BM_OK:
+    return "success";
 #define BM__ERR_MSG(name, val, msg) \
   case BM_##name:                   \
     return msg;
@@ -22,6 +77,8 @@ const char *bm_strerror(int err) {
 
 const char *bm_err_name(int err) {
   switch (err) {
+  case BM_OK:
+    return "OK";
 #define BM__ERR_NAME(name, val, msg) \
   case BM_##name:                    \
     return #name;

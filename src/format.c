@@ -1724,7 +1724,7 @@ static int fmt_pick(const unsigned char *h, size_t n, uint64_t size, int format)
   return BM_FORMAT_RAW;
 }
 
-static const char fmt_hint[] = " (--format raw loads the bytes as they are)";
+static const char fmt_hint[] = " (the raw format loads the bytes as they are)";
 
 /* A header chosen by its magic that fails: the reason, then the hint (kept whole). */
 static void fmt_add_hint(char *why, size_t wn) {

@@ -39,6 +39,17 @@ uint64_t bm__xxh3_64(const void *p, size_t n);
 
 /* Records the raw OS error of the calling thread's last failure. */
 void bm__set_os_error(int oserr);
+/* The words of a failure (bm_errmsg, bm_errsubject): recorded by the call that returns
+ * code, about subject (a path or a name; may be NULL); returns code. */
+int bm__error_words(int code, const char *subject, const char *fmt, ...)
+#if defined(__GNUC__) && !defined(_WIN32)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Forgets the thread's last failure (a call that records words, as it begins). */
+void bm__error_clear(void);
+/* The words for a code with none recorded: "message (NAME; OS error N (0xN))". */
+const char *bm__error_default(int code, int os, char *buf, size_t n);
 
 static inline uint64_t bm__align_down(uint64_t v, uint64_t a) { return v - v % a; }
 /* Rounds v up to a multiple of a; returns 0 when that wraps. */

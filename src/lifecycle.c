@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "os.h"
+#include "words.h"
 #include "lifecycle.h"
 
 /* ---- Replace: bm_dataset_create with opts->replace makes the section here. */
@@ -60,8 +61,8 @@ static int life_wait_more(const char *name, int err, const bm_dataset_info_t *in
   return 0;
 }
 
-int bm_dataset_wait_open(bm_dataset_t **out, const char *name, unsigned flags, double seconds,
-                         bm_dataset_info_t *info) {
+static int wait_open(bm_dataset_t **out, const char *name, unsigned flags, double seconds,
+                     bm_dataset_info_t *info) {
   bm_dataset_info_t scratch;
   bm__os_waiter_t *w = NULL;
   double end, delay = 0.01;
@@ -230,4 +231,11 @@ int bm_removeipc_check(bm_removeipc_t *out) {
   if (out == NULL) return BM_EINVAL;
   memset(out, 0, sizeof(*out));
   return bm__os_removeipc(out);
+}
+
+int bm_dataset_wait_open(bm_dataset_t **out, const char *name, unsigned flags, double seconds,
+                         bm_dataset_info_t *info) {
+  bm_dataset_info_t scratch;
+  int err = wait_open(out, name, flags, seconds, info != NULL ? info : &scratch);
+  return err == 0 ? 0 : bm__words_wait(err, name, seconds, info != NULL ? info : &scratch);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "os.h"
+#include "words.h"
 #include "pool.h"
 #include "lifecycle.h"
 
@@ -104,8 +105,8 @@ static const char *load_base_name(const char *path) {
   return s ? s + 1 : path;
 }
 
-int bm_dataset_load(bm_dataset_t **out, const char *name, const char *path,
-                    const bm_load_opts_t *opts, bm_load_result_t *res) {
+static int dataset_load(bm_dataset_t **out, const char *name, const char *path,
+                        const bm_load_opts_t *opts, bm_load_result_t *res) {
   bm_load_result_t scratch;
   bm_dataset_opts_t dso;
   bm_window_opts_t wo;
@@ -208,4 +209,29 @@ out: {
     if (err != 0) bm__set_os_error(os); /* the failure's, not the cleanup's */
   }
   return err;
+}
+
+/* The public call: the load above, and the words of a failure (bm_errmsg), which need the
+ * room the create checked: the caller's, or one of ours. */
+int bm_dataset_load(bm_dataset_t **out, const char *name, const char *path,
+                    const bm_load_opts_t *opts, bm_load_result_t *res) {
+  bm_load_result_t scratch;
+  bm_load_opts_t o;
+  bm_preflight_t room;
+  bm__load_words_t w;
+  int err;
+  if (res == NULL) res = &scratch;
+  if (opts == NULL) return dataset_load(out, name, path, opts, res);
+  o = *opts;
+  if (o.dataset.preflight == NULL) {
+    memset(&room, 0, sizeof(room));
+    o.dataset.preflight = &room;
+  }
+  if ((err = dataset_load(out, name, path, &o, res)) == 0 || err == BM_ECANCELED) return err;
+  w.file = path;
+  w.name = name;
+  w.group = opts->dataset.group;
+  w.result = res;
+  w.room = o.dataset.preflight;
+  return bm__words_load(err, &w);
 }

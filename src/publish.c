@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "os.h"
+#include "words.h"
 
 #define PUB_CHUNK (64u << 20) /* bytes mapped at a time */
 
@@ -66,8 +67,8 @@ static int pub_layout(const bm_layout_t *in, size_t n, bm_format_info_t *fi, siz
   return 0;
 }
 
-int bm_dataset_publish_buffer(bm_dataset_t **out, const char *name, const void *data, size_t n,
-                              const bm_publish_opts_t *opts, bm_load_result_t *res) {
+static int publish_buffer(bm_dataset_t **out, const char *name, const void *data, size_t n,
+                          const bm_publish_opts_t *opts, bm_load_result_t *res) {
   bm_load_result_t scratch;
   bm_dataset_opts_t dso;
   bm_format_info_t fi;
@@ -157,4 +158,29 @@ failed: {
   }
   res->removed = ferr == 0 ? 1 : ferr == BM_EREPLACED ? -1 : 0;
   return err;
+}
+
+/* The public call: the publish above, and the words of a failure (bm_errmsg); the subject
+ * of a fault in the bytes is the source named in the options ("-": standard input). */
+int bm_dataset_publish_buffer(bm_dataset_t **out, const char *name, const void *data, size_t n,
+                              const bm_publish_opts_t *opts, bm_load_result_t *res) {
+  bm_load_result_t scratch;
+  bm_publish_opts_t o;
+  bm_preflight_t room;
+  bm__load_words_t w;
+  int err;
+  if (res == NULL) res = &scratch;
+  if (opts == NULL) return publish_buffer(out, name, data, n, opts, res);
+  o = *opts;
+  if (o.dataset.preflight == NULL) {
+    memset(&room, 0, sizeof(room));
+    o.dataset.preflight = &room;
+  }
+  if ((err = publish_buffer(out, name, data, n, &o, res)) == 0 || err == BM_ECANCELED) return err;
+  w.file = opts->dataset.source != NULL && opts->dataset.source[0] != '\0' ? opts->dataset.source : name;
+  w.name = name;
+  w.group = opts->dataset.group;
+  w.result = res;
+  w.room = o.dataset.preflight;
+  return bm__words_load(err, &w);
 }

@@ -3,10 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include "os.h"
+#include "words.h"
 
 /* A namespace prefix the backend passes through (Windows: "Local\" or "Global\") is
  * skipped; elsewhere a backslash is no name character, so such a name is refused. */
-int bm_name_check(const char *name) {
+static int name_check(const char *name) {
   const char *const *prefixes = bm__os_config()->name_prefixes;
   size_t n, i;
   if (name == NULL) return BM_ENAME;
@@ -72,7 +73,7 @@ int bm_section_create(bm_source_t **out, const char *name, const bm_section_opts
   return 0;
 }
 
-int bm_section_open(bm_source_t **out, const char *name, unsigned access) {
+static int section_open(bm_source_t **out, const char *name, unsigned access) {
   bm_source_t *src;
   int err;
 
@@ -95,13 +96,15 @@ int bm_section_open(bm_source_t **out, const char *name, unsigned access) {
 int bm_section_remove(const char *name) {
   int err;
   if ((err = bm_name_check(name)) != 0) return err;
-  return bm__os_section_remove_name(name, 0);
+  err = bm__os_section_remove_name(name, 0);
+  return err == 0 ? 0 : bm__words_remove(err, name);
 }
 
 int bm_section_remove_force(const char *name) {
   int err;
   if ((err = bm_name_check(name)) != 0) return err;
-  return bm__os_section_remove_name(name, 1);
+  err = bm__os_section_remove_name(name, 1);
+  return err == 0 ? 0 : bm__words_remove(err, name);
 }
 
 int bm_section_large(bm_source_t *src, bm_large_t *outcome) {
@@ -114,4 +117,14 @@ int bm_section_large(bm_source_t *src, bm_large_t *outcome) {
   if ((err = bm__os_section_large(src, &large)) != 0) return err;
   *outcome = large;
   return 0;
+}
+
+/* The public check: the rule above, and its words on a failure (bm_errmsg). */
+int bm_name_check(const char *name) {
+  return name_check(name) == 0 ? 0 : bm__words_name(name != NULL ? name : "");
+}
+
+int bm_section_open(bm_source_t **out, const char *name, unsigned access) {
+  int err = section_open(out, name, access);
+  return err == 0 ? 0 : bm__words_dataset(err, name, NULL);
 }

@@ -792,7 +792,7 @@ START_TEST(auto_refuses_with_hint) {
     fclose(f);
     write_file(p, h, n - 4, NULL, 0);
   }
-  refused("trunc", p, BM_FORMAT_AUTO, "--format raw loads the bytes as they are");
+  refused("trunc", p, BM_FORMAT_AUTO, "the raw format loads the bytes as they are");
 }
 END_TEST
 

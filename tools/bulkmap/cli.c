@@ -292,13 +292,18 @@ void out_error(cli_out_t *o, int rc) {
   putchar('}');
 }
 
+/* The library's words (bm_errmsg), about its subject when it names one. */
 void cli_lib_error(const char *context, int err) {
-  cli_lib_error_os(context, err, bm_last_os_error());
+  const char *subject = bm_errsubject(err);
+  cli_error_code(bm_err_name(err));
+  cli_error(subject[0] != '\0' ? subject : context, "%s", bm_errmsg(err));
 }
 
 void cli_lib_error_os(const char *context, int err, int os) {
   cli_error_code(bm_err_name(err));
-  if (os != 0)
+  if (bm_errsubject(err)[0] != '\0')
+    cli_error(bm_errsubject(err), "%s", bm_errmsg(err));
+  else if (os != 0)
     cli_error(context, "%s (%s; OS error %d (0x%x))", bm_strerror(err), bm_err_name(err), os,
               (unsigned)os);
   else

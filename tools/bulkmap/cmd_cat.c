@@ -67,12 +67,7 @@ int ds_wait(const char *cmd, const char *name, const char *text, unsigned flags,
     return cli_usage(cmd, "--wait '%s': expected seconds, a number from 0 (e.g. 30 or 0.5)", text);
   *err = bm_dataset_wait_open(ds, name, flags, s, info);
   if (*err == BM_ETIMEDOUT) {
-    cli_error_code("ETIMEDOUT");
-    if (info->state == BM_STATE_LOADING)
-      cli_error(name, "timed out after %g s: still loading (writer pid %lld)", s,
-                (long long)info->writer_pid);
-    else
-      cli_error(name, "timed out after %g s: no such section", s);
+    cli_lib_error(name, *err); /* the library's words: how long, and the state last seen */
     return EXIT_FAILED;
   }
   return -1;
@@ -104,7 +99,7 @@ int cmd_cat(int argc, char **argv) {
     if ((err = bm_section_open(&src, pos[0], BM_ACCESS_READ)) != 0 ||
         (err = bm_source_size(src, &length)) != 0) {
       bm_source_close(src);
-      return ds_report(pos[0], err, NULL);
+      return ds_report(pos[0], err);
     }
   } else {
     /* Verified first (bm_dataset_verify), then written from private copies that are hashed
@@ -116,7 +111,7 @@ int cmd_cat(int argc, char **argv) {
     } else {
       err = bm_dataset_open(&ds, pos[0], verify ? BM_OPEN_VERIFY : 0, &info);
     }
-    if (err != 0) return ds_report(pos[0], err, &info);
+    if (err != 0) return ds_report(pos[0], err);
     src = bm_dataset_source(ds);
     length = info.bytes;
     if (verify && (out.xxh = bm_xxh3_new()) == NULL) {

@@ -20,55 +20,6 @@ static int load_progress(uint64_t done, uint64_t total, void *arg) {
   return cli_signal_caught() != 0;
 }
 
-/* Why the load failed, in a user's words. */
-static void load_error(const char *file, const char *name, int err, const bm_load_result_t *r,
-                       const bm_preflight_t *room, const char *group) {
-  char why[BM_DESCRIBE_MAX * 2];
-  bm_section_info_t held;
-  cli_error_code(bm_err_name(err)); /* --json's error.code */
-  if (err == BM_EPERM && group == NULL && bm_section_lookup(name, &held) == 0)
-    cli_error(name, "not replaced: another user's dataset, owned by %s (uid %lu): only its owner "
-              "or root may replace it", held.owner, (unsigned long)held.uid);
-  else if (err == BM_EPERM && group == NULL)
-    cli_error(name, "not replaced: another user's dataset (only its owner or root may replace it)");
-  else if (err == BM_ENOTSUP && r->failed_at == BM_LOAD_AT_CREATE)
-    cli_error(name, "cannot be replaced here: a named section cannot be renamed (it lives until its "
-              "last handle closes: stop its holder, then load)");
-  else if (err == BM_EEXIST && bm_section_lookup(name, &held) == 0 && held.state == BM_STATE_ABANDONED)
-    cli_error(name, "exists already, abandoned by its writer (pid %lld): bulkmap rm %s removes it",
-              (long long)held.writer_pid, name);
-  else if (err == BM_EEXIST && bm_section_lookup(name, &held) == 0 && held.state == BM_STATE_FAILED)
-    cli_error(name, "exists already, a load that failed: bulkmap rm %s removes it", name);
-  else if (err == BM_EEXIST || err == BM_EAMBIGUOUS)
-    cli_error(name, "a section of that name exists already (bulkmap rm %s removes it)", name);
-  else if (err == BM_ENOROOM)
-    cli_error(name, "not loaded: %s", bm_preflight_describe(room, why, sizeof(why)));
-  else if (err == BM_ENOLARGE)
-    cli_error(name, "large pages required but not had: %s%s", bm_large_describe(&r->large, why, sizeof(why)),
-              r->large.reason == BM_REASON_NO_MOUNT ? " (bulkmap setup --large-pages SIZE mounts hugetlbfs)"
-              : r->large.reason == BM_REASON_POOL_EMPTY || r->large.reason == BM_REASON_POOL_TOO_SMALL
-                  ? " (bulkmap setup --large-pages SIZE grows the pool)" : "");
-  else if (err == BM_EFORMAT && strstr(r->why, "--format raw") != NULL) /* the library's hint (auto) */
-    cli_error(file, "%s: nothing published", r->why);
-  else if (err == BM_EFORMAT)
-    cli_error(file, "%s: nothing published (--format raw loads the bytes as they are)", r->why);
-  else if (r->failed_at == BM_LOAD_AT_FILE)
-    cli_lib_error(file, err);
-  else if (err == BM_ENOENT && group != NULL && r->failed_at == BM_LOAD_AT_CREATE)
-    cli_error(name, "--group '%s': no such group", group);
-  else if ((err == BM_EACCES || err == BM_EPERM) && group != NULL)
-    cli_error(name, "--group '%s': you may not give a section to that group", group);
-  else if (err == BM_ECHANGED)
-    cli_error(file, "file changed as we read it: nothing published");
-  else if (err == BM_ETRUNCATED)
-    cli_error(file, "the file shrank while it was loaded");
-  else if (err == BM_ENOSPC)
-    cli_error(name, "no memory left for the section's pages (shared memory full: /dev/shm or the huge page pool)");
-  else
-    cli_lib_error_os(file, err, r->os_error);
-  if (r->removed < 0) cli_error(name, "now names another section: left alone");
-}
-
 int cmd_load(int argc, char **argv) {
   const char *o_replace = NULL; /* the new generation becomes NAME atomically (docs/design.md section 7) */
   const char *o_name = NULL, *o_large = NULL, *o_hold = NULL, *o_json = NULL, *o_noprog = NULL,
@@ -155,7 +106,7 @@ int cmd_load(int argc, char **argv) {
     return cli_signal_status(sig);
   }
   if (err != 0) {
-    load_error(pos[0], o_name, err, &r, &room, o_group);
+    cli_lib_error(pos[0], err); /* the library's words: what, why, the figures, the remedy */
     return EXIT_FAILED;
   }
 

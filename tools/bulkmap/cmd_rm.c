@@ -62,7 +62,6 @@ int cmd_rm(int argc, char **argv) {
   const cli_opt_t opts[] = {{"--force", 0, &o_force}, {"--abandoned", 0, &o_abandoned},
                             {"--json", 0, &o_json}};
   int npos, rc, err, i, status = EXIT_DONE;
-  bm_section_info_t held;
   /* As many names as the command line holds (`bulkmap rm $(...)`): no limit of its own. */
   if ((pos = malloc((size_t)argc * sizeof(*pos))) == NULL) {
     cli_error_code("ENOMEM");
@@ -92,16 +91,7 @@ int cmd_rm(int argc, char **argv) {
     err = o_force ? bm_section_remove_force(pos[i]) : bm_section_remove(pos[i]);
     if (err == 0) continue;
     if (err == BM_ENOENT && o_force) continue; /* as rm -f: gone is what was wanted */
-    cli_error_code(bm_err_name(err)); /* --json's error.code (rm --abandoned --json) */
-    if (err == BM_EBUSY)
-      cli_error(pos[i], "its writer is still loading it (--force removes it anyway)");
-    else if (err == BM_ENOTSUP)
-      cli_error(pos[i], "sections cannot be removed here: one lives until its last handle closes");
-    else if (err == BM_EPERM && bm_section_lookup(pos[i], &held) == 0)
-      cli_error(pos[i], "another user's dataset, owned by %s (uid %lu): only its owner or root "
-                "may remove it", held.owner, (unsigned long)held.uid);
-    else
-      ds_report(pos[i], err, NULL);
+    cli_lib_error(pos[i], err); /* the library's words: whose it is, what removes it */
     status = EXIT_FAILED;
   }
   free(pos);

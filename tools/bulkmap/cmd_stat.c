@@ -19,13 +19,13 @@ int cmd_stat(int argc, char **argv) {
   /* --wait: until ready (then shown as below), or a failed or abandoned one shown now. */
   if (o_wait != NULL && (rc = ds_wait("stat", pos[0], o_wait, 0, &ds, &info, &err)) >= 0) return rc;
   if (o_wait != NULL && err != 0 && err != BM_EINCOMPLETE && err != BM_EABANDONED)
-    return ds_report(pos[0], err, &info);
+    return ds_report(pos[0], err);
   bm_dataset_close(ds);
   err = bm_dataset_open(&ds, pos[0], BM_OPEN_ANY_STATE, &info);
-  if (err != 0) return ds_report(pos[0], err, &info);
+  if (err != 0) return ds_report(pos[0], err);
   if (info.state == BM_STATE_CORRUPT) {
     bm_dataset_close(ds);
-    return ds_report(pos[0], BM_ECORRUPT, &info);
+    return ds_report(pos[0], BM_ECORRUPT);
   }
 
   out_begin(&out, o_json != NULL);

@@ -5,61 +5,8 @@
 #include "datasets.h"
 #include "plat.h"
 
-int ds_report(const char *name, int err, const bm_dataset_info_t *info) {
-  cli_error_code(bm_err_name(err)); /* --json's error.code */
-  switch (err) {
-  case BM_ENOENT:
-    cli_error(name, "no such section");
-    return EXIT_FAILED;
-  case BM_ENAME:
-    cli_error(name, "a name is 1-200 characters of A-Z a-z 0-9 . _ -");
-    return EXIT_USAGE;
-  case BM_EAMBIGUOUS: {
-    bm_section_info_t *v = NULL;
-    size_t n = 0, i;
-    cli_error(name, "the name is held in several places, none of them yours alone:");
-    if (bm_section_list(name, BM_LIST_ALL, &v, &n) == 0)
-      for (i = 0; i < n; i++) {
-        fputs("  ", stderr);
-        cli_put_escaped(stderr, v[i].place);
-        fputc('/', stderr);
-        cli_put_escaped(stderr, v[i].name);
-        fprintf(stderr, " (owner %s, %s)\n", v[i].owner, bm_state_name(v[i].state));
-      }
-    bm_section_list_free(v);
-    fprintf(stderr, "  (bulkmap rm NAME removes the one you may remove)\n");
-    return EXIT_FAILED;
-  }
-  case BM_ENOTDATASET:
-    cli_error(name, "not a bulkmap dataset (cat --raw writes its bytes as they are)");
-    return EXIT_FAILED;
-  case BM_EINCOMPLETE:
-  case BM_EABANDONED:
-    if (info != NULL && info->state == BM_STATE_LOADING)
-      cli_error(name, "not ready: still loading (writer pid %lld)", (long long)info->writer_pid);
-    else if (info != NULL && info->state == BM_STATE_FAILED)
-      cli_error(name, "not ready: the load failed");
-    else if (err == BM_EABANDONED)
-      cli_error(name, "not ready: abandoned by its writer while loading (bulkmap rm %s removes it)",
-                name);
-    else
-      cli_lib_error(name, err);
-    return EXIT_FAILED;
-  case BM_ECORRUPT:
-    cli_error(name, "the dataset's trailer is corrupt");
-    return EXIT_FAILED;
-  case BM_ECHECKSUM:
-    if (info != NULL && info->has_xxh3)
-      cli_error(name, "checksum mismatch: the payload does not hash to the trailer's %016llx",
-                (unsigned long long)info->xxh3);
-    else
-      cli_lib_error(name, err);
-    return EXIT_FAILED;
-  case BM_ETRUNCATED:
-    cli_error(name, "the section changed size while it was read");
-    return EXIT_FAILED;
-  }
-  cli_lib_error(name, err);
+int ds_report(const char *name, int err) {
+  cli_lib_error(name, err); /* the library's words (bm_errmsg) */
   return cli_exit_for(err);
 }
 

@@ -5,10 +5,10 @@
 
 #include "cli.h"
 
-/* Reports err about section NAME on stderr in the words a user needs (an ambiguous name
- * lists every path that holds it; a dataset that is not ready says its state) and
- * returns the exit status. info may be NULL. */
-int ds_report(const char *name, int err, const bm_dataset_info_t *info);
+/* Reports err about section NAME on stderr in the library's words (bm_errmsg: an
+ * ambiguous name lists every path that holds it; a dataset that is not ready says its
+ * state) and returns the exit status. */
+int ds_report(const char *name, int err);
 /* "--mode 0640": octal permission bits 0-0777 that include the owner's read bit (0400) into
  * *mode; EXIT_USAGE after printing why. */
 int ds_parse_mode(const char *cmd, const char *text, unsigned *mode);

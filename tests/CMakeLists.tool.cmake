@@ -12,6 +12,11 @@ if(TARGET bulkmap_tool AND NOT WIN32)
   if(BULKMAP_SANITIZE)
     set_tests_properties(tool PROPERTIES ENVIRONMENT "BULKMAP_TEST_SANITIZED=1")
   endif()
+  # The cases of several GiB (minutes of reading holes): once, in the native lane.
+  if(NOT BULKMAP_SANITIZE)
+    add_test(NAME tool_large COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tool/test_tool_large.sh $<TARGET_FILE:bulkmap_tool>)
+    set_tests_properties(tool_large PROPERTIES TIMEOUT 900 LABELS slow)
+  endif()
   # bench on the real OS: keys, min <= median <= max, reasons, --file, --sweep, CSV.
   add_test(NAME tool_bench COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tool/test_bench.sh $<TARGET_FILE:bulkmap_tool>)
   set_tests_properties(tool_bench PROPERTIES TIMEOUT 300)

@@ -66,43 +66,8 @@ for spec in "0 1" "1 4095" "4095 2" "65535 70000" "12345 1000000" "4999999 1" "5
   [ "$(json "$out" lines)" = "$(wc -l <"$T/cut")" ] && ok || fail "--offset $1 --length $2 lines"
 done
 
-# 5. A sparse file of several GiB with data near the end.
-truncate -s 3G "$T/sparse"
-head -c 3000000 "$T/text" | dd of="$T/sparse" bs=1M seek=3060 conv=notrunc status=none
-check_scan "$T/sparse"
-check_count "$T/sparse" xyzzy --window 64M
-
-# 6. 64 GiB sparse under a 1 GiB address-space limit: a literal straddling 4 GiB (also a
-# window edge), a newline as the last byte before 8 GiB, another literal at 32 GiB and a
-# last line. In the linux32 build this is the real case, not a limit put on the process.
-if [ -n "${BULKMAP_TEST_SANITIZED:-}" ]; then
-  echo "SKIP 64 GiB under ulimit -v: AddressSanitizer reserves terabytes of shadow address space" >&2
-else
-truncate -s 64G "$T/huge"
-put() { printf "$2" | dd of="$T/huge" bs=1 seek="$1" conv=notrunc status=none; }
-put $(((4 << 30) - 2)) 'xyzzy\n'
-put $(((8 << 30) - 1)) '\n'
-put $(((32 << 30) - 2)) 'xyzzy\n'
-put $(((64 << 30) - 4)) 'end\n'
-# What `xxhsum -H3` printed for exactly this file (it takes a minute to read the holes):
-# BULKMAP_TEST_XXHSUM_64G=1 computes it again.
-want_h=64a9f0d770e1222a
-if [ -n "${BULKMAP_TEST_XXHSUM_64G:-}" ]; then
-  want_h=$(xxh "$T/huge")
-fi
-out=$(ulimit -v 1048576; "$BM" scan "$T/huge" --hash --lines --count xyzzy --json --no-progress)
-rc=$?
-if [ $rc -ne 0 ]; then fail "64 GiB scan under ulimit -v 1048576: exit $rc"; else
-  [ "$(json "$out" xxh3)" = "$want_h" ] && ok || fail "64 GiB xxh3 $(json "$out" xxh3) != $want_h"
-  [ "$(json "$out" lines)" = 4 ] && ok || fail "64 GiB lines: $(json "$out" lines) != 4"
-  [ "$(json "$out" count)" = 2 ] && ok || fail "64 GiB count: $(json "$out" count) != 2"
-  [ "$(json "$out" bytes)" = $((64 << 30)) ] && ok || fail "64 GiB bytes: $(json "$out" bytes)"
-  peak=$(json "$out" peak_mapped_bytes)
-  [ "$peak" -le $((512 << 20)) ] && ok || fail "64 GiB peak_mapped_bytes $peak"
-  echo "64 GiB sparse scan under ulimit -v 1048576: xxh3=$(json "$out" xxh3) lines=$(json "$out" lines) count=$(json "$out" count) peak_mapped_bytes=$peak seconds=$(json "$out" seconds)"
-fi
-rm -f "$T/huge"
-fi
+# 5, 6 and 16 (several GiB: a sparse 3 GiB, a 64 GiB under ulimit -v, past 32 bits) are
+# tests/tool/test_tool_large.sh, run once, in the native lane.
 
 # 7. Bad input: a clear message, the docs/design.md exit code, never a signal.
 expect 1 scan "$T/missing"
@@ -588,55 +553,5 @@ sys.exit(subprocess.call(sys.argv[1:], stdout=w, stdin=subprocess.DEVNULL))' \
   expect 1 stat "$NAME-out"
   grep -q "no such section" "$T/err" && ok || { fail "load, result lost ($how): the section is still there: $(cat "$T/out")"; "$BM" rm --force "$NAME-out" >/dev/null 2>&1; }
 done
-
-# 16. Past 32 bits (the point of the linux32 build, where size_t is 32 bits and the process
-# has at most 4 GiB of address space; the same checks hold in every build).
-bits=64
-[ "$(od -An -tx1 -j4 -N1 "$BM" 2>/dev/null | tr -d ' ')" = 01 ] && bits=32 # ELF class
-echo "note: $BM is ${bits}-bit code" >&2
-if [ -n "${BULKMAP_TEST_SANITIZED:-}" ]; then
-  echo "SKIP past 32 bits (3 GiB load under ulimit -v): slow under the sanitizers, and AddressSanitizer's shadow defeats ulimit -v" >&2
-else
-# Windows of 256M for 16 threads: 18 in flight would be 4.5 GiB, more than a 32-bit
-# process has; the pipeline keeps them within 1 GiB there. A range across 4 GiB, checked
-# against the same bytes cut out with dd.
-truncate -s 5G "$T/wide"
-printf 'xyzzy\n' | dd of="$T/wide" bs=1 seek=$(((4 << 30) - 2)) conv=notrunc status=none
-off=$(((4 << 30) - (1 << 20))) len=$((1 << 30))
-out=$("$BM" scan "$T/wide" --offset $off --length $len --window 256M --threads 16 --count xyzzy --hash --lines --json --no-progress)
-rc=$?
-want_h=$(dd if="$T/wide" iflag=skip_bytes,count_bytes skip=$off count=$len status=none | xxh -)
-if [ $rc -ne 0 ]; then fail "scan --window 256M --threads 16 across 4 GiB: exit $rc"; else
-  [ "$(json "$out" xxh3)" = "$want_h" ] && ok || fail "256M windows: xxh3 $(json "$out" xxh3) != $want_h"
-  [ "$(json "$out" lines)" = 1 ] && ok || fail "256M windows: lines $(json "$out" lines) != 1"
-  [ "$(json "$out" count)" = 1 ] && ok || fail "256M windows: count $(json "$out" count) != 1"
-  peak=$(json "$out" peak_mapped_bytes)
-  if [ $bits = 32 ]; then [ "$peak" -le $((1 << 30)) ] && ok || fail "256M windows, 32-bit: peak_mapped_bytes $peak > 1 GiB"; fi
-fi
-rm -f "$T/wide"
-
-# A 3 GiB file (64 KiB blocks, each headed by its number) loaded into a section and cat
-# back, both under a 1 GiB address-space limit: the section is never mapped whole.
-need=$((3 << 30)) avail=$(df -B1 --output=avail /dev/shm 2>/dev/null | tail -n 1 | tr -d ' ')
-if [ -z "$avail" ] || [ "$avail" -lt $((need + (256 << 20))) ]; then
-  echo "SKIP 3 GiB load/cat: /dev/shm has ${avail:-?} bytes free, needs $need and some room" >&2
-else
-  perl -e 'srand(14); my $b = pack("N*", map { int(rand(4294967296)) } 1..16384);
-           for my $i (0..49151) { my $h = sprintf("block %08d\n", $i); print $h, substr($b, length($h)); }' >"$T/f3g"
-  want_h=$(xxh "$T/f3g")
-  out=$(ulimit -v 1048576; "$BM" load "$T/f3g" --name "$NAME-wide" --large-pages off --json --no-progress </dev/null)
-  rc=$?
-  if [ $rc -ne 0 ]; then fail "3 GiB load under ulimit -v 1048576: exit $rc"; else
-    [ "$(json "$out" xxh3)" = "$want_h" ] && ok || fail "3 GiB load: xxh3 $(json "$out" xxh3) != $want_h"
-    [ "$(json "$out" bytes)" = "$need" ] && ok || fail "3 GiB load: bytes $(json "$out" bytes)"
-    (ulimit -v 1048576; "$BM" cat "$NAME-wide" </dev/null) | cmp - "$T/f3g" && ok || fail "3 GiB cat under ulimit -v 1048576 differs from the file"
-    st=$("$BM" stat "$NAME-wide" --json </dev/null)
-    [ "$(json "$st" bytes)" = "$need" ] && [ "$(json "$st" state)" = ready ] && ok || fail "3 GiB stat: $st"
-    echo "note: ${bits}-bit load of 3 GiB under ulimit -v 1048576: seconds=$(json "$out" seconds) xxh3=$(json "$out" xxh3); cat matches byte for byte" >&2
-    expect 0 rm "$NAME-wide"
-  fi
-  rm -f "$T/f3g"
-fi
-fi
 
 finish "tool tests"

@@ -214,5 +214,8 @@ int bm__pool_run(bm__pool_t *p) {
   free(r.slots);
   free(r.state);
   free(tid);
+  /* The caller's thread reads the failure where it reads any other (bm_last_os_error,
+   * bm_errmsg): a worker's OS error is its OS error. */
+  if (r.status != 0 && p->os_error != 0) bm__set_os_error(p->os_error);
   return r.status;
 }

@@ -22,15 +22,15 @@ int main(int argc, char **argv) {
   /* Read on every CPU into the new section, hashed, published `ready`; on any failure
    * (the file changed meanwhile: BM_ECHANGED) nothing is left under the name. */
   if ((err = bm_dataset_load(NULL, argv[2], argv[1], &lo, &res)) != 0) {
-    fprintf(stderr, "%s: %s (OS error %d)\n", argv[1], bm_strerror(err),
-            res.os_error ? res.os_error : bm_last_os_error());
+    /* "weights: exists already, a load that failed: bulkmap rm weights removes it" */
+    fprintf(stderr, "%s: %s\n", bm_errsubject(err), bm_errmsg(err));
     return 1;
   }
   fprintf(stderr, "large pages: %s\n", res.large.obtained ? "yes"
                                         : bm_large_describe(&res.large, why, sizeof(why)));
   /* Any process of this user can now map it by name, checksum verified on the way in. */
   if ((err = bm_dataset_open(&ds, argv[2], BM_OPEN_VERIFY, &info)) != 0) {
-    fprintf(stderr, "%s: %s\n", argv[2], bm_strerror(err));
+    fprintf(stderr, "%s: %s\n", argv[2], bm_errmsg(err));
     bm_section_remove(argv[2]);
     return 1;
   }

@@ -30,7 +30,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   if ((err = bm_file_open(&src, argv[1], BM_FILE_READ)) != 0) {
-    fprintf(stderr, "%s: %s (OS error %d)\n", argv[1], bm_strerror(err), bm_last_os_error());
+    fprintf(stderr, "%s: %s\n", argv[1], bm_errmsg(err)); /* "no such file ... (ENOENT; OS error 2 ...)" */
     return 1;
   }
   /* Windows mapped, counted on the library's threads (one a CPU) and merged in order;
@@ -38,7 +38,7 @@ int main(int argc, char **argv) {
   err = bm_scan(src, &o, &r);
   bm_source_close(src);
   if (err != 0) {
-    fprintf(stderr, "%s: %s (OS error %d)\n", argv[1], bm_strerror(err), r.os_error);
+    fprintf(stderr, "%s: %s\n", argv[1], bm_errmsg(err)); /* the words of this thread's last failure */
     return 1;
   }
   printf("%llu %llu\n", (unsigned long long)r.lines, (unsigned long long)r.counts[0]);

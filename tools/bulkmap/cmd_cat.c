@@ -88,7 +88,7 @@ int cmd_cat(int argc, char **argv) {
   if (rc != 0) return rc < 0 ? EXIT_DONE : rc;
   if (npos != 1) return cli_usage("cat", "missing NAME");
   if (bm_name_check(pos[0]) != 0)
-    return cli_usage("cat", "'%s': a name is 1-200 characters of A-Z a-z 0-9 . _ -", pos[0]);
+    return cli_usage("cat", "'%s': %s", pos[0], bm_errmsg(BM_ENAME));
   if (o_wait != NULL && o_raw != NULL) return cli_usage("cat", "--wait waits for a dataset: not with --raw");
   verify = !o_raw && !o_noverify;
   cli_ignore_sigpipe();

@@ -46,7 +46,7 @@ int cmd_load(int argc, char **argv) {
   if (pos[0][0] == '\0') return cli_usage("load", "FILE is an empty string");
   if (o_name == NULL) return cli_usage("load", "missing --name NAME");
   if (bm_name_check(o_name) != 0)
-    return cli_usage("load", "--name '%s': a name is 1-200 characters of A-Z a-z 0-9 . _ -", o_name);
+    return cli_usage("load", "--name '%s': %s", o_name, bm_errmsg(BM_ENAME));
   if ((rc = load_parse_large(o_large, &large)) != 0) return rc;
   if (o_mode != NULL && (rc = ds_parse_mode("load", o_mode, &mode)) != 0) return rc;
   if (o_group != NULL && o_group[0] == '\0') return cli_usage("load", "--group is an empty string");

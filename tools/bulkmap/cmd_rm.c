@@ -76,7 +76,7 @@ int cmd_rm(int argc, char **argv) {
   if (rc == 0 && o_abandoned == NULL && npos < 1) rc = cli_usage("rm", "missing NAME");
   for (i = 0; rc == 0 && i < npos; i++)
     if (bm_name_check(pos[i]) != 0)
-      rc = cli_usage("rm", "'%s': a name is 1-200 characters of A-Z a-z 0-9 . _ -", pos[i]);
+      rc = cli_usage("rm", "'%s': %s", pos[i], bm_errmsg(BM_ENAME));
   if (rc != 0) {
     free(pos);
     return rc < 0 ? EXIT_DONE : rc;

@@ -15,7 +15,7 @@ int cmd_stat(int argc, char **argv) {
   if (rc != 0) return rc < 0 ? EXIT_DONE : rc;
   if (npos != 1) return cli_usage("stat", "missing NAME");
   if (bm_name_check(pos[0]) != 0)
-    return cli_usage("stat", "'%s': a name is 1-200 characters of A-Z a-z 0-9 . _ -", pos[0]);
+    return cli_usage("stat", "'%s': %s", pos[0], bm_errmsg(BM_ENAME));
   /* --wait: until ready (then shown as below), or a failed or abandoned one shown now. */
   if (o_wait != NULL && (rc = ds_wait("stat", pos[0], o_wait, 0, &ds, &info, &err)) >= 0) return rc;
   if (o_wait != NULL && err != 0 && err != BM_EINCOMPLETE && err != BM_EABANDONED)

@@ -25,9 +25,10 @@
 
 /* errors.c */
 extern PyObject *bm_error; /* bulkmap.Error */
-extern const char name_rule[];
 PyObject *raise_msg(const char *context, int err, int os, const char *msg);
 PyObject *raise_bm(const char *context, int err, int os);
+PyObject *raise_name(const char *name, int err);
+int check_name(const char *name); /* 0, or -1 with bulkmap.Error ENAME raised */
 PyObject *raise_open(const char *name, int err, int os, const bm_dataset_info_t *info);
 PyObject *load_error(const char *path, const char *name, const char *group, int err,
                      int os, const bm_load_result_t *res, const bm_preflight_t *room);
@@ -39,6 +40,9 @@ int to_u64(PyObject *o, const char *what, uint64_t *out);
 int to_size(PyObject *o, const char *what, uint64_t *out);
 int to_threads(PyObject *o, unsigned *out);
 int to_literal(PyObject *o, PyObject **keep, bm_literal_t *lit);
+int to_large(const char *s, int *out);   /* "auto" "on" "off": BM_LARGE_* */
+const char *large_name(int mode);        /* BM_LARGE_* as to_large reads it; NULL: none */
+int to_format(const char *s, int *out);  /* "auto" "raw" "npy" "safetensors": BM_FORMAT_* */
 PyObject *py_parse_size(PyObject *self, PyObject *arg);
 
 /* interrupt.c: a long call without the GIL, its progress callback running Python's signal

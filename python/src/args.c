@@ -28,6 +28,34 @@ int to_u64(PyObject *o, const char *what, uint64_t *out) {
   return 0;
 }
 
+/* large_pages=: the tool's --large-pages words, one a bm_large_mode_t. */
+static const char *const large_names[] = {
+  [BM_LARGE_OFF] = "off", [BM_LARGE_AUTO] = "auto", [BM_LARGE_ON] = "on"};
+
+int to_large(const char *s, int *out) {
+  int m;
+  for (m = 0; m < (int)(sizeof(large_names) / sizeof(large_names[0])); m++)
+    if (strcmp(s, large_names[m]) == 0) {
+      *out = m;
+      return 0;
+    }
+  PyErr_Format(PyExc_ValueError, "large_pages '%s': expected \"auto\", \"on\" or \"off\"", s);
+  return -1;
+}
+
+const char *large_name(int mode) {
+  if (mode < 0 || mode >= (int)(sizeof(large_names) / sizeof(large_names[0]))) return NULL;
+  return large_names[mode];
+}
+
+/* format=: the tool's --format words (bm_format_from_name). */
+int to_format(const char *s, int *out) {
+  if (bm_format_from_name(s, out) == 0) return 0;
+  PyErr_Format(PyExc_ValueError, "format '%s': expected \"auto\", \"raw\", \"npy\" or "
+               "\"safetensors\"", s);
+  return -1;
+}
+
 /* SIZE: an int, or a string as the tool takes it ("64M"). */
 int to_size(PyObject *o, const char *what, uint64_t *out) {
   if (PyUnicode_Check(o)) {

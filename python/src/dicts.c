@@ -29,12 +29,11 @@ PyObject *rate(uint64_t bytes, double secs) {
 /* ---------------------------------------------------------------------------------------
  * Dataset dicts (the tool's load/stat keys). */
 static PyObject *large_dict(const bm_large_t *l) {
-  static const char *modes[] = {"off", "auto", "on"};
   char why[1024];
   PyObject *d = PyDict_New();
   if (d == NULL) return NULL;
-  if (set_item(d, "requested", l->requested >= 0 && l->requested <= 2
-                                   ? PyUnicode_FromString(modes[l->requested])
+  if (set_item(d, "requested", large_name(l->requested) != NULL
+                                   ? PyUnicode_FromString(large_name(l->requested))
                                    : Py_NewRef(Py_None)) < 0 ||
       set_item(d, "obtained", PyBool_FromLong(l->obtained)) < 0 ||
       set_item(d, "page_size", PyLong_FromSize_t(l->page_size)) < 0 ||

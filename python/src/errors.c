@@ -42,12 +42,22 @@ PyObject *raise_bm(const char *context, int err, int os) {
   return raise_msg(context, err, os, bm_strerror(err));
 }
 
-const char name_rule[] = "a name is 1-200 characters of A-Z a-z 0-9 . _ -";
+/* The rule a name breaks (BM_ENAME), in the words of every call that takes one. */
+PyObject *raise_name(const char *name, int err) {
+  return raise_msg(name, err, 0, "a name is 1-200 characters of A-Z a-z 0-9 . _ -");
+}
+
+int check_name(const char *name) {
+  int err = bm_name_check(name);
+  if (err == 0) return 0;
+  raise_name(name, err);
+  return -1;
+}
 
 /* The message a user needs for a dataset that cannot be opened (as the tool words it). */
 PyObject *raise_open(const char *name, int err, int os, const bm_dataset_info_t *info) {
   char msg[160];
-  if (err == BM_ENAME) return raise_msg(name, err, 0, name_rule);
+  if (err == BM_ENAME) return raise_name(name, err);
   if ((err == BM_EINCOMPLETE || err == BM_EABANDONED) && info->state == BM_STATE_LOADING) {
     snprintf(msg, sizeof(msg), "not ready: still loading (writer pid %lld)",
              (long long)info->writer_pid);
@@ -114,7 +124,7 @@ PyObject *load_error(const char *path, const char *name, const char *group, int 
   }
   switch (err) {
   case BM_ENAME:
-    return raise_msg(name, err, 0, name_rule);
+    return raise_name(name, err);
   case BM_ENOTSUP:
     if (res->failed_at == BM_LOAD_AT_CREATE)
       return raise_msg(name, err, os, "cannot be replaced here: a named section cannot be renamed "
@@ -164,7 +174,7 @@ PyObject *make_error(const char *name, const char *group, int replace, int err, 
   char d[1024], msg[1200];
   switch (err) {
   case BM_ENAME:
-    return raise_msg(name, err, 0, name_rule);
+    return raise_name(name, err);
   case BM_EFORMAT:
     snprintf(msg, sizeof(msg), "%s: nothing published", why);
     return raise_msg(name, err, 0, msg);

@@ -92,11 +92,7 @@ PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
   memset(&res, 0, sizeof(res));
   memset(&room, 0, sizeof(room));
   /* format=: as the tool's --format (bm_format_from_name). */
-  if (format_name != NULL && bm_format_from_name(format_name, &format) != 0) {
-    PyErr_Format(PyExc_ValueError, "format '%s': expected \"auto\", \"raw\", \"npy\" or "
-                 "\"safetensors\"", format_name);
-    return NULL;
-  }
+  if (format_name != NULL && to_format(format_name, &format) < 0) return NULL;
   /* place=: /dev/shm (normal pages) or a hugetlbfs mount (large pages there: "on" unless
    * large_pages says otherwise). */
   if (place_obj != Py_None) {
@@ -111,13 +107,7 @@ PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
     }
     if (!shm) lo.dataset.mount = PyBytes_AS_STRING(placeb);
   }
-  if (large == NULL || strcmp(large, "auto") == 0) lo.dataset.large = BM_LARGE_AUTO;
-  else if (strcmp(large, "on") == 0) lo.dataset.large = BM_LARGE_ON;
-  else if (strcmp(large, "off") == 0) lo.dataset.large = BM_LARGE_OFF;
-  else {
-    PyErr_Format(PyExc_ValueError, "large_pages '%s': expected \"auto\", \"on\" or \"off\"", large);
-    goto done;
-  }
+  if (to_large(large != NULL ? large : "auto", &lo.dataset.large) < 0) goto done;
   if (mode_obj != NULL && to_u64(mode_obj, "mode", &mode) < 0) goto done;
   if (mode > 0777) {
     PyErr_SetString(PyExc_ValueError, "mode: permission bits 0 to 0o777");
@@ -125,10 +115,7 @@ PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
   }
   if (group_obj != Py_None && (group = PyUnicode_AsUTF8(group_obj)) == NULL) goto done;
   if (to_threads(threads, &lo.threads) < 0) goto done;
-  if ((err = bm_name_check(name)) != 0) {
-    raise_msg(name, err, 0, name_rule);
-    goto done;
-  }
+  if (check_name(name) < 0) goto done;
   if (!PyUnicode_FSConverter(path_obj, &pathb)) goto done;
   path = PyBytes_AS_STRING(pathb);
   if (path[0] == '\0') {
@@ -230,11 +217,7 @@ static PyObject *dataset_publish_busy(dataset_obj *self, PyObject *args, PyObjec
     return NULL;
   }
   if (self->has_layout) format = BM_FORMAT_NPY;
-  else if (bm_format_from_name(fname, &format) != 0) {
-    PyErr_Format(PyExc_ValueError, "format '%s': expected \"auto\", \"raw\", \"npy\" or "
-                 "\"safetensors\"", fname);
-    return NULL;
-  }
+  else if (to_format(fname, &format) < 0) return NULL;
   if (self->exports > 0) {
     PyErr_SetString(PyExc_BufferError, "cannot publish: an array or memoryview can still write "
                     "into the dataset (del it first: later writes would not match the checksum)");
@@ -297,13 +280,7 @@ static int make_opts(PyObject *mode_obj, PyObject *group_obj, const char *large,
                      bm_dataset_opts_t *o) {
   uint64_t mode = 0; /* 0: 0600 for a new dataset, the old one's for a replace */
   memset(o, 0, sizeof(*o));
-  if (strcmp(large, "auto") == 0) o->large = BM_LARGE_AUTO;
-  else if (strcmp(large, "on") == 0) o->large = BM_LARGE_ON;
-  else if (strcmp(large, "off") == 0) o->large = BM_LARGE_OFF;
-  else {
-    PyErr_Format(PyExc_ValueError, "large_pages '%s': expected \"auto\", \"on\" or \"off\"", large);
-    return -1;
-  }
+  if (to_large(large, &o->large) < 0) return -1;
   if (mode_obj != NULL && to_u64(mode_obj, "mode", &mode) < 0) return -1;
   if (mode > 0777) {
     PyErr_SetString(PyExc_ValueError, "mode: permission bits 0 to 0o777");
@@ -375,7 +352,7 @@ PyObject *py_create(PyObject *self, PyObject *args, PyObject *kw) {
                                    &replace, &remove_on_exit))
     return NULL;
   if (make_opts(mode_obj, group_obj, large, replace, &o) < 0) return NULL;
-  if ((err = bm_name_check(name)) != 0) return raise_msg(name, err, 0, name_rule);
+  if (check_name(name) < 0) return NULL;
   typed = dtype != Py_None;
   memset(&l, 0, sizeof(l));
   if (typed) {
@@ -476,12 +453,8 @@ PyObject *py_publish(PyObject *self, PyObject *args, PyObject *kw) {
   memset(&po, 0, sizeof(po));
   memset(&res, 0, sizeof(res));
   if (make_opts(mode_obj, group_obj, large, replace, &po.dataset) < 0) return NULL;
-  if ((err = bm_name_check(name)) != 0) return raise_msg(name, err, 0, name_rule);
-  if (bm_format_from_name(fname, &po.format) != 0) {
-    PyErr_Format(PyExc_ValueError, "format '%s': expected \"auto\", \"raw\", \"npy\" or "
-                 "\"safetensors\"", fname);
-    return NULL;
-  }
+  if (check_name(name) < 0) return NULL;
+  if (to_format(fname, &po.format) < 0) return NULL;
   if (PyObject_GetBuffer(obj, &buf, PyBUF_ANY_CONTIGUOUS) < 0) {
     if (PyErr_ExceptionMatches(PyExc_BufferError) || PyErr_ExceptionMatches(PyExc_TypeError)) {
       PyErr_Clear();

@@ -148,7 +148,7 @@ PyObject *py_rm(PyObject *self, PyObject *args, PyObject *kw) {
   Py_END_ALLOW_THREADS
   if (err == BM_EBUSY)
     return raise_msg(name, err, os, "its writer is still loading it (force=True removes it anyway)");
-  if (err == BM_ENAME) return raise_msg(name, err, 0, name_rule);
+  if (err == BM_ENAME) return raise_name(name, err);
   if (err != 0) return raise_bm(name, err, os);
   Py_RETURN_NONE;
 }

@@ -36,6 +36,7 @@ PyObject *make_error(const char *name, const char *group, int replace, int err, 
                      const bm_large_t *large, const char *why);
 
 /* args.c */
+int to_path(PyObject *o, PyObject **out);
 int to_u64(PyObject *o, const char *what, uint64_t *out);
 int to_size(PyObject *o, const char *what, uint64_t *out);
 int to_threads(PyObject *o, unsigned *out);
@@ -43,6 +44,8 @@ int to_literal(PyObject *o, PyObject **keep, bm_literal_t *lit);
 int to_large(const char *s, int *out);   /* "auto" "on" "off": BM_LARGE_* */
 const char *large_name(int mode);        /* BM_LARGE_* as to_large reads it; NULL: none */
 int to_format(const char *s, int *out);  /* "auto" "raw" "npy" "safetensors": BM_FORMAT_* */
+int make_opts(PyObject *mode_obj, PyObject *group_obj, const char *large, int replace,
+              bm_dataset_opts_t *o);
 PyObject *py_parse_size(PyObject *self, PyObject *arg);
 
 /* interrupt.c: a long call without the GIL, its progress callback running Python's signal
@@ -61,6 +64,7 @@ int set_item(PyObject *d, const char *key, PyObject *v);
 PyObject *hex64(uint64_t v);
 PyObject *text(const char *s);
 PyObject *rate(uint64_t bytes, double secs);
+PyObject *shape_list(const bm_layout_t *l);
 PyObject *layout_obj(const bm_layout_t *l);
 int set_format_items(PyObject *d, int state, int format, int has_layout,
                      const bm_layout_t *l);
@@ -116,8 +120,9 @@ int dataset_enter_call(dataset_obj *self);
 void dataset_leave_call(dataset_obj *self);
 void dataset_release(dataset_obj *self);
 int dataset_tensors(dataset_obj *self, bm_tensor_t **t, size_t *n);
-void dataset_typed_init(dataset_obj *o, const bm_dataset_info_t *info, int verify,
-                        int copy_on_write);
+/* A Dataset named `name` that holds no dataset yet (no handle, no view, a raw payload), for
+ * open() and create() to fill in; NULL with an exception. */
+dataset_obj *dataset_new(const char *name);
 PyObject *py_open(PyObject *self, PyObject *args, PyObject *kw);
 
 /* arrays.c: the Dataset's methods and getters for arrays and tensors, and the type of the

@@ -56,6 +56,35 @@ int to_format(const char *s, int *out) {
   return -1;
 }
 
+/* A path argument (str, bytes, os.PathLike) as the bytes of its file system encoding, in
+ * *out; not empty. */
+int to_path(PyObject *o, PyObject **out) {
+  if (!PyUnicode_FSConverter(o, out)) return -1;
+  if (PyBytes_GET_SIZE(*out) == 0) {
+    PyErr_SetString(PyExc_ValueError, "path is an empty string");
+    Py_CLEAR(*out);
+    return -1;
+  }
+  return 0;
+}
+
+/* mode, group, large_pages and replace into the library's dataset options. */
+int make_opts(PyObject *mode_obj, PyObject *group_obj, const char *large, int replace,
+                     bm_dataset_opts_t *o) {
+  uint64_t mode = 0; /* 0: 0600 for a new dataset, the old one's for a replace */
+  memset(o, 0, sizeof(*o));
+  if (to_large(large, &o->large) < 0) return -1;
+  if (mode_obj != NULL && to_u64(mode_obj, "mode", &mode) < 0) return -1;
+  if (mode > 0777) {
+    PyErr_SetString(PyExc_ValueError, "mode: permission bits 0 to 0o777");
+    return -1;
+  }
+  if (group_obj != Py_None && (o->group = PyUnicode_AsUTF8(group_obj)) == NULL) return -1;
+  o->mode = (unsigned)mode;
+  o->replace = replace;
+  return 0;
+}
+
 /* SIZE: an int, or a string as the tool takes it ("64M"). */
 int to_size(PyObject *o, const char *what, uint64_t *out) {
   if (PyUnicode_Check(o)) {

@@ -20,17 +20,10 @@ static PyObject *numpy_attr(const char *name) {
 
 /* The shape as a tuple of ints. */
 static PyObject *shape_tuple(const bm_layout_t *l) {
-  PyObject *t = PyTuple_New((Py_ssize_t)l->ndim);
-  uint32_t i;
-  if (t == NULL) return NULL;
-  for (i = 0; i < l->ndim; i++) {
-    PyObject *v = PyLong_FromUnsignedLongLong(l->shape[i]);
-    if (v == NULL) {
-      Py_DECREF(t);
-      return NULL;
-    }
-    PyTuple_SET_ITEM(t, i, v);
-  }
+  PyObject *list = shape_list(l), *t;
+  if (list == NULL) return NULL;
+  t = PyList_AsTuple(list);
+  Py_DECREF(list);
   return t;
 }
 

@@ -222,7 +222,7 @@ static PyObject *dataset_repr(dataset_obj *self) {
 }
 
 /* What a Dataset knows of its payload: the trailer's format and layout, and its options. */
-void dataset_typed_init(dataset_obj *o, const bm_dataset_info_t *info, int verify,
+static void dataset_typed_init(dataset_obj *o, const bm_dataset_info_t *info, int verify,
                                int copy_on_write) {
   o->verify = verify;
   o->copy_on_write = copy_on_write;
@@ -232,6 +232,24 @@ void dataset_typed_init(dataset_obj *o, const bm_dataset_info_t *info, int verif
   o->has_layout = info != NULL && info->has_layout;
   if (o->has_layout) o->layout = info->layout;
   else memset(&o->layout, 0, sizeof(o->layout));
+}
+
+dataset_obj *dataset_new(const char *name) {
+  dataset_obj *obj = PyObject_New(dataset_obj, &dataset_type);
+  if (obj == NULL) return NULL;
+  obj->ds = NULL;
+  obj->exports = obj->busy = 0;
+  obj->closing = 0;
+  memset(&obj->view, 0, sizeof(obj->view));
+  dataset_typed_init(obj, NULL, 0, 0);
+  obj->lock = PyThread_allocate_lock();
+  obj->name = PyUnicode_FromString(name);
+  if (obj->name == NULL || obj->lock == NULL) {
+    if (obj->lock == NULL && !PyErr_Occurred()) PyErr_NoMemory();
+    Py_DECREF(obj);
+    return NULL;
+  }
+  return obj;
 }
 
 static PyObject *dataset_get_copy_on_write(dataset_obj *self, void *closure) {
@@ -431,18 +449,7 @@ PyObject *py_open(PyObject *self, PyObject *args, PyObject *kw) {
   }
   Py_END_ALLOW_THREADS
   if (err != 0) return raise_open(name, err, os, &info);
-  obj = PyObject_New(dataset_obj, &dataset_type);
-  if (obj != NULL) {
-    obj->ds = NULL;
-    obj->exports = obj->busy = 0;
-    obj->closing = 0;
-    memset(&obj->view, 0, sizeof(obj->view));
-    obj->lock = PyThread_allocate_lock();
-    obj->name = PyUnicode_FromString(name);
-  }
-  if (obj == NULL || obj->name == NULL || obj->lock == NULL) {
-    if (obj != NULL && obj->lock == NULL && !PyErr_Occurred()) PyErr_NoMemory();
-    Py_XDECREF(obj);
+  if ((obj = dataset_new(name)) == NULL) {
     bm_view_unmap(&view);
     bm_dataset_close(ds);
     return NULL;

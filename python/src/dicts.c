@@ -51,35 +51,38 @@ static PyObject *large_dict(const bm_large_t *l) {
  * them, from the library's judgement (bm_dataset_info_t, bm_dataset_tensors); nothing is
  * parsed here. */
 
+/* The shape as a list of ints. */
+PyObject *shape_list(const bm_layout_t *l) {
+  PyObject *shape = PyList_New((Py_ssize_t)l->ndim);
+  uint32_t i;
+  if (shape == NULL) return NULL;
+  for (i = 0; i < l->ndim; i++) {
+    PyObject *v = PyLong_FromUnsignedLongLong(l->shape[i]);
+    if (v == NULL) {
+      Py_DECREF(shape);
+      return NULL;
+    }
+    PyList_SET_ITEM(shape, i, v);
+  }
+  return shape;
+}
+
 /* The layout object: {dtype shape order data_offset data_length descr}. */
 PyObject *layout_obj(const bm_layout_t *l) {
   char descr[8];
-  PyObject *d = PyDict_New(), *shape = NULL;
-  uint32_t i;
+  PyObject *d = PyDict_New();
   if (d == NULL) return NULL;
-  if ((shape = PyList_New((Py_ssize_t)l->ndim)) == NULL) goto fail;
-  for (i = 0; i < l->ndim; i++) {
-    PyObject *v = PyLong_FromUnsignedLongLong(l->shape[i]);
-    if (v == NULL) goto fail;
-    PyList_SET_ITEM(shape, i, v);
-  }
   bm_dtype_descr(l, descr, sizeof(descr));
-  if (set_item(d, "dtype", PyUnicode_FromString(bm_dtype_name(l->dtype))) < 0) goto fail;
-  if (set_item(d, "shape", shape) < 0) {
-    shape = NULL;
-    goto fail;
-  }
-  shape = NULL;
-  if (set_item(d, "order", PyUnicode_FromString(l->order == 'F' ? "F" : "C")) < 0 ||
+  if (set_item(d, "dtype", PyUnicode_FromString(bm_dtype_name(l->dtype))) < 0 ||
+      set_item(d, "shape", shape_list(l)) < 0 ||
+      set_item(d, "order", PyUnicode_FromString(l->order == 'F' ? "F" : "C")) < 0 ||
       set_item(d, "data_offset", PyLong_FromUnsignedLongLong(l->data_offset)) < 0 ||
       set_item(d, "data_length", PyLong_FromUnsignedLongLong(l->data_length)) < 0 ||
-      set_item(d, "descr", PyUnicode_FromString(descr)) < 0)
-    goto fail;
+      set_item(d, "descr", PyUnicode_FromString(descr)) < 0) {
+    Py_DECREF(d);
+    return NULL;
+  }
   return d;
-fail:
-  Py_XDECREF(shape);
-  Py_DECREF(d);
-  return NULL;
 }
 
 /* d["format"] ("raw" "npy" "safetensors"; None for what is not a readable dataset) and
@@ -97,27 +100,15 @@ int set_format_items(PyObject *d, int state, int format, int has_layout,
 
 /* [{name dtype shape offset length}], in payload order. */
 PyObject *tensors_list(const bm_tensor_t *t, size_t n) {
-  PyObject *list = PyList_New(0), *d = NULL, *shape = NULL;
+  PyObject *list = PyList_New(0), *d = NULL;
   size_t i;
-  uint32_t k;
   if (list == NULL) return NULL;
   for (i = 0; i < n; i++) {
-    if ((d = PyDict_New()) == NULL || (shape = PyList_New((Py_ssize_t)t[i].layout.ndim)) == NULL)
-      goto fail;
-    for (k = 0; k < t[i].layout.ndim; k++) {
-      PyObject *v = PyLong_FromUnsignedLongLong(t[i].layout.shape[k]);
-      if (v == NULL) goto fail;
-      PyList_SET_ITEM(shape, k, v);
-    }
+    if ((d = PyDict_New()) == NULL) goto fail;
     if (set_item(d, "name", text(t[i].name)) < 0 ||
-        set_item(d, "dtype", PyUnicode_FromString(bm_dtype_name(t[i].layout.dtype))) < 0)
-      goto fail;
-    if (set_item(d, "shape", shape) < 0) {
-      shape = NULL;
-      goto fail;
-    }
-    shape = NULL;
-    if (set_item(d, "offset", PyLong_FromUnsignedLongLong(t[i].layout.data_offset)) < 0 ||
+        set_item(d, "dtype", PyUnicode_FromString(bm_dtype_name(t[i].layout.dtype))) < 0 ||
+        set_item(d, "shape", shape_list(&t[i].layout)) < 0 ||
+        set_item(d, "offset", PyLong_FromUnsignedLongLong(t[i].layout.data_offset)) < 0 ||
         set_item(d, "length", PyLong_FromUnsignedLongLong(t[i].layout.data_length)) < 0 ||
         PyList_Append(list, d) < 0)
       goto fail;
@@ -125,7 +116,6 @@ PyObject *tensors_list(const bm_tensor_t *t, size_t n) {
   }
   return list;
 fail:
-  Py_XDECREF(shape);
   Py_XDECREF(d);
   Py_DECREF(list);
   return NULL;
@@ -166,8 +156,7 @@ PyObject *info_dict(const bm_dataset_info_t *info, int full, double secs) {
       set_item(d, "large_pages", large_dict(&info->large)) < 0 ||
       set_format_items(d, info->state, info->format, info->has_layout, &info->layout) < 0 ||
       (secs >= 0 && set_item(d, "seconds", PyFloat_FromDouble(secs)) < 0) ||
-      (secs >= 0 && set_item(d, "bytes_per_second",
-                             PyLong_FromDouble(secs > 0 ? (double)(uint64_t)((double)info->bytes / secs) : 0)) < 0) ||
+      (secs >= 0 && set_item(d, "bytes_per_second", rate(info->bytes, secs)) < 0) ||
       set_item(d, "writer_pid", PyLong_FromLongLong(info->writer_pid)) < 0 ||
       set_item(d, "created", PyLong_FromLongLong(info->created)) < 0 ||
       (full && (set_item(d, "source", text(info->source)) < 0 ||

@@ -75,13 +75,12 @@ PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
                            "replace", "remove_on_exit", "format", "place", NULL};
   PyObject *path_obj, *pathb = NULL, *mode_obj = NULL, *group_obj = Py_None, *threads = Py_None,
                       *place_obj = Py_None, *placeb = NULL, *r = NULL;
-  const char *name, *large = NULL, *path, *group = NULL, *format_name = NULL;
+  const char *name, *large = NULL, *path, *group, *format_name = NULL, *mount = NULL;
   bm_dataset_t *ds = NULL;
   bm_load_opts_t lo;
   bm_load_result_t res;
   bm_preflight_t room;
   poll_t poll;
-  uint64_t mode = 0; /* 0: 0600 for a new dataset, the old one's for a replace */
   int err, os, late, replace = 0, remove_on_exit = 0, format = BM_FORMAT_AUTO, shm = -1;
 
   if (!PyArg_ParseTupleAndKeywords(args, kw, "Os|zOOOppzO:load", kwlist, &path_obj, &name, &large,
@@ -105,26 +104,16 @@ PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
                    PyBytes_AS_STRING(placeb), large);
       goto done;
     }
-    if (!shm) lo.dataset.mount = PyBytes_AS_STRING(placeb);
+    if (!shm) mount = PyBytes_AS_STRING(placeb);
   }
-  if (to_large(large != NULL ? large : "auto", &lo.dataset.large) < 0) goto done;
-  if (mode_obj != NULL && to_u64(mode_obj, "mode", &mode) < 0) goto done;
-  if (mode > 0777) {
-    PyErr_SetString(PyExc_ValueError, "mode: permission bits 0 to 0o777");
+  if (make_opts(mode_obj, group_obj, large != NULL ? large : "auto", replace, &lo.dataset) < 0)
     goto done;
-  }
-  if (group_obj != Py_None && (group = PyUnicode_AsUTF8(group_obj)) == NULL) goto done;
+  lo.dataset.mount = mount;
+  group = lo.dataset.group;
   if (to_threads(threads, &lo.threads) < 0) goto done;
   if (check_name(name) < 0) goto done;
-  if (!PyUnicode_FSConverter(path_obj, &pathb)) goto done;
+  if (to_path(path_obj, &pathb) < 0) goto done;
   path = PyBytes_AS_STRING(pathb);
-  if (path[0] == '\0') {
-    PyErr_SetString(PyExc_ValueError, "path is an empty string");
-    goto done;
-  }
-  lo.dataset.mode = (unsigned)mode;
-  lo.dataset.group = group;
-  lo.dataset.replace = replace;
   lo.dataset.preflight = &room;
   lo.format = format;
   lo.progress = poll_signals;
@@ -275,38 +264,10 @@ static PyObject *dataset_publish_busy(dataset_obj *self, PyObject *args, PyObjec
  * replace= is bm_dataset_opts_t.replace, remove_on_exit= bm_dataset_remove_on_exit
  * (bind_to_process; with replace, once published). */
 
-/* mode, group, large_pages and replace into the library's dataset options. */
-static int make_opts(PyObject *mode_obj, PyObject *group_obj, const char *large, int replace,
-                     bm_dataset_opts_t *o) {
-  uint64_t mode = 0; /* 0: 0600 for a new dataset, the old one's for a replace */
-  memset(o, 0, sizeof(*o));
-  if (to_large(large, &o->large) < 0) return -1;
-  if (mode_obj != NULL && to_u64(mode_obj, "mode", &mode) < 0) return -1;
-  if (mode > 0777) {
-    PyErr_SetString(PyExc_ValueError, "mode: permission bits 0 to 0o777");
-    return -1;
-  }
-  if (group_obj != Py_None && (o->group = PyUnicode_AsUTF8(group_obj)) == NULL) return -1;
-  o->mode = (unsigned)mode;
-  o->replace = replace;
-  return 0;
-}
-
 /* A Dataset over a writer's handle and its shared-writable view (create()). */
 static PyObject *dataset_wrap_writer(bm_dataset_t *ds, bm_view_t *view, const char *name) {
-  dataset_obj *obj = PyObject_New(dataset_obj, &dataset_type);
-  if (obj != NULL) {
-    obj->ds = NULL;
-    obj->exports = obj->busy = 0;
-    obj->closing = 0;
-    memset(&obj->view, 0, sizeof(obj->view));
-    dataset_typed_init(obj, NULL, 0, 0);
-    obj->lock = PyThread_allocate_lock();
-    obj->name = PyUnicode_FromString(name);
-  }
-  if (obj == NULL || obj->name == NULL || obj->lock == NULL) {
-    if (obj != NULL && obj->lock == NULL && !PyErr_Occurred()) PyErr_NoMemory();
-    Py_XDECREF(obj);
+  dataset_obj *obj = dataset_new(name);
+  if (obj == NULL) {
     Py_BEGIN_ALLOW_THREADS
     bm_view_unmap(view);
     bm_dataset_close(ds); /* unpublished: failed and removed */

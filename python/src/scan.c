@@ -130,11 +130,7 @@ static PyObject *scan_common(PyObject *args, PyObject *kw, int part) {
   if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOppOOO:scan", kwlist, &path_obj, &offset,
                                    &length, &hash, &lines, &count, &window, &threads))
     return NULL;
-  if (!PyUnicode_FSConverter(path_obj, &a.path)) return NULL;
-  if (PyBytes_GET_SIZE(a.path) == 0) {
-    PyErr_SetString(PyExc_ValueError, "path is an empty string");
-    goto out;
-  }
+  if (to_path(path_obj, &a.path) < 0) return NULL;
   a.o.length = BM_TO_END;
   if (offset != NULL && offset != Py_None && to_u64(offset, "offset", &a.o.offset) < 0) goto out;
   if (length != Py_None && to_u64(length, "length", &a.o.length) < 0) goto out;

@@ -4,7 +4,7 @@
  *   errors.c    bulkmap.Error and the words of each call's failures
  *   args.c      Python arguments into the library's values (sizes, threads, literals)
  *   interrupt.c the clock, and signal handlers run during calls made without the GIL
- *   dicts.c     results as dicts with the tool's --json keys (info, large pages, layout)
+ *   dicts.c     results as dicts with the tool's --json keys (info, layout, ls, rm)
  *   scan.c      scan, _scan_range, _fold
  *   sections.c  stat, ls, rm
  *   dataset.c   bulkmap.Dataset (its lifetime, the buffer protocol) and open()
@@ -72,6 +72,8 @@ PyObject *tensors_list(const bm_tensor_t *t, size_t n);
 int set_tensors_item(PyObject *d, bm_dataset_t *ds, const bm_dataset_info_t *info,
                      const char *name);
 PyObject *info_dict(const bm_dataset_info_t *info, int full, double secs);
+PyObject *section_dict(const bm_section_info_t *s);
+PyObject *reclaimed_dict(const bm_reclaimed_t *r);
 
 /* scan.c */
 PyObject *py_scan(PyObject *self, PyObject *args, PyObject *kw);

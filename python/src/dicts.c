@@ -1,5 +1,5 @@
 /* Dicts: the library's results as Python dicts with the keys of the tool's --json output
- * (docs/json.md): large-page reports, layouts, tensors, dataset info. */
+ * (docs/json.md): large-page reports, layouts, tensors, dataset info, ls and rm entries. */
 #include "_bulkmap.h"
 
 int set_item(PyObject *d, const char *key, PyObject *v) {
@@ -166,6 +166,48 @@ PyObject *info_dict(const bm_dataset_info_t *info, int full, double secs) {
                  set_item(d, "padded_bytes", PyLong_FromUnsignedLongLong(info->padded_bytes)) < 0) ||
                 set_item(d, "source_stable", info->source_stable < 0 ? Py_NewRef(Py_None)
                                                                      : PyBool_FromLong(info->source_stable)) < 0))) {
+    Py_DECREF(d);
+    return NULL;
+  }
+  return d;
+}
+
+/* An entry of ls()'s "sections", as `ls --json` shows it: name place bytes state page_size
+ * owner mode, then writer_pid created (None for what is not a dataset), maps (None: not
+ * known), retired_bytes (datasets only), format layout. */
+PyObject *section_dict(const bm_section_info_t *s) {
+  int dataset = s->state != BM_STATE_FOREIGN && s->state != BM_STATE_UNREADABLE;
+  char mode[8];
+  PyObject *d = PyDict_New();
+  if (d == NULL) return NULL;
+  snprintf(mode, sizeof(mode), "%04o", s->mode);
+  if (set_item(d, "name", text(s->name)) < 0 || set_item(d, "place", text(s->place)) < 0 ||
+      set_item(d, "bytes", PyLong_FromUnsignedLongLong(s->bytes)) < 0 ||
+      set_item(d, "state", PyUnicode_FromString(bm_state_name(s->state))) < 0 ||
+      set_item(d, "page_size", PyLong_FromUnsignedLongLong(s->page_size)) < 0 ||
+      set_item(d, "owner", text(s->owner)) < 0 ||
+      set_item(d, "mode", PyUnicode_FromString(mode)) < 0 ||
+      set_item(d, "writer_pid", dataset ? PyLong_FromLongLong(s->writer_pid) : Py_NewRef(Py_None)) < 0 ||
+      set_item(d, "created", dataset ? PyLong_FromLongLong(s->created) : Py_NewRef(Py_None)) < 0 ||
+      set_item(d, "maps", s->maps >= 0 ? PyLong_FromLongLong(s->maps) : Py_NewRef(Py_None)) < 0 ||
+      (dataset && set_item(d, "retired_bytes", PyLong_FromUnsignedLongLong(s->retired_bytes)) < 0) ||
+      set_format_items(d, s->state, s->format, s->has_layout, &s->layout) < 0) {
+    Py_DECREF(d);
+    return NULL;
+  }
+  return d;
+}
+
+/* An entry of rm(abandoned=True)'s "removed", as `rm --abandoned --json` shows it: name
+ * place bytes state writer_pid (None when not known). */
+PyObject *reclaimed_dict(const bm_reclaimed_t *r) {
+  PyObject *d = PyDict_New();
+  if (d == NULL) return NULL;
+  if (set_item(d, "name", text(r->name)) < 0 || set_item(d, "place", text(r->place)) < 0 ||
+      set_item(d, "bytes", PyLong_FromUnsignedLongLong(r->bytes)) < 0 ||
+      set_item(d, "state", PyUnicode_FromString(bm_state_name(r->state))) < 0 ||
+      set_item(d, "writer_pid", r->writer_pid > 0 ? PyLong_FromLongLong(r->writer_pid)
+                                                  : Py_NewRef(Py_None)) < 0) {
     Py_DECREF(d);
     return NULL;
   }

@@ -43,24 +43,7 @@ PyObject *py_ls(PyObject *self, PyObject *args, PyObject *kw) {
   if (err != 0) return raise_bm("ls", err, bm_last_os_error());
   if ((list = PyList_New(0)) == NULL) goto fail;
   for (i = 0; i < n; i++) {
-    int dataset = v[i].state != BM_STATE_FOREIGN && v[i].state != BM_STATE_UNREADABLE;
-    char mode[8];
-    snprintf(mode, sizeof(mode), "%04o", v[i].mode);
-    if ((d = PyDict_New()) == NULL) goto fail;
-    if (set_item(d, "name", text(v[i].name)) < 0 || set_item(d, "place", text(v[i].place)) < 0 ||
-        set_item(d, "bytes", PyLong_FromUnsignedLongLong(v[i].bytes)) < 0 ||
-        set_item(d, "state", PyUnicode_FromString(bm_state_name(v[i].state))) < 0 ||
-        set_item(d, "page_size", PyLong_FromUnsignedLongLong(v[i].page_size)) < 0 ||
-        set_item(d, "owner", text(v[i].owner)) < 0 ||
-        set_item(d, "mode", PyUnicode_FromString(mode)) < 0 ||
-        set_item(d, "writer_pid", dataset ? PyLong_FromLongLong(v[i].writer_pid) : Py_NewRef(Py_None)) < 0 ||
-        set_item(d, "created", dataset ? PyLong_FromLongLong(v[i].created) : Py_NewRef(Py_None)) < 0 ||
-        set_item(d, "maps", v[i].maps >= 0 ? PyLong_FromLongLong(v[i].maps) : Py_NewRef(Py_None)) < 0 ||
-        (v[i].state != BM_STATE_FOREIGN && v[i].state != BM_STATE_UNREADABLE &&
-         set_item(d, "retired_bytes", PyLong_FromUnsignedLongLong(v[i].retired_bytes)) < 0) ||
-        set_format_items(d, v[i].state, v[i].format, v[i].has_layout, &v[i].layout) < 0 ||
-        PyList_Append(list, d) < 0)
-      goto fail;
+    if ((d = section_dict(&v[i])) == NULL || PyList_Append(list, d) < 0) goto fail;
     Py_CLEAR(d);
   }
   bm_section_list_free(v);
@@ -101,14 +84,7 @@ static PyObject *rm_abandoned(void) {
   }
   if ((list = PyList_New(0)) == NULL) goto fail;
   for (i = 0; i < n; i++) {
-    if ((d = PyDict_New()) == NULL) goto fail;
-    if (set_item(d, "name", text(v[i].name)) < 0 || set_item(d, "place", text(v[i].place)) < 0 ||
-        set_item(d, "bytes", PyLong_FromUnsignedLongLong(v[i].bytes)) < 0 ||
-        set_item(d, "state", PyUnicode_FromString(bm_state_name(v[i].state))) < 0 ||
-        set_item(d, "writer_pid", v[i].writer_pid > 0 ? PyLong_FromLongLong(v[i].writer_pid)
-                                                      : Py_NewRef(Py_None)) < 0 ||
-        PyList_Append(list, d) < 0)
-      goto fail;
+    if ((d = reclaimed_dict(&v[i])) == NULL || PyList_Append(list, d) < 0) goto fail;
     Py_CLEAR(d);
   }
   if ((out = PyDict_New()) == NULL) goto fail;

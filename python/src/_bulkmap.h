@@ -2,7 +2,7 @@
  * share. The binding by topic:
  *   module.c    the method table, the types and bulkmap.Error registered (PyInit__bulkmap)
  *   errors.c    bulkmap.Error and the words of each call's failures
- *   args.c      Python arguments into the library's values (sizes, threads, literals)
+ *   args.c      Python arguments into the library's values (paths, sizes, options)
  *   interrupt.c the clock, and signal handlers run during calls made without the GIL
  *   dicts.c     results as dicts with the tool's --json keys (info, layout, ls, rm)
  *   scan.c      scan, _scan_range, _fold

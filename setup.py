@@ -1,6 +1,6 @@
 """Builds the bulkmap Python package from this tree: the library (src/*.c and the POSIX
 backend src/posix/*.c, compiled as CMake compiles them) into a static helper library, and
-the extension bulkmap._bulkmap (python/_bulkmap.c, the same binding CMake builds) linked
+the extension bulkmap._bulkmap (python/src/*.c, the same binding CMake builds) linked
 with it, for the interpreter that runs the build. Metadata: pyproject.toml.
 
 The tool too (docs/design.md section 5: a pip-only user has the `bulkmap` command): the C
@@ -122,7 +122,8 @@ setup(
     })],
     ext_modules=[Extension(
         "bulkmap._bulkmap",
-        sources=["python/_bulkmap.c"],
+        sources=sorted(glob.glob("python/src/*.c")),
+        depends=sorted(glob.glob("python/src/*.h")),
         include_dirs=["include"],
         libraries=["bulkmap_core", *json_libs, "pthread", "rt"],
         library_dirs=json_dirs,

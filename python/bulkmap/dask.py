@@ -163,7 +163,7 @@ def _load_here(path, name, large_pages, mode, replace, host):
     except Exception as e:  # the host's error goes back as text, not as a failed task
         code = getattr(e, "code", None)
         return {"host": host, "state": None, "xxh3": None, "page_size": None,
-                "error": str(e) if code else "%s: %s" % (type(e).__name__, e)}
+                "error": "%s (%s)" % (e, code) if code else "%s: %s" % (type(e).__name__, e)}
     return {"host": host, "state": r["state"], "xxh3": r["xxh3"], "page_size": r["page_size"],
             "error": None}
 

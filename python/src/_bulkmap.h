@@ -27,13 +27,7 @@
 extern PyObject *bm_error; /* bulkmap.Error */
 PyObject *raise_msg(const char *context, int err, int os, const char *msg);
 PyObject *raise_bm(const char *context, int err, int os);
-PyObject *raise_name(const char *name, int err);
 int check_name(const char *name); /* 0, or -1 with bulkmap.Error ENAME raised */
-PyObject *raise_open(const char *name, int err, int os, const bm_dataset_info_t *info);
-PyObject *load_error(const char *path, const char *name, const char *group, int err,
-                     int os, const bm_load_result_t *res, const bm_preflight_t *room);
-PyObject *make_error(const char *name, const char *group, int replace, int err, int os,
-                     const bm_large_t *large, const char *why);
 
 /* args.c */
 int to_path(PyObject *o, PyObject **out);

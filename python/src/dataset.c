@@ -133,7 +133,7 @@ static PyObject *dataset_verify(dataset_obj *self, PyObject *unused) {
   PyThread_release_lock(self->lock);
   Py_END_ALLOW_THREADS
   dataset_leave_call(self);
-  if (err != 0) return raise_open(PyUnicode_AsUTF8(self->name), err, os, &info);
+  if (err != 0) return raise_bm(PyUnicode_AsUTF8(self->name), err, os);
   Py_RETURN_NONE;
 }
 
@@ -402,7 +402,7 @@ static int open_waiting(bm_dataset_t **out, const char *name, unsigned flags, do
   if (err == 0) return 0;
   *out = NULL;
   if (err != BM_ETIMEDOUT) {
-    raise_open(name, err, os, info);
+    raise_bm(name, err, os);
     return -1;
   }
   if (info->state == BM_STATE_LOADING)
@@ -448,7 +448,7 @@ PyObject *py_open(PyObject *self, PyObject *args, PyObject *kw) {
     bm_dataset_close(ds);
   }
   Py_END_ALLOW_THREADS
-  if (err != 0) return raise_open(name, err, os, &info);
+  if (err != 0) return raise_bm(name, err, os);
   if ((obj = dataset_new(name)) == NULL) {
     bm_view_unmap(&view);
     bm_dataset_close(ds);

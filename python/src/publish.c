@@ -75,7 +75,7 @@ PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
                            "replace", "remove_on_exit", "format", "place", NULL};
   PyObject *path_obj, *pathb = NULL, *mode_obj = NULL, *group_obj = Py_None, *threads = Py_None,
                       *place_obj = Py_None, *placeb = NULL, *r = NULL;
-  const char *name, *large = NULL, *path, *group, *format_name = NULL, *mount = NULL;
+  const char *name, *large = NULL, *path, *format_name = NULL, *mount = NULL;
   bm_dataset_t *ds = NULL;
   bm_load_opts_t lo;
   bm_load_result_t res;
@@ -109,7 +109,6 @@ PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
   if (make_opts(mode_obj, group_obj, large != NULL ? large : "auto", replace, &lo.dataset) < 0)
     goto done;
   lo.dataset.mount = mount;
-  group = lo.dataset.group;
   if (to_threads(threads, &lo.threads) < 0) goto done;
   if (check_name(name) < 0) goto done;
   if (to_path(path_obj, &pathb) < 0) goto done;
@@ -120,7 +119,7 @@ PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
   lo.progress_arg = &poll;
   lo.cancel = &poll.cancel;
 
-  /* name, group and path point into objects the arguments hold until we return. */
+  /* name and path point into objects the arguments hold until we return. */
   poll_begin(&poll);
   err = bm_dataset_load(&ds, name, path, &lo, &res);
   os = err == 0 ? 0 : res.os_error ? res.os_error : bm_last_os_error();
@@ -136,11 +135,7 @@ PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
   }
   if (PyErr_Occurred()) goto done;
   if (err != 0) {
-    if (replace && err == BM_EPERM && group == NULL && res.failed_at != BM_LOAD_AT_FILE)
-      raise_msg(name, err, os, "replace: only the dataset's owner (or root) may replace it; "
-                               "the old one is left as it was");
-    else
-      load_error(path, name, group, err, err == BM_ECANCELED ? 0 : os, &res, &room);
+    raise_bm(name, err, err == BM_ECANCELED ? 0 : os); /* the library's words and subject */
     goto done;
   }
   /* The bytes are published under the name; a binding that fails takes them away again. */
@@ -371,7 +366,7 @@ PyObject *py_create(PyObject *self, PyObject *args, PyObject *kw) {
     ds = NULL;
   }
   Py_END_ALLOW_THREADS
-  if (err != 0) return make_error(name, o.group, replace, err, os, &lg, "");
+  if (err != 0) return raise_bm(name, err, os);
   if (remove_on_exit && !replace && bind_to_process(ds, name) < 0) {
     Py_BEGIN_ALLOW_THREADS
     bm_view_unmap(&view);
@@ -449,7 +444,7 @@ PyObject *py_publish(PyObject *self, PyObject *args, PyObject *kw) {
   os = err == 0 ? 0 : res.os_error ? res.os_error : bm_last_os_error();
   Py_END_ALLOW_THREADS
   if (err != 0) {
-    make_error(name, po.dataset.group, replace, err, os, &res.large, res.why);
+    raise_bm(name, err, os);
     goto done;
   }
   if (remove_on_exit && bind_or_remove(ds, name) < 0) goto done;

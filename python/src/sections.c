@@ -16,10 +16,10 @@ PyObject *py_stat(PyObject *self, PyObject *args) {
   err = bm_dataset_open(&ds, name, BM_OPEN_ANY_STATE, &info);
   os = err ? bm_last_os_error() : 0;
   Py_END_ALLOW_THREADS
-  if (err != 0) return raise_open(name, err, os, &info);
+  if (err != 0) return raise_bm(name, err, os);
   if (info.state == BM_STATE_CORRUPT) {
     bm_dataset_close(ds);
-    return raise_msg(name, BM_ECORRUPT, 0, "the dataset's trailer is corrupt");
+    return raise_msg(name, BM_ECORRUPT, 0, bm_strerror(BM_ECORRUPT)); /* as the tool says it */
   }
   d = info_dict(&info, 1, -1);
   /* safetensors: tensors[], as stat --json (docs/design.md section 6). */
@@ -122,9 +122,6 @@ PyObject *py_rm(PyObject *self, PyObject *args, PyObject *kw) {
   err = force ? bm_section_remove_force(name) : bm_section_remove(name);
   os = err ? bm_last_os_error() : 0;
   Py_END_ALLOW_THREADS
-  if (err == BM_EBUSY)
-    return raise_msg(name, err, os, "its writer is still loading it (force=True removes it anyway)");
-  if (err == BM_ENAME) return raise_name(name, err);
   if (err != 0) return raise_bm(name, err, os);
   Py_RETURN_NONE;
 }

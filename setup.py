@@ -63,7 +63,7 @@ c11 = ["-std=c11", "-fvisibility=hidden"]
 tool_sources = ([p for p in sorted(glob.glob("tools/bulkmap/*.c"))
                  if not re.search(r"/(plat_[a-z]+|bench_os)\.c$", p)]
                 + ["tools/bulkmap/plat_posix.c", "tools/bench/bench.c", "tools/bench/bench_posix.c",
-                   "src/uv/pipeline.c", "src/uv/wake_posix.c"])
+                   "src/uv/pipeline.c", "src/uv/scan.c", "src/uv/wake_posix.c"])
 
 
 class build_ext_and_tool(build_ext):

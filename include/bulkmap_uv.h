@@ -9,6 +9,9 @@
  * A stream (a pipe, a terminal, standard input) cannot be mapped: bm_uv_pipeline_start_fd
  * reads it, in order, into buffers that go through the same stages, with the same overlap.
  *
+ * On the pipeline, bm_uv_scan_start drives the core's scan (hash, lines, literals) over
+ * files, streams and many small files at once, from the loop.
+ *
  * The core library stays free of libuv; this small library is what the bulkmap tool uses,
  * and any libuv application can use it the same way. */
 #ifndef BULKMAP_UV_H
@@ -136,6 +139,82 @@ int bm_uv_pipeline_start_fd(bm_uv_pipeline_t *p, uv_loop_t *loop, uv_file fd,
 void bm_uv_pipeline_cancel(bm_uv_pipeline_t *p, int status);
 /* The most bytes that were mapped at any one time. */
 uint64_t bm_uv_pipeline_peak_mapped(const bm_uv_pipeline_t *p);
+
+/* ---------------------------------------------------------------------------------------
+ * The scan on a libuv loop: the core's scan stages (bm_scan_begin, bm_scan_work_run,
+ * bm_scan_merge, bm_scan_finish) driven through the pipeline above, windows counted on the
+ * loop's thread pool and merged in order, for one item or many, each with its own result.
+ * An item is a file (mapped, so larger than the address space is fine), a FIFO or a pipe
+ * (/dev/fd/N), "-" (standard input) or a descriptor: the last three are read as streams.
+ * A small regular file (256 KiB or less) is read whole and scanned on one thread: for many
+ * small files the hops to the pool and the mapping cost more than the work. With several
+ * items the small ones are scanned first, many at once on the pool; then the others, one
+ * after another, in order. Results reach the loop thread in item order. */
+typedef struct bm_uv_scan_s bm_uv_scan_t;
+
+/* The step an item failed at (bm_uv_scan_item_t.failed_at). */
+enum {
+  BM_UV_SCAN_AT_FILE = 1,  /* opening or sizing it: the error is the file's */
+  BM_UV_SCAN_AT_RANGE = 2, /* BM_ERANGE: the range runs past its end (a file: size says
+                              where; a stream ended after result.bytes scanned bytes) */
+  BM_UV_SCAN_AT_BEGIN = 3, /* the scan's state could not be made (bm_scan_begin) */
+  BM_UV_SCAN_AT_WALK = 4   /* the walk: mapping or reading, counting, finishing */
+};
+
+typedef struct bm_uv_scan_item_s {
+  /* in */
+  const char *path;         /* a file, a FIFO, a pipe, or "-" (standard input); NULL: fd */
+  uv_file fd;               /* with path NULL: read as a stream from where it stands (it
+                               stays open and the caller's) */
+  /* out: zeroed at start; final when item_done is called for it */
+  int status;               /* 0, a BM_E* code, or a cancel's status (an item that was
+                               not finished when the scan was cancelled) */
+  int os_error;             /* the raw OS error behind a failure, or 0 */
+  int failed_at;            /* on failure: BM_UV_SCAN_AT_* */
+  int stream;               /* 1: it was read as a stream */
+  uint64_t size;            /* a file's size when opened (after a BM_ETRUNCATED walk: its
+                               size then); a stream: 0 */
+  double seconds;           /* the item's scan, from opening it to its result */
+  bm_scan_result_t result;  /* offset and length (the range; a stream's length: the bytes
+                               it held), bytes (also those scanned before a failure),
+                               xxh3, lines, counts, window (the window a file would be
+                               given, also for a small one), peak_mapped (0: read whole) */
+} bm_uv_scan_item_t;
+
+typedef struct bm_uv_scan_opts_s {
+  /* What to compute and the range of each item, as bm_scan takes them (checked by
+   * bm_scan_check; the literals must outlive the scan). window 0: 64 MiB for a file, 8 MiB
+   * for a stream (its buffers are allocated, not views of the page cache). threads: the
+   * windows worked on at once (0: UV_THREADPOOL_SIZE, or libuv's default of 4). max_mapped
+   * 0: a quarter of the address-space limit when there is one. progress, progress_arg and
+   * cancel are not used: see progress below and bm_uv_scan_cancel. */
+  bm_scan_opts_t scan;
+  /* Loop thread, when an item's walk begins (done 0) and after each of its windows: the
+   * bytes scanned of item `item` and its total (a stream: 0). May be NULL. */
+  void (*progress)(bm_uv_scan_t *s, size_t item, uint64_t done, uint64_t total, void *data);
+  /* Loop thread, in item order, once an item's result is final. May be NULL. */
+  void (*item_done)(bm_uv_scan_t *s, size_t item, void *data);
+  /* Loop thread, once, when the scan has ended and holds nothing more (s may be freed):
+   * 0 (every item has its own status), or the status given to bm_uv_scan_cancel. */
+  void (*done)(bm_uv_scan_t *s, int status, void *data);
+  void *data;
+} bm_uv_scan_opts_t;
+
+struct bm_uv_scan_s {
+  /* private */
+  void *state;
+};
+
+/* Starts scanning items[0, n) on loop; nothing is called back before the loop runs. s,
+ * items, opts->data and opts->scan.literals must outlive the scan (until done is called).
+ * Errors (nothing started): BM_EINVAL (n 0, no done callback, an item with neither path
+ * nor fd), as bm_scan_check, BM_ENOMEM, BM_EOS (a loop handle could not be made). */
+int bm_uv_scan_start(bm_uv_scan_t *s, uv_loop_t *loop, bm_uv_scan_item_t *items, size_t n,
+                     const bm_uv_scan_opts_t *opts);
+/* Loop thread: stops the scan; done(status) follows once the work in flight has ended
+ * (a read waiting on a stream is woken). Items not yet reported get no item_done call.
+ * status should be negative (0: BM_ECANCELED). */
+void bm_uv_scan_cancel(bm_uv_scan_t *s, int status);
 
 #ifdef __cplusplus
 }

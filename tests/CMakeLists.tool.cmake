@@ -34,6 +34,16 @@ if(TARGET bulkmap_uv)
   endif()
   add_test(NAME check_uv COMMAND check_uv)
   set_tests_properties(check_uv PROPERTIES TIMEOUT 300 ENVIRONMENT "CK_DEFAULT_TIMEOUT=120")
+  # examples/uv_scan_stdin.c, a C program that scans standard input through bulkmap_uv,
+  # against xxhsum -H3 of the same bytes piped in.
+  add_executable(uv_scan_stdin ${PROJECT_SOURCE_DIR}/examples/uv_scan_stdin.c)
+  target_link_libraries(uv_scan_stdin PRIVATE bulkmap_uv)
+  if(NOT WIN32)
+    target_compile_definitions(uv_scan_stdin PRIVATE _GNU_SOURCE) # uv.h under strict C11
+    add_test(NAME uv_scan_stdin COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/uv/test_scan_stdin.sh
+             $<TARGET_FILE:uv_scan_stdin>)
+    set_tests_properties(uv_scan_stdin PROPERTIES TIMEOUT 120)
+  endif()
 endif()
 
 # README's library example, compiled and run.

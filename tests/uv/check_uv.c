@@ -1,6 +1,8 @@
 /* bulkmap_uv's own Check suite (its own runner: the core's suites never link libuv). The
  * pipeline against the core's window cursor (the same windows), bytes seen against the
- * pattern the test wrote, max_mapped, callback OS errors, streams read from a pipe. */
+ * pattern the test wrote, max_mapped, callback OS errors, streams read from a pipe; the
+ * scan (bm_uv_scan_start) over files, a pipe and many small files against the pattern's
+ * own hash and newlines, its errors, and a cancel. */
 #include <check.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 static unsigned char pat(uint64_t i) { return (unsigned char)((i * 2654435761u) >> 13); }
 
 static char path[512];
+static bm_uv_scan_t scan_handle;
 
 /* A file of n pattern bytes, written through libuv (no bulkmap involved). */
 static void make_file(uint64_t n) {
@@ -387,6 +390,257 @@ START_TEST(test_stream_cancel) {
 END_TEST
 #endif
 
+/* ---------------------------------------------------------------------------------------
+ * The scan. Expected: the pattern's XXH3-64 (hashed here, in one piece) and its newlines
+ * (counted here). */
+static void pattern_expect(uint64_t off, uint64_t n, uint64_t *xxh3, uint64_t *lines) {
+  bm_xxh3_t *h = bm_xxh3_new();
+  unsigned char *buf = malloc(n ? (size_t)n : 1);
+  uint64_t i;
+  ck_assert_ptr_nonnull(h);
+  *lines = 0;
+  for (i = 0; i < n; i++) *lines += (buf[i] = pat(off + i)) == '\n';
+  bm_xxh3_update(h, buf, (size_t)n);
+  *xxh3 = bm_xxh3_digest(h);
+  bm_xxh3_free(h);
+  free(buf);
+}
+
+typedef struct {
+  size_t reported[512];
+  size_t nreported;
+  int done, status;
+  uint64_t progress_done;
+} scan_seen_t;
+
+static void scan_item_done(bm_uv_scan_t *s, size_t item, void *data) {
+  scan_seen_t *v = data;
+  (void)s;
+  v->reported[v->nreported++] = item;
+}
+
+static void scan_progress(bm_uv_scan_t *s, size_t item, uint64_t done, uint64_t total, void *data) {
+  scan_seen_t *v = data;
+  (void)s;
+  (void)item;
+  (void)total;
+  v->progress_done = done;
+}
+
+static void scan_done(bm_uv_scan_t *s, int status, void *data) {
+  scan_seen_t *v = data;
+  (void)s;
+  v->done++;
+  v->status = status;
+}
+
+static void scan_opts(bm_uv_scan_opts_t *o, scan_seen_t *v, uint64_t window) {
+  memset(o, 0, sizeof(*o));
+  memset(v, 0, sizeof(*v));
+  o->scan.flags = BM_SCAN_HASH | BM_SCAN_LINES;
+  o->scan.length = BM_TO_END;
+  o->scan.window = window;
+  o->scan.threads = 2;
+  o->item_done = scan_item_done;
+  o->progress = scan_progress;
+  o->done = scan_done;
+  o->data = v;
+}
+
+/* Files small (read whole) and large (walked, many windows), a missing one, a pipe, and
+ * many small files: each its own result, reported once, in order. */
+START_TEST(test_scan_items) {
+  static const uint64_t sizes[] = {100, 300 << 10, 5 * MiB + 17, 1};
+  char paths[4][512];
+  bm_uv_scan_item_t items[6];
+  bm_uv_scan_opts_t o;
+  scan_seen_t v;
+  uv_file fds[2];
+  uv_thread_t t;
+  writer_t w;
+  uv_loop_t loop;
+  uv_fs_t req;
+  uint64_t x, l;
+  size_t i;
+
+  for (i = 0; i < 4; i++) {
+    make_file(sizes[i]);
+    memcpy(paths[i], path, sizeof(path));
+  }
+  memset(items, 0, sizeof(items));
+  for (i = 0; i < 4; i++) items[i].path = paths[i];
+  items[4].path = "no/such/file";
+  ck_assert_int_eq(uv_pipe(fds, 0, 0), 0);
+  items[5].fd = fds[0];
+  w.fd = fds[1];
+  w.n = 3 * MiB + 5;
+  ck_assert_int_eq(uv_thread_create(&t, writer, &w), 0);
+  ck_assert_int_eq(uv_loop_init(&loop), 0);
+  scan_opts(&o, &v, 1 * MiB);
+  ck_assert_int_eq(bm_uv_scan_start(&scan_handle, &loop, items, 6, &o), 0);
+  ck_assert_int_eq(v.nreported, 0); /* nothing before the loop runs */
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_thread_join(&t);
+  uv_fs_close(NULL, &req, fds[0], NULL);
+  uv_fs_req_cleanup(&req);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+  ck_assert_int_eq(v.done, 1);
+  ck_assert_int_eq(v.status, 0);
+  ck_assert_uint_eq(v.nreported, 6);
+  for (i = 0; i < 6; i++) ck_assert_uint_eq(v.reported[i], i);
+  for (i = 0; i < 4; i++) {
+    pattern_expect(0, sizes[i], &x, &l);
+    ck_assert_msg(items[i].status == 0, "item %d: status %d", (int)i, items[i].status);
+    ck_assert_uint_eq(items[i].result.bytes, sizes[i]);
+    ck_assert_uint_eq(items[i].result.xxh3, x);
+    ck_assert_uint_eq(items[i].result.lines, l);
+    ck_assert_int_eq(items[i].stream, 0);
+  }
+  ck_assert_uint_eq(items[0].result.peak_mapped, 0);  /* read whole */
+  ck_assert_uint_gt(items[2].result.peak_mapped, 0);  /* walked */
+  ck_assert_uint_eq(items[2].result.window, 1 * MiB);
+  ck_assert_int_eq(items[4].status, BM_ENOENT);
+  ck_assert_int_eq(items[4].failed_at, BM_UV_SCAN_AT_FILE);
+  pattern_expect(0, w.n, &x, &l);
+  ck_assert_int_eq(items[5].status, 0);
+  ck_assert_int_eq(items[5].stream, 1);
+  ck_assert_uint_eq(items[5].result.bytes, w.n);
+  ck_assert_uint_eq(items[5].result.length, w.n);
+  ck_assert_uint_eq(items[5].result.xxh3, x);
+  ck_assert_uint_eq(items[5].result.lines, l);
+  ck_assert_uint_eq(v.progress_done, w.n); /* the last window of the last walk */
+
+  /* A range: offset past the end of one file (BM_ERANGE at the file), within the other. */
+  {
+    bm_uv_scan_item_t two[2];
+    memset(two, 0, sizeof(two));
+    two[0].path = paths[0];
+    two[1].path = paths[2];
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    scan_opts(&o, &v, 0);
+    o.scan.offset = 1000;
+    o.scan.length = 4 * MiB;
+    ck_assert_int_eq(bm_uv_scan_start(&scan_handle, &loop, two, 2, &o), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    ck_assert_int_eq(two[0].status, BM_ERANGE);
+    ck_assert_int_eq(two[0].failed_at, BM_UV_SCAN_AT_RANGE);
+    ck_assert_uint_eq(two[0].size, 100);
+    pattern_expect(1000, 4 * MiB, &x, &l);
+    ck_assert_int_eq(two[1].status, 0);
+    ck_assert_uint_eq(two[1].result.xxh3, x);
+    ck_assert_uint_eq(two[1].result.window, 64 * MiB); /* the default for a file */
+  }
+  for (i = 0; i < 4; i++) {
+    memcpy(path, paths[i], sizeof(path));
+    remove_file();
+  }
+}
+END_TEST
+
+/* Many small files, more than one batch of them on the pool: one result each. */
+START_TEST(test_scan_many_small) {
+  enum { N = 300 };
+  static char paths[N][512];
+  static bm_uv_scan_item_t items[N];
+  bm_uv_scan_opts_t o;
+  scan_seen_t v;
+  uv_loop_t loop;
+  uint64_t x, l;
+  size_t i;
+  for (i = 0; i < N; i++) {
+    make_file(1 + i * 37);
+    memcpy(paths[i], path, sizeof(path));
+  }
+  memset(items, 0, sizeof(items));
+  for (i = 0; i < N; i++) items[i].path = paths[i];
+  ck_assert_int_eq(uv_loop_init(&loop), 0);
+  scan_opts(&o, &v, 0);
+  ck_assert_int_eq(bm_uv_scan_start(&scan_handle, &loop, items, N, &o), 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+  ck_assert_int_eq(v.status, 0);
+  ck_assert_uint_eq(v.nreported, N);
+  for (i = 0; i < N; i++) {
+    pattern_expect(0, 1 + i * 37, &x, &l);
+    ck_assert_uint_eq(v.reported[i], i);
+    ck_assert_int_eq(items[i].status, 0);
+    ck_assert_uint_eq(items[i].result.xxh3, x);
+    ck_assert_uint_eq(items[i].result.lines, l);
+    memcpy(path, paths[i], sizeof(path));
+    remove_file();
+  }
+}
+END_TEST
+
+#ifndef _WIN32
+/* A cancel wakes the walk of a pipe nobody writes to; the items after it are not reported
+ * and carry the cancel's status. */
+static void on_scan_cancel_timer(uv_timer_t *t) {
+  bm_uv_scan_cancel(t->data, BM_EBUSY);
+  uv_close((uv_handle_t *)t, NULL);
+}
+
+START_TEST(test_scan_cancel) {
+  uv_file fds[2];
+  uv_loop_t loop;
+  uv_timer_t t;
+  uv_fs_t req;
+  bm_uv_scan_item_t items[3];
+  bm_uv_scan_opts_t o;
+  scan_seen_t v;
+  uint64_t t0;
+  make_file(1000);
+  memset(items, 0, sizeof(items));
+  items[0].path = path;
+  ck_assert_int_eq(uv_pipe(fds, 0, 0), 0);
+  items[1].fd = fds[0];
+  items[2].path = path;
+  ck_assert_int_eq(uv_loop_init(&loop), 0);
+  scan_opts(&o, &v, 0);
+  ck_assert_int_eq(bm_uv_scan_start(&scan_handle, &loop, items, 3, &o), 0);
+  uv_timer_init(&loop, &t);
+  t.data = &scan_handle;
+  uv_timer_start(&t, on_scan_cancel_timer, 100, 0);
+  t0 = uv_hrtime();
+  uv_run(&loop, UV_RUN_DEFAULT);
+  ck_assert_int_eq(v.done, 1);
+  ck_assert_int_eq(v.status, BM_EBUSY);
+  ck_assert_uint_eq(v.nreported, 1);
+  ck_assert_int_eq(items[0].status, 0);
+  ck_assert_int_eq(items[1].status, BM_EBUSY);
+  ck_assert_int_eq(items[2].status, BM_EBUSY);
+  ck_assert_uint_lt(uv_hrtime() - t0, 5000000000ull);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+  uv_fs_close(NULL, &req, fds[0], NULL);
+  uv_fs_req_cleanup(&req);
+  uv_fs_close(NULL, &req, fds[1], NULL);
+  uv_fs_req_cleanup(&req);
+  remove_file();
+}
+END_TEST
+#endif
+
+/* Arguments refused before anything starts. */
+START_TEST(test_scan_errors) {
+  bm_uv_scan_item_t it;
+  bm_uv_scan_opts_t o;
+  scan_seen_t v;
+  memset(&it, 0, sizeof(it));
+  it.fd = -1;
+  scan_opts(&o, &v, 0);
+  ck_assert_int_eq(bm_uv_scan_start(&scan_handle, uv_default_loop(), &it, 1, &o), BM_EINVAL);
+  it.path = "x";
+  ck_assert_int_eq(bm_uv_scan_start(&scan_handle, uv_default_loop(), &it, 0, &o), BM_EINVAL);
+  o.done = NULL;
+  ck_assert_int_eq(bm_uv_scan_start(&scan_handle, uv_default_loop(), &it, 1, &o), BM_EINVAL);
+  scan_opts(&o, &v, 0);
+  o.scan.threads = BM_SCAN_MAX_THREADS + 1;
+  ck_assert_int_eq(bm_uv_scan_start(&scan_handle, uv_default_loop(), &it, 1, &o), BM_EINVAL);
+  ck_assert_int_eq(v.done, 0);
+}
+END_TEST
+
 static Suite *uv_suite(void) {
   Suite *s = suite_create("uv");
   TCase *tc = tcase_create("core");
@@ -407,6 +661,16 @@ static Suite *uv_suite(void) {
   tcase_add_test(tc, test_stream_cancel);
 #else
   printf("SKIP stream_cancel: a read blocked on a Windows pipe cannot be woken\n");
+#endif
+  suite_add_tcase(s, tc);
+  tc = tcase_create("scan");
+  tcase_add_test(tc, test_scan_items);
+  tcase_add_test(tc, test_scan_many_small);
+  tcase_add_test(tc, test_scan_errors);
+#ifndef _WIN32
+  tcase_add_test(tc, test_scan_cancel);
+#else
+  printf("SKIP scan_cancel: a read blocked on a Windows pipe cannot be woken\n");
 #endif
   suite_add_tcase(s, tc);
   return s;

@@ -17,7 +17,7 @@ typedef struct cli_cmd_s {
   const char *help;    /* what it does, and one "  --option  what it does" line an option */
 } cli_cmd_t;
 
-/* "bulkmap: CONTEXT: MESSAGE" on stderr. */
+/* Errors (out.c). "bulkmap: CONTEXT: MESSAGE" on stderr. */
 void cli_error(const char *context, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
@@ -41,6 +41,8 @@ void cli_json_mode(int on);
 /* A JSON result was begun on stdout (out_begin does this; a command that prints its
  * object's first brace itself calls it): no error object is written after it. */
 void cli_json_started(void);
+/* What cli_json_mode and cli_json_started set, read by the signal handler (signals.c). */
+extern volatile sig_atomic_t cli_json_on, cli_json_begun;
 /* Reports a library error: message, name and the raw OS error when there is one. */
 void cli_lib_error(const char *context, int err);
 /* The same with the OS error given (one that happened on another thread). */
@@ -71,7 +73,7 @@ const char *cli_docs_dir(void);
 /* Exit status for a library error: usage (2) for bad names, else failed (1). */
 int cli_exit_for(int err);
 
-/* Options: a table of flags, parsed in order; positionals collected. */
+/* Options (cli.c): a table of flags, parsed in order; positionals collected. */
 typedef struct cli_opt_s {
   const char *flag;  /* "--window" */
   int takes_value;   /* 0: a plain flag; 1: a value; N > 1: a value, up to N times, into
@@ -87,8 +89,11 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt_t *opts, int
               const char **pos, int npos, int *npos_out);
 /* Parses a SIZE option value; prints the error and returns EXIT_USAGE when bad. */
 int cli_size(const char *cmd, const char *flag, const char *text, uint64_t *out);
+/* Threads: the pool size from --threads (validated) or the CPU count; sets
+ * UV_THREADPOOL_SIZE before the pool starts. Returns 0 or EXIT_USAGE. */
+int cli_threads(const char *cmd, const char *text, unsigned *out);
 
-/* Output: human `key: value` lines or one JSON object. */
+/* Output (out.c): human `key: value` lines or one JSON object. */
 typedef struct cli_out_s {
   int json;
   int fields;  /* fields written so far in the current JSON object level */
@@ -121,18 +126,17 @@ void out_arr_begin(cli_out_t *o, const char *key);
 void out_elem_begin(cli_out_t *o);
 void out_elem_end(cli_out_t *o);
 void out_arr_end(cli_out_t *o);
-/* A time in seconds since 1970 for human eyes, "2024-05-01T12:00:00Z"; outside 1970-9999
- * "N (invalid time)" and -1 (JSON keeps the number). */
-int cli_format_time(char *buf, size_t n, int64_t t);
 /* A time: JSON the number of seconds, human cli_format_time's words. */
 void out_time(cli_out_t *o, const char *key, int64_t t);
+/* Human-readable large-page outcome into the output. */
+void out_large(cli_out_t *o, const bm_large_t *l);
 void out_end(cli_out_t *o);
 /* A command that fails after it began its object (stat of a dataset not ready, scan of
  * several files one of which failed): the run's first error under "error", as the error
  * object has it, when JSON and rc is not EXIT_DONE. Before out_end. */
 void out_error(cli_out_t *o, int rc);
 
-/* Progress bar on stderr (only when it is a terminal and not disabled). */
+/* Progress bar on stderr (progress.c; only when it is a terminal and not disabled). */
 typedef struct cli_progress_s {
   int on;
   double t0;
@@ -149,16 +153,13 @@ int progress_format(char *line, size_t n, int width, double elapsed, uint64_t do
 
 /* Seconds from a monotonic clock. */
 double cli_now(void);
-/* Threads: the pool size from --threads (validated) or the CPU count; sets
- * UV_THREADPOOL_SIZE before the pool starts. Returns 0 or EXIT_USAGE. */
-int cli_threads(const char *cmd, const char *text, unsigned *out);
-/* Human-readable large-page outcome into the output. */
-void out_large(cli_out_t *o, const bm_large_t *l);
-/* Ignores SIGPIPE (writes to a closed pipe become errors) where that exists. main() does
- * this for every command (cli_signals_init). */
-void cli_ignore_sigpipe(void);
+/* Bytes as people read them ("512.0 B", "64.0 MiB": one decimal, units of 1024). */
+void cli_human_bytes(char *buf, size_t n, double v);
+/* A time in seconds since 1970 for human eyes, "2024-05-01T12:00:00Z"; outside 1970-9999
+ * "N (invalid time)" and -1 (JSON keeps the number). */
+int cli_format_time(char *buf, size_t n, int64_t t);
 
-/* Signals. main() calls cli_signals_init once: SIGPIPE and SIGXFSZ are ignored (a write
+/* Signals (signals.c). main() calls cli_signals_init once: SIGPIPE and SIGXFSZ are ignored (a write
  * to a closed pipe or past ulimit -f becomes an error: EPIPE, EFBIG), and the terminating
  * signals that can be caught (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM,
  * SIGVTALRM, SIGPROF, SIGXCPU; Windows: SIGINT, SIGBREAK, SIGTERM) are handled:
@@ -169,6 +170,9 @@ void cli_ignore_sigpipe(void);
  *   returns cli_signal_status(signum). A command that makes something that must not be
  *   left half-made defers from before it makes it until it is done or removed. */
 void cli_signals_init(void);
+/* Ignores SIGPIPE (writes to a closed pipe become errors) where that exists. main() does
+ * this for every command (cli_signals_init). */
+void cli_ignore_sigpipe(void);
 /* Resource limits the kernel enforces with SIGKILL, checked before a command starts:
  * under `ulimit -t` with soft = hard the soft limit is lowered by a margin, so that
  * SIGXCPU (handled like any terminating signal: cleanup, exit 152) comes before the

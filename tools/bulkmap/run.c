@@ -1,9 +1,8 @@
-/* The tool's libuv loop: one uv_loop_t drives the pipeline, a uv_timer the progress bar,
- * and a uv_async woken by cli.c's signal handler turns a signal into a clean cancel.
+/* The tool's libuv loop: one uv_loop_t drives bulkmap_uv's scan, a uv_timer the progress
+ * bar, and a uv_async woken by cli.c's signal handler turns a signal into a clean cancel.
  * libuv aborts the process when it cannot get what its loop and thread pool need (a pipe,
  * a thread), so that is checked first and reported as an error. */
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include "plat.h"
@@ -26,35 +25,15 @@ static int run_uv_error(int e, int *os) {
 
 static void run_wake(void) { uv_async_send(&run_async); }
 
-/* cli_run_jobs: jobs queued a few at a time, so that a signal stops the rest at once. */
-typedef struct {
-  uv_work_t req;
-  size_t i;
-} run_job_t;
-
-static struct {
-  void (*fn)(size_t i, void *ctx);
-  void *ctx;
-  size_t n, next, active, window;
-  atomic_int stop; /* a signal: jobs not yet run do nothing */
-  int full;        /* a job could not be queued: no more are */
-  int signum;
-  run_job_t *jobs;
-} run_jobs;
-
 static void run_on_async(uv_async_t *h) {
   int sig = cli_signal_caught();
   if (sig == 0) return;
   if (run_current != NULL && !run_current->interrupted) {
     run_current->interrupted = 1;
     run_current->signum = sig;
-    bm_uv_pipeline_cancel(&run_current->pipe, BM_EBUSY);
+    bm_uv_scan_cancel(&run_current->scan, BM_EBUSY);
   }
   if (run_waiting) uv_stop(h->loop);
-  if (run_jobs.jobs != NULL && !atomic_load(&run_jobs.stop)) {
-    run_jobs.signum = sig;
-    atomic_store(&run_jobs.stop, 1);
-  }
 }
 
 /* The loop, made once. Before libuv makes it, the descriptors it needs (the pipe of its
@@ -109,15 +88,37 @@ static int run_check_pool(int *os) {
 
 static void run_on_timer(uv_timer_t *t) {
   cli_run_t *r = t->data;
-  progress_draw(&r->progress, r->pipe.bytes_done);
+  if (r->walking) progress_draw(&r->progress, r->done);
 }
 
-static void run_on_done(bm_uv_pipeline_t *p, int status, void *data) {
+/* An item's walk begins (done 0: the bar starts over), or went on. */
+static void run_on_progress(bm_uv_scan_t *s, size_t item, uint64_t done, uint64_t total,
+                            void *data) {
   cli_run_t *r = data;
-  (void)p;
+  (void)s;
+  (void)item;
+  if (!r->walking) {
+    progress_init(&r->progress, 1, total);
+    r->walking = 1;
+  }
+  r->done = done;
+}
+
+static void run_on_item(bm_uv_scan_t *s, size_t item, void *data) {
+  cli_run_t *r = data;
+  (void)s;
+  if (r->walking) progress_clear(&r->progress);
+  r->walking = 0;
+  if (r->item_done != NULL) r->item_done(r, item);
+}
+
+static void run_on_done(bm_uv_scan_t *s, int status, void *data) {
+  cli_run_t *r = data;
+  (void)s;
   r->status = status;
   uv_timer_stop(&r->timer);
   progress_clear(&r->progress);
+  r->walking = 0;
 }
 
 static void run_close_walk(uv_handle_t *h, void *arg) {
@@ -130,37 +131,36 @@ static void run_close_loop(uv_loop_t *loop) {
   uv_run(loop, UV_RUN_DEFAULT);
 }
 
-static int run_go(cli_run_t *r, bm_source_t *src, uv_file fd, bm_uv_pipeline_opts_t *o,
-                  int progress) {
+int cli_run_scan(cli_run_t *r, bm_uv_scan_item_t *items, size_t n, bm_uv_scan_opts_t *o,
+                 int progress) {
   int err, os, was;
-  void *ctx = r->ctx;
-  memset(r, 0, sizeof(*r));
-  r->ctx = ctx;
+  r->walking = r->interrupted = r->signum = r->status = r->os_error = 0;
+  r->done = 0;
   if ((err = run_get_loop(&os)) != 0 || (err = run_check_pool(&os)) != 0) {
-    r->pipe.os_error = os;
+    r->os_error = os;
     return err;
   }
   r->loop = run_loop;
+  progress_init(&r->progress, progress, 0); /* on: a terminal, and not --no-progress */
+  o->progress = r->progress.on ? run_on_progress : NULL;
+  o->item_done = run_on_item;
   o->done = run_on_done;
   o->data = r;
   if ((err = uv_timer_init(r->loop, &r->timer)) != 0) {
     err = run_uv_error(err, &os);
-    r->pipe.os_error = os;
+    r->os_error = os;
     return err;
   }
   r->timer.data = r;
   cli_signals_ensure(); /* ours again, should a command have put its own in */
   was = cli_signals_defer(1);
   run_current = r;
-  err = src != NULL ? bm_uv_pipeline_start(&r->pipe, r->loop, src, o)
-                    : bm_uv_pipeline_start_fd(&r->pipe, r->loop, fd, o);
+  err = bm_uv_scan_start(&r->scan, r->loop, items, n, o);
   if (err == 0) {
-    /* A signal that came before the pipeline existed cancels it now. */
+    /* A signal that came before the scan existed cancels it now. */
     if (cli_signal_caught() != 0) run_on_async(&run_async);
-    progress_init(&r->progress, progress, r->pipe.total);
     if (r->progress.on) uv_timer_start(&r->timer, run_on_timer, 100, 200);
     uv_run(r->loop, UV_RUN_DEFAULT);
-    err = r->status;
   }
   run_current = NULL;
   run_close_loop(r->loop);
@@ -170,14 +170,6 @@ static int run_go(cli_run_t *r, bm_source_t *src, uv_file fd, bm_uv_pipeline_opt
     r->signum = cli_signal_caught();
   }
   return err;
-}
-
-int cli_run(cli_run_t *r, bm_source_t *src, bm_uv_pipeline_opts_t *o, int progress) {
-  return run_go(r, src, -1, o, progress);
-}
-
-int cli_run_fd(cli_run_t *r, uv_file fd, bm_uv_pipeline_opts_t *o, int progress) {
-  return run_go(r, NULL, fd, o, progress);
 }
 
 int cli_wait_for_signal(void) {
@@ -197,60 +189,4 @@ int cli_wait_for_signal(void) {
   }
   cli_signals_defer(was);
   return cli_signal_caught();
-}
-
-static void run_jobs_fill(void);
-
-static void run_job_work(uv_work_t *req) {
-  run_job_t *j = req->data;
-  if (!atomic_load(&run_jobs.stop)) run_jobs.fn(j->i, run_jobs.ctx);
-}
-
-static void run_job_after(uv_work_t *req, int status) {
-  (void)req;
-  (void)status;
-  run_jobs.active--;
-  run_jobs_fill();
-}
-
-static void run_jobs_fill(void) {
-  while (!atomic_load(&run_jobs.stop) && !run_jobs.full && run_jobs.next < run_jobs.n &&
-         run_jobs.active < run_jobs.window) {
-    run_job_t *j = &run_jobs.jobs[run_jobs.next]; /* jobs end in any order: one each */
-    j->i = run_jobs.next;
-    j->req.data = j;
-    if (uv_queue_work(run_loop, &j->req, run_job_work, run_job_after) != 0) {
-      run_jobs.full = 1; /* the caller does what is left itself */
-      return;
-    }
-    run_jobs.next++;
-    run_jobs.active++;
-  }
-}
-
-int cli_run_jobs(size_t n, void (*fn)(size_t i, void *ctx), void *ctx, size_t *done, int *signum) {
-  const char *env = getenv("UV_THREADPOOL_SIZE");
-  int err, os, was;
-  *done = 0;
-  *signum = 0;
-  if ((err = run_get_loop(&os)) != 0 || (err = run_check_pool(&os)) != 0) return err;
-  memset(&run_jobs, 0, sizeof(run_jobs));
-  run_jobs.fn = fn;
-  run_jobs.ctx = ctx;
-  run_jobs.n = n;
-  run_jobs.window = 4 * (env != NULL && atoi(env) > 0 ? (size_t)atoi(env) : 4);
-  if ((run_jobs.jobs = calloc(n ? n : 1, sizeof(run_job_t))) == NULL) return BM_ENOMEM;
-  cli_signals_ensure();
-  was = cli_signals_defer(1);
-  if (cli_signal_caught() != 0) run_on_async(&run_async);
-  run_jobs_fill();
-  uv_run(run_loop, UV_RUN_DEFAULT);
-  cli_signals_defer(was);
-  if (run_jobs.signum == 0 && cli_signal_caught() != 0) run_jobs.signum = cli_signal_caught();
-  *signum = run_jobs.signum;
-  /* Jobs run in order of i; those not run (a signal, a failed queue) are left to the caller. */
-  *done = run_jobs.signum != 0 ? 0 : run_jobs.next;
-  free(run_jobs.jobs);
-  run_jobs.jobs = NULL;
-  return 0;
 }

@@ -233,10 +233,12 @@ int bm__os_read_at(bm_source_t *src, uint64_t offset, void *buf, size_t n, size_
  * BM_EIO. Windows waits so only on a pipe (PeekNamedPipe): a console or a file is read
  * as it comes.
  * open: path opened for reading as a stream, whatever it is but a directory (a FIFO opens
- * at once, writer or not, and is then waited on by read); close: closes what open gave. */
+ * at once, writer or not, and is then waited on by read); *size gets a regular file's
+ * size, UINT64_MAX for anything else. Kept open until read: closing a FIFO its writer has
+ * just opened would end that writer (EPIPE). close: closes what open gave. */
 int bm__os_stream_check(bm_os_handle_t h);
 int bm__os_stream_read(bm_os_handle_t h, void *buf, size_t n, unsigned ms, size_t *got);
-int bm__os_stream_open(const char *path, bm_os_handle_t *h);
+int bm__os_stream_open(const char *path, bm_os_handle_t *h, uint64_t *size);
 void bm__os_stream_close(bm_os_handle_t h);
 
 /* Writes n bytes of buf into the section dst at offset through the file (pwrite): on a

@@ -1230,6 +1230,7 @@ typedef struct {
   size_t n;
   const bm_scan_opts_t *o;
   unsigned char *state;
+  bm_os_handle_t *handles; /* FILE_STREAM: open since the first look */
   bm__pool_t *pool;
   uint64_t base; /* bytes scanned before the current step, for progress */
   int (*progress)(uint64_t done, uint64_t total, void *arg);
@@ -1244,30 +1245,33 @@ static int files_progress(uint64_t done, uint64_t total, void *arg) {
 }
 
 /* Scans path if it is a small regular file, into f (FILE_DONE); else says which way it
- * goes. A file that changes size meanwhile is left to bm_scan, which reports it. */
-static int scan_small(bm_scan_file_t *f, const bm_scan_opts_t *opts, unsigned char *buf) {
-  bm_source_t *src;
+ * goes: a stream keeps its handle open in *h (a FIFO's writer that has just opened it
+ * would get EPIPE if it were closed). A file that changes size meanwhile, or a /proc file
+ * (which claims a size it does not have), is left to bm_scan, which reports it. */
+static int scan_small(bm_scan_file_t *f, const bm_scan_opts_t *opts, unsigned char *buf,
+                      bm_os_handle_t *h) {
   bm_scan_opts_t o = *opts;
   uint64_t size;
   size_t got = 0, n;
   int err;
-  if ((err = bm_file_open(&src, f->path, BM_FILE_READ)) != 0) {
-    if (err == BM_ENOTREG) return FILE_STREAM;
+  if ((err = bm__os_stream_open(f->path, h, &size)) != 0) {
     f->status = err;
     f->result.os_error = bm_last_os_error();
     return FILE_DONE;
   }
-  size = src->size;
+  if (size == UINT64_MAX) return FILE_STREAM;
   if (size == 0 || size > SCAN_SMALL) {
-    bm_source_close(src);
+    bm__os_stream_close(*h);
     return FILE_LARGE;
   }
   /* One byte more than the size, to see a file that grew. */
   while (got <= size) {
-    if (bm__os_read_at(src, got, buf + got, (size_t)size + 1 - got, &n) != 0 || n == 0) break;
+    err = bm__os_stream_read(*h, buf + got, (size_t)size + 1 - got, 0, &n);
+    if (err == BM_ETIMEDOUT) continue; /* (a regular file is always readable) */
+    if (err != 0 || n == 0) break;
     got += n;
   }
-  bm_source_close(src);
+  bm__os_stream_close(*h);
   if (got != size) return FILE_LARGE;
   /* As bm_scan takes them: a match_end past the file's end is its end. */
   if ((o.flags & BM_SCAN_PART) && o.match_end != 0 && o.match_end != BM_TO_END && o.match_end > size)
@@ -1283,7 +1287,8 @@ static int files_job(void *ctx, bm__pool_win_t *w) {
   for (i = (size_t)w->index * SCAN_BATCH; i < end && i < fs->n; i++) {
     bm_scan_file_t *f = &fs->files[i];
     if (bm__pool_cancelled(fs->pool)) return BM_ECANCELED;
-    fs->state[i] = (unsigned char)scan_small(f, fs->o, w->user);
+    if (fs->state[i] == FILE_DONE) continue; /* no path */
+    fs->state[i] = (unsigned char)scan_small(f, fs->o, w->user, &fs->handles[i]);
     if (fs->state[i] == FILE_DONE && f->status == 0) bytes += f->result.bytes;
   }
   w->length = (size_t)bytes; /* for the progress */
@@ -1313,7 +1318,11 @@ int bm_scan_files(bm_scan_file_t *files, size_t n, const bm_scan_opts_t *opts) {
   fs.pool = &p;
   fs.progress = opts->progress;
   fs.progress_arg = opts->progress_arg;
-  if ((fs.state = calloc(n ? n : 1, 1)) == NULL) return BM_ENOMEM;
+  if ((fs.state = calloc(n ? n : 1, 1)) == NULL ||
+      (fs.handles = malloc((n ? n : 1) * sizeof(*fs.handles))) == NULL) {
+    free(fs.state);
+    return BM_ENOMEM;
+  }
   for (i = 0; i < n; i++)
     if (files[i].status != 0) fs.state[i] = FILE_DONE;
 
@@ -1353,22 +1362,22 @@ int bm_scan_files(bm_scan_file_t *files, size_t n, const bm_scan_opts_t *opts) {
       err = BM_ECANCELED;
       break;
     }
-    if (fs.state[i] == FILE_STREAM) {
-      bm_os_handle_t h;
-      if ((f->status = bm__os_stream_open(f->path, &h)) == 0) {
-        f->status = bm_scan_fd(h, &o, &f->result);
-        bm__os_stream_close(h);
-      } else {
-        f->result.os_error = bm_last_os_error();
-      }
-    } else {
+    if (fs.state[i] == FILE_LARGE) {
       bm_source_t *src;
       if ((f->status = bm_file_open(&src, f->path, BM_FILE_READ)) == 0) {
         f->status = bm_scan(src, &o, &f->result);
         bm_source_close(src);
-      } else {
-        f->result.os_error = bm_last_os_error();
+      } else if (f->status == BM_ENOTREG) {
+        /* /proc and /sys files: read, not mapped */
+        uint64_t size;
+        if ((f->status = bm__os_stream_open(f->path, &fs.handles[i], &size)) == 0)
+          fs.state[i] = FILE_STREAM;
       }
+      if (fs.state[i] != FILE_STREAM && f->status != 0) f->result.os_error = bm_last_os_error();
+    }
+    if (fs.state[i] == FILE_STREAM) {
+      f->status = bm_scan_fd(fs.handles[i], &o, &f->result);
+      bm__os_stream_close(fs.handles[i]);
     }
     if (f->status == BM_ECANCELED) err = BM_ECANCELED;
     else if (f->status == 0) fs.base += f->result.bytes;
@@ -1377,13 +1386,16 @@ int bm_scan_files(bm_scan_file_t *files, size_t n, const bm_scan_opts_t *opts) {
   if (err == 0 && fs.progress != NULL && fs.progress(fs.base, fs.base, fs.progress_arg))
     err = BM_ECANCELED;
 out:
-  /* A cancel: the files not scanned say so. */
-  for (i = 0; i < n; i++)
+  /* A cancel: the files not scanned say so (and the streams kept open are closed). */
+  for (i = 0; i < n; i++) {
+    if (fs.state[i] == FILE_STREAM) bm__os_stream_close(fs.handles[i]);
     if (fs.state[i] != FILE_DONE && files[i].status == 0) files[i].status = err ? err : BM_ECANCELED;
+  }
   for (i = 0; i < n && err == 0 && first == 0; i++) first = files[i].status;
   if (bufs != NULL)
     for (k = 0; k < p.inflight; k++) free(bufs[k]);
   free(bufs);
+  free(fs.handles);
   free(fs.state);
   return err != 0 ? err : first;
 }

@@ -57,16 +57,23 @@ int bm__os_stream_read(int fd, void *buf, size_t n, unsigned ms, size_t *got) {
   return BM_EIO;
 }
 
-int bm__os_stream_open(const char *path, int *h) {
-  int fd, err;
+int bm__os_stream_open(const char *path, int *h, uint64_t *size) {
+  struct stat st;
+  int fd;
   /* O_NONBLOCK: a FIFO opens at once, writer or not (read then waits in poll). */
   do fd = bm__sys_open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   while (fd < 0 && errno == EINTR);
   if (fd < 0) return bm__posix_error(errno);
-  if ((err = bm__os_stream_check(fd)) != 0) {
+  if (bm__sys_fstat(fd, &st) != 0) {
+    int e = errno;
     close(fd);
-    return err;
+    return bm__posix_error(e);
   }
+  if (S_ISDIR(st.st_mode)) {
+    close(fd);
+    return bm__set_os_error(EISDIR), BM_EISDIR;
+  }
+  *size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : UINT64_MAX;
   *h = fd;
   return 0;
 }

@@ -57,8 +57,9 @@ int bm__os_stream_read(HANDLE h, void *buf, size_t n, unsigned ms, size_t *got) 
   return 0;
 }
 
-int bm__os_stream_open(const char *path, HANDLE *out) {
+int bm__os_stream_open(const char *path, HANDLE *out, uint64_t *size) {
   WCHAR w[BM_PATH_MAX];
+  LARGE_INTEGER sz;
   HANDLE h;
   int err;
   if ((err = bm__win_utf8_to_wide(path, w, BM_PATH_MAX)) != 0) return err;
@@ -69,6 +70,7 @@ int bm__os_stream_open(const char *path, HANDLE *out) {
     CloseHandle(h);
     return err;
   }
+  *size = GetFileType(h) == FILE_TYPE_DISK && GetFileSizeEx(h, &sz) ? (uint64_t)sz.QuadPart : UINT64_MAX;
   *out = h;
   return 0;
 }

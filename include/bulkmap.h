@@ -949,8 +949,9 @@ BM_EXTERN void bm_section_list_free(bm_section_info_t *list);
  * of it or a buffer. The work is split into windows that any thread may count (the counts
  * of a literal across window edges are made exact by folding, in order, each window's
  * count as a function of where the previous match ended), then merged in order (the hash),
- * then finished. bm_scan runs it all on the library's own threads; a driver of its own
- * (bulkmap_uv's libuv loop) calls the stages, bm_scan_begin .. bm_scan_finish.
+ * then finished. bm_scan runs it all on the library's own threads (bm_scan_fd for a stream
+ * that is read, not mapped; bm_scan_files for many files); a driver of its own (bulkmap_uv's
+ * libuv loop) calls the stages, bm_scan_begin .. bm_scan_finish.
  *
  * Per-range results fold: a scan with BM_SCAN_PART returns a bm_scan_part_t that, folded
  * in order with the parts of the adjacent ranges (bm_scan_part_fold), gives exactly the
@@ -1032,6 +1033,55 @@ BM_EXTERN int bm_scan(bm_source_t *src, const bm_scan_opts_t *opts, bm_scan_resu
  * reach up to n. Errors: as bm_scan_check, BM_ERANGE, BM_ENOMEM. */
 BM_EXTERN int bm_scan_buffer(const void *data, size_t n, const bm_scan_opts_t *opts,
                              bm_scan_result_t *out);
+/* The same over a stream that cannot be mapped: a pipe, a FIFO, standard input, a
+ * terminal, a socket (POSIX), or any file read from where it stands. fd is the caller's
+ * and stays open: on POSIX a file descriptor (0 for standard input); on Windows a HANDLE
+ * (GetStdHandle(STD_INPUT_HANDLE), or _get_osfhandle(n) of a C runtime descriptor), read
+ * as bytes (no text-mode translation). It is read in order, one window at a time, into
+ * buffers of window + 2 * (longest literal - 1) bytes (window 0: 8 MiB here; not rounded),
+ * at most threads + 2 of them, all within max_mapped (0: a quarter of the address-space
+ * limit when there is one): the window shrinks to fit. The buffers are counted on the
+ * library's threads (threads 0: the CPU count, at most 4) and merged in order, so every
+ * result (xxh3, lines, counts, parts) is what bm_scan gives for the same bytes as a file;
+ * window is the one used, peak_mapped the bytes of buffers held at most.
+ * opts->offset bytes are read and dropped first; then opts->length bytes are scanned
+ * (BM_TO_END: to the end of the stream; the result's length says how many). A stream that
+ * ends first gives BM_ERANGE. With BM_SCAN_PART and a match_end past the range, up to
+ * (longest literal - 1) bytes after the range are read too (consumed from fd).
+ * progress(done, total, arg): total is 0 while the stream's length is not known (length
+ * BM_TO_END), and done at the last call; total is length otherwise. A cancel (the flag or
+ * progress) is seen within about 20 ms also while a read waits on a silent writer (no
+ * signal is needed; EINTR is retried), except on Windows for a console, a disk file or a
+ * pipe that cannot be peeked (Wine's from the host), read as it comes (a pipe is polled).
+ * Errors: as bm_scan_check, BM_EINVAL (fd not open for reading: result os_error and
+ * bm_last_os_error say EBADF, or ERROR_INVALID_HANDLE), BM_EISDIR, BM_ERANGE, BM_EIO (a
+ * read failed: os_error says why), BM_ECANCELED, BM_ENOMEM, BM_EAGAIN (no thread). */
+BM_EXTERN int bm_scan_fd(bm_os_handle_t fd, const bm_scan_opts_t *opts, bm_scan_result_t *out);
+
+/* One file of bm_scan_files: path in, status and result out. */
+typedef struct bm_scan_file_s {
+  const char *path;              /* the file (UTF-8 on Windows) */
+  int status;                    /* 0, or why this file was not scanned (BM_E*; the raw OS
+                                    error in result.os_error) */
+  bm_scan_result_t result;       /* as bm_scan's for the file (window and threads say how
+                                    it was scanned: a small file is one window on one
+                                    thread); result.part is the caller's, whatever the call
+                                    returns */
+} bm_scan_file_t;
+
+/* Scans many files with the same options (offset, length and match_end apply to each file
+ * as bm_scan takes them), one result a file, as fast as the work allows: the small
+ * regular files (up to 256 KiB) are read whole and scanned in buffers, 64 files a job on
+ * the library's threads; the larger files follow one by one, each by bm_scan; what is not
+ * a regular file (a FIFO, a device, a /proc file) is opened and read by bm_scan_fd. A
+ * file that cannot be scanned does not stop the others: its status says why.
+ * progress(done, total, arg): done is the bytes scanned over all the files so far, total
+ * 0 until the last call, which gives done. A cancel stops the call: the files not scanned
+ * have status BM_ECANCELED.
+ * Returns 0 when every file was scanned, BM_ECANCELED, or the status of the first file
+ * that failed. Errors of the call itself: as bm_scan_check, BM_EINVAL (files NULL with
+ * n > 0; a NULL or empty path is that file's BM_EINVAL), BM_ENOMEM, BM_EAGAIN. */
+BM_EXTERN int bm_scan_files(bm_scan_file_t *files, size_t n, const bm_scan_opts_t *opts);
 
 /* Parts. fold: acc becomes acc followed by next (next's range must begin where acc's ends,
  * with the same literals in the same order: else BM_EINVAL); lines and bytes add up, and

@@ -223,6 +223,24 @@ uint64_t bm__os_as_limit(void);
  * whose shared memory is full), BM_EIO otherwise. */
 int bm__os_read_at(bm_source_t *src, uint64_t offset, void *buf, size_t n, size_t *got);
 
+/* Streams (bm_scan_fd): a pipe, a FIFO, a terminal, a socket or a file that is read, not
+ * mapped, from where it stands. h is the caller's and stays open.
+ * check: BM_EINVAL when h is not open for reading (the OS error: EBADF, or
+ * ERROR_INVALID_HANDLE), BM_EISDIR.
+ * read: waits up to ms milliseconds for bytes, then reads up to n of them (n <= 1 GiB): *got
+ * > 0, or 0 at the end of the stream. BM_ETIMEDOUT when none came in time (or a signal
+ * came: the caller looks at its cancel flag and calls again); BM_EINVAL (EBADF), BM_EISDIR,
+ * BM_EIO. Windows waits so only on a pipe (PeekNamedPipe): a console or a file is read
+ * as it comes.
+ * open: path opened for reading as a stream, whatever it is but a directory (a FIFO opens
+ * at once, writer or not, and is then waited on by read); *size gets a regular file's
+ * size, UINT64_MAX for anything else. Kept open until read: closing a FIFO its writer has
+ * just opened would end that writer (EPIPE). close: closes what open gave. */
+int bm__os_stream_check(bm_os_handle_t h);
+int bm__os_stream_read(bm_os_handle_t h, void *buf, size_t n, unsigned ms, size_t *got);
+int bm__os_stream_open(const char *path, bm_os_handle_t *h, uint64_t *size);
+void bm__os_stream_close(bm_os_handle_t h);
+
 /* Writes n bytes of buf into the section dst at offset through the file (pwrite): on a
  * virtual machine that traps every first touch of a page, several times faster than a
  * copy through a mapping. BM_ENOTSUP where the section takes no writes so (hugetlbfs,

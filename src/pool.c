@@ -1,4 +1,5 @@
-/* The core's window scheduler (pool.h) on the backend's threads (src/os.h). */
+/* The core's window scheduler (pool.h) on the backend's threads (src/os.h): mapped
+ * windows, a stream's read windows, and jobs. */
 #include <stdlib.h>
 #include <string.h>
 #include "os.h"
@@ -13,10 +14,22 @@ typedef struct {
   int *state;
   uint64_t next_map, next_ordered, mapped;
   int ordering, status;
+  int reading; /* a stream's window is being read (one at a time, in order) */
   unsigned exited;
 } run_t;
 
 int bm__pool_cancelled(const bm__pool_t *p) { return p->cancel != NULL && *p->cancel != 0; }
+
+int bm__pool_stopped(bm__pool_t *p) {
+  run_t *r = p->run;
+  int status;
+  if (bm__pool_cancelled(p)) return 1;
+  if (r == NULL) return 0;
+  bm__os_lock(r->lock);
+  status = r->status;
+  bm__os_unlock(r->lock);
+  return status != 0;
+}
 
 static void run_account(run_t *r, uint64_t add, uint64_t sub) {
   r->mapped += add;
@@ -45,6 +58,14 @@ static int run_map(run_t *r, bm__pool_win_t *w) {
   uint64_t off, len, start, size, extra = 0;
   call_t c;
   int err;
+  if (p->src == NULL) {
+    /* A job: the parallel stage is all there is (it sets length for the progress). */
+    w->offset = w->length = w->overlap = w->avail = 0;
+    w->data = NULL;
+    w->final = w->index + 1 == p->plan.count;
+    w->os_error = 0;
+    return p->parallel != NULL ? p->parallel(p->ctx, w) : 0;
+  }
   bm_window_plan_span(&p->plan, w->index, &off, &len);
   start = p->plan.start + w->index * p->plan.step;
   w->offset = off;
@@ -63,6 +84,7 @@ static int run_map(run_t *r, bm__pool_win_t *w) {
     memset(&w->view, 0, sizeof(w->view));
     return err;
   }
+  w->data = w->view.data;
   bm__os_lock(r->lock);
   run_account(r, w->view.map_length, 0);
   bm__os_unlock(r->lock);
@@ -73,6 +95,37 @@ static int run_map(run_t *r, bm__pool_win_t *w) {
   c.w = w;
   if (err == 0 && p->parallel != NULL) err = bm_guard_call(call_parallel, &c);
   if (err != 0 && w->os_error == 0) w->os_error = bm_last_os_error();
+  return err;
+}
+
+/* Reads a stream's window w->index into the slot's buffer (r->reading is set: no other
+ * thread reads meanwhile), then runs the parallel stage on it (another window may be read
+ * meanwhile). */
+static int run_read(run_t *r, bm__pool_win_t *w) {
+  bm__pool_t *p = r->p;
+  int err = 0;
+  w->offset = w->length = w->overlap = w->avail = 0;
+  w->final = 0;
+  w->os_error = 0;
+  if (w->buf == NULL) {
+    if ((w->buf = malloc(p->bufsize)) == NULL) err = BM_ENOMEM;
+    else {
+      bm__os_lock(r->lock);
+      run_account(r, p->bufsize, 0);
+      bm__os_unlock(r->lock);
+    }
+  }
+  if (err == 0) err = p->read(p->ctx, w);
+  w->data = w->buf;
+  bm__os_lock(r->lock);
+  r->reading = 0;
+  if (err == 0 && w->final) p->plan.count = w->index + 1;
+  bm__os_lock_broadcast(r->lock);
+  bm__os_unlock(r->lock);
+  if (err == 0 && p->parallel != NULL) {
+    err = p->parallel(p->ctx, w);
+    if (err != 0 && w->os_error == 0) w->os_error = bm_last_os_error();
+  }
   return err;
 }
 
@@ -128,11 +181,12 @@ static void run_worker(void *arg) {
     }
     i = (unsigned)(r->next_map % p->inflight);
     w = &r->slots[i];
-    if (r->next_map < p->plan.count && r->state[i] == SLOT_FREE) {
+    if (r->next_map < p->plan.count && r->state[i] == SLOT_FREE && !r->reading) {
       w->index = r->next_map++;
       r->state[i] = SLOT_BUSY;
+      if (p->read != NULL) r->reading = 1;
       bm__os_unlock(r->lock);
-      err = run_map(r, w);
+      err = p->read != NULL ? run_read(r, w) : run_map(r, w);
       if (err != 0) run_unmap(r, w);
       bm__os_lock(r->lock);
       r->state[i] = err == 0 ? SLOT_READY : SLOT_FREE;
@@ -151,7 +205,7 @@ int bm__pool_run(bm__pool_t *p) {
   run_t r;
   bm__os_thread_t **tid;
   unsigned i, started = 0, nthreads = p->threads ? p->threads : 1;
-  uint64_t total = p->plan.end - p->plan.start;
+  uint64_t total = p->read != NULL || p->src == NULL ? p->total : p->plan.end - p->plan.start;
   int err = 0, stop = 0;
 
   p->done = p->peak_mapped = 0;
@@ -172,6 +226,7 @@ int bm__pool_run(bm__pool_t *p) {
     return BM_ENOMEM;
   }
   for (i = 0; i < p->inflight; i++) r.slots[i].user = p->user ? p->user[i] : NULL;
+  p->run = &r;
   for (i = 0; i < nthreads; i++) {
     if ((err = bm__os_thread_start(&tid[i], run_worker, &r)) != 0) break;
     started++;
@@ -203,7 +258,13 @@ int bm__pool_run(bm__pool_t *p) {
   }
   bm__os_unlock(r.lock);
   for (i = 0; i < started; i++) bm__os_thread_join(tid[i]);
-  for (i = 0; i < p->inflight; i++) run_unmap(&r, &r.slots[i]);
+  for (i = 0; i < p->inflight; i++) {
+    run_unmap(&r, &r.slots[i]);
+    free(r.slots[i].buf);
+  }
+  p->run = NULL;
+  /* A stream's total is known once it ended. */
+  if (p->read != NULL && total == 0 && r.status == 0) total = p->done;
   /* The last report: a cancel there still wins (the caller asked to stop). */
   if (r.status == 0 && p->progress != NULL && !stop && p->progress(p->done, total, p->progress_arg))
     r.status = BM_ECANCELED;

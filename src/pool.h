@@ -2,14 +2,19 @@
  * stage on any of a few worker threads, then to an ordered stage one at a time in window
  * order, then unmapped; at most `inflight` windows mapped at once. The calling thread
  * waits, reporting progress and watching for a cancel. The scan and the load run on it;
- * bulkmap_uv drives the same stages through libuv instead. */
+ * bulkmap_uv drives the same stages through libuv instead.
+ * Two other kinds of window go the same way: a stream's (`read` set), read into the
+ * slot's buffer one at a time in order instead of mapped, the plan ending with the window
+ * the reader marks final; and jobs (no src, no read): window k is job k, only counted. */
 #ifndef BULKMAP_POOL_H
 #define BULKMAP_POOL_H
 
 #include "internal.h"
 
 typedef struct bm__pool_win_s {
-  bm_view_t view;          /* the window's mapping: data at view.data */
+  bm_view_t view;          /* the window's mapping (a mapped window) */
+  const unsigned char *data; /* the window's bytes: view.data, or buf (a stream's) */
+  unsigned char *buf;      /* a stream: the slot's buffer of `bufsize` bytes (the pool's) */
   uint64_t index;          /* 0, 1, ... in order */
   uint64_t offset;         /* source offset of view.data[0] */
   size_t length;           /* bytes of the window, overlap included */
@@ -35,11 +40,20 @@ typedef struct bm__pool_s {
   int (*parallel)(void *ctx, bm__pool_win_t *w); /* may be NULL */
   int (*ordered)(void *ctx, bm__pool_win_t *w);  /* may be NULL */
   void *ctx;
+  /* A stream: fills w from the stream in place of mapping (data in w->buf; length,
+   * overlap, avail, offset, final), one call at a time, in window order; the window it
+   * marks final is the plan's last (plan.count is then set; UINT64_MAX before). A read
+   * that waits looks at bm__pool_stopped now and then. */
+  int (*read)(void *ctx, bm__pool_win_t *w);
+  size_t bufsize;          /* a stream: each slot's buffer */
+  uint64_t total;          /* a stream or jobs: progress's total (0: not known) */
   int (*progress)(uint64_t done, uint64_t total, void *arg);
   void *progress_arg;
   const volatile sig_atomic_t *cancel;
+  void *run;               /* private: the run under way */
   /* out */
-  uint64_t done;           /* new bytes through the ordered stage */
+  uint64_t done;           /* new bytes through the ordered stage (jobs: length minus
+                              overlap, as the parallel stage set them) */
   uint64_t peak_mapped;
   int os_error;
   unsigned threads_used;
@@ -50,5 +64,8 @@ typedef struct bm__pool_s {
 int bm__pool_run(bm__pool_t *p);
 /* 1 when *cancel is set (cancel may be NULL). */
 int bm__pool_cancelled(const bm__pool_t *p);
+/* 1 when the run should stop: *cancel set, or the run failed or was canceled meanwhile
+ * (from a stage: takes the run's lock). */
+int bm__pool_stopped(bm__pool_t *p);
 
 #endif

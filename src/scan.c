@@ -938,7 +938,7 @@ out:
  * bm_scan: the stages on the core's window scheduler. */
 static bm_scan_chunk_t scan_chunk(const bm__pool_win_t *w) {
   bm_scan_chunk_t c;
-  c.data = w->view.data;
+  c.data = w->data;
   c.length = w->length;
   c.overlap = w->overlap;
   c.avail = w->avail;
@@ -1032,4 +1032,370 @@ out:
   free(works);
   bm_scan_free(s);
   return err;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * bm_scan_fd: a stream read into the pool's buffers, one window at a time and in order,
+ * through the same stages. */
+
+/* A stream's buffers are allocated, not views of the page cache: smaller windows, and few
+ * threads by default (a pipe feeds no more than a few counting threads can take). */
+#define SCAN_STREAM_WINDOW (8u << 20)
+#define SCAN_STREAM_THREADS 4
+/* How long a read waits before it looks at the cancel flag again. */
+#define SCAN_STREAM_WAIT_MS 20
+
+typedef struct {
+  bm_scan_t *s;
+  bm__pool_t *p;
+  bm_os_handle_t fd;
+  uint64_t start;       /* the range: bytes before start are read and dropped */
+  uint64_t end;         /* UINT64_MAX: the stream's end */
+  uint64_t tail;        /* BM_SCAN_PART: bytes past end the final window may read */
+  size_t step, ovl;
+  uint64_t pos;         /* bytes read from fd */
+  unsigned char *keep;  /* the last ovl bytes read: the next window's overlap */
+  size_t keep_len;
+} stream_t;
+
+static int stream_parallel(void *ctx, bm__pool_win_t *w) {
+  return scan_parallel(((stream_t *)ctx)->s, w);
+}
+
+static int stream_ordered(void *ctx, bm__pool_win_t *w) {
+  return scan_ordered(((stream_t *)ctx)->s, w);
+}
+
+/* Reads up to want bytes (fewer only at the end of the stream), looking at the cancel flag
+ * and the run's state while it waits. */
+static int stream_fill(stream_t *st, unsigned char *dst, size_t want, size_t *got, int *os) {
+  *got = 0;
+  while (*got < want) {
+    size_t n, chunk = want - *got > (1u << 30) ? (1u << 30) : want - *got;
+    int err;
+    if (bm__pool_cancelled(st->p)) return BM_ECANCELED;
+    err = bm__os_stream_read(st->fd, dst + *got, chunk, SCAN_STREAM_WAIT_MS, &n);
+    if (err == BM_ETIMEDOUT) {
+      if (bm__pool_stopped(st->p)) return BM_ECANCELED;
+      continue;
+    }
+    if (err != 0) {
+      *os = bm_last_os_error();
+      return err;
+    }
+    if (n == 0) break;
+    *got += n;
+  }
+  return 0;
+}
+
+/* The pool's read stage: the overlap kept from the previous window, then up to a window of
+ * new bytes; the final window (the stream or the range ended) also reads the tail. */
+static int stream_read(void *ctx, bm__pool_win_t *w) {
+  stream_t *st = ctx;
+  size_t got, want, ovl, keep;
+  int err, final = 0;
+  while (st->pos < st->start) {
+    uint64_t skip = st->start - st->pos;
+    if ((err = stream_fill(st, w->buf, skip < st->step ? (size_t)skip : st->step, &got, &w->os_error)) != 0)
+      return err;
+    if (got == 0) return BM_ERANGE; /* the stream ended before the range began */
+    st->pos += got;
+  }
+  ovl = st->keep_len;
+  if (ovl > 0) memcpy(w->buf, st->keep, ovl);
+  want = st->step;
+  if (st->end != UINT64_MAX && st->end - st->pos < want) want = (size_t)(st->end - st->pos);
+  if ((err = stream_fill(st, w->buf + ovl, want, &got, &w->os_error)) != 0) return err;
+  st->pos += got;
+  if (got < want) {
+    if (st->end != UINT64_MAX) return BM_ERANGE; /* the stream ended before the range */
+    final = 1;
+  } else if (st->pos == st->end) {
+    final = 1;
+  }
+  w->length = ovl + got;
+  w->overlap = ovl;
+  w->offset = st->pos - got - ovl;
+  w->avail = w->length;
+  w->final = final;
+  if (final && st->tail > 0) {
+    if ((err = stream_fill(st, w->buf + w->length, (size_t)st->tail, &got, &w->os_error)) != 0)
+      return err;
+    w->avail += got;
+  }
+  keep = w->length < st->ovl ? w->length : st->ovl;
+  if (keep > 0) memcpy(st->keep, w->buf + w->length - keep, keep);
+  st->keep_len = keep;
+  return 0;
+}
+
+int bm_scan_fd(bm_os_handle_t fd, const bm_scan_opts_t *opts, bm_scan_result_t *out) {
+  bm_scan_opts_t o;
+  bm__pool_t p;
+  stream_t st;
+  void **works = NULL;
+  uint64_t window, budget;
+  unsigned i, threads;
+  int err;
+
+  if (out == NULL) return BM_EINVAL;
+  memset(out, 0, sizeof(*out));
+  if (opts == NULL) return BM_EINVAL;
+  if ((err = bm_scan_check(opts)) != 0) return err;
+  if ((err = bm__os_stream_check(fd)) != 0) {
+    out->os_error = bm_last_os_error();
+    return err;
+  }
+  o = *opts;
+  threads = o.threads ? o.threads : bm__os_cpu_count();
+  if (o.threads == 0 && threads > SCAN_STREAM_THREADS) threads = SCAN_STREAM_THREADS;
+  memset(&st, 0, sizeof(st));
+  memset(&p, 0, sizeof(p));
+  st.fd = fd;
+  st.start = o.offset;
+  st.end = o.length == BM_TO_END ? UINT64_MAX : o.offset + o.length;
+  if ((err = bm_scan_begin(&st.s, &o)) != 0) return err;
+  st.ovl = bm_scan_overlap(st.s);
+  /* A match beginning in the range may run past it, up to match_end (the final window
+   * reads those bytes: they are consumed from the stream). */
+  if ((o.flags & BM_SCAN_PART) && st.end != UINT64_MAX && o.match_end != 0)
+    st.tail = o.match_end == BM_TO_END || o.match_end - st.end > st.ovl ? st.ovl : o.match_end - st.end;
+  window = o.window ? o.window : SCAN_STREAM_WINDOW;
+  /* One buffer a worker being counted, one being read, one being merged; max_mapped (or
+   * a quarter of the address-space limit) bounds them all: the window shrinks to fit. */
+  p.inflight = threads + 2;
+  budget = o.max_mapped ? o.max_mapped : bm__os_as_limit() / 4;
+  if (budget != 0 && (window + 2 * st.ovl) * p.inflight > budget) {
+    uint64_t per = budget / p.inflight;
+    if (per <= 3 * (uint64_t)st.ovl + 1) {
+      err = BM_EINVAL; /* max_mapped leaves windows no longer than the literal */
+      goto out;
+    }
+    window = per - 2 * st.ovl;
+  }
+  st.step = (size_t)window;
+  if (st.ovl > 0 && (st.keep = malloc(st.ovl)) == NULL) {
+    err = BM_ENOMEM;
+    goto out;
+  }
+  if ((works = calloc(p.inflight, sizeof(*works))) == NULL) {
+    err = BM_ENOMEM;
+    goto out;
+  }
+  for (i = 0; i < p.inflight; i++)
+    if ((err = bm_scan_work_new(st.s, (bm_scan_work_t **)&works[i])) != 0) goto out;
+  st.p = &p;
+  p.plan.count = UINT64_MAX; /* known once the stream ends */
+  p.read = stream_read;
+  p.bufsize = st.step + 2 * st.ovl;
+  p.total = o.length == BM_TO_END ? 0 : o.length;
+  p.threads = threads;
+  p.user = works;
+  p.parallel = (st.s->flags & BM_SCAN_LINES) || st.s->nlit ? stream_parallel : NULL;
+  p.ordered = stream_ordered;
+  p.ctx = &st;
+  p.progress = o.progress;
+  p.progress_arg = o.progress_arg;
+  p.cancel = o.cancel;
+  err = bm__pool_run(&p);
+  if (err == 0) err = bm_scan_finish(st.s, out);
+  out->window = st.step;
+  out->threads = p.threads_used;
+  out->peak_mapped = p.peak_mapped;
+  out->os_error = p.os_error;
+  if (err != 0 && p.os_error != 0) bm__set_os_error(p.os_error);
+out:
+  if (works)
+    for (i = 0; i < p.inflight; i++) bm_scan_work_free(works[i]);
+  free(works);
+  free(st.keep);
+  bm_scan_free(st.s);
+  return err;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * bm_scan_files: many files. A small regular file is read whole into a buffer and scanned
+ * there (bm_scan_buffer), 64 files a job on the pool's threads: for many small files the
+ * hops between threads, and mapping, cost more than the work (10,000 files of 4 KiB: see
+ * perf/RESULTS.md). The others follow one by one: bm_scan for the larger files, bm_scan_fd
+ * for what is not a regular file (a FIFO, a device, a /proc file). */
+#define SCAN_SMALL (256u << 10)
+#define SCAN_BATCH 64
+
+enum { FILE_UNTRIED = 0, FILE_DONE, FILE_LARGE, FILE_STREAM };
+
+typedef struct {
+  bm_scan_file_t *files;
+  size_t n;
+  const bm_scan_opts_t *o;
+  unsigned char *state;
+  bm_os_handle_t *handles; /* FILE_STREAM: open since the first look */
+  bm__pool_t *pool;
+  uint64_t base; /* bytes scanned before the current step, for progress */
+  int (*progress)(uint64_t done, uint64_t total, void *arg);
+  void *progress_arg;
+} files_t;
+
+/* Progress across the files: done adds up, the total is not known (0). */
+static int files_progress(uint64_t done, uint64_t total, void *arg) {
+  files_t *fs = arg;
+  (void)total;
+  return fs->progress(fs->base + done, 0, fs->progress_arg);
+}
+
+/* Scans path if it is a small regular file, into f (FILE_DONE); else says which way it
+ * goes: a stream keeps its handle open in *h (a FIFO's writer that has just opened it
+ * would get EPIPE if it were closed). A file that changes size meanwhile, or a /proc file
+ * (which claims a size it does not have), is left to bm_scan, which reports it. */
+static int scan_small(bm_scan_file_t *f, const bm_scan_opts_t *opts, unsigned char *buf,
+                      bm_os_handle_t *h) {
+  bm_scan_opts_t o = *opts;
+  uint64_t size;
+  size_t got = 0, n;
+  int err;
+  if ((err = bm__os_stream_open(f->path, h, &size)) != 0) {
+    f->status = err;
+    f->result.os_error = bm_last_os_error();
+    return FILE_DONE;
+  }
+  if (size == UINT64_MAX) return FILE_STREAM;
+  if (size == 0 || size > SCAN_SMALL) {
+    bm__os_stream_close(*h);
+    return FILE_LARGE;
+  }
+  /* One byte more than the size, to see a file that grew. */
+  while (got <= size) {
+    err = bm__os_stream_read(*h, buf + got, (size_t)size + 1 - got, 0, &n);
+    if (err == BM_ETIMEDOUT) continue; /* (a regular file is always readable) */
+    if (err != 0 || n == 0) break;
+    got += n;
+  }
+  bm__os_stream_close(*h);
+  if (got != size) return FILE_LARGE;
+  /* As bm_scan takes them: a match_end past the file's end is its end. */
+  if ((o.flags & BM_SCAN_PART) && o.match_end != 0 && o.match_end != BM_TO_END && o.match_end > size)
+    o.match_end = size;
+  f->status = bm_scan_buffer(buf, (size_t)size, &o, &f->result);
+  return FILE_DONE;
+}
+
+static int files_job(void *ctx, bm__pool_win_t *w) {
+  files_t *fs = ctx;
+  size_t i, end = (size_t)(w->index + 1) * SCAN_BATCH;
+  uint64_t bytes = 0;
+  for (i = (size_t)w->index * SCAN_BATCH; i < end && i < fs->n; i++) {
+    bm_scan_file_t *f = &fs->files[i];
+    if (bm__pool_cancelled(fs->pool)) return BM_ECANCELED;
+    if (fs->state[i] == FILE_DONE) continue; /* no path */
+    fs->state[i] = (unsigned char)scan_small(f, fs->o, w->user, &fs->handles[i]);
+    if (fs->state[i] == FILE_DONE && f->status == 0) bytes += f->result.bytes;
+  }
+  w->length = (size_t)bytes; /* for the progress */
+  return 0;
+}
+
+int bm_scan_files(bm_scan_file_t *files, size_t n, const bm_scan_opts_t *opts) {
+  files_t fs;
+  bm__pool_t p;
+  bm_scan_opts_t o;
+  void **bufs = NULL;
+  size_t i;
+  unsigned k;
+  int err = 0, first = 0;
+
+  if ((files == NULL && n > 0) || opts == NULL) return BM_EINVAL;
+  if ((err = bm_scan_check(opts)) != 0) return err;
+  for (i = 0; i < n; i++) {
+    memset(&files[i].result, 0, sizeof(files[i].result));
+    files[i].status = files[i].path == NULL || files[i].path[0] == '\0' ? BM_EINVAL : 0;
+  }
+  memset(&fs, 0, sizeof(fs));
+  memset(&p, 0, sizeof(p));
+  fs.files = files;
+  fs.n = n;
+  fs.o = opts;
+  fs.pool = &p;
+  fs.progress = opts->progress;
+  fs.progress_arg = opts->progress_arg;
+  if ((fs.state = calloc(n ? n : 1, 1)) == NULL ||
+      (fs.handles = malloc((n ? n : 1) * sizeof(*fs.handles))) == NULL) {
+    free(fs.state);
+    return BM_ENOMEM;
+  }
+  for (i = 0; i < n; i++)
+    if (files[i].status != 0) fs.state[i] = FILE_DONE;
+
+  /* The small files, on the pool's threads: a job a batch, a buffer a slot. */
+  p.threads = opts->threads ? opts->threads : bm__os_cpu_count();
+  p.plan.count = (n + SCAN_BATCH - 1) / SCAN_BATCH;
+  if (p.threads > p.plan.count) p.threads = (unsigned)(p.plan.count ? p.plan.count : 1);
+  p.inflight = p.threads + 2;
+  if ((bufs = calloc(p.inflight, sizeof(*bufs))) == NULL) {
+    err = BM_ENOMEM;
+    goto out;
+  }
+  for (k = 0; k < p.inflight; k++)
+    if ((bufs[k] = malloc(SCAN_SMALL + 1)) == NULL) {
+      err = BM_ENOMEM;
+      goto out;
+    }
+  p.user = bufs;
+  p.parallel = files_job;
+  p.ctx = &fs;
+  p.progress = fs.progress != NULL ? files_progress : NULL;
+  p.progress_arg = &fs;
+  p.cancel = opts->cancel;
+  if (n > 0 && (err = bm__pool_run(&p)) != 0) goto out;
+  fs.base = p.done;
+
+  /* The others, one by one, each on the pool's threads. */
+  o = *opts;
+  if (fs.progress != NULL) {
+    o.progress = files_progress;
+    o.progress_arg = &fs;
+  }
+  for (i = 0; i < n && err == 0; i++) {
+    bm_scan_file_t *f = &files[i];
+    if (fs.state[i] == FILE_DONE) continue;
+    if (opts->cancel != NULL && *opts->cancel) {
+      err = BM_ECANCELED;
+      break;
+    }
+    if (fs.state[i] == FILE_LARGE) {
+      bm_source_t *src;
+      if ((f->status = bm_file_open(&src, f->path, BM_FILE_READ)) == 0) {
+        f->status = bm_scan(src, &o, &f->result);
+        bm_source_close(src);
+      } else if (f->status == BM_ENOTREG) {
+        /* /proc and /sys files: read, not mapped */
+        uint64_t size;
+        if ((f->status = bm__os_stream_open(f->path, &fs.handles[i], &size)) == 0)
+          fs.state[i] = FILE_STREAM;
+      }
+      if (fs.state[i] != FILE_STREAM && f->status != 0) f->result.os_error = bm_last_os_error();
+    }
+    if (fs.state[i] == FILE_STREAM) {
+      f->status = bm_scan_fd(fs.handles[i], &o, &f->result);
+      bm__os_stream_close(fs.handles[i]);
+    }
+    if (f->status == BM_ECANCELED) err = BM_ECANCELED;
+    else if (f->status == 0) fs.base += f->result.bytes;
+    fs.state[i] = FILE_DONE;
+  }
+  if (err == 0 && fs.progress != NULL && fs.progress(fs.base, fs.base, fs.progress_arg))
+    err = BM_ECANCELED;
+out:
+  /* A cancel: the files not scanned say so (and the streams kept open are closed). */
+  for (i = 0; i < n; i++) {
+    if (fs.state[i] == FILE_STREAM) bm__os_stream_close(fs.handles[i]);
+    if (fs.state[i] != FILE_DONE && files[i].status == 0) files[i].status = err ? err : BM_ECANCELED;
+  }
+  for (i = 0; i < n && err == 0 && first == 0; i++) first = files[i].status;
+  if (bufs != NULL)
+    for (k = 0; k < p.inflight; k++) free(bufs[k]);
+  free(bufs);
+  free(fs.handles);
+  free(fs.state);
+  return err != 0 ? err : first;
 }

@@ -1,6 +1,8 @@
 /* scan, _scan_range and _fold: bm_scan on the library's pool, and the fold of a Dask
  * scan's parts (bm_scan_part_fold). */
-#include "_bulkmap.h"
+#include "_bulkmap.h" /* Python.h first: it sets the feature macros */
+#include <limits.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------------------------------
  * scan and _scan_range: bm_scan. */
@@ -56,6 +58,9 @@ static PyObject *part_bytes(const bm_scan_part_t *p) {
   return b;
 }
 
+static PyObject *result_dict(const scan_args_t *a, const bm_scan_result_t *r, PyObject *path_obj,
+                             double secs);
+
 static PyObject *scan_run(scan_args_t *a, PyObject *path_obj) {
   const char *path = PyBytes_AS_STRING(a->path);
   bm_source_t *src = NULL;
@@ -63,7 +68,7 @@ static PyObject *scan_run(scan_args_t *a, PyObject *path_obj) {
   uint64_t size = 0;
   poll_t poll;
   PyObject *d = NULL;
-  int err, os = 0, part = (a->o.flags & BM_SCAN_PART) != 0;
+  int err, os = 0;
   double t0, secs;
 
   memset(&r, 0, sizeof(r));
@@ -95,21 +100,7 @@ static PyObject *scan_run(scan_args_t *a, PyObject *path_obj) {
   else if (err != 0)
     raise_bm(path, err, r.os_error);
   if (err != 0) goto out;
-  if ((d = PyDict_New()) == NULL) goto out;
-  if (set_item(d, "file", Py_NewRef(path_obj)) < 0 ||
-      set_item(d, "offset", PyLong_FromUnsignedLongLong(r.offset)) < 0 ||
-      set_item(d, "length", PyLong_FromUnsignedLongLong(r.length)) < 0 ||
-      set_item(d, "bytes", PyLong_FromUnsignedLongLong(r.bytes)) < 0 ||
-      ((a->o.flags & BM_SCAN_HASH) && set_item(d, "xxh3", hex64(r.xxh3)) < 0) ||
-      ((a->o.flags & BM_SCAN_LINES) && set_item(d, "lines", PyLong_FromUnsignedLongLong(r.lines)) < 0) ||
-      (a->o.n_literals && set_item(d, "count", PyLong_FromUnsignedLongLong(r.counts[0])) < 0) ||
-      set_item(d, "seconds", PyFloat_FromDouble(secs)) < 0 ||
-      set_item(d, "bytes_per_second", rate(r.length, secs)) < 0 ||
-      set_item(d, "window", PyLong_FromUnsignedLongLong(r.window)) < 0 ||
-      set_item(d, "threads", PyLong_FromUnsignedLong(r.threads)) < 0 ||
-      set_item(d, "peak_mapped_bytes", PyLong_FromUnsignedLongLong(r.peak_mapped)) < 0 ||
-      (part && r.part != NULL && set_item(d, "part", part_bytes(r.part)) < 0))
-    Py_CLEAR(d);
+  d = result_dict(a, &r, path_obj, secs);
 out:
   bm_scan_part_free(r.part);
   Py_BEGIN_ALLOW_THREADS
@@ -118,19 +109,218 @@ out:
   return d;
 }
 
+/* The tool's --json keys of one scan (docs/json.md). */
+static PyObject *result_dict(const scan_args_t *a, const bm_scan_result_t *rp, PyObject *path_obj,
+                             double secs) {
+  bm_scan_result_t r = *rp;
+  int part = (a->o.flags & BM_SCAN_PART) != 0;
+  PyObject *d;
+  if ((d = PyDict_New()) == NULL) return NULL;
+  if (set_item(d, "file", Py_NewRef(path_obj)) < 0 ||
+      set_item(d, "offset", PyLong_FromUnsignedLongLong(r.offset)) < 0 ||
+      set_item(d, "length", PyLong_FromUnsignedLongLong(r.length)) < 0 ||
+      set_item(d, "bytes", PyLong_FromUnsignedLongLong(r.bytes)) < 0 ||
+      ((a->o.flags & BM_SCAN_HASH) && set_item(d, "xxh3", hex64(r.xxh3)) < 0) ||
+      ((a->o.flags & BM_SCAN_LINES) && set_item(d, "lines", PyLong_FromUnsignedLongLong(r.lines)) < 0) ||
+      (a->o.n_literals && set_item(d, "count", PyLong_FromUnsignedLongLong(r.counts[0])) < 0) ||
+      (secs >= 0 && set_item(d, "seconds", PyFloat_FromDouble(secs)) < 0) ||
+      (secs >= 0 && set_item(d, "bytes_per_second", rate(r.length, secs)) < 0) ||
+      set_item(d, "window", PyLong_FromUnsignedLongLong(r.window)) < 0 ||
+      set_item(d, "threads", PyLong_FromUnsignedLong(r.threads)) < 0 ||
+      set_item(d, "peak_mapped_bytes", PyLong_FromUnsignedLongLong(r.peak_mapped)) < 0 ||
+      (part && r.part != NULL && set_item(d, "part", part_bytes(r.part)) < 0))
+    Py_CLEAR(d);
+  return d;
+}
+
+/* scan of a stream: a file descriptor ("-" is standard input), read, not mapped
+ * (bm_scan_fd). The descriptor stays open; it is read from where it stands. */
+static PyObject *scan_fd(scan_args_t *a, int fd, PyObject *path_obj) {
+  bm_scan_result_t r;
+  poll_t poll;
+  PyObject *d = NULL;
+  double t0, secs;
+  int err;
+  memset(&r, 0, sizeof(r));
+  a->o.progress = poll_signals;
+  a->o.progress_arg = &poll;
+  a->o.cancel = &poll.cancel;
+  t0 = now();
+  poll_begin(&poll);
+  err = bm_scan_fd(fd, &a->o, &r);
+  poll_end(&poll);
+  secs = now() - t0;
+  if (PyErr_Occurred()) goto out;
+  if (err != 0) {
+    PyObject *ctx = PyObject_Str(path_obj);
+    raise_bm(ctx != NULL ? PyUnicode_AsUTF8(ctx) : "-", err, r.os_error);
+    Py_XDECREF(ctx);
+    goto out;
+  }
+  d = result_dict(a, &r, path_obj, secs);
+out:
+  bm_scan_part_free(r.part);
+  return d;
+}
+
+/* scan of several files at once (bm_scan_files), as the tool's scan of several FILEs:
+ * {"files": [one dict a file scanned, in order], "total": {...}}, and under "error" the
+ * first file that could not be scanned ({"code", "message", "context"}; the others go on). */
+static PyObject *scan_many(scan_args_t *a, PyObject *seq) {
+  Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), i;
+  PyObject **items = PySequence_Fast_ITEMS(seq), **paths, *d = NULL, *files = NULL, *total = NULL;
+  bm_scan_file_t *f;
+  uint64_t bytes = 0, lines = 0, count = 0;
+  poll_t poll;
+  double t0, secs;
+  int err, first = 0;
+
+  f = PyMem_Calloc((size_t)(n ? n : 1), sizeof(*f));
+  paths = PyMem_Calloc((size_t)(n ? n : 1), sizeof(*paths));
+  if (f == NULL || paths == NULL) {
+    PyErr_NoMemory();
+    goto out;
+  }
+  for (i = 0; i < n; i++) {
+    if (to_path(items[i], &paths[i]) < 0) goto out;
+    f[i].path = PyBytes_AS_STRING(paths[i]);
+  }
+  a->o.progress = poll_signals;
+  a->o.progress_arg = &poll;
+  a->o.cancel = &poll.cancel;
+  t0 = now();
+  poll_begin(&poll);
+  err = bm_scan_files(f, (size_t)n, &a->o);
+  poll_end(&poll);
+  secs = now() - t0;
+  if (PyErr_Occurred()) goto out;
+  if (err != 0) { /* a file's failure is that file's status; else the call's own */
+    for (i = 0; i < n && f[i].status != err; i++) {}
+    if (i == n) {
+      raise_bm("scan", err, 0);
+      goto out;
+    }
+  }
+  if ((files = PyList_New(0)) == NULL || (d = PyDict_New()) == NULL || (total = PyDict_New()) == NULL)
+    goto fail;
+  for (i = 0; i < n; i++) {
+    PyObject *one;
+    if (f[i].status != 0) {
+      if (!first) {
+        PyObject *e = PyDict_New(), *ctx = PyUnicode_DecodeFSDefault(f[i].path);
+        if (e == NULL || ctx == NULL ||
+            set_item(e, "code", PyUnicode_FromString(bm_err_name(f[i].status))) < 0 ||
+            set_item(e, "message", PyUnicode_FromString(bm_strerror(f[i].status))) < 0 ||
+            set_item(e, "os_error", PyLong_FromLong(f[i].result.os_error)) < 0 ||
+            set_item(e, "context", ctx) < 0 || set_item(d, "error", e) < 0) {
+          Py_XDECREF(e);
+          goto fail;
+        }
+        first = 1;
+      }
+      continue;
+    }
+    one = result_dict(a, &f[i].result, items[i], -1); /* the time is the call's: in total */
+    if (one == NULL || PyList_Append(files, one) < 0) {
+      Py_XDECREF(one);
+      goto fail;
+    }
+    Py_DECREF(one);
+    bytes += f[i].result.length;
+    lines += f[i].result.lines;
+    if (a->o.n_literals) count += f[i].result.counts[0];
+  }
+  if (set_item(total, "bytes", PyLong_FromUnsignedLongLong(bytes)) < 0 ||
+      ((a->o.flags & BM_SCAN_LINES) && set_item(total, "lines", PyLong_FromUnsignedLongLong(lines)) < 0) ||
+      (a->o.n_literals && set_item(total, "count", PyLong_FromUnsignedLongLong(count)) < 0) ||
+      set_item(total, "seconds", PyFloat_FromDouble(secs)) < 0 ||
+      set_item(d, "files", Py_NewRef(files)) < 0 || set_item(d, "total", Py_NewRef(total)) < 0)
+    goto fail;
+  goto out;
+fail:
+  Py_CLEAR(d);
+out:
+  Py_XDECREF(files);
+  Py_XDECREF(total);
+  if (f != NULL)
+    for (i = 0; i < n; i++) bm_scan_part_free(f[i].result.part);
+  if (paths != NULL)
+    for (i = 0; i < n; i++) Py_XDECREF(paths[i]);
+  PyMem_Free(f);
+  PyMem_Free(paths);
+  return d;
+}
+
+/* What scan was given: a path, "-" (standard input), a file descriptor, an object with
+ * fileno() (a file, a socket, a pipe's end), or a list or tuple of paths. For a file object
+ * that can seek, the descriptor is put where the object stands (its read-ahead is not
+ * lost). Returns 0 path, 1 fd (*fd set), 2 sequence (*seq set), -1 with an exception. */
+static int scan_target(PyObject *o, int *fd, PyObject **seq) {
+  if (PyList_Check(o) || PyTuple_Check(o)) {
+    *seq = PySequence_Fast(o, "scan: paths");
+    return *seq != NULL ? 2 : -1;
+  }
+  if (PyLong_Check(o) && !PyBool_Check(o)) {
+    long v = PyLong_AsLong(o);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (v < 0 || v > INT_MAX) {
+      PyErr_Format(PyExc_ValueError, "scan: file descriptor %ld is not one", v);
+      return -1;
+    }
+    *fd = (int)v;
+    return 1;
+  }
+  if ((PyUnicode_Check(o) && PyUnicode_CompareWithASCIIString(o, "-") == 0) ||
+      (PyBytes_Check(o) && strcmp(PyBytes_AS_STRING(o), "-") == 0)) {
+    *fd = 0;
+    return 1;
+  }
+  if (!PyUnicode_Check(o) && !PyBytes_Check(o) && PyObject_HasAttrString(o, "fileno") &&
+      !PyObject_HasAttrString(o, "__fspath__")) {
+    PyObject *r = PyObject_CallMethod(o, "fileno", NULL), *seekable;
+    long v;
+    if (r == NULL) return -1;
+    v = PyLong_AsLong(r);
+    Py_DECREF(r);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (v < 0 || v > INT_MAX) {
+      PyErr_Format(PyExc_ValueError, "scan: fileno() gave %ld", v);
+      return -1;
+    }
+    *fd = (int)v;
+    seekable = PyObject_HasAttrString(o, "seekable") ? PyObject_CallMethod(o, "seekable", NULL) : NULL;
+    if (seekable == NULL) PyErr_Clear();
+    if (seekable != NULL && PyObject_IsTrue(seekable) == 1 && PyObject_HasAttrString(o, "tell")) {
+      PyObject *pos = PyObject_CallMethod(o, "tell", NULL);
+      long long at = pos != NULL ? PyLong_AsLongLong(pos) : -1;
+      Py_XDECREF(pos);
+      if (at < 0 || lseek(*fd, (off_t)at, SEEK_SET) < 0) {
+        Py_XDECREF(seekable);
+        if (!PyErr_Occurred()) PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+      }
+    }
+    Py_XDECREF(seekable);
+    return 1;
+  }
+  return 0;
+}
+
 static PyObject *scan_common(PyObject *args, PyObject *kw, int part) {
   static char *kwlist[] = {"path", "offset", "length", "hash", "lines", "count", "window",
                            "threads", NULL};
   PyObject *path_obj, *offset = NULL, *length = Py_None, *count = Py_None, *window = Py_None,
                       *threads = Py_None, *r = NULL;
-  int hash = 1, lines = 1;
+  int hash = 1, lines = 1, kind, fd = -1;
+  PyObject *seq = NULL;
   scan_args_t a;
 
   memset(&a, 0, sizeof(a));
   if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOppOOO:scan", kwlist, &path_obj, &offset,
                                    &length, &hash, &lines, &count, &window, &threads))
     return NULL;
-  if (to_path(path_obj, &a.path) < 0) return NULL;
+  if ((kind = part ? 0 : scan_target(path_obj, &fd, &seq)) < 0) return NULL;
+  if (kind == 0 && to_path(path_obj, &a.path) < 0) return NULL;
   a.o.length = BM_TO_END;
   if (offset != NULL && offset != Py_None && to_u64(offset, "offset", &a.o.offset) < 0) goto out;
   if (length != Py_None && to_u64(length, "length", &a.o.length) < 0) goto out;
@@ -171,12 +361,26 @@ static PyObject *scan_common(PyObject *args, PyObject *kw, int part) {
     a.o.match_end = BM_TO_END;
   }
   if (scan_check(&a) < 0) goto out;
+  if (kind == 1) {
+    /* "file": "-", the descriptor, or a file object's name */
+    PyObject *name = PyObject_HasAttrString(path_obj, "name") ? PyObject_GetAttrString(path_obj, "name") : NULL;
+    if (name != NULL && !PyUnicode_Check(name)) Py_CLEAR(name);
+    PyErr_Clear();
+    r = scan_fd(&a, fd, name != NULL ? name : path_obj);
+    Py_XDECREF(name);
+    goto out;
+  }
+  if (kind == 2) {
+    r = scan_many(&a, seq);
+    goto out;
+  }
   if (PyUnicode_Check(path_obj)) Py_INCREF(path_obj);
   else path_obj = PyUnicode_DecodeFSDefault(PyBytes_AS_STRING(a.path));
   if (path_obj == NULL) goto out;
   r = scan_run(&a, path_obj);
   Py_DECREF(path_obj);
 out:
+  Py_XDECREF(seq);
   Py_XDECREF(a.path);
   Py_XDECREF(a.lit);
   return r;

@@ -1,9 +1,11 @@
 """bulkmap.scan against independent sources: xxhsum -H3, wc -l, Python's bytes.count (which
 counts non-overlapping matches left to right, as docs/design.md asks) and the tool's JSON."""
+import errno
 import json
 import os
 import random
 import subprocess
+import sys
 import threading
 import time
 
@@ -184,3 +186,80 @@ def test_limits_are_the_librarys_and_name_the_argument(pattern_file):
     assert r["count"] == data.count(b"line")
     with pytest.raises(ValueError, match="threads"):
         bulkmap.load(p, "pytest-never-made", threads=bulkmap.SCAN_MAX_THREADS + 1)
+
+
+# ---------------------------------------------------------------------------------------
+# Streams and many files (bm_scan_fd, bm_scan_files): what the tool scans, Python scans.
+
+
+def _feed(w, data, pieces):
+    """Writes data to the pipe's end w in pieces of random sizes (short reads for the
+    reader), then closes it."""
+    rng = random.Random(len(data))
+    at = 0
+    while at < len(data):
+        k = rng.randint(1, pieces)
+        at += os.write(w, data[at:at + k])
+    os.close(w)
+
+
+def test_scan_of_a_pipe_a_descriptor_and_standard_input(tmp_path):
+    data = b"".join(b"line %d ERROR%s\n" % (i, b"x" * (i % 13)) for i in range(40000))
+    path = tmp_path / "d.txt"
+    path.write_bytes(data)
+    want = xxhsum(str(path))
+    for pieces in (1, 4096, 1 << 20):
+        r, w = os.pipe()
+        t = threading.Thread(target=_feed, args=(w, data, pieces))
+        t.start()
+        got = bulkmap.scan(r, count="ERROR", window=4096)
+        t.join()
+        os.close(r)
+        assert got["xxh3"] == want and got["lines"] == data.count(b"\n")
+        assert got["count"] == data.count(b"ERROR") and got["bytes"] == len(data) and got["file"] == r
+    # "-": this process's standard input, as the tool reads it (a child with a pipe on it).
+    code = ("import bulkmap, json; r = bulkmap.scan('-', count='ERROR'); "
+            "print(json.dumps([r['xxh3'], r['lines'], r['count'], r['file']]))")
+    p = subprocess.run([sys.executable, "-c", code], input=data, capture_output=True, check=True,
+                       env=dict(os.environ))
+    assert json.loads(p.stdout) == [want, data.count(b"\n"), data.count(b"ERROR"), "-"]
+    # A file object: read from where it stands (its read-ahead is not lost), named.
+    with open(path, "rb") as f:
+        f.read(100)
+        got = bulkmap.scan(f)
+        assert got["bytes"] == len(data) - 100 and got["file"] == str(path)
+    with open(tmp_path / "tail", "wb") as t:
+        t.write(data[100:])
+    assert got["xxh3"] == xxhsum(str(tmp_path / "tail"))
+    # Empty input, and a descriptor that is not open: a clear error, not a crash.
+    r, w = os.pipe()
+    os.close(w)
+    assert bulkmap.scan(r)["bytes"] == 0
+    os.close(r)
+    with pytest.raises(bulkmap.Error) as e:
+        bulkmap.scan(r)
+    assert e.value.code == "EINVAL" and e.value.os_error == errno.EBADF
+
+
+def test_scan_of_many_files_as_the_tool(tmp_path, tool):
+    paths = []
+    for i in range(150):
+        p = tmp_path / ("f%03d" % i)
+        p.write_bytes(b"ab\nERROR\n" * (i * 37 % 500) + b"x" * i)
+        paths.append(str(p))
+    big = tmp_path / "big"
+    big.write_bytes(b"ERROR\n" * 200000)
+    paths.append(str(big))
+    got = bulkmap.scan(paths, count="ERROR")
+    want = json.loads(run_tool(tool, "scan", *paths, "--count", "ERROR", "--hash", "--lines", "--json",
+                               "--no-progress").stdout)
+    assert [f["file"] for f in got["files"]] == [f["file"] for f in want["files"]] == paths
+    for g, t in zip(got["files"], want["files"]):
+        assert (g["xxh3"], g["lines"], g["count"], g["bytes"]) == (t["xxh3"], t["lines"], t["count"], t["bytes"])
+        assert g["xxh3"] == xxhsum(g["file"])
+    assert {k: got["total"][k] for k in ("bytes", "lines", "count")} == want["total"]
+    assert "error" not in got
+    # A missing file is left out and named under "error"; the others are scanned.
+    got = bulkmap.scan([paths[0], str(tmp_path / "missing"), paths[1]])
+    assert [f["file"] for f in got["files"]] == [paths[0], paths[1]]
+    assert got["error"]["code"] == "ENOENT" and got["error"]["context"] == str(tmp_path / "missing")

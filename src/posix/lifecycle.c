@@ -133,7 +133,10 @@ void bm__os_wait_end(bm__os_waiter_t *w) {
  * removes the names by identity, in order: NAME and the keep link in the place, then the
  * metadata, which goes only with the bytes (a dataset replaced since it was bound keeps it).
  * Each is moved aside (mv -n: renameat2 RENAME_NOREPLACE) under a random name, checked
- * there (device:inode) and unlinked; another object found there is put back. */
+ * there (device:inode) and unlinked; another object found there is put back. The call
+ * returns once the watcher says "armed" (its trap set): a SIGTERM from then on removes the
+ * dataset, and a watcher that died before (a SIGTERM in its first milliseconds) is an
+ * error of the call, never a binding that silently is not there. */
 static const char watcher_script[] =
     "rm_one() {\n"
     "  p=\"$1/$2\"; a=\"$1/bulkmap#rm#$4\"\n"
@@ -151,6 +154,7 @@ static const char watcher_script[] =
     "  exit 0\n"
     "}\n"
     "trap 'go \"$@\"' TERM HUP INT\n"
+    "echo armed; exec >/dev/null\n"
     "while IFS= read -r _; do :; done\n"
     "go \"$@\"\n";
 
@@ -159,7 +163,10 @@ int bm__posix_remove_on_exit3(const char *const *dirs, const char *const *names,
   char di[3][48];
   const char *argv[17];
   static const char *const envp[] = {"PATH=/usr/bin:/bin", "LC_ALL=C", NULL};
-  int p[2], status, i, k = 0;
+  int p[2], armed[2], status, i, k = 0;
+  char said[8];
+  ssize_t got;
+  size_t have = 0;
   pid_t pid;
   for (i = 0; i < 3; i++) snprintf(di[i], sizeof(di[i]), "%llu:%llu", (unsigned long long)dev[i], (unsigned long long)ino[i]);
   argv[k++] = "sh";
@@ -174,10 +181,15 @@ int bm__posix_remove_on_exit3(const char *const *dirs, const char *const *names,
   }
   argv[k] = NULL;
   if (pipe2(p, O_CLOEXEC) != 0) return bm__posix_error(errno);
+  if (pipe2(armed, O_CLOEXEC) != 0) {
+    int e = bm__posix_error(errno);
+    close(p[0]), close(p[1]);
+    return e;
+  }
   pid = fork();
   if (pid < 0) {
     int e = bm__posix_error(errno);
-    close(p[0]), close(p[1]);
+    close(p[0]), close(p[1]), close(armed[0]), close(armed[1]);
     return e == BM_ENOMEM ? BM_EAGAIN : e;
   }
   if (pid == 0) {
@@ -194,7 +206,7 @@ int bm__posix_remove_on_exit3(const char *const *dirs, const char *const *names,
       for (i = 1; i < 32; i++) sigaction(i, &sa, NULL);
       sigemptyset(&none);
       sigprocmask(SIG_SETMASK, &none, NULL);
-      if (dup2(p[0], 0) < 0 || null < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) _exit(127);
+      if (dup2(p[0], 0) < 0 || null < 0 || dup2(armed[1], 1) < 0 || dup2(null, 2) < 0) _exit(127);
 #ifdef SYS_close_range
       if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
 #endif
@@ -210,7 +222,21 @@ int bm__posix_remove_on_exit3(const char *const *dirs, const char *const *names,
     _exit(0);
   }
   close(p[0]);
+  close(armed[1]);
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  /* "armed\n", or EOF: the watcher died before its trap was set (or never ran). */
+  while (have < sizeof(said)) {
+    got = read(armed[0], said + have, sizeof(said) - have);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    have += (size_t)got;
+    if (memchr(said, '\n', have) != NULL) break;
+  }
+  close(armed[0]);
+  if (have < 6 || memcmp(said, "armed\n", 6) != 0) {
+    close(p[1]); /* a watcher that is there after all sees EOF and removes the dataset */
+    return bm__set_os_error(0), BM_EAGAIN;
   }
   /* p[1] stays open for the life of the process, on purpose: its close is the signal. */
   return 0;

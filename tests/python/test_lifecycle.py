@@ -631,7 +631,10 @@ def test_source_stability(tool, tmp_path, names):
     assert r["source_stable"] is False and "open for writing" in r["source_unstable_why"]
     del m
     # Someone opens it for writing while the load is under way: the loader is stopped while
-    # loading, the open waits for the lease, the loader goes on and releases it at once.
+    # loading, the open waits for the lease, the loader goes on and releases it at once. A
+    # sparse source of BIG bytes, so the load lasts long enough to be caught (4 MiB load in
+    # milliseconds, and a busy machine may not stop it before it ends).
+    path, _ = sparse(tmp_path)
     name = names("broken")
     p = catch_loading(tool, path, name)
     took = []

@@ -16,8 +16,8 @@ int bm__posix_check_regular(int fd, uint64_t *size);
 struct bm_preflight_s;
 int bm__posix_room(int named, uint64_t size, struct bm_preflight_s *out);
 
-/* ---- Between src/posix/section.c (pages, places, locks) and src/posix/store.c (where a
- * dataset's bytes and metadata live). */
+/* ---- Between the files of sections (src/posix/section.c: pages and locks; places.c;
+ * maps.c: who maps what) and src/posix/store.c (where a dataset's bytes and metadata live). */
 struct bm_source_s;
 struct bm_section_opts_s;
 struct bm_large_s;

@@ -7,7 +7,7 @@
 #include <string.h>
 #include "os.h"
 #include "pool.h"
-#include "lifecycle.h"
+#include "dataset.h"
 
 typedef struct {
   bm_source_t *file;

@@ -28,6 +28,8 @@
 void bm__posix_mounts_close(posix_mounts_t *ms) {
   int i;
   for (i = 0; i < ms->n; i++) close(ms->m[i].dirfd);
+  free(ms->m);
+  ms->m = NULL;
   ms->n = 0;
   if (ms->shm_fd >= 0) close(ms->shm_fd);
   ms->shm_fd = -1;
@@ -37,8 +39,9 @@ void bm__posix_mounts_close(posix_mounts_t *ms) {
  * mount of the same one would otherwise make every name on it look ambiguous). */
 void bm__posix_mounts_open(posix_mounts_t *ms) {
   bm_sysinfo_t info;
-  dev_t devs[BM_MAX_MOUNTS];
-  int i, k, fd;
+  bm_mount_t *mv = NULL;
+  size_t i, nm = 0;
+  int k, fd, r;
 
   memset(ms, 0, sizeof(*ms));
   memset(&info, 0, sizeof(info));
@@ -52,10 +55,19 @@ void bm__posix_mounts_open(posix_mounts_t *ms) {
   ms->default_size = info.default_large_size;
   ms->n_sizes = info.n_large_sizes;
   memcpy(ms->sizes, info.large_sizes, sizeof(ms->sizes));
-  for (i = 0; i < info.n_mounts; i++) {
+  /* Every mount, however many: a name on any of them is seen by every walker. */
+  if ((r = bm__posix_hugetlbfs_mounts(&mv, &nm)) == 0 && nm > 0 &&
+      (ms->m = malloc(nm * sizeof(*ms->m))) == NULL)
+    r = BM_ENOMEM;
+  if (r != 0) {
+    ms->err = ENOMEM; /* a name not found could be on a mount not looked at */
+    free(mv);
+    return;
+  }
+  for (i = 0; i < nm; i++) {
     struct stat st;
     int dup = 0;
-    fd = bm__sys_open(info.mounts[i].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    fd = bm__sys_open(mv[i].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
       /* Gone since /proc/mounts was read: nothing to search. Unreadable: remembered, so
        * that a name not found elsewhere is not reported missing from where we could not
@@ -79,24 +91,24 @@ void bm__posix_mounts_open(posix_mounts_t *ms) {
       ms->m[ms->n].page_size = (size_t)sf.f_bsize;
     }
 #else
-    ms->m[ms->n].page_size = info.mounts[i].page_size;
+    ms->m[ms->n].page_size = mv[i].page_size;
 #endif
     if (bm__sys_fstat(fd, &st) != 0) {
       if (ms->err == 0) ms->err = errno;
       close(fd);
       continue;
     }
-    for (k = 0; k < ms->n; k++) dup |= devs[k] == st.st_dev;
+    for (k = 0; k < ms->n; k++) dup |= ms->m[k].dev == (uint64_t)st.st_dev;
     if (dup) {
       close(fd);
       continue;
     }
-    devs[ms->n] = st.st_dev;
     ms->m[ms->n].dirfd = fd;
     ms->m[ms->n].dev = (uint64_t)st.st_dev;
-    snprintf(ms->m[ms->n].path, sizeof(ms->m[0].path), "%s", info.mounts[i].path);
+    snprintf(ms->m[ms->n].path, sizeof(ms->m[0].path), "%s", mv[i].path);
     ms->n++;
   }
+  free(mv);
 }
 
 /* Where NAME lives: -1 in /dev/shm, k on mount k. When several places have it and exactly
@@ -107,17 +119,20 @@ void bm__posix_mounts_open(posix_mounts_t *ms) {
  * object marked so is passed over when another of the same owner is not marked.
  * BM_ENOENT, BM_EAMBIGUOUS, or an error. */
 int bm__posix_locate(const posix_mounts_t *ms, const char *name, int *where) {
-  struct {
+  struct posix_seen_s {
     int at, marked, gone;
     uid_t uid;
-  } c[BM_MAX_MOUNTS + 1];
+  } *c = malloc(((size_t)ms->n + 1) * sizeof(*c));
   int i, k, n = 0, left = 0, mine = 0, mine_at = -2;
   uid_t me = geteuid();
+  if (c == NULL) return bm__set_os_error(ENOMEM), BM_ENOMEM;
   for (i = -1; i < ms->n; i++) {
     struct stat st;
     if (bm__posix_place_stat(ms, i, name, &st) != 0) {
-      if (errno == ENOENT || errno == ENOTDIR) continue;
-      return bm__posix_error(errno);
+      int e = errno;
+      if (e == ENOENT || e == ENOTDIR) continue;
+      free(c);
+      return bm__posix_error(e);
     }
     c[n].at = i;
     c[n].uid = st.st_uid;
@@ -133,6 +148,7 @@ int bm__posix_locate(const posix_mounts_t *ms, const char *name, int *where) {
     *where = c[i].at, left++;
     if (c[i].uid == me) mine++, mine_at = c[i].at;
   }
+  free(c);
   if (left == 0 && ms->err != 0) return bm__posix_error(ms->err);
   if (left == 0) return bm__set_os_error(ENOENT), BM_ENOENT;
   if (left > 1) {

@@ -33,7 +33,7 @@ typedef struct {
 
 typedef struct {
   int n;
-  posix_mount_t m[BM_MAX_MOUNTS];
+  posix_mount_t *m;    /* every hugetlbfs mount, however many (malloc'd) */
   size_t default_size; /* the OS default huge page size */
   int n_sizes;
   size_t sizes[BM_MAX_LARGE_SIZES];

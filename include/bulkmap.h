@@ -159,7 +159,6 @@ BM_EXTERN const char *bm_large_describe(const bm_large_t *large, char *buf, size
 /* ---------------------------------------------------------------------------------------
  * System facts. */
 #define BM_MAX_LARGE_SIZES 4
-#define BM_MAX_MOUNTS 4
 
 typedef enum {
   BM_THP_UNSUPPORTED = 0,
@@ -177,11 +176,8 @@ typedef struct bm_sysinfo_s {
   uint64_t large_free[BM_MAX_LARGE_SIZES];  /* free pages of each size (-1: unknown) */
   uint64_t large_total[BM_MAX_LARGE_SIZES]; /* reserved pages of each size (-1: unknown) */
   size_t default_large_size;    /* the OS default large page size, 0 when none */
-  int n_mounts;                 /* hugetlbfs mounts (Linux) */
-  struct {
-    char path[BM_PATH_MAX];
-    size_t page_size;
-  } mounts[BM_MAX_MOUNTS];
+  int n_mounts;                 /* hugetlbfs mounts (Linux), however many: each one is
+                                   bm_sysinfo_mount(i) */
   int thp;                      /* bm_thp_mode_t */
   char shmem_enabled[16];       /* Linux: shmem_enabled's mode ("never", "advise", ...);
                                    "" where there is none */
@@ -191,6 +187,19 @@ typedef struct bm_sysinfo_s {
 
 /* Fills *info from the OS (cheap; the static parts are read once). Errors: BM_EINVAL. */
 BM_EXTERN int bm_sysinfo_get(bm_sysinfo_t *info);
+
+/* A hugetlbfs mount (Linux): its directory and the huge page size its files get. */
+typedef struct bm_mount_s {
+  char path[BM_PATH_MAX];
+  size_t page_size;
+} bm_mount_t;
+/* The i-th hugetlbfs mount the OS lists now (0 <= i; /proc/mounts order), into *out. There
+ * is no limit to their number: BM_ENOENT past the last one (every i on Windows). Each call
+ * reads the OS afresh, so mounts made or removed since bm_sysinfo_get can make n_mounts
+ * stale: walk them as `for (i = 0; bm_sysinfo_mount(i, &m) == 0; i++)`. A mount whose path
+ * /proc/mounts escapes (a space in it) is not listed. Errors: BM_EINVAL (out NULL, i < 0),
+ * BM_ENOENT, BM_ENOMEM. */
+BM_EXTERN int bm_sysinfo_mount(int i, bm_mount_t *out);
 /* The view offset granularity; never 0. */
 BM_EXTERN size_t bm_granularity(void);
 /* The base page size; never 0. */

@@ -1,13 +1,13 @@
 /* Datasets (docs/design.md section 2): the whole lifecycle of a named section holding a payload
  * and a trailer: create (exclusive, under the writer lock), fill, hash, publish, fail,
- * open verified, verify, list. The portable protocol; where a name lives, the locks and
+ * open verified, verify. The portable protocol; where a name lives, the locks and
  * identities are the backend's (src/os.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "os.h"
 #include "words.h"
-#include "lifecycle.h"
+#include "dataset.h"
 
 struct bm_dataset_s {
   bm__store_t *st;       /* where it lives, where the metadata is beside the bytes (POSIX);
@@ -28,53 +28,6 @@ struct bm_dataset_s {
   bm__os_lease_t *lease; /* a read lease on the watched file (NULL: none could be had) */
   char unstable_why[160];
 };
-
-/* ---- The trailer through a view of the section's last BM_TRAILER_SIZE bytes. Guarded:
- * shared memory that cannot get a page (tmpfs full) faults on the first write, and a
- * section cut short by another process faults on a read. */
-
-typedef struct {
-  void *at;
-  bm__trailer_t *t;
-  uint64_t section;
-  int write;
-} bm__trailer_call_t;
-
-static int bm__trailer_call(void *arg) {
-  bm__trailer_call_t *c = arg;
-  return c->write ? bm__trailer_encode(c->at, c->t) : bm__trailer_decode(c->at, c->section, c->t);
-}
-
-static int bm__trailer_io(bm_source_t *src, uint64_t section, bm__trailer_t *t, int write) {
-  bm__trailer_call_t c;
-  bm_view_t v;
-  uint64_t now;
-  int err;
-
-  if (section < BM_TRAILER_SIZE) return BM_ENOTDATASET;
-  err = bm_view_map(&v, src, section - BM_TRAILER_SIZE, BM_TRAILER_SIZE,
-                    write ? BM_ACCESS_WRITE : BM_ACCESS_READ);
-  if (err == BM_ERANGE) return BM_ETRUNCATED;
-  if (err != 0) return err;
-  if (!write) err = bm_view_prefetch(&v);
-  if (err == 0) {
-    c.at = v.data;
-    c.t = t;
-    c.section = section;
-    c.write = write;
-    err = bm_guard_call(bm__trailer_call, &c);
-  }
-  bm_view_unmap(&v);
-  if (write && err == BM_ETRUNCATED) return BM_ENOSPC;
-  /* A section whose size changed since it was opened is being rewritten under us: what
-   * was decoded may belong to another layout. */
-  if (!write && (err == 0 || err == BM_ECORRUPT || err == BM_ENOTDATASET)) {
-    int e2 = bm_source_size(src, &now);
-    if (e2 != 0) return e2;
-    if (now != section) return BM_ETRUNCATED;
-  }
-  return err;
-}
 
 /* ---- The metadata, wherever it is: beside the bytes (the store) or in the trailer. */
 static int bm__meta_write(bm_dataset_t *ds) {
@@ -124,15 +77,6 @@ static int bm__hash_call(void *arg) {
   bm__hash_call_t *c = arg;
   bm_xxh3_update(c->h, c->p, c->n);
   return 0;
-}
-
-/* ---- Judging a trailer: the state a reader sees. */
-
-static int bm__judge(bm_source_t *src, const bm__trailer_t *t) {
-  int alive;
-  if (t->state != BM_STATE_LOADING) return (int)t->state;
-  alive = bm__os_writer_alive(src);
-  return alive == 0 ? BM_STATE_ABANDONED : BM_STATE_LOADING;
 }
 
 static void bm__fill_info(const bm_dataset_t *ds, int state, bm_dataset_info_t *info) {
@@ -286,7 +230,7 @@ static int dataset_create(bm_dataset_t **out, const char *name, const bm_dataset
     if (err == 0) ds->src = bm__store_source(ds->st);
   } else {
     /* A replace's generation is made hidden and becomes NAME at publish (src/lifecycle.c). */
-    err = ds->replace ? bm__life_section_create(&ds->src, name, &so, &large)
+    err = ds->replace ? bm__section_create_hidden(&ds->src, name, &so, &large)
                       : bm_section_create(&ds->src, name, &so, &large);
   }
   if (outcome != NULL) *outcome = large;
@@ -501,7 +445,7 @@ int bm_dataset_publish(bm_dataset_t *ds, bm_dataset_info_t *info) {
   }
   /* A replace: the generation becomes NAME now, still under its writer lock (so that a
    * reclaim never takes it for a dead writer's); failing, the old one is left as it was. */
-  if (ds->replace && (err = bm__life_commit(ds->src, ds->name)) != 0) {
+  if (ds->replace && (err = bm__os_section_commit(ds->src, ds->name)) != 0) {
     ds->t.state = BM_STATE_FAILED;
     bm__trailer_io(ds->src, ds->section, &ds->t, 1);
     ds->failed = 1;
@@ -581,7 +525,7 @@ static int dataset_open(bm_dataset_t **out, const char *name, unsigned flags,
     bm__dataset_free(ds);
     return err;
   } else {
-    state = bm__judge(ds->src, &ds->t);
+    state = bm__trailer_judge(ds->src, &ds->t);
     if (state == BM_STATE_ABANDONED) {
       /* The trailer said `loading` and the writer's lock is free now: it died, or it
        * published and let the lock go between our two looks. Read again to tell. */
@@ -635,7 +579,7 @@ int bm_dataset_info(bm_dataset_t *ds, bm_dataset_info_t *info) {
       else state = ds->open_state;
     } else {
       if (bm__trailer_io(ds->src, ds->section, &t, 0) == 0) ds->t = t;
-      state = ds->t.state == 0 ? ds->open_state : bm__judge(ds->src, &ds->t);
+      state = ds->t.state == 0 ? ds->open_state : bm__trailer_judge(ds->src, &ds->t);
     }
   }
   bm__fill_info(ds, state, info);
@@ -678,132 +622,6 @@ void bm_dataset_close(bm_dataset_t *ds) {
   }
   if (ds->writer && !ds->published && !ds->failed) bm_dataset_fail(ds);
   bm__dataset_free(ds);
-}
-
-/* ---- Listing. */
-
-typedef struct {
-  unsigned flags;
-  bm_section_info_t *v;
-  size_t n, cap;
-  int err;
-} bm__list_t;
-
-static int bm__list_add(bm__list_t *l, const bm_section_info_t *si) {
-  if ((si->state == BM_STATE_FOREIGN || si->state == BM_STATE_UNREADABLE) &&
-      !(l->flags & BM_LIST_ALL))
-    return 0;
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 16;
-    bm_section_info_t *v = realloc(l->v, cap * sizeof(*v));
-    if (v == NULL) return l->err = BM_ENOMEM;
-    l->v = v;
-    l->cap = cap;
-  }
-  l->v[l->n++] = *si;
-  return 0;
-}
-
-static int bm__list_one(void *arg, const bm__os_entry_t *e) {
-  bm__list_t *l = arg;
-  bm_section_info_t si;
-  bm__trailer_t t;
-  int err;
-
-  memset(&si, 0, sizeof(si));
-  snprintf(si.name, sizeof(si.name), "%s", e->name);
-  snprintf(si.place, sizeof(si.place), "%s", e->place);
-  snprintf(si.owner, sizeof(si.owner), "%s", e->owner);
-  si.uid = e->uid;
-  si.mode = e->mode;
-  si.mine = e->mine;
-  si.bytes = e->size;
-  si.page_size = e->place_page_size != 0 ? e->place_page_size : bm_page_size();
-  snprintf(si.type, sizeof(si.type), "%s", e->type != NULL ? e->type : "file");
-  si.maps = e->maps;
-  if (strcmp(si.type, "file") != 0) {
-    si.state = BM_STATE_FOREIGN; /* planted under the name; never opened */
-    si.bytes = 0;
-  } else if (e->src == NULL) {
-    si.state = BM_STATE_UNREADABLE;
-  } else {
-    memset(&t, 0, sizeof(t));
-    err = bm__trailer_io(e->src, e->size, &t, 0);
-    if (err == 0) {
-      si.state = bm__judge(e->src, &t);
-      si.bytes = t.payload_size;
-      si.page_size = t.page_size;
-      si.writer_pid = t.writer_pid;
-      si.created = t.created;
-      si.format = t.format != 0 ? t.format : BM_FORMAT_RAW;
-      si.has_layout = t.has_layout;
-      si.layout = t.layout;
-    } else if (err == BM_ECORRUPT) {
-      si.state = BM_STATE_CORRUPT;
-    } else if (err == BM_ENOTDATASET && bm__os_writer_alive(e->src) == 1) {
-      si.state = BM_STATE_LOADING; /* being made: no trailer yet */
-    } else {
-      si.state = BM_STATE_FOREIGN;
-    }
-  }
-  return bm__list_add(l, &si);
-}
-
-/* A dataset whose metadata is beside its bytes, as the store judged it. */
-static int bm__list_store(void *arg, const bm_section_info_t *si, bm__store_t *st) {
-  (void)st;
-  return bm__list_add(arg, si);
-}
-
-static int bm__list_cmp(const void *a, const void *b) {
-  const bm_section_info_t *x = a, *y = b;
-  int c = strcmp(x->name, y->name);
-  return c != 0 ? c : strcmp(x->place, y->place);
-}
-
-int bm_section_list(const char *name, unsigned flags, bm_section_info_t **out, size_t *n) {
-  bm__list_t l;
-  int err;
-  if (out == NULL || n == NULL || (flags & ~(unsigned)BM_LIST_ALL)) return BM_EINVAL;
-  *out = NULL;
-  *n = 0;
-  if (name != NULL && (err = bm_name_check(name)) != 0) return err;
-  memset(&l, 0, sizeof(l));
-  l.flags = flags;
-  err = bm__store_list(name, bm__list_store, &l);
-  if (err == 0) err = l.err;
-  if (err == 0) err = bm__os_section_list(name, bm__list_one, &l);
-  if (err == 0) err = l.err;
-  if (err != 0) {
-    free(l.v);
-    return err;
-  }
-  if (l.n > 1) qsort(l.v, l.n, sizeof(*l.v), bm__list_cmp);
-  *out = l.v;
-  *n = l.n;
-  return 0;
-}
-
-void bm_section_list_free(bm_section_info_t *list) { free(list); }
-
-int bm_section_lookup(const char *name, bm_section_info_t *info) {
-  bm_section_info_t *v;
-  size_t n, i, pick = 0, mine = 0;
-  int err;
-  if (info == NULL) return BM_EINVAL;
-  memset(info, 0, sizeof(*info));
-  if ((err = bm_name_check(name)) != 0) return err;
-  if ((err = bm_section_list(name, BM_LIST_ALL, &v, &n)) != 0) return err;
-  if (n == 0) return bm__set_os_error(0), BM_ENOENT;
-  for (i = 0; i < n; i++)
-    if (v[i].mine) {
-      if (mine++ == 0) pick = i;
-    }
-  *info = v[pick];
-  bm_section_list_free(v);
-  /* As bm_section_open: several places and not exactly one of them yours is ambiguous. */
-  if (n > 1 && mine != 1) return bm__set_os_error(0), BM_EAMBIGUOUS;
-  return 0;
 }
 
 /* ---- What the payload is (docs/design.md section 6): recorded by a writer before it publishes,

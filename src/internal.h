@@ -90,6 +90,12 @@ int bm__window_plan(uint64_t size, uint64_t gran, const bm_window_opts_t *o,
 void bm__window_span(const bm__window_plan_t *p, uint64_t pos, int fresh, uint64_t *offset,
                      uint64_t *length);
 
+/* ---- Sections (src/section.c). As bm_section_create for NAME with opts, but the section
+ * is made under a hidden name (see bulkmap.h, Replace) after checking that the caller may
+ * replace NAME (BM_EPERM); bm__os_section_commit makes it NAME once published. */
+int bm__section_create_hidden(bm_source_t **out, const char *name,
+                              const bm_section_opts_t *opts, bm_large_t *outcome);
+
 /* ---- The dataset trailer (src/trailer.c): the last BM_TRAILER_SIZE bytes of a dataset. */
 #define BM__TRAILER_VERSION 2
 
@@ -122,6 +128,13 @@ int bm__trailer_decode(const void *bytes, uint64_t section_size, bm__trailer_t *
 /* Encodes t at `bytes`, taking the old state back first and storing the new one last with
  * release ordering. Errors: BM_EINVAL. */
 int bm__trailer_encode(void *bytes, const bm__trailer_t *t);
+/* Reads (write 0) or writes (1) the trailer of src, a section of `section` bytes, through
+ * a guarded view of its last BM_TRAILER_SIZE bytes. Errors: those of decode and encode,
+ * BM_ENOTDATASET (shorter than a trailer), BM_ETRUNCATED (cut short, or a read saw its size
+ * change), BM_ENOSPC (a write's page could not be had). */
+int bm__trailer_io(bm_source_t *src, uint64_t section, bm__trailer_t *t, int write);
+/* The state a reader sees of t: LOADING is ABANDONED once src's writer lock is free. */
+int bm__trailer_judge(bm_source_t *src, const bm__trailer_t *t);
 /* Section bytes for a payload with pages of page_size. BM_EOVERFLOW when it wraps. */
 int bm__dataset_size(uint64_t payload, size_t page_size, uint64_t *size);
 

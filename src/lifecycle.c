@@ -1,49 +1,12 @@
-/* Lifecycle (docs/design.md section 7), the portable half: a replace's hidden generation made and
- * committed, waiting for a dataset to be ready, reclaiming what dead writers left, binding a
- * dataset to its process, and the RemoveIPC check. Where names live and how they change
- * atomically is the backend's (src/os.h). */
+/* Lifecycle (docs/design.md section 7), the portable half, above src/dataset.c: waiting for a
+ * dataset to be ready, reclaiming what dead writers left, binding a dataset to its process,
+ * and the RemoveIPC check. A replace's hidden generation is made in src/section.c. Where
+ * names live and how they change atomically is the backend's (src/os.h). */
 #include <stdlib.h>
 #include <string.h>
 #include "os.h"
 #include "words.h"
-#include "lifecycle.h"
-
-/* ---- Replace: bm_dataset_create with opts->replace makes the section here. */
-
-int bm__life_section_create(bm_source_t **out, const char *name, const bm_section_opts_t *opts,
-                            bm_large_t *outcome) {
-  bm_large_t large;
-  bm_source_t *src;
-  int err;
-
-  /* As bm_section_create (src/section.c), for the hidden name. */
-  memset(&large, 0, sizeof(large));
-  large.requested = opts->large;
-  large.page_size = bm__os_config()->page_size;
-  large.reason = opts->large != BM_LARGE_OFF ? BM_REASON_NONE : BM_REASON_NOT_REQUESTED;
-  if (outcome != NULL) *outcome = large;
-  *out = NULL;
-  if (opts->preflight != NULL) {
-    memset(opts->preflight, 0, sizeof(*opts->preflight));
-    opts->preflight->shm_free = opts->preflight->shm_total = UINT64_MAX;
-    opts->preflight->cgroup_free = opts->preflight->cgroup_limit = UINT64_MAX;
-  }
-  if (opts->size == 0 || (opts->mode & ~0777u)) return BM_EINVAL;
-  if ((err = bm_name_check(name)) != 0) return err;
-  if ((src = bm__source_new(BM__SRC_SECTION, BM_FILE_WRITE)) == NULL) return BM_ENOMEM;
-  src->large = large;
-  err = bm__os_section_create_hidden(src, name, opts, &large);
-  if (outcome != NULL) *outcome = large;
-  if (err != 0) {
-    free(src);
-    return err;
-  }
-  src->large = large;
-  *out = src;
-  return 0;
-}
-
-int bm__life_commit(bm_source_t *src, const char *name) { return bm__os_section_commit(src, name); }
+#include "dataset.h"
 
 /* ---- Waiting. */
 

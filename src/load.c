@@ -8,7 +8,7 @@
 #include "os.h"
 #include "words.h"
 #include "pool.h"
-#include "lifecycle.h"
+#include "dataset.h"
 
 typedef struct {
   bm_source_t *file;

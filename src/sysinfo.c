@@ -8,6 +8,12 @@ int bm_sysinfo_get(bm_sysinfo_t *info) {
   return bm__os_sysinfo(info);
 }
 
+int bm_sysinfo_mount(int i, bm_mount_t *out) {
+  if (out == NULL || i < 0) return BM_EINVAL;
+  memset(out, 0, sizeof(*out));
+  return bm__os_mount(i, out);
+}
+
 size_t bm_granularity(void) { return bm__os_config()->granularity; }
 size_t bm_page_size(void) { return bm__os_config()->page_size; }
 int bm_section_names_persist(void) { return bm__os_config()->names_persist; }

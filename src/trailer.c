@@ -411,3 +411,59 @@ int bm__dataset_size(uint64_t payload, size_t page_size, uint64_t *size) {
   *size = n;
   return 0;
 }
+
+/* ---- The trailer through a view of the section's last BM_TRAILER_SIZE bytes. Guarded:
+ * shared memory that cannot get a page (tmpfs full) faults on the first write, and a
+ * section cut short by another process faults on a read. */
+
+typedef struct {
+  void *at;
+  bm__trailer_t *t;
+  uint64_t section;
+  int write;
+} bm__trailer_call_t;
+
+static int bm__trailer_call(void *arg) {
+  bm__trailer_call_t *c = arg;
+  return c->write ? bm__trailer_encode(c->at, c->t) : bm__trailer_decode(c->at, c->section, c->t);
+}
+
+int bm__trailer_io(bm_source_t *src, uint64_t section, bm__trailer_t *t, int write) {
+  bm__trailer_call_t c;
+  bm_view_t v;
+  uint64_t now;
+  int err;
+
+  if (section < BM_TRAILER_SIZE) return BM_ENOTDATASET;
+  err = bm_view_map(&v, src, section - BM_TRAILER_SIZE, BM_TRAILER_SIZE,
+                    write ? BM_ACCESS_WRITE : BM_ACCESS_READ);
+  if (err == BM_ERANGE) return BM_ETRUNCATED;
+  if (err != 0) return err;
+  if (!write) err = bm_view_prefetch(&v);
+  if (err == 0) {
+    c.at = v.data;
+    c.t = t;
+    c.section = section;
+    c.write = write;
+    err = bm_guard_call(bm__trailer_call, &c);
+  }
+  bm_view_unmap(&v);
+  if (write && err == BM_ETRUNCATED) return BM_ENOSPC;
+  /* A section whose size changed since it was opened is being rewritten under us: what
+   * was decoded may belong to another layout. */
+  if (!write && (err == 0 || err == BM_ECORRUPT || err == BM_ENOTDATASET)) {
+    int e2 = bm_source_size(src, &now);
+    if (e2 != 0) return e2;
+    if (now != section) return BM_ETRUNCATED;
+  }
+  return err;
+}
+
+/* ---- Judging a trailer: the state a reader sees. */
+
+int bm__trailer_judge(bm_source_t *src, const bm__trailer_t *t) {
+  int alive;
+  if (t->state != BM_STATE_LOADING) return (int)t->state;
+  alive = bm__os_writer_alive(src);
+  return alive == 0 ? BM_STATE_ABANDONED : BM_STATE_LOADING;
+}

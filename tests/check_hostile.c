@@ -414,14 +414,13 @@ static int nobody_end(nobody_t *n) {
 /* nobody takes the lock that creators once took (flock on /dev/shm) and the same on every
  * hugetlbfs mount it can open. */
 static int hold_dir_locks(const char *unused) {
-  bm_sysinfo_t si;
+  bm_mount_t m;
   int fd, i;
   (void)unused;
   if ((fd = open("/dev/shm", O_RDONLY | O_DIRECTORY)) < 0) return 1;
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) return 2;
-  if (bm_sysinfo_get(&si) == 0)
-    for (i = 0; i < si.n_mounts; i++)
-      if ((fd = open(si.mounts[i].path, O_RDONLY | O_DIRECTORY)) >= 0) flock(fd, LOCK_EX | LOCK_NB);
+  for (i = 0; bm_sysinfo_mount(i, &m) == 0; i++)
+    if ((fd = open(m.path, O_RDONLY | O_DIRECTORY)) >= 0) flock(fd, LOCK_EX | LOCK_NB);
   return 0; /* the descriptors stay open: the locks are held until the child exits */
 }
 

@@ -44,14 +44,17 @@ int bm__os_wait_begin(bm__os_waiter_t **out, const char *name) {
   w->fd = -1;
 #ifdef __linux__
   {
-    bm_sysinfo_t si;
-    int i, watched = 0;
+    bm_mount_t *mv;
+    size_t i, nm;
+    int watched = 0;
     const uint32_t mask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_ATTRIB | IN_CLOSE_WRITE |
                           IN_DELETE | IN_MODIFY | IN_ONLYDIR;
     if ((w->fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK)) >= 0) {
       watched += inotify_add_watch(w->fd, SHM_DIR, mask) >= 0;
-      if (bm_sysinfo_get(&si) == 0)
-        for (i = 0; i < si.n_mounts; i++) watched += inotify_add_watch(w->fd, si.mounts[i].path, mask) >= 0;
+      if (bm__posix_hugetlbfs_mounts(&mv, &nm) == 0) {
+        for (i = 0; i < nm; i++) watched += inotify_add_watch(w->fd, mv[i].path, mask) >= 0;
+        free(mv);
+      }
       if (watched == 0) {
         close(w->fd);
         w->fd = -1;

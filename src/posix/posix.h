@@ -15,9 +15,13 @@ int bm__posix_check_regular(int fd, uint64_t *size);
  * 0 fits, BM_ENOROOM when short (out->limit says which). */
 struct bm_preflight_s;
 int bm__posix_room(int named, uint64_t size, struct bm_preflight_s *out);
+/* Every hugetlbfs mount /proc/mounts lists (src/posix/sysinfo.c), however many: *out
+ * malloc'd (free() it; NULL when none), *n of them. BM_ENOMEM; no /proc/mounts is none. */
+struct bm_mount_s;
+int bm__posix_hugetlbfs_mounts(struct bm_mount_s **out, size_t *n);
 
-/* ---- Between src/posix/section.c (pages, places, locks) and src/posix/store.c (where a
- * dataset's bytes and metadata live). */
+/* ---- Between the files of sections (src/posix/section.c: pages and locks; places.c;
+ * maps.c: who maps what) and src/posix/store.c (where a dataset's bytes and metadata live). */
 struct bm_source_s;
 struct bm_section_opts_s;
 struct bm_large_s;

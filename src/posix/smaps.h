@@ -18,4 +18,12 @@ typedef struct bm__smaps_s {
  * Errors: BM_ENOTSUP (no smaps on this system), BM_ENOENT (no mapping holds addr). */
 int bm__posix_smaps(const void *addr, bm__smaps_t *out);
 
+/* The size of a PMD (transparent huge page), from the kernel (2 MiB when it says none). */
+size_t bm__posix_pmd_size(void);
+/* Maps [0, len) of fd at an address aligned to `align`, faults it in (writable: for
+ * writing; thp: with MADV_HUGEPAGE) and reads what smaps says of it. */
+int bm__posix_probe(int fd, size_t len, size_t align, int writable, int thp, bm__smaps_t *sm);
+/* The page size a probe saw; *transparent 1 when it is transparent huge pages. */
+size_t bm__posix_probe_page_size(const bm__smaps_t *sm, int *transparent);
+
 #endif

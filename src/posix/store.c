@@ -1298,14 +1298,17 @@ static void reclaim_orphans(const char *place, reclaim_ctx_t *c) {
 
 int bm__store_reclaim(void (*done)(void *arg, const bm_section_info_t *si, uint64_t freed), void *arg) {
   reclaim_ctx_t c;
-  bm_sysinfo_t si;
-  int i, r;
+  bm_mount_t *mv;
+  size_t i, nm;
+  int r;
   c.done = done;
   c.arg = arg;
   r = bm__store_list(NULL, reclaim_one, &c);
   reclaim_orphans(SHM_DIR, &c);
-  if (bm_sysinfo_get(&si) == 0)
-    for (i = 0; i < si.n_mounts; i++) reclaim_orphans(si.mounts[i].path, &c);
+  if (bm__posix_hugetlbfs_mounts(&mv, &nm) == 0) {
+    for (i = 0; i < nm; i++) reclaim_orphans(mv[i].path, &c);
+    free(mv);
+  }
   return r;
 }
 

@@ -1,6 +1,7 @@
 /* POSIX backend: system facts from sysconf, /sys/kernel/mm and /proc/mounts. */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,22 +78,48 @@ static size_t mount_page_size(const char *opts) {
   return bm_parse_size(buf, &v) == 0 ? (size_t)v : 0;
 }
 
-static void read_mounts(bm_sysinfo_t *info) {
+int bm__posix_hugetlbfs_mounts(bm_mount_t **out, size_t *n) {
   FILE *f = bm__sys_fopen("/proc/mounts", "re");
   char line[1024], dev[256], dir[BM_PATH_MAX], type[64], opts[512];
-  if (f == NULL) return;
-  while (fgets(line, sizeof(line), f) && info->n_mounts < BM_MAX_MOUNTS) {
+  bm_mount_t *v = NULL;
+  size_t cap = 0, dflt = 0;
+  *out = NULL;
+  *n = 0;
+  if (f == NULL) return 0;
+  while (fgets(line, sizeof(line), f)) {
     if (sscanf(line, "%255s %511s %63s %511s", dev, dir, type, opts) != 4) continue;
     if (strcmp(type, "hugetlbfs") != 0) continue;
     /* /proc/mounts escapes spaces as \040; such a mount is skipped, not misread. */
     if (strchr(dir, '\\') != NULL) continue;
-    strcpy(info->mounts[info->n_mounts].path, dir);
-    info->mounts[info->n_mounts].page_size = mount_page_size(opts);
-    if (info->mounts[info->n_mounts].page_size == 0)
-      info->mounts[info->n_mounts].page_size = info->default_large_size;
-    info->n_mounts++;
+    if (*n == cap) {
+      bm_mount_t *w = realloc(v, (cap = cap ? cap * 2 : 8) * sizeof(*v));
+      if (w == NULL) {
+        fclose(f);
+        free(v);
+        *n = 0;
+        return bm__set_os_error(ENOMEM), BM_ENOMEM;
+      }
+      v = w;
+    }
+    snprintf(v[*n].path, sizeof(v[*n].path), "%s", dir);
+    v[*n].page_size = mount_page_size(opts);
+    if (v[*n].page_size == 0) v[*n].page_size = dflt != 0 ? dflt : (dflt = default_huge_size());
+    (*n)++;
   }
   fclose(f);
+  *out = v;
+  return 0;
+}
+
+int bm__os_mount(int i, bm_mount_t *out) {
+  bm_mount_t *v;
+  size_t n;
+  int r = bm__posix_hugetlbfs_mounts(&v, &n);
+  if (r != 0) return r;
+  if ((size_t)i < n) *out = v[i];
+  else r = (bm__set_os_error(0), BM_ENOENT);
+  free(v);
+  return r;
 }
 
 static int read_thp(void) {
@@ -126,7 +153,12 @@ int bm__os_sysinfo(bm_sysinfo_t *info) {
   info->has_populate = cfg->has_populate;
   info->default_large_size = default_huge_size();
   read_large_sizes(info);
-  read_mounts(info);
+  {
+    bm_mount_t *v;
+    size_t n;
+    if (bm__posix_hugetlbfs_mounts(&v, &n) == 0) info->n_mounts = (int)n;
+    free(v);
+  }
   info->thp = read_thp();
   {
     /* shmem_enabled decides transparent huge pages for shared memory (memfd, and /dev/shm

@@ -2,15 +2,12 @@
  * INVALID_HANDLE_VALUE, OpenFileMappingW), large-page sections (SEC_COMMIT |
  * SEC_LARGE_PAGES with SeLockMemoryPrivilege), what an opened section is (size and page
  * kind, from NtQuerySection, else from VirtualQuery of a view), and the writer token a
- * named section's creator holds. */
+ * named section's creator holds. A replace is src/win/replace.c. */
 #include <stdio.h>
 #include <string.h>
 #include "../os.h"
 #include "win.h"
 #include <psapi.h>
-
-/* "Global\" + BM_NAME_MAX + NUL, with room to spare; longer names were refused before. */
-#define WIN_NAME_CAP 256
 
 /* NtQuerySection's SectionBasicInformation (ntdll; stable since NT 3.1, documented in the
  * WDK as ZwQuerySection's); looked up at run time. */
@@ -406,27 +403,4 @@ int bm__os_section_large(bm_source_t *src, bm_large_t *outcome) {
   *outcome = src->large;
   outcome->page_size = src->page_size;
   return 0;
-}
-
-/* ---- Replace (docs/design.md section 7). A named section cannot be renamed and its name cannot
- * be taken from it while any handle is open (CreateFileMappingW of an existing name opens
- * that one), so no new generation can become an existing NAME: a replace of a name that
- * exists is BM_ENOTSUP, of one that does not is a plain creation. */
-int bm__os_section_create_hidden(bm_source_t *src, const char *name,
-                                 const bm_section_opts_t *opts, bm_large_t *outcome) {
-  WCHAR w[WIN_NAME_CAP];
-  HANDLE h;
-  int err;
-  if ((err = win_name(name, w)) != 0) return err;
-  h = OpenFileMappingW(FILE_MAP_READ, FALSE, w);
-  if (h != NULL || GetLastError() == ERROR_ACCESS_DENIED) {
-    if (h != NULL) CloseHandle(h);
-    return bm__set_os_error(0), BM_ENOTSUP;
-  }
-  return bm__os_section_create(src, name, opts, outcome);
-}
-
-int bm__os_section_commit(bm_source_t *src, const char *name) {
-  (void)src, (void)name;
-  return 0; /* made under NAME already */
 }

@@ -82,6 +82,12 @@ int bm__win_has_lock_memory(void) {
   return r;
 }
 
+/* No hugetlbfs: large pages come from free memory, with no mount to put them in. */
+int bm__os_mount(int i, bm_mount_t *out) {
+  (void)i, (void)out;
+  return bm__set_os_error(0), BM_ENOENT;
+}
+
 int bm__os_sysinfo(bm_sysinfo_t *info) {
   const bm__os_config_t *cfg = bm__os_config();
   size_t large = bm__win_large_page_size();

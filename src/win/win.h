@@ -19,6 +19,9 @@ int bm__win_error(DWORD e);
 /* bm__win_error(GetLastError()). */
 int bm__win_last_error(void);
 
+/* "Global\" + BM_NAME_MAX + NUL, with room to spare; longer names were refused before. */
+#define WIN_NAME_CAP 256
+
 /* Converts UTF-8 to a UTF-16 string in buf (cap wide chars, NUL included).
  * Errors: BM_EINVAL (not valid UTF-8), BM_ENAME (does not fit). */
 int bm__win_utf8_to_wide(const char *s, WCHAR *buf, int cap);

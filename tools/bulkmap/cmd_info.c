@@ -15,6 +15,7 @@ int cmd_info(int argc, char **argv) {
   const char *o_json = NULL, *pos[1];
   const cli_opt_t opts[] = {{"--json", 0, &o_json}};
   bm_sysinfo_t si;
+  bm_mount_t m;
   uint64_t sizes[BM_MAX_LARGE_SIZES], free_bytes = 0;
   int npos, rc, i, dflt = -1, available, reason = BM_REASON_NONE;
   cli_out_t out;
@@ -49,7 +50,7 @@ int cmd_info(int argc, char **argv) {
   if (!out.json) printf("  ");
   out_u64(&out, "free_bytes", free_bytes);
   if (!out.json) printf("  ");
-  out_str(&out, "hugetlbfs", si.n_mounts > 0 ? si.mounts[0].path : NULL);
+  out_str(&out, "hugetlbfs", bm_sysinfo_mount(0, &m) == 0 ? m.path : NULL);
   if (!out.json) printf("  ");
   out_str(&out, "thp", thp_name(si.thp));
   if (!out.json) printf("  ");
@@ -67,10 +68,10 @@ int cmd_info(int argc, char **argv) {
              si.large_free[i] == UINT64_MAX ? -1LL : (long long)si.large_free[i],
              si.large_total[i] == UINT64_MAX ? -1LL : (long long)si.large_total[i]);
     printf("],\"mounts\":[");
-    for (i = 0; i < si.n_mounts; i++) {
+    for (i = 0; bm_sysinfo_mount(i, &m) == 0; i++) {
       printf("%s{\"path\":", i ? "," : "");
-      cli_json_string(si.mounts[i].path);
-      printf(",\"page_size\":%llu}", (unsigned long long)si.mounts[i].page_size);
+      cli_json_string(m.path);
+      printf(",\"page_size\":%llu}", (unsigned long long)m.page_size);
     }
     printf("]");
   } else {
@@ -78,8 +79,8 @@ int cmd_info(int argc, char **argv) {
       printf("  pool_%zuk: %lld free of %lld\n", si.large_sizes[i] >> 10,
              si.large_free[i] == UINT64_MAX ? -1LL : (long long)si.large_free[i],
              si.large_total[i] == UINT64_MAX ? -1LL : (long long)si.large_total[i]);
-    for (i = 0; i < si.n_mounts; i++)
-      printf("  mount: %s (page size %zu)\n", si.mounts[i].path, si.mounts[i].page_size);
+    for (i = 0; bm_sysinfo_mount(i, &m) == 0; i++)
+      printf("  mount: %s (page size %zu)\n", m.path, m.page_size);
   }
   out_obj_end(&out);
   {

@@ -53,6 +53,7 @@ int cmd_setup(int argc, char **argv) {
   {
     char path[256];
     const char *mnt = NULL;
+    bm_mount_t m0;
     uint64_t want, before = 0, after = 0, free_pages = 0;
     size_t hp = si.default_large_size;
     unsigned long gid = 0;
@@ -89,7 +90,7 @@ int cmd_setup(int argc, char **argv) {
       }
       if (bm_sysinfo_get(&si) != 0 || setup_pool(&si, &after, &free_pages) != 0) after = 0;
     }
-    if (si.n_mounts == 0) {
+    if (si.n_mounts == 0 || bm_sysinfo_mount(0, &m0) != 0) {
       char opt[64];
       mnt = "/dev/hugepages";
       e = uv_fs_mkdir(NULL, &req, mnt, 0755, NULL);
@@ -107,7 +108,7 @@ int cmd_setup(int argc, char **argv) {
       }
       mounted = 1;
     } else {
-      mnt = si.mounts[0].path;
+      mnt = m0.path;
       if (uv_fs_stat(NULL, &req, mnt, NULL) == 0 && (req.statbuf.st_mode & 0002))
         cli_note("setup", "note: %s is writable by every user (mode %04o): any user can create "
                   "a name there; bulkmap prefers your own object of a name", mnt,

@@ -1,17 +1,10 @@
-/* What src/dataset.c calls of src/lifecycle.c: a replace's generation made under its hidden
- * name (as bm_section_create makes a name), and made NAME once published. */
-#ifndef BULKMAP_LIFECYCLE_H
-#define BULKMAP_LIFECYCLE_H
+/* What src/dataset.c gives the files above it (src/load.c, src/lifecycle.c): the watch on
+ * a load's source, hashing from the section, and the dataset's store. dataset.c itself
+ * calls only what is below it (src/section.c, src/trailer.c, the backend). */
+#ifndef BULKMAP_DATASET_H
+#define BULKMAP_DATASET_H
 
 #include "os.h"
-
-/* As bm_section_create for NAME with opts, but the section is made under a hidden name
- * (see bulkmap.h, Replace) after checking that the caller may replace NAME (BM_EPERM). */
-int bm__life_section_create(bm_source_t **out, const char *name, const bm_section_opts_t *opts,
-                            bm_large_t *outcome);
-/* Makes src's hidden generation NAME (0 at once when it has none). Errors: BM_EPERM,
- * BM_EEXIST (made by someone else meanwhile), BM_EREPLACED, BM_EBUSY, BM_EOS. */
-int bm__life_commit(bm_source_t *src, const char *name);
 
 /* A file watched from the moment it is opened (bm_dataset_load: before its header is read
  * and the dataset made): its identity and, where one can be had, a read lease. */

@@ -25,9 +25,8 @@ int main(void) {
   bm_scan_result_t r;
   int err;
 
-  memset(&o, 0, sizeof(o));
+  bm_scan_opts_init(&o); /* to the end of the stream */
   o.flags = BM_SCAN_HASH | BM_SCAN_LINES;
-  o.length = BM_TO_END; /* to the end of the stream */
   o.cancel = &stop;
   signal(SIGINT, on_interrupt);
 #ifdef _WIN32

@@ -19,9 +19,8 @@ int main(void) {
 
   memset(&in, 0, sizeof(in));
   in.path = "-"; /* standard input, read as it comes (a descriptor: path NULL, fd) */
-  memset(&o, 0, sizeof(o));
+  bm_uv_scan_opts_init(&o); /* to the end of the stream */
   o.scan.flags = BM_SCAN_HASH | BM_SCAN_LINES;
-  o.scan.length = BM_TO_END; /* to the end of the stream */
   o.done = on_done;
   o.data = &status;
   if ((err = bm_uv_scan_start(&scan, uv_default_loop(), &in, 1, &o)) != 0) {

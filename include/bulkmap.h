@@ -6,7 +6,13 @@
  * BM_E* code. What went wrong is read from one place, the calling thread's last failure
  * (SQLite's sqlite3_errmsg): bm_errmsg (the words a user reads), bm_errsubject (the file or
  * name they are about), bm_last_os_error (the raw OS error). The library never prints and
- * never exits. Sizes in memory are
+ * never exits.
+ *
+ * Options: every options struct has an _init call that sets its defaults
+ * (bm_window_opts_init, bm_dataset_opts_init, bm_scan_opts_init, bm_load_opts_init,
+ * bm_publish_opts_init); start from it, then set what differs. A struct zeroed by hand is
+ * not the defaults where a default is not zero: there a length of 0 is zero bytes and a
+ * large of 0 is BM_LARGE_OFF, as each field's comment says. Sizes in memory are
  * size_t; file offsets and lengths are uint64_t on every platform. */
 #ifndef BULKMAP_H
 #define BULKMAP_H
@@ -315,6 +321,8 @@ typedef struct bm_window_opts_s {
   int prefault;        /* fault each window in before returning it (clean truncation error) */
   unsigned access;     /* BM_ACCESS_READ (default when 0) or BM_ACCESS_COPY */
 } bm_window_opts_t;
+/* The defaults: the whole source (length BM_TO_END), 64 MiB windows, no overlap, READ. */
+BM_EXTERN void bm_window_opts_init(bm_window_opts_t *opts);
 
 typedef struct bm_window_s {
   /* the current window, valid after bm_window_next returned 1 */
@@ -678,6 +686,9 @@ typedef struct bm_dataset_opts_s {
                              new generation is published (docs/design.md section 7; see
                              bm_dataset_create). 0: exclusive (BM_EEXIST) */
 } bm_dataset_opts_t;
+/* The defaults: large pages BM_LARGE_AUTO, mode 0600 (a replace: the old one's), your group,
+ * the first trusted place. size and source are the caller's to set. */
+BM_EXTERN void bm_dataset_opts_init(bm_dataset_opts_t *opts);
 
 /* What a dataset's trailer says, judged. */
 typedef struct bm_dataset_info_s {
@@ -1010,6 +1021,9 @@ typedef struct bm_scan_opts_s {
    * at their next window and the call returns BM_ECANCELED. May be NULL. */
   const volatile sig_atomic_t *cancel;
 } bm_scan_opts_t;
+/* The defaults: the whole source (length BM_TO_END), flags 0 (with no literal: HASH|LINES),
+ * 64 MiB windows, a thread a CPU, no literal. */
+BM_EXTERN void bm_scan_opts_init(bm_scan_opts_t *opts);
 
 typedef struct bm_scan_result_s {
   uint64_t offset, length;       /* the range scanned */
@@ -1171,6 +1185,8 @@ typedef struct bm_load_opts_s {
                                     BM_FORMAT_AUTO (0) by the magic; RAW takes the bytes as
                                     they are */
 } bm_load_opts_t;
+/* The defaults: bm_dataset_opts_init's dataset, a thread a CPU, BM_FORMAT_AUTO. */
+BM_EXTERN void bm_load_opts_init(bm_load_opts_t *opts);
 
 enum { BM_LOAD_AT_FILE = 1, BM_LOAD_AT_CREATE = 2, BM_LOAD_AT_FILL = 3, BM_LOAD_AT_FORMAT = 4 };
 
@@ -1220,6 +1236,8 @@ typedef struct bm_publish_opts_s {
                                     then an npy file (bm_npy_header, then the bytes), so
                                     plain numpy reads it, and the dataset has the layout */
 } bm_publish_opts_t;
+/* The defaults: bm_dataset_opts_init's dataset, BM_FORMAT_AUTO, no layout. */
+BM_EXTERN void bm_publish_opts_init(bm_publish_opts_t *opts);
 
 /* Publishes data[0, n) as a new dataset NAME in one call: checked (format or layout),
  * created, copied in, hashed from the section and published `ready`; on failure nothing

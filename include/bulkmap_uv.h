@@ -200,6 +200,9 @@ typedef struct bm_uv_scan_opts_s {
   void *data;
 } bm_uv_scan_opts_t;
 
+/* The defaults: scan as bm_scan_opts_init, no callbacks (done must be set). */
+void bm_uv_scan_opts_init(bm_uv_scan_opts_t *opts);
+
 struct bm_uv_scan_s {
   /* private */
   void *state;

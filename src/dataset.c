@@ -752,3 +752,9 @@ int bm_dataset_create(bm_dataset_t **out, const char *name, const bm_dataset_opt
   w.room = o.preflight;
   return bm__words_load(err, &w);
 }
+
+void bm_dataset_opts_init(bm_dataset_opts_t *o) {
+  if (o == NULL) return;
+  memset(o, 0, sizeof(*o));
+  o->large = BM_LARGE_AUTO;
+}

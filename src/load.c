@@ -235,3 +235,10 @@ int bm_dataset_load(bm_dataset_t **out, const char *name, const char *path,
   w.room = o.dataset.preflight;
   return bm__words_load(err, &w);
 }
+
+void bm_load_opts_init(bm_load_opts_t *o) {
+  if (o == NULL) return;
+  memset(o, 0, sizeof(*o));
+  bm_dataset_opts_init(&o->dataset);
+  o->format = BM_FORMAT_AUTO;
+}

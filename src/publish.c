@@ -184,3 +184,10 @@ int bm_dataset_publish_buffer(bm_dataset_t **out, const char *name, const void *
   w.room = o.dataset.preflight;
   return bm__words_load(err, &w);
 }
+
+void bm_publish_opts_init(bm_publish_opts_t *o) {
+  if (o == NULL) return;
+  memset(o, 0, sizeof(*o));
+  bm_dataset_opts_init(&o->dataset);
+  o->format = BM_FORMAT_AUTO;
+}

@@ -1399,3 +1399,9 @@ out:
   free(fs.state);
   return err != 0 ? err : first;
 }
+
+void bm_scan_opts_init(bm_scan_opts_t *o) {
+  if (o == NULL) return;
+  memset(o, 0, sizeof(*o));
+  o->length = BM_TO_END;
+}

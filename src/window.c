@@ -223,3 +223,10 @@ void bm_window_plan_span(const bm_window_plan_t *p, uint64_t k, uint64_t *offset
   plan.readahead = 0;
   bm__window_span(&plan, p->start + k * p->step, k == 0, offset, length);
 }
+
+void bm_window_opts_init(bm_window_opts_t *o) {
+  if (o == NULL) return;
+  memset(o, 0, sizeof(*o));
+  o->length = BM_TO_END;
+  o->access = BM_ACCESS_READ;
+}

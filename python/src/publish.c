@@ -87,7 +87,7 @@ PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
                                    &mode_obj, &group_obj, &threads, &replace, &remove_on_exit,
                                    &format_name, &place_obj))
     return NULL;
-  memset(&lo, 0, sizeof(lo));
+  bm_load_opts_init(&lo);
   memset(&res, 0, sizeof(res));
   memset(&room, 0, sizeof(room));
   /* format=: as the tool's --format (bm_format_from_name). */
@@ -406,7 +406,7 @@ PyObject *py_publish(PyObject *self, PyObject *args, PyObject *kw) {
                                    &shape, &order, &fname, &mode_obj, &group_obj, &large,
                                    &replace, &remove_on_exit))
     return NULL;
-  memset(&po, 0, sizeof(po));
+  bm_publish_opts_init(&po);
   memset(&res, 0, sizeof(res));
   if (make_opts(mode_obj, group_obj, large, replace, &po.dataset) < 0) return NULL;
   if (check_name(name) < 0) return NULL;

@@ -359,7 +359,7 @@ int bm_uv_pipeline_start(bm_uv_pipeline_t *p, uv_loop_t *loop, bm_source_t *src,
 
   if (src == NULL) return BM_EINVAL;
   if ((err = pipe_init(p, loop, opts)) != 0) return err;
-  memset(&wo, 0, sizeof(wo));
+  bm_window_opts_init(&wo);
   wo.window = p->o.window;
   wo.overlap = p->o.overlap;
   wo.start = p->o.offset;

@@ -545,3 +545,9 @@ void bm_uv_scan_cancel(bm_uv_scan_t *s, int status) {
   if (st->walking) bm_uv_pipeline_cancel(&st->pipe, st->status);
   else scan_drive(st);
 }
+
+void bm_uv_scan_opts_init(bm_uv_scan_opts_t *o) {
+  if (o == NULL) return;
+  memset(o, 0, sizeof(*o));
+  bm_scan_opts_init(&o->scan);
+}

@@ -17,8 +17,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: dataset FILE NAME\n");
     return 2;
   }
-  memset(&lo, 0, sizeof(lo));
-  lo.dataset.large = BM_LARGE_AUTO; /* large pages when they can be had, else say why */
+  bm_load_opts_init(&lo); /* large pages when they can be had (else it says why), all CPUs */
   /* Read on every CPU into the new section, hashed, published `ready`; on any failure
    * (the file changed meanwhile: BM_ECHANGED) nothing is left under the name. */
   if ((err = bm_dataset_load(NULL, argv[2], argv[1], &lo, &res)) != 0) {

@@ -17,13 +17,12 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: wordcount FILE WORD [WINDOW]\n");
     return 2;
   }
-  memset(&o, 0, sizeof(o));
+  bm_scan_opts_init(&o);    /* the defaults: the whole file, 64 MiB windows, a thread a CPU */
   word.bytes = argv[2];
   word.length = strlen(argv[2]);
   o.flags = BM_SCAN_LINES;   /* newlines, and each literal: "aa" twice in "aaaa" */
   o.literals = &word;
   o.n_literals = 1;
-  o.length = BM_TO_END;      /* from o.offset (0) to the end */
   o.window = argc > 3 ? strtoull(argv[3], NULL, 10) : 0; /* 0: 64 MiB a window */
   if ((err = bm_scan_check_why(&o, why, sizeof(why))) != 0) { /* an empty WORD ... */
     fprintf(stderr, "wordcount: %s\n", why);

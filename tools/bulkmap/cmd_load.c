@@ -59,7 +59,7 @@ int cmd_load(int argc, char **argv) {
     return EXIT_FAILED;
   }
 
-  memset(&lo, 0, sizeof(lo));
+  bm_load_opts_init(&lo);
   memset(&room, 0, sizeof(room));
   lo.dataset.large = large;
   lo.dataset.mode = mode;
@@ -86,7 +86,7 @@ int cmd_load(int argc, char **argv) {
   lo.format = format;
   if (in != NULL) {
     bm_publish_opts_t po;
-    memset(&po, 0, sizeof(po));
+    bm_publish_opts_init(&po);
     po.dataset = lo.dataset;
     po.dataset.source = "-";
     po.format = format;

@@ -149,7 +149,7 @@ int cmd_scan(int argc, char **argv) {
   a.have_length = o_length != NULL;
 
   /* What to compute, and the rules for it: the library's, checked once. */
-  memset(&base, 0, sizeof(base));
+  bm_scan_opts_init(&base);
   base.flags = (o_hash ? BM_SCAN_HASH : 0) | (o_lines ? BM_SCAN_LINES : 0);
   /* Every --count is counted in the same pass (the library takes up to 16 literals). */
   while (nlit < BM_SCAN_MAX_LITERALS && o_counts[nlit] != NULL) {
@@ -186,7 +186,7 @@ int cmd_scan(int argc, char **argv) {
     goto out_pos;
   }
   for (i = 0; i < npos; i++) items[i].path = pos[i];
-  memset(&so, 0, sizeof(so));
+  bm_uv_scan_opts_init(&so);
   so.scan = base;
   /* The window given, or bulkmap_uv's (64 MiB a file, less for a stream's buffers). */
   if (o_window == NULL) so.scan.window = 0;

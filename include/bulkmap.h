@@ -1269,11 +1269,11 @@ BM_EXTERN void bm_xxh3_free(bm_xxh3_t *h);
  * 64kB = 64KB); "iB" and "B" are taken only as written. No sign, space, fraction or other
  * suffix. *out is set only on success. Errors: BM_EINVAL (NULL, empty, junk, bad suffix),
  * BM_EOVERFLOW (does not fit in 64 bits). */
-BM_EXTERN int bm_parse_size(const char *text, uint64_t *out);
+BM_EXTERN int bm_size_parse(const char *text, uint64_t *out);
 /* Bytes as people read them into buf ("512 bytes", "64.0 MiB", "2.0 GiB": one decimal, units
- * of 1024 as bm_parse_size reads them); returns buf ("" when n is 0). 16 bytes is always
+ * of 1024 as bm_size_parse reads them); returns buf ("" when n is 0). 16 bytes is always
  * enough. */
-BM_EXTERN const char *bm_format_size(uint64_t v, char *buf, size_t n);
+BM_EXTERN const char *bm_size_format(uint64_t v, char *buf, size_t n);
 
 #ifdef __cplusplus
 }

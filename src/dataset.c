@@ -174,9 +174,9 @@ const char *bm_preflight_describe(const bm_preflight_t *p, char *buf, size_t n) 
     snprintf(buf, n, "fits");
     return buf;
   }
-  bm_format_size(p->needed, need, sizeof(need));
-  bm_format_size(p->free, fr, sizeof(fr));
-  bm_format_size(p->total, tot, sizeof(tot));
+  bm_size_format(p->needed, need, sizeof(need));
+  bm_size_format(p->free, fr, sizeof(fr));
+  bm_size_format(p->total, tot, sizeof(tot));
   if (p->limit == BM_LIMIT_SHM)
     snprintf(buf, n,
              "needs %s, %s has %s free of %s (mount a larger %s, e.g. mount -o remount,size=... "

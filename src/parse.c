@@ -4,7 +4,7 @@
 #include <string.h>
 #include "internal.h"
 
-int bm_parse_size(const char *text, uint64_t *out) {
+int bm_size_parse(const char *text, uint64_t *out) {
   static const char letters[] = "KMGT";
   uint64_t v = 0, unit = 1;
   const char *p = text, *l;
@@ -33,8 +33,8 @@ int bm_parse_size(const char *text, uint64_t *out) {
   return 0;
 }
 
-/* Bytes as people read them, in the units bm_parse_size reads back. */
-const char *bm_format_size(uint64_t v, char *buf, size_t n) {
+/* Bytes as people read them, in the units bm_size_parse reads back. */
+const char *bm_size_format(uint64_t v, char *buf, size_t n) {
   static const char *const unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
   double d = (double)v;
   int u = 0;

@@ -259,40 +259,40 @@ END_TEST
 
 START_TEST(parse_sizes) {
   uint64_t v;
-  ck_assert_bm_ok(bm_parse_size("0", &v));
+  ck_assert_bm_ok(bm_size_parse("0", &v));
   ck_assert_uint_eq(v, 0);
-  ck_assert_bm_ok(bm_parse_size("64M", &v));
+  ck_assert_bm_ok(bm_size_parse("64M", &v));
   ck_assert_uint_eq(v, 67108864);
-  ck_assert_bm_ok(bm_parse_size("3k", &v));
+  ck_assert_bm_ok(bm_size_parse("3k", &v));
   ck_assert_uint_eq(v, 3072);
-  ck_assert_bm_ok(bm_parse_size("2G", &v));
+  ck_assert_bm_ok(bm_size_parse("2G", &v));
   ck_assert_uint_eq(v, 2147483648ull);
-  ck_assert_bm_ok(bm_parse_size("16T", &v));
+  ck_assert_bm_ok(bm_size_parse("16T", &v));
   ck_assert_uint_eq(v, 16ull << 40);
-  ck_assert_bm_ok(bm_parse_size("18446744073709551615", &v));
+  ck_assert_bm_ok(bm_size_parse("18446744073709551615", &v));
   ck_assert_uint_eq(v, UINT64_MAX);
-  ck_assert_bm_err(bm_parse_size("18446744073709551616", &v), BM_EOVERFLOW);
-  ck_assert_bm_err(bm_parse_size("16777216T", &v), BM_EOVERFLOW);
-  ck_assert_bm_err(bm_parse_size("", &v), BM_EINVAL);
-  ck_assert_bm_err(bm_parse_size("M", &v), BM_EINVAL);
-  ck_assert_bm_err(bm_parse_size("12Q", &v), BM_EINVAL);
+  ck_assert_bm_err(bm_size_parse("18446744073709551616", &v), BM_EOVERFLOW);
+  ck_assert_bm_err(bm_size_parse("16777216T", &v), BM_EOVERFLOW);
+  ck_assert_bm_err(bm_size_parse("", &v), BM_EINVAL);
+  ck_assert_bm_err(bm_size_parse("M", &v), BM_EINVAL);
+  ck_assert_bm_err(bm_size_parse("12Q", &v), BM_EINVAL);
   /* As coreutils: KB MB GB TB are powers of 1000, KiB ... TiB of 1024; "iB"/"B" only as written. */
-  ck_assert_bm_ok(bm_parse_size("12MB", &v));
+  ck_assert_bm_ok(bm_size_parse("12MB", &v));
   ck_assert_uint_eq(v, 12000000u);
-  ck_assert_bm_ok(bm_parse_size("64MiB", &v));
+  ck_assert_bm_ok(bm_size_parse("64MiB", &v));
   ck_assert_uint_eq(v, 64u << 20);
-  ck_assert_bm_ok(bm_parse_size("1kB", &v));
+  ck_assert_bm_ok(bm_size_parse("1kB", &v));
   ck_assert_uint_eq(v, 1000u);
-  ck_assert_bm_ok(bm_parse_size("2TiB", &v));
+  ck_assert_bm_ok(bm_size_parse("2TiB", &v));
   ck_assert_uint_eq(v, 2ull << 40);
-  ck_assert_bm_err(bm_parse_size("18446745TB", &v), BM_EOVERFLOW);
-  ck_assert_bm_err(bm_parse_size("12mib", &v), BM_EINVAL);
-  ck_assert_bm_err(bm_parse_size("12Mb", &v), BM_EINVAL);
-  ck_assert_bm_err(bm_parse_size("12B", &v), BM_EINVAL);
-  ck_assert_bm_err(bm_parse_size("-1", &v), BM_EINVAL);
-  ck_assert_bm_err(bm_parse_size(" 1", &v), BM_EINVAL);
-  ck_assert_bm_err(bm_parse_size("1 ", &v), BM_EINVAL);
-  ck_assert_bm_err(bm_parse_size(NULL, &v), BM_EINVAL);
+  ck_assert_bm_err(bm_size_parse("18446745TB", &v), BM_EOVERFLOW);
+  ck_assert_bm_err(bm_size_parse("12mib", &v), BM_EINVAL);
+  ck_assert_bm_err(bm_size_parse("12Mb", &v), BM_EINVAL);
+  ck_assert_bm_err(bm_size_parse("12B", &v), BM_EINVAL);
+  ck_assert_bm_err(bm_size_parse("-1", &v), BM_EINVAL);
+  ck_assert_bm_err(bm_size_parse(" 1", &v), BM_EINVAL);
+  ck_assert_bm_err(bm_size_parse("1 ", &v), BM_EINVAL);
+  ck_assert_bm_err(bm_size_parse(NULL, &v), BM_EINVAL);
 }
 END_TEST
 

@@ -91,7 +91,7 @@ int to_size(PyObject *o, const char *what, uint64_t *out) {
     const char *s = PyUnicode_AsUTF8(o);
     int err;
     if (s == NULL) return -1;
-    if ((err = bm_parse_size(s, out)) != 0) {
+    if ((err = bm_size_parse(s, out)) != 0) {
       PyErr_Format(PyExc_ValueError, "%s '%s': %s (plain bytes or a binary suffix K M G T)",
                    what, s, bm_strerror(err));
       return -1;

@@ -75,7 +75,7 @@ static size_t mount_page_size(const char *opts) {
   if (n == 0 || n >= sizeof(buf)) return 0;
   memcpy(buf, p, n);
   buf[n] = '\0';
-  return bm_parse_size(buf, &v) == 0 ? (size_t)v : 0;
+  return bm_size_parse(buf, &v) == 0 ? (size_t)v : 0;
 }
 
 int bm__posix_hugetlbfs_mounts(bm_mount_t **out, size_t *n) {

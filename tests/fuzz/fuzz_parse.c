@@ -11,7 +11,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
   memcpy(buf, data, len);
   buf[len] = '\0';
 
-  r = bm_parse_size(buf, &v);
+  r = bm_size_parse(buf, &v);
   if (r == 0) {
     /* Digits, then nothing, or one of KMGT (either case) alone or followed by "iB"
      * (1024-based) or "B" (1000-based), as coreutils reads them; the value is what it says. */
@@ -40,9 +40,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
       {"1TB", 1000000000000ULL}, {"1G", 1ULL << 30}, {"1GB", 1000000000ULL}, {"0", 0}};
     static const char *bad[] = {"", "64Q", "-1", "64 M", "1.5G", "64mib", "64Mb", "64MIB", "64iB", "M"};
     for (k = 0; k < (int)(sizeof(good) / sizeof(good[0])); k++)
-      if (bm_parse_size(good[k].t, &v) != 0 || v != good[k].v) abort();
+      if (bm_size_parse(good[k].t, &v) != 0 || v != good[k].v) abort();
     for (k = 0; k < (int)(sizeof(bad) / sizeof(bad[0])); k++)
-      if (bm_parse_size(bad[k], &v) != BM_EINVAL) abort();
+      if (bm_size_parse(bad[k], &v) != BM_EINVAL) abort();
   }
 
   r = bm_name_check(buf);

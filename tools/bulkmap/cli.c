@@ -264,7 +264,7 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt_t *opts, int
 
 int cli_size(const char *cmd, const char *flag, const char *text, uint64_t *out) {
   const char *p = text;
-  int err = bm_parse_size(text, out);
+  int err = bm_size_parse(text, out);
   if (err == BM_EOVERFLOW)
     return cli_usage(cmd, "%s '%s': too large for 64 bits", flag, text);
   if (err == 0) return 0;
@@ -288,7 +288,7 @@ int cli_threads(const char *cmd, const char *text, unsigned *out) {
     unsigned cpus = uv_available_parallelism();
     n = cpus == 0 ? 1 : cpus;
   } else {
-    if (bm_parse_size(text, &n) != 0 || strpbrk(text, "kKmMgGtT") != NULL)
+    if (bm_size_parse(text, &n) != 0 || strpbrk(text, "kKmMgGtT") != NULL)
       return cli_usage(cmd, "--threads '%s': not a number", text);
     if (n == 0) return cli_usage(cmd, "--threads 0: at least one thread is needed");
     if (n > 256) return cli_usage(cmd, "--threads %s: at most 256", text);

@@ -298,7 +298,7 @@ int cmd_bench(int argc, char **argv) {
     return cli_usage("bench", "--size %s: more than 3/4 of this machine's memory (%llu MiB)",
                      o_size, (unsigned long long)(total >> 20));
   if (o_runs != NULL) {
-    if (bm_parse_size(o_runs, &runs) != 0 || strpbrk(o_runs, "kKmMgGtT") != NULL)
+    if (bm_size_parse(o_runs, &runs) != 0 || strpbrk(o_runs, "kKmMgGtT") != NULL)
       return cli_usage("bench", "--runs '%s': not a number", o_runs);
     if (runs < 1 || runs > BENCH_MAX_RUNS)
       return cli_usage("bench", "--runs %s: from 1 to %d", o_runs, BENCH_MAX_RUNS);

@@ -53,7 +53,7 @@ static void ls_table(const bm_section_info_t *v, size_t n) {
            ds_section_kind(&v[i], kind, sizeof(kind)), when);
     if (v[i].retired_bytes != 0) {
       char sz[32];
-      bm_format_size(v[i].retired_bytes, sz, sizeof(sz));
+      bm_size_format(v[i].retired_bytes, sz, sizeof(sz));
       printf("%-24s   retired generations still mapped: %s\n", "", sz);
     }
     retired += v[i].retired_bytes;

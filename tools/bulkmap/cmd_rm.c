@@ -39,14 +39,14 @@ static int rm_abandoned(int json) {
     out_u64(&out, "freed_bytes", freed);
   } else {
     for (i = 0; i < n; i++) {
-      bm_format_size(v[i].bytes, h, sizeof(h));
+      bm_size_format(v[i].bytes, h, sizeof(h));
       fputs("removed: ", stdout);
       cli_put_escaped(stdout, v[i].place);
       fputc('/', stdout);
       cli_put_escaped(stdout, v[i].name);
       printf(" (%s, %s, %llu bytes)\n", bm_state_name(v[i].state), h, (unsigned long long)v[i].bytes);
     }
-    bm_format_size(freed, h, sizeof(h));
+    bm_size_format(freed, h, sizeof(h));
     printf("freed: %llu bytes (%s) in %zu section%s\n", (unsigned long long)freed, h, n,
            n == 1 ? "" : "s");
   }

@@ -1,5 +1,5 @@
-"""Dataset.tensors(), Dataset.tensor() and Dataset.metadata (docs/design.md section 6): the
-torch side of a typed dataset, over what the library says of its payload (the tensor list
+"""Dataset.tensors() and Dataset.tensor() (docs/design.md section 6; Dataset.metadata is the
+library's bm_dataset_metadata, in python/src/arrays.c): the torch side of a typed dataset, over what the library says of its payload (the tensor list
 and layout of Dataset.info, judged by the library; nothing of the header is judged here).
 
 torch 1.13 has no read-only tensors, and a write through a read-only mapping is SIGSEGV:
@@ -7,7 +7,6 @@ the tensors of one call share a private copy-on-write mapping of the payload of 
 (Dataset._private_view()), writable, whose writes stay in this process; it lives as long
 as the tensors do, after Dataset.close() too. torch is imported here only, when a tensor
 is asked for."""
-import json
 
 # The library's dtype names (safetensors' names) and the torch dtypes that hold them, in
 # order of preference: the first that this torch has. A name whose list torch has none of
@@ -121,24 +120,3 @@ def tensor(ds):
     return _tensor_at(torch, _buffer(ds), layout["dtype"], layout["shape"], layout["data_offset"],
                       layout["data_length"], order=layout["order"], byteorder=descr[0],
                       who=ds.name)
-
-
-def header_metadata(header):
-    """__metadata__ of a safetensors header (its JSON bytes), {} when it has none. The
-    library has judged the header at load (a map of strings, no duplicate keys)."""
-    meta = json.loads(header).get("__metadata__")
-    return dict(meta) if meta else {}
-
-
-def metadata(ds):
-    """The safetensors header's __metadata__ ({str: str}); {} when none, and for the other
-    formats. Read from the header at the start of the payload (the library has no call
-    that gives it yet: this is the one place to switch when it has)."""
-    if ds.closed:
-        raise ValueError("the dataset is closed")
-    if ds.format != "safetensors":
-        return {}
-    with memoryview(ds) as mv:
-        n = int.from_bytes(mv[:8], "little")
-        header = bytes(mv[8:8 + n])
-    return header_metadata(header)

@@ -413,6 +413,41 @@ PyObject *dataset_get_layout(dataset_obj *self, void *closure) {
   return layout_obj(&self->layout);
 }
 
+/* metadata: the safetensors header's __metadata__ from the compact layout the library kept
+ * at publish (bm_dataset_metadata: the header is not parsed again); {} for other formats. */
 PyObject *dataset_get_metadata(dataset_obj *self, void *closure) {
-  return dataset_call_typed(self, "metadata", NULL, NULL);
+  bm_meta_t *m = NULL;
+  size_t n = 0, i;
+  PyObject *d;
+  int err, os;
+  if (dataset_enter_call(self) < 0) return NULL;
+  if (self->format != BM_FORMAT_SAFETENSORS || self->writer) {
+    dataset_leave_call(self);
+    return PyDict_New();
+  }
+  Py_BEGIN_ALLOW_THREADS
+  PyThread_acquire_lock(self->lock, WAIT_LOCK);
+  err = bm_dataset_metadata(self->ds, &m, &n);
+  os = err ? bm_last_os_error() : 0;
+  PyThread_release_lock(self->lock);
+  Py_END_ALLOW_THREADS
+  dataset_leave_call(self);
+  if (err != 0) return raise_bm(PyUnicode_AsUTF8(self->name), err, os);
+  if ((d = PyDict_New()) == NULL) goto out;
+  for (i = 0; i < n; i++) {
+    /* JSON strings: UTF-8, lone surrogates (\ud800) kept as Python keeps them. */
+    PyObject *k = PyUnicode_DecodeUTF8(m[i].key, (Py_ssize_t)m[i].key_len, "surrogatepass"),
+             *v = PyUnicode_DecodeUTF8(m[i].value, (Py_ssize_t)m[i].value_len, "surrogatepass");
+    if (k == NULL || v == NULL || PyDict_SetItem(d, k, v) < 0) {
+      Py_XDECREF(k);
+      Py_XDECREF(v);
+      Py_CLEAR(d);
+      goto out;
+    }
+    Py_DECREF(k);
+    Py_DECREF(v);
+  }
+out:
+  bm_metadata_free(m);
+  return d;
 }

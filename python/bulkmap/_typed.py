@@ -1,6 +1,7 @@
 """Dataset.tensors() and Dataset.tensor() (docs/design.md section 6; Dataset.metadata is the
 library's bm_dataset_metadata, in python/src/arrays.c): the torch side of a typed dataset,
-over what the library says of its payload (the tensor list and layout of Dataset.info, judged by the library; nothing of the header is judged here).
+over what the library says of its payload (the tensor list and layout of Dataset.info,
+judged by the library; nothing of the header is judged here).
 
 torch 1.13 has no read-only tensors, and a write through a read-only mapping is SIGSEGV:
 the tensors of one call share a private copy-on-write mapping of the payload of their own

@@ -23,6 +23,32 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 os.chdir(HERE)  # setuptools wants paths relative to the project
 
 
+def _compile_in_parallel(self, sources, output_dir=None, macros=None, include_dirs=None,
+                         debug=0, extra_preargs=None, extra_postargs=None, depends=None):
+    """CCompiler.compile, one source a CPU at a time (setuptools compiles one by one): the
+    library, the extension and the tool are some 60 files."""
+    from concurrent.futures import ThreadPoolExecutor
+    macros, objects, extra_postargs, pp_opts, build = self._setup_compile(
+        output_dir, macros, include_dirs, sources, depends, extra_postargs)
+    cc_args = self._get_cc_args(pp_opts, debug, extra_preargs)
+
+    def one(obj):
+        if obj in build:
+            src, ext = build[obj]
+            self._compile(obj, src, ext, cc_args, extra_postargs, pp_opts)
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        list(pool.map(one, objects))
+    return objects
+
+
+try:
+    from setuptools._distutils import ccompiler as _ccompiler
+except ImportError:  # an older setuptools: the standard library's distutils
+    from distutils import ccompiler as _ccompiler
+_ccompiler.CCompiler.compile = _compile_in_parallel
+
+
 def version():
     with open("CMakeLists.txt", encoding="utf-8") as f:
         return re.search(r"project\(bulkmap VERSION ([0-9.]+)", f.read()).group(1)

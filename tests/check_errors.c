@@ -52,7 +52,7 @@ START_TEST(words_of_the_last_failure) {
   const char *src = bm_test_path("src.bin"), *missing = bm_test_path("missing.bin");
   bm_load_opts_t lo;
   bm_load_result_t r;
-  bm_dataset_t *ds = NULL;
+  bm_dataset_t *ds = NULL, *held = NULL;
   bm_dataset_info_t info;
   int err;
   names();
@@ -68,8 +68,9 @@ START_TEST(words_of_the_last_failure) {
   ck_assert_int_eq(err, BM_ENOENT);
   ck_assert_int_eq(r.failed_at, BM_LOAD_AT_FILE);
   ck_words(err, missing, "no such file or directory (ENOENT");
-  /* Loaded, then loaded again: the name is the subject, the remedy named. */
-  ck_assert_bm_ok(bm_dataset_load(NULL, name_a, src, &lo, &r));
+  /* Loaded (and held: on Windows a name lives while a handle does), then loaded again: the
+   * name is the subject, the remedy named. */
+  ck_assert_bm_ok(bm_dataset_load(&held, name_a, src, &lo, &r));
   err = bm_dataset_load(NULL, name_a, src, &lo, &r);
   ck_assert_int_eq(err, BM_EEXIST);
   ck_words(err, name_a, "exists already");
@@ -88,9 +89,16 @@ START_TEST(words_of_the_last_failure) {
   ck_words(err, name_b, "timed out after 0.05 s: no such section");
   /* A later failure replaces the words; a success leaves no stale subject for its code. */
   err = bm_section_remove(name_b);
-  ck_assert_int_eq(err, BM_ENOENT);
-  ck_words(err, name_b, "no such section");
-  ck_assert_bm_ok(bm_section_remove(name_a));
+  if (bm_section_names_persist()) {
+    ck_assert_int_eq(err, BM_ENOENT);
+    ck_words(err, name_b, "no such section");
+  } else {
+    ck_assert_int_eq(err, BM_ENOTSUP);
+    ck_words(err, name_b, "cannot be removed here");
+  }
+  /* (On Windows a name cannot be removed: it goes with its last handle.) */
+  if (bm_section_names_persist()) ck_assert_bm_ok(bm_section_remove(name_a));
+  bm_dataset_close(held);
   err = bm_dataset_open(&ds, name_a, 0, &info);
   ck_assert_int_eq(err, BM_ENOENT);
   ck_words(err, name_a, "no such section");

@@ -10,6 +10,9 @@
 #include <string.h>
 #include "testutil.h"
 #include "internal.h"
+#ifdef _WIN32
+#include <windows.h> /* GetCurrentProcessId */
+#endif
 #ifndef _WIN32
 #include <fcntl.h>
 #include <sys/mman.h>

@@ -59,7 +59,9 @@ test)
       continue
     fi
     echo "=== lane: $lane ===" >&2
+    t0=$SECONDS
     cmake --workflow --preset "$lane"
+    echo "=== lane: $lane: $((SECONDS - t0)) s ===" >&2
   done
   # Hardening lanes on the native build: valgrind memcheck of the tool, bounded fuzzing.
   if [ -x build/default/tools/bulkmap ]; then
@@ -67,7 +69,9 @@ test)
     bash tests/valgrind.sh build/default/tools/bulkmap
   fi
   echo "=== lane: fuzz ===" >&2
+  t0=$SECONDS
   bash tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
+  echo "=== lane: fuzz: $((SECONDS - t0)) s ===" >&2
   # Fault injection: every OS call of the POSIX backend made to fail in turn (tests only).
   echo "=== lane: fault ===" >&2
   cmake -S . -B build/fault -DBULKMAP_FAULT_INJECTION=ON -DBULKMAP_BUILD_TOOLS=OFF \
@@ -78,7 +82,7 @@ test)
     exit 1
   fi
   grep -E '^[0-9]+: (fault|note|SKIP)' build/fault/fault.log >&2 || true
-  echo "dev.sh: all lanes passed ($lanes valgrind fuzz fault)" >&2
+  echo "dev.sh: all lanes passed ($lanes valgrind fuzz fault) in $SECONDS s" >&2
   ;;
 soak)
   # ROUNDS rounds (20) of the suites that must never flake, on the native build, under load.

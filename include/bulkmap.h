@@ -117,6 +117,8 @@ BM_EXTERN const char *bm_errsubject(int err);
 /* ---------------------------------------------------------------------------------------
  * Large pages: every request reports its outcome. */
 typedef enum {
+  BM_LARGE_UNRECORDED = -1, /* bm_large_t.requested of a dataset whose trailer (version 1)
+                               recorded no request */
   BM_LARGE_OFF = 0,  /* never use large pages */
   BM_LARGE_AUTO = 1, /* use them when they can be had, else fall back and say why */
   BM_LARGE_ON = 2    /* required: fail with BM_ENOLARGE (reason set) when not had */
@@ -140,11 +142,11 @@ typedef enum {
 #define BM_PATH_MAX 512
 
 typedef struct bm_large_s {
-  int requested;        /* the bm_large_mode_t asked for */
+  bm_large_mode_t requested; /* asked for */
   int obtained;         /* 1 when the mapping really uses large pages (checked, not assumed) */
   int transparent;      /* 1 when what was had is transparent huge pages */
   size_t page_size;     /* page size the kernel reports for the mapping */
-  int reason;           /* bm_large_reason_t: why not obtained, or why it fell back */
+  bm_large_reason_t reason; /* why not obtained, or why it fell back */
   /* For the pool reasons: huge pages the request needed and the pool had free (0 when
    * not known); for BM_REASON_MOUNT_LIMIT: needed and free under the mount's size= */
   uint64_t pages_needed, pages_free;
@@ -184,7 +186,7 @@ typedef struct bm_sysinfo_s {
   size_t default_large_size;    /* the OS default large page size, 0 when none */
   int n_mounts;                 /* hugetlbfs mounts (Linux), however many: each one is
                                    bm_sysinfo_mount(i) */
-  int thp;                      /* bm_thp_mode_t */
+  bm_thp_mode_t thp;
   char shmem_enabled[16];       /* Linux: shmem_enabled's mode ("never", "advise", ...);
                                    "" where there is none */
   int privilege;                /* 1 may use large pages, 0 may not, -1 unknown */
@@ -408,7 +410,7 @@ typedef enum {
 } bm_limit_t;
 
 typedef struct bm_preflight_s {
-  int limit;                /* bm_limit_t that is short; BM_LIMIT_NONE when it fits */
+  bm_limit_t limit;         /* what is short; BM_LIMIT_NONE when it fits */
   uint64_t needed;          /* bytes the section needs (its size in the place checked) */
   uint64_t free;            /* bytes free under that limit */
   uint64_t total;           /* that limit's size in bytes */
@@ -432,7 +434,7 @@ BM_EXTERN const char *bm_preflight_describe(const bm_preflight_t *p, char *buf, 
 
 typedef struct bm_section_opts_s {
   uint64_t size;            /* bytes; fixed at creation; rounded up to the page size used */
-  int large;                /* bm_large_mode_t */
+  bm_large_mode_t large;
   size_t large_page_size;   /* 0: the OS default large page size */
   unsigned mode;            /* POSIX permission bits; 0 means 0600 (owner only) */
   int round;                /* 1: round size up to the large page size; 0: BM_EALIGN */
@@ -541,7 +543,7 @@ typedef enum {
 
 /* One array in the payload: its element type, shape and where its bytes lie. */
 typedef struct bm_layout_s {
-  int dtype;                  /* bm_dtype_t */
+  bm_dtype_t dtype;
   char byteorder;             /* '<' little-endian, '>' big-endian (npy only), '|' none */
   char order;                 /* 'C' (row-major) or 'F' (npy fortran_order: column-major) */
   uint32_t item_size;         /* bytes an element (0 for the sub-byte dtypes) */
@@ -573,7 +575,7 @@ typedef struct bm_meta_s {
 
 /* What a header says, judged. */
 typedef struct bm_format_info_s {
-  int format;                 /* bm_format_t: RAW, NPY or SAFETENSORS (never AUTO) */
+  bm_format_t format;         /* RAW, NPY or SAFETENSORS (never AUTO) */
   int has_layout;             /* 1: layout is the payload's one array (npy) */
   bm_layout_t layout;
   uint64_t header_bytes;      /* bytes before the data (npy: magic..dict; safetensors 8 + N) */
@@ -585,7 +587,7 @@ typedef struct bm_format_info_s {
 /* "raw", "npy", "safetensors" ("auto" for BM_FORMAT_AUTO); "unknown" otherwise. */
 BM_EXTERN const char *bm_format_name(int format);
 /* "auto" | "raw" | "npy" | "safetensors" into *format. Errors: BM_EINVAL. */
-BM_EXTERN int bm_format_from_name(const char *name, int *format);
+BM_EXTERN int bm_format_from_name(const char *name, bm_format_t *format);
 /* "F32", "BF16", "BOOL", "C64", "F4" ..., "npy" for BM_DTYPE_NPY; "unknown" otherwise. */
 BM_EXTERN const char *bm_dtype_name(int dtype);
 /* The dtype named so (safetensors' names, as bm_dtype_name gives); BM_DTYPE_NONE if none. */
@@ -672,7 +674,7 @@ typedef struct bm_dataset_s bm_dataset_t;
 
 typedef struct bm_dataset_opts_s {
   uint64_t size;          /* payload bytes (0 allowed: an empty dataset) */
-  int large;              /* bm_large_mode_t (BM_LARGE_AUTO when 0 is not wanted: set it) */
+  bm_large_mode_t large;  /* bm_dataset_opts_init: BM_LARGE_AUTO (0 is BM_LARGE_OFF) */
   size_t large_page_size; /* 0: the OS default large page size */
   unsigned mode;          /* permission bits; 0 means 0600. Readers need only read access */
   const char *group;      /* POSIX: group name or number to own the section; NULL: yours */
@@ -694,7 +696,7 @@ BM_EXTERN void bm_dataset_opts_init(bm_dataset_opts_t *opts);
 typedef struct bm_dataset_info_s {
   char name[BM_NAME_MAX + 8]; /* the name (with a Local\ or Global\ prefix on Windows) */
   char path[BM_PATH_MAX];     /* where it lives: /dev/shm/NAME, MOUNT/NAME, or the name */
-  int state;                  /* bm_state_t */
+  bm_state_t state;
   uint64_t bytes;             /* payload bytes */
   uint64_t section_bytes;     /* the whole section, padding and trailer included */
   int has_xxh3;               /* 1 only for a ready dataset */
@@ -707,7 +709,7 @@ typedef struct bm_dataset_info_s {
   char source[256];           /* the source recorded by the writer */
   /* What the payload is (docs/design.md section 6), recorded at publish: format RAW for a trailer
    * older than format version 4 (not recorded: the bytes are taken as they are). */
-  int format;                 /* bm_format_t: RAW, NPY or SAFETENSORS */
+  bm_format_t format;         /* RAW, NPY or SAFETENSORS */
   int has_layout;             /* 1: layout is the payload's one array (npy, an array
                                  published from memory) */
   bm_layout_t layout;
@@ -869,7 +871,7 @@ typedef struct bm_reclaimed_s {
   char name[BM_NAME_MAX + 64]; /* the dataset's name; for a generation left by a replace
                                   whose writer died, its hidden name (bulkmap#gen#...) */
   char place[BM_PATH_MAX];     /* "/dev/shm" or the hugetlbfs mount */
-  int state;                   /* BM_STATE_ABANDONED or BM_STATE_FAILED */
+  bm_state_t state;            /* BM_STATE_ABANDONED or BM_STATE_FAILED */
   uint64_t bytes;              /* the section's size: the memory freed once unmapped */
   uint32_t uid;
   int64_t writer_pid;          /* the dead writer's pid, as the trailer says (0: none) */
@@ -922,7 +924,7 @@ BM_EXTERN int bm_removeipc_check(bm_removeipc_t *out);
 typedef struct bm_section_info_s {
   char name[BM_NAME_MAX + 8];
   char place[BM_PATH_MAX];  /* the directory it lives in: "/dev/shm" or a hugetlbfs mount */
-  int state;                /* bm_state_t: a dataset state, FOREIGN or UNREADABLE */
+  bm_state_t state;         /* a dataset state, FOREIGN or UNREADABLE */
   uint64_t bytes;           /* payload bytes of a dataset, else the object's size */
   uint64_t page_size;       /* the page size of the place (hugetlbfs) or the dataset's */
   uint32_t uid;             /* owner */
@@ -934,7 +936,7 @@ typedef struct bm_section_info_s {
   char type[16];            /* what the object is: "file", or for one planted under the
                                name (state FOREIGN, bytes 0, never opened) "directory",
                                "symlink", "fifo", "socket", "device" */
-  int format;               /* datasets: bm_format_t as in bm_dataset_info_t, else 0 */
+  bm_format_t format;       /* datasets: as in bm_dataset_info_t, else 0 */
   int has_layout;
   bm_layout_t layout;
   int64_t maps;             /* processes that map it now (any view, shared or private), read
@@ -1180,7 +1182,7 @@ typedef struct bm_load_opts_s {
   int (*progress)(uint64_t done, uint64_t total, void *arg);
   void *progress_arg;
   const volatile sig_atomic_t *cancel;
-  int format;                    /* bm_format_t: the file's header is judged (from the file,
+  bm_format_t format;            /* the file's header is judged (from the file,
                                     before the section is made) as bm_format_check does;
                                     BM_FORMAT_AUTO (0) by the magic; RAW takes the bytes as
                                     they are */
@@ -1228,7 +1230,7 @@ BM_EXTERN int bm_dataset_load(bm_dataset_t **out, const char *name, const char *
 /* Publishing from memory: what bm_dataset_publish_buffer takes. */
 typedef struct bm_publish_opts_s {
   bm_dataset_opts_t dataset;     /* size is computed; source NULL: "" */
-  int format;                    /* without layout: the bytes are judged as a file's are
+  bm_format_t format;            /* without layout: the bytes are judged as a file's are
                                     (BM_FORMAT_AUTO (0) by the magic, RAW as they are) */
   const bm_layout_t *layout;     /* NULL, or the bytes are one array of this dtype, shape,
                                     order and byte order (item_size and data_offset are

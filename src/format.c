@@ -106,7 +106,7 @@ const char *bm_format_name(int format) {
   return "unknown";
 }
 
-int bm_format_from_name(const char *name, int *format) {
+int bm_format_from_name(const char *name, bm_format_t *format) {
   int f;
   if (name == NULL || format == NULL) return BM_EINVAL;
   for (f = BM_FORMAT_AUTO; f <= BM_FORMAT_SAFETENSORS; f++)

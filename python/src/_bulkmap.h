@@ -37,7 +37,7 @@ int to_threads(PyObject *o, unsigned *out);
 int to_literal(PyObject *o, PyObject **keep, bm_literal_t *lit);
 int to_large(const char *s, int *out);   /* "auto" "on" "off": BM_LARGE_* */
 const char *large_name(int mode);        /* BM_LARGE_* as to_large reads it; NULL: none */
-int to_format(const char *s, int *out);  /* "auto" "raw" "npy" "safetensors": BM_FORMAT_* */
+int to_format(const char *s, bm_format_t *out);  /* "auto" "raw" "npy" "safetensors": BM_FORMAT_* */
 int make_opts(PyObject *mode_obj, PyObject *group_obj, const char *large, int replace,
               bm_dataset_opts_t *o);
 PyObject *py_parse_size(PyObject *self, PyObject *arg);

@@ -49,7 +49,7 @@ const char *large_name(int mode) {
 }
 
 /* format=: the tool's --format words (bm_format_from_name). */
-int to_format(const char *s, int *out) {
+int to_format(const char *s, bm_format_t *out) {
   if (bm_format_from_name(s, out) == 0) return 0;
   PyErr_Format(PyExc_ValueError, "format '%s': expected \"auto\", \"raw\", \"npy\" or "
                "\"safetensors\"", s);

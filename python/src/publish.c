@@ -81,7 +81,8 @@ PyObject *py_load(PyObject *self, PyObject *args, PyObject *kw) {
   bm_load_result_t res;
   bm_preflight_t room;
   poll_t poll;
-  int err, os, late, replace = 0, remove_on_exit = 0, format = BM_FORMAT_AUTO, shm = -1;
+  int err, os, late, replace = 0, remove_on_exit = 0, shm = -1;
+  bm_format_t format = BM_FORMAT_AUTO;
 
   if (!PyArg_ParseTupleAndKeywords(args, kw, "Os|zOOOppzO:load", kwlist, &path_obj, &name, &large,
                                    &mode_obj, &group_obj, &threads, &replace, &remove_on_exit,
@@ -188,7 +189,8 @@ static PyObject *dataset_publish_busy(dataset_obj *self, PyObject *args, PyObjec
   static char *kwlist[] = {"format", NULL};
   const char *fname = "auto";
   char why[BM_WHY_MAX] = "";
-  int format, err, os = 0, step = 0;
+  bm_format_t format;
+  int err, os = 0, step = 0;
   bm_dataset_info_t info;
   bm_view_t wv, rv;
   PyObject *d;

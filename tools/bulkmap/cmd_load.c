@@ -35,7 +35,8 @@ int cmd_load(int argc, char **argv) {
   bm_dataset_t *ds = NULL;
   cli_progress_t bar;
   unsigned mode = 0; /* not given: 0600 for a new dataset, the old one's for a replace */
-  int npos, rc, err, werr, large = BM_LARGE_AUTO, format = BM_FORMAT_AUTO;
+  int npos, rc, err, werr, large = BM_LARGE_AUTO;
+  bm_format_t format = BM_FORMAT_AUTO;
   unsigned char *in = NULL; /* load -: standard input, whole */
   size_t in_n = 0;
   cli_out_t out;

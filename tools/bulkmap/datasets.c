@@ -39,7 +39,7 @@ void ds_out_info(cli_out_t *out, const bm_dataset_info_t *info) {
   ds_out_format(out, info);
 }
 
-int ds_parse_format(const char *cmd, const char *text, int *format) {
+int ds_parse_format(const char *cmd, const char *text, bm_format_t *format) {
   if (text == NULL) {
     *format = BM_FORMAT_AUTO;
     return 0;

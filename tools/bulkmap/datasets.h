@@ -15,7 +15,7 @@ int ds_parse_mode(const char *cmd, const char *text, unsigned *mode);
 /* Prints the fields load and stat share (docs/design.md section 3), in that order. */
 void ds_out_info(cli_out_t *out, const bm_dataset_info_t *info);
 /* "--format auto|raw|npy|safetensors" (NULL: auto) into *format; EXIT_USAGE after why. */
-int ds_parse_format(const char *cmd, const char *text, int *format);
+int ds_parse_format(const char *cmd, const char *text, bm_format_t *format);
 /* What the payload is (docs/design.md section 6): `format`, and for one array human `dtype`,
  * `shape`, `order`, `data_offset`, JSON `layout{dtype shape order data_offset data_length
  * descr}` (null without one). */

@@ -25,6 +25,8 @@ void bm__set_os_error(int oserr) {
 }
 int bm_last_os_error(void) { return bm__err.os; }
 
+void bm__error_keep_os(int os) { bm__err.os = os; }
+
 void bm__error_clear(void) {
   bm__err.code = 0;
   bm__err.os = 0;

@@ -46,6 +46,8 @@ int bm__error_words(int code, const char *subject, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+/* Sets the thread's last OS error back to os, keeping the words recorded. */
+void bm__error_keep_os(int os);
 /* Forgets the thread's last failure (a call that records words, as it begins). */
 void bm__error_clear(void);
 /* The words for a code with none recorded: "message (NAME; OS error N (0xN))". */

@@ -9,7 +9,7 @@
 
 const char bm__name_rule[] = "a name is 1-200 characters of A-Z a-z 0-9 . _ -";
 
-int bm__words_name(const char *name) {
+static int words_name(const char *name) {
   return bm__error_words(BM_ENAME, name, "%s", bm__name_rule);
 }
 
@@ -29,14 +29,14 @@ static int words_ambiguous(const char *name) {
                          list[0] ? list : "(they could not be listed)");
 }
 
-int bm__words_dataset(int err, const char *name, const bm_dataset_info_t *info) {
+static int words_dataset(int err, const char *name, const bm_dataset_info_t *info) {
   int os = bm_last_os_error();
   char d[256];
   switch (err) {
   case BM_ENOENT:
     return bm__error_words(err, name, "no such section");
   case BM_ENAME:
-    return bm__words_name(name);
+    return words_name(name);
   case BM_EAMBIGUOUS:
     return words_ambiguous(name);
   case BM_ENOTDATASET:
@@ -66,15 +66,15 @@ int bm__words_dataset(int err, const char *name, const bm_dataset_info_t *info) 
   return bm__error_words(err, name, "%s", bm__error_default(err, os, d, sizeof(d)));
 }
 
-int bm__words_wait(int err, const char *name, double seconds, const bm_dataset_info_t *info) {
-  if (err != BM_ETIMEDOUT) return bm__words_dataset(err, name, info);
+static int words_wait(int err, const char *name, double seconds, const bm_dataset_info_t *info) {
+  if (err != BM_ETIMEDOUT) return words_dataset(err, name, info);
   if (info != NULL && info->state == BM_STATE_LOADING)
     return bm__error_words(err, name, "timed out after %g s: still loading (writer pid %lld)",
                            seconds, (long long)info->writer_pid);
   return bm__error_words(err, name, "timed out after %g s: no such section", seconds);
 }
 
-int bm__words_remove(int err, const char *name) {
+static int words_remove(int err, const char *name) {
   bm_section_info_t held;
   switch (err) {
   case BM_EBUSY:
@@ -89,7 +89,7 @@ int bm__words_remove(int err, const char *name) {
                              "owner or root may remove it", held.owner, (unsigned long)held.uid);
     break;
   }
-  return bm__words_dataset(err, name, NULL);
+  return words_dataset(err, name, NULL);
 }
 
 static int words_load(int err, const bm__load_words_t *w) {
@@ -99,7 +99,7 @@ static int words_load(int err, const bm__load_words_t *w) {
   bm_section_info_t held;
   int os = r->os_error != 0 ? r->os_error : bm_last_os_error();
 
-  if (err == BM_ENAME) return bm__words_name(name);
+  if (err == BM_ENAME) return words_name(name);
   if (err == BM_EPERM && w->group == NULL && bm_section_lookup(name, &held) == 0)
     return bm__error_words(err, name, "not replaced: another user's dataset, owned by %s (uid "
                            "%lu): only its owner or root may replace it", held.owner,
@@ -155,7 +155,7 @@ static int words_load(int err, const bm__load_words_t *w) {
                          bm__error_default(err, os, d, sizeof(d)));
 }
 
-int bm__words_load(int err, const bm__load_words_t *w) {
+static int words_load_all(int err, const bm__load_words_t *w) {
   char subject[1024], words[2048];
   words_load(err, w);
   if (w->result->removed >= 0) return err;
@@ -165,3 +165,23 @@ int bm__words_load(int err, const bm__load_words_t *w) {
   return bm__error_words(err, subject, "%s; %s now names another section: left alone", words,
                          w->name);
 }
+
+/* The public word calls: the words recorded, the thread's OS error left as the failure set
+ * it (finding the figures, a lookup or a listing, may touch it). */
+#define WORDS_KEEP_OS(call)                 \
+  do {                                      \
+    int os_ = bm_last_os_error(), r_;       \
+    r_ = (call);                            \
+    bm__error_keep_os(os_);                 \
+    return r_;                              \
+  } while (0)
+
+int bm__words_name(const char *name) { WORDS_KEEP_OS(words_name(name)); }
+int bm__words_dataset(int err, const char *name, const bm_dataset_info_t *info) {
+  WORDS_KEEP_OS(words_dataset(err, name, info));
+}
+int bm__words_wait(int err, const char *name, double seconds, const bm_dataset_info_t *info) {
+  WORDS_KEEP_OS(words_wait(err, name, seconds, info));
+}
+int bm__words_remove(int err, const char *name) { WORDS_KEEP_OS(words_remove(err, name)); }
+int bm__words_load(int err, const bm__load_words_t *w) { WORDS_KEEP_OS(words_load_all(err, w)); }

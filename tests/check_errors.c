@@ -2,6 +2,7 @@
  * the calling thread's last failure (what, about which file or name, why, the remedy), the
  * same words the tool and the Python module print. Driven through real loads, opens, waits
  * and removes; the expected subject is what the test passed. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,9 @@ START_TEST(words_of_the_last_failure) {
   ck_assert_int_eq(err, BM_ENOENT);
   ck_assert_int_eq(r.failed_at, BM_LOAD_AT_FILE);
   ck_words(err, missing, "no such file or directory (ENOENT");
+#ifndef _WIN32
+  ck_assert_int_eq(bm_last_os_error(), ENOENT); /* the words keep the failure's OS error */
+#endif
   /* Loaded (and held: on Windows a name lives while a handle does), then loaded again: the
    * name is the subject, the remedy named. */
   ck_assert_bm_ok(bm_dataset_load(&held, name_a, src, &lo, &r));

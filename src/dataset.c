@@ -484,8 +484,9 @@ int bm_dataset_remove(bm_dataset_t *ds) {
 static int dataset_open(bm_dataset_t **out, const char *name, unsigned flags,
                         bm_dataset_info_t *info) {
   bm_dataset_t *ds;
-  int err, state;
+  int err, state, tries = 0;
 
+again:
   if (info != NULL) memset(info, 0, sizeof(*info));
   if (out == NULL || (flags & ~(unsigned)(BM_OPEN_ANY_STATE | BM_OPEN_VERIFY))) return BM_EINVAL;
   *out = NULL;
@@ -519,6 +520,14 @@ static int dataset_open(bm_dataset_t **out, const char *name, unsigned flags,
     memset(&ds->t, 0, sizeof(ds->t));
     state = BM_STATE_LOADING;
     err = BM_EINCOMPLETE;
+  } else if ((err == BM_ENOTDATASET || err == BM_ECORRUPT) && bm__os_config()->meta_beside &&
+             tries < 50 && bm__store_unsettled(name)) {
+    /* No metadata beside NAME when we looked, and now there is (a dataset made between our
+     * two looks), or its bytes are being published or removed: they carry no trailer, and
+     * are not a foreign object. Look again, through its metadata. */
+    tries++;
+    bm__dataset_free(ds);
+    goto again;
   } else if (err == BM_ENOTDATASET || err == BM_ECORRUPT) {
     state = err == BM_ECORRUPT ? BM_STATE_CORRUPT : BM_STATE_FOREIGN;
   } else if (err != 0) {

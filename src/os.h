@@ -160,6 +160,10 @@ int bm__store_remove(bm__store_t *st);
 void bm__store_close(bm__store_t *st);
 /* bm_section_remove of a dataset; BM_ENOENT when NAME has no metadata. */
 int bm__store_remove_name(const char *name, int force);
+/* Whether NAME, found with no metadata beside it, may be a dataset of this layout after all:
+ * its metadata is there now, or its bytes are being published or removed this instant
+ * (then after a short pause). 0 where datasets have no such metadata. */
+int bm__store_unsettled(const char *name);
 /* Every dataset's entry (name NULL) or NAME's; st is the entry's store (read-only). */
 int bm__store_list(const char *name,
                    int (*fn)(void *arg, const bm_section_info_t *si, bm__store_t *st), void *arg);

@@ -672,6 +672,15 @@ static void comp_unlock(bm__store_t *st) {
   st->locked = 0;
 }
 
+/* Whether the metadata under the companion's name is still the one we hold open. */
+static int comp_still_ours(bm__store_t *st) {
+  char cn[BM_NAME_MAX + 16];
+  struct stat sb;
+  bm__posix_comp_name(cn, sizeof(cn), st->name);
+  return bm__sys_fstatat(st->shm, cn, &sb, AT_SYMLINK_NOFOLLOW) == 0 && (uint64_t)sb.st_dev == st->cdev &&
+         (uint64_t)sb.st_ino == st->cino;
+}
+
 /* Everything a record names, taken away (NAME only while it is the record's bytes). */
 static void remove_record_objects(bm__store_t *st, const rec_t *r, int with_name) {
   char kn[BM_NAME_MAX + 64];
@@ -952,6 +961,16 @@ int bm__store_publish(bm__store_t *st, const bm__trailer_t *t) {
     return err; /* a replace past its rename is done: the pending record says so */
   }
   if (tmp[0] != '\0') bm__sys_unlinkat(st->pfd, tmp, 0), st->src->gen_name[0] = '\0';
+  if (!st->have_old && !comp_still_ours(st)) {
+    /* A forced remove took the metadata away while we published (it does not wait for the
+     * writer): our NAME would be bytes nobody can judge. Taken away again; the remover,
+     * for its part, looks at the record once more after it (store_remove), so whichever
+     * looks last removes NAME. */
+    bm__posix_unlink_identity(st->pfd, st->name, r.dev, r.ino);
+    bm__sys_unlinkat(st->pfd, kn, 0);
+    comp_unlock(st);
+    return bm__set_os_error(0), BM_ENOENT;
+  }
   if (st->have_old) remove_record_objects(st, &st->old, 0);
   st->cur = r;
   st->published = 1;
@@ -1061,6 +1080,11 @@ static int store_remove(bm__store_t *st, int force) {
   if (st->writer && st->src != NULL && !st->published && st->src->gen_name[0] != '\0' && st->pfd >= 0)
     bm__sys_unlinkat(st->pfd, st->src->gen_name, 0);
   err = bm__posix_unlink_identity(st->shm, cn, st->cdev, st->cino);
+  /* Forced past a live writer: it may have published between our look at the record and
+   * the metadata's going. What the record says now goes too (the writer, for its part,
+   * checks the metadata after it publishes: bm__store_publish). */
+  if (err == 0 && force && rec_read_last(st->cfd, &last, NULL) == 0 && last.kind == KIND_CURRENT)
+    remove_record_objects(st, &last, 1);
   comp_unlock(st);
   return err;
 }
@@ -1465,5 +1489,22 @@ int bm__store_layout(bm__store_t *st, unsigned char **blob, size_t *n) {
   }
   *blob = b;
   *n = st->cur.blob_n;
+  return 0;
+}
+
+int bm__store_unsettled(const char *name) {
+  char cn[BM_NAME_MAX + 16], path[BM_NAME_MAX + 32];
+  struct stat sb;
+  struct timespec ts = {0, 200000};
+  bm__posix_comp_name(cn, sizeof(cn), name);
+  snprintf(path, sizeof(path), SHM_DIR "/%s", cn);
+  if (fstatat(AT_FDCWD, path, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode)) return 1;
+  /* No metadata, and NAME has a second link: a dataset's bytes (their keep link) in the
+   * microseconds a publish or a remove takes them away; a moment later it is settled. */
+  snprintf(path, sizeof(path), SHM_DIR "/%s", name);
+  if (fstatat(AT_FDCWD, path, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode) && sb.st_nlink >= 2) {
+    nanosleep(&ts, NULL);
+    return 1;
+  }
   return 0;
 }

@@ -47,3 +47,4 @@ int bm__store_layout(bm__store_t *st, unsigned char **blob, size_t *n) {
 }
 int bm__store_handoff(bm__store_t *st) { return (void)st, BM_ENOTSUP; }
 int bm__store_given_away(bm__store_t *st) { return (void)st, 0; }
+int bm__store_unsettled(const char *name) { return (void)name, 0; }

@@ -681,7 +681,8 @@ typedef struct bm_dataset_opts_s {
   const char *mount;      /* Linux: the hugetlbfs mount to create large pages on (a path
                              /proc/mounts lists); NULL: the default-size mount */
   const char *source;     /* what is recorded as the source (e.g. a file's base name);
-                             NULL: "". Truncated to 255 bytes */
+                             NULL: "". Truncated to 255 bytes. bm_dataset_load's words
+                             (bm_errmsg) name the file by it when given */
   bm_preflight_t *preflight; /* may be NULL: gets the room checked before the section was
                              made, also when it was short (BM_ENOROOM) */
   int replace;            /* 1: NAME may exist already and is replaced atomically once the

@@ -228,7 +228,9 @@ int bm_dataset_load(bm_dataset_t **out, const char *name, const char *path,
     o.dataset.preflight = &room;
   }
   if ((err = dataset_load(out, name, path, &o, res)) == 0 || err == BM_ECANCELED) return err;
-  w.file = path;
+  /* The file as the caller calls it: its source name when given ("-": standard input spooled
+   * to a file), else its path. */
+  w.file = opts->dataset.source != NULL && opts->dataset.source[0] != '\0' ? opts->dataset.source : path;
   w.name = name;
   w.group = opts->dataset.group;
   w.result = res;

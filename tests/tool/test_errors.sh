@@ -192,4 +192,34 @@ PY
 [ "$("$BM" cat "$N-tty" 2>/dev/null)" = hello ] && ok || fail "load - on a terminal: the dataset holds $("$BM" cat "$N-tty" 2>&1 | head -c 100)"
 "$BM" rm "$N-tty" "$N-a" 2>/dev/null
 
+# load - under a memory cgroup smaller than what it is given: standard input becomes a file
+# on disk first, so the room check refuses it (exit 1, the cgroup's figures, about "-"), as
+# it refuses FILE; it is never OOM-killed (137) holding standard input in memory.
+memcg=""
+if [ "$(id -u)" = 0 ]; then
+  v1=$(awk '$3 == "cgroup" && $4 ~ /(^|,)memory(,|$)/ {print $2; exit}' /proc/mounts)
+  rel=$(awk -F: '$2 ~ /(^|,)memory(,|$)/ {print $3; exit}' /proc/self/cgroup)
+  if [ -n "$v1" ] && [ -n "$rel" ]; then
+    base=$v1${rel%/} lim=memory.limit_in_bytes
+  else
+    base=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)$(sed -n 's/^0:://p' /proc/self/cgroup) lim=memory.max
+  fi
+  if mkdir "$base/bmtest-stdin-$$" 2>/dev/null; then
+    if echo $((64 << 20)) >"$base/bmtest-stdin-$$/$lim" 2>/dev/null; then memcg=$base/bmtest-stdin-$$
+    else rmdir "$base/bmtest-stdin-$$"; fi
+  fi
+fi
+if [ -z "$memcg" ]; then
+  skip "load - under a memory cgroup: none can be made here (not root, or no memory controller)"
+else
+  at_exit "rmdir '$memcg' 2>/dev/null"
+  head -c $((200 << 20)) /dev/urandom >"$T/in200"
+  cat "$T/in200" | (echo "$BASHPID" >"$memcg/cgroup.procs" && exec "$BM" load - --name "$N-cg" --large-pages off --no-progress) 2>"$T/err"
+  rc=${PIPESTATUS[1]}
+  [ "$rc" = 1 ] && ok || fail "load - of 200 MiB under a 64 MiB memory cgroup: exit $rc (expected 1): $(cat "$T/err")"
+  grep -q "^bulkmap: $N-cg: not loaded: needs 200.0 MiB, memory cgroup" "$T/err" && ok || fail "load - under a memory cgroup: $(cat "$T/err")"
+  [ ! -e "/dev/shm/$N-cg" ] && ok || fail "load - under a memory cgroup left /dev/shm/$N-cg"
+  rm -f "$T/in200"
+fi
+
 finish test_errors

@@ -4,7 +4,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#include <io.h>
+#else
+#include <unistd.h>
+#endif
 #include "datasets.h"
+#include "plat.h"
 
 static int load_parse_large(const char *text, int *mode) {
   if (text == NULL || strcmp(text, "auto") == 0) *mode = BM_LARGE_AUTO;
@@ -35,10 +41,12 @@ int cmd_load(int argc, char **argv) {
   bm_dataset_t *ds = NULL;
   cli_progress_t bar;
   unsigned mode = 0; /* not given: 0600 for a new dataset, the old one's for a replace */
-  int npos, rc, err, werr, large = BM_LARGE_AUTO;
+  int npos, rc, err = 0, werr, large = BM_LARGE_AUTO;
   bm_format_t format = BM_FORMAT_AUTO;
-  unsigned char *in = NULL; /* load -: standard input, whole */
+  unsigned char *in = NULL; /* load -: standard input, whole (where it cannot be a file) */
   size_t in_n = 0;
+  int in_fd = -1; /* load -: standard input as a file (plat_stdin_as_file) */
+  char in_path[64] = "";
   cli_out_t out;
 
   rc = cli_parse("load", argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])), pos, 1, &npos);
@@ -52,10 +60,16 @@ int cmd_load(int argc, char **argv) {
   if (o_mode != NULL && (rc = ds_parse_mode("load", o_mode, &mode)) != 0) return rc;
   if (o_group != NULL && o_group[0] == '\0') return cli_usage("load", "--group is an empty string");
   if ((rc = ds_parse_format("load", o_format, &format)) != 0) return rc;
-  /* load -: the size is not known before the end, so standard input is read whole into
-   * memory first (before anything is made: an interrupt meanwhile leaves nothing). */
-  if (strcmp(pos[0], "-") == 0 && (err = ds_read_stdin(&in, &in_n)) != 0) {
-    cli_error_code(err == ENOMEM ? "ENOMEM" : "EIO");
+  /* load -: standard input becomes a file first (itself when it is one, else a copy in an
+   * unnamed file on disk), so its size is known and the room checked before anything is
+   * made, as for FILE; where the OS cannot name such a file it is read whole into memory.
+   * An interrupt meanwhile leaves nothing. */
+  if (strcmp(pos[0], "-") == 0) {
+    err = plat_stdin_as_file(&in_fd, in_path, sizeof(in_path));
+    if (err == ENOTSUP) err = ds_read_stdin(&in, &in_n);
+  }
+  if (err != 0) {
+    cli_error_code(err == ENOMEM ? "ENOMEM" : err == ENOSPC ? "ENOSPC" : "EIO");
     cli_error("-", "cannot read standard input: %s", strerror(err));
     return EXIT_FAILED;
   }
@@ -94,7 +108,9 @@ int cmd_load(int argc, char **argv) {
     err = bm_dataset_publish_buffer(&ds, o_name, in, in_n, &po, &r);
     free(in);
   } else {
-    err = bm_dataset_load(&ds, o_name, pos[0], &lo, &r);
+    if (in_fd >= 0) lo.dataset.source = "-"; /* recorded, and named in errors */
+    err = bm_dataset_load(&ds, o_name, in_fd >= 0 ? in_path : pos[0], &lo, &r);
+    if (in_fd >= 0) close(in_fd);
   }
   progress_clear(&bar);
   if (err == BM_ECANCELED || (err == 0 && cli_signal_caught() != 0)) {

@@ -42,6 +42,13 @@ void plat_keep_std_fds(void);
 void plat_binary_stdout(void);
 /* Standard input in binary mode (load -). */
 void plat_binary_stdin(void);
+/* Standard input as a file `load` can load (its size known before the dataset is made, so
+ * the room is checked first, as for FILE): standard input itself when it is a regular file
+ * read from its start, else its bytes copied into an unnamed file in $TMPDIR (else
+ * /var/tmp), on disk, not in memory. *fd: a read-only descriptor of it, path: its name for
+ * opening (/proc/self/fd/N). 0, or an errno; ENOTSUP where the OS has no such name (the
+ * caller reads standard input into memory). */
+int plat_stdin_as_file(int *fd, char *path, size_t n);
 /* 0 when n more descriptors can be opened now, else the errno why not (EMFILE). */
 int plat_fds_available(int n);
 

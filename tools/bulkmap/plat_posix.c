@@ -1,5 +1,6 @@
 /* The tool's platform functions on POSIX (plat.h): sigaction, ioctl, rlimits, mount. */
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 #ifdef __linux__
@@ -86,6 +88,55 @@ void plat_keep_std_fds(void) {
 
 void plat_binary_stdout(void) {}
 void plat_binary_stdin(void) {}
+
+int plat_stdin_as_file(int *fdp, char *path, size_t n) {
+  static char buf[1 << 20];
+  const char *dir = getenv("TMPDIR");
+  struct stat sb;
+  int w, r, e;
+  *fdp = -1;
+  if (fstat(0, &sb) == 0 && S_ISREG(sb.st_mode) && lseek(0, 0, SEEK_CUR) == 0) {
+    if ((r = fcntl(0, F_DUPFD_CLOEXEC, 3)) < 0) return errno;
+    goto named;
+  }
+  if (dir == NULL || dir[0] == '\0') dir = "/var/tmp";
+  w = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (w < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+    char tmpl[4096];
+    if ((size_t)snprintf(tmpl, sizeof(tmpl), "%s/bulkmap-stdin-XXXXXX", dir) >= sizeof(tmpl)) return ENAMETOOLONG;
+    if ((w = mkstemp(tmpl)) >= 0) unlink(tmpl);
+  }
+  if (w < 0) return errno;
+  for (;;) {
+    ssize_t got = read(0, buf, sizeof(buf)), put;
+    size_t at = 0;
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) goto fail;
+    /* The end as the first read that returns nothing says it (a terminal's ^D on an empty
+     * line is one such read, and asking again would wait for a second ^D). */
+    if (got == 0) break;
+    while (at < (size_t)got) {
+      put = write(w, buf + at, (size_t)got - at);
+      if (put < 0 && errno == EINTR) continue;
+      if (put < 0) goto fail;
+      at += (size_t)put;
+    }
+  }
+  /* Read-only from here: no writer is left (a read lease can be had on it). */
+  snprintf(path, n, "/proc/self/fd/%d", w);
+  r = open(path, O_RDONLY | O_CLOEXEC);
+  e = errno;
+  close(w);
+  if (r < 0) return e;
+named:
+  snprintf(path, n, "/proc/self/fd/%d", r);
+  *fdp = r;
+  return 0;
+fail:
+  e = errno;
+  close(w);
+  return e;
+}
 
 int plat_fds_available(int n) {
   int fds[16], k = 0, e = 0, i;

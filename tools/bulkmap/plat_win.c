@@ -45,6 +45,12 @@ void plat_keep_std_fds(void) {}
 void plat_binary_stdout(void) { _setmode(1, _O_BINARY); }
 void plat_binary_stdin(void) { _setmode(0, _O_BINARY); }
 
+int plat_stdin_as_file(int *fd, char *path, size_t n) {
+  (void)path, (void)n;
+  *fd = -1;
+  return ENOTSUP;
+}
+
 int plat_fds_available(int n) {
   (void)n;
   return 0; /* handles are not a small table: libuv's loop gets what it needs */

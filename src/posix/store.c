@@ -672,13 +672,15 @@ static void comp_unlock(bm__store_t *st) {
   st->locked = 0;
 }
 
-/* Whether the metadata under the companion's name is still the one we hold open. */
+/* Whether the metadata under the companion's name is still the one we hold open: 1 yes,
+ * 0 gone or another one, or a negative BM_E* code when the OS could not say. */
 static int comp_still_ours(bm__store_t *st) {
   char cn[BM_NAME_MAX + 16];
   struct stat sb;
   bm__posix_comp_name(cn, sizeof(cn), st->name);
-  return bm__sys_fstatat(st->shm, cn, &sb, AT_SYMLINK_NOFOLLOW) == 0 && (uint64_t)sb.st_dev == st->cdev &&
-         (uint64_t)sb.st_ino == st->cino;
+  if (bm__sys_fstatat(st->shm, cn, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+    return errno == ENOENT ? 0 : bm__posix_error(errno);
+  return (uint64_t)sb.st_dev == st->cdev && (uint64_t)sb.st_ino == st->cino;
 }
 
 /* Everything a record names, taken away (NAME only while it is the record's bytes). */
@@ -961,14 +963,16 @@ int bm__store_publish(bm__store_t *st, const bm__trailer_t *t) {
     return err; /* a replace past its rename is done: the pending record says so */
   }
   if (tmp[0] != '\0') bm__sys_unlinkat(st->pfd, tmp, 0), st->src->gen_name[0] = '\0';
-  if (!st->have_old && !comp_still_ours(st)) {
+  if (!st->have_old && (err = comp_still_ours(st)) != 1) {
     /* A forced remove took the metadata away while we published (it does not wait for the
      * writer): our NAME would be bytes nobody can judge. Taken away again; the remover,
      * for its part, looks at the record once more after it (store_remove), so whichever
-     * looks last removes NAME. */
+     * looks last removes NAME. (The OS could not say: taken away too, and its error.) */
+    int os = bm_last_os_error();
     bm__posix_unlink_identity(st->pfd, st->name, r.dev, r.ino);
     bm__sys_unlinkat(st->pfd, kn, 0);
     comp_unlock(st);
+    if (err < 0) return bm__set_os_error(os), err;
     return bm__set_os_error(0), BM_ENOENT;
   }
   if (st->have_old) remove_record_objects(st, &st->old, 0);

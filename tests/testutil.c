@@ -182,15 +182,21 @@ void bm_test_pwrite(const char *path, uint64_t offset, const void *buf, size_t n
 size_t bm_test_pread(const char *path, uint64_t offset, void *buf, size_t n) {
   HANDLE h = CreateFileA(path, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL,
                          OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
-  OVERLAPPED ov;
-  DWORD done = 0;
+  size_t got = 0;
   ck_assert(h != INVALID_HANDLE_VALUE);
-  memset(&ov, 0, sizeof(ov));
-  ov.Offset = (DWORD)offset;
-  ov.OffsetHigh = (DWORD)(offset >> 32);
-  if (!ReadFile(h, buf, (DWORD)n, &done, &ov)) done = 0;
+  /* One ReadFile reads at most about 2 GiB (Wine's limit): as many as it takes. */
+  while (got < n) {
+    OVERLAPPED ov;
+    DWORD done = 0, want = (DWORD)(n - got < (1u << 30) ? n - got : (1u << 30));
+    uint64_t at = offset + got;
+    memset(&ov, 0, sizeof(ov));
+    ov.Offset = (DWORD)at;
+    ov.OffsetHigh = (DWORD)(at >> 32);
+    if (!ReadFile(h, (char *)buf + got, want, &done, &ov) || done == 0) break;
+    got += done;
+  }
   CloseHandle(h);
-  return done;
+  return got;
 }
 #else
 void bm_test_pwrite(const char *path, uint64_t offset, const void *buf, size_t n) {
@@ -202,11 +208,16 @@ void bm_test_pwrite(const char *path, uint64_t offset, const void *buf, size_t n
 
 size_t bm_test_pread(const char *path, uint64_t offset, void *buf, size_t n) {
   int fd = open(path, O_RDONLY);
-  ssize_t r;
+  size_t got = 0;
   ck_assert_int_ge(fd, 0);
-  r = pread(fd, buf, n, (off_t)offset);
+  /* One pread reads at most 0x7ffff000 bytes on Linux: as many as it takes. */
+  while (got < n) {
+    ssize_t r = pread(fd, (char *)buf + got, n - got, (off_t)(offset + got));
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
   close(fd);
-  return r < 0 ? 0 : (size_t)r;
+  return got;
 }
 #endif
 

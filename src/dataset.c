@@ -379,9 +379,9 @@ static void bm__dataset_read_layout(bm_dataset_t *ds) {
 int bm__dataset_hash_written(bm_dataset_t *ds, uint64_t offset, const void *p, size_t n) {
   bm__hash_call_t c;
   int err;
-  /* Only while the source was under a read lease for the whole load: nobody could write it,
-   * so the bytes just written from it are the bytes hashed here. */
-  if (ds == NULL || !ds->writer || ds->published || ds->lease == NULL || offset != ds->hashed ||
+  /* p is the very bytes just written at offset: the caller's own buffer, which nobody
+   * else writes, so the hash is the section's whatever happens to the source. */
+  if (ds == NULL || !ds->writer || ds->published || offset != ds->hashed ||
       offset + n > ds->t.payload_size)
     return BM_EINVAL;
   c.h = ds->h;

@@ -21,9 +21,9 @@ int bm__dataset_watch_from(bm_dataset_t *ds, bm__watch_t *w);
 /* Hashes the payload's bytes [offset, offset+length) as they are in the section (read
  * through a small buffer where it can be), next in payload order. */
 int bm__dataset_hash_from(bm_dataset_t *ds, uint64_t offset, uint64_t length);
-/* Hashes p[0, n), the bytes just written at payload offset `offset` from the source, next
- * in order: only while the source is under a read lease (nobody could write it meanwhile:
- * they are the section's bytes). BM_EINVAL otherwise (the caller then reads the section). */
+/* Hashes p[0, n), the very bytes just written at payload offset `offset` from a buffer of
+ * the caller's own (so they are the section's whatever the source does), next in order.
+ * BM_EINVAL out of order. */
 int bm__dataset_hash_written(bm_dataset_t *ds, uint64_t offset, const void *p, size_t n);
 /* Why the watched source's stability is not checked (NULL: it is, a lease held). */
 const char *bm__dataset_unstable_why(bm_dataset_t *ds);

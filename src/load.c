@@ -13,43 +13,58 @@
 typedef struct {
   bm_source_t *file;
   bm_dataset_t *ds;
-  int leased;            /* the file is under a read lease: nobody can write it */
-  int direct;            /* the section takes writes (tmpfs): copied with pwrite from a
-                            read-only view of the file, its windows mapped read-only */
+  uint64_t size;         /* the file's bytes */
+  uint64_t next;         /* the direct copy: the next byte to read (reads are in order) */
+  int direct;            /* the section takes writes (tmpfs): read into small buffers, each
+                            written with pwrite and hashed from the buffer itself */
   const volatile sig_atomic_t *cancel;
 } load_t;
 
 /* Pieces a read: a cancel is seen between them, well within 100 ms. */
 #define LOAD_PIECE (8u << 20)
 
-/* The direct copy (the section takes writes: tmpfs): the pool's windows are the FILE's,
- * mapped read-only and faulted in at once; each is written into the section with pwrite
- * (no page of the section faulted in through a mapping: on a virtual machine that traps
- * each first touch, several times faster), and hashed after, in order, from the section
- * itself through a small buffer. */
-static int load_copy(void *ctx, bm__pool_win_t *w) {
+/* The direct copy (the section takes writes: tmpfs) is cp's way with the hash beside it:
+ * the file read with pread into a few small buffers that stay in the CPU's cache, in order
+ * (the pool's stream), each written into the section with pwrite on any worker and hashed
+ * in order from that same buffer. No page of the file or of the section is touched through
+ * a mapping: on a virtual machine each first touch of a mapped page traps, several times
+ * slower than the kernel's own copy (perf/RESULTS.md). The hashed bytes are the written
+ * bytes whatever happens to the file meanwhile (its changes are the watch's business). */
+#define LOAD_BUFFER (512u << 10)
+
+static int load_buffer_read(void *ctx, bm__pool_win_t *w) {
   load_t *l = ctx;
+  size_t want = l->size - l->next > LOAD_BUFFER ? LOAD_BUFFER : (size_t)(l->size - l->next);
   size_t done = 0;
-  while (done < w->length) {
-    size_t want = w->length - done > LOAD_PIECE ? LOAD_PIECE : w->length - done;
-    int err;
-    if (l->cancel != NULL && *l->cancel) return BM_ECANCELED;
-    err = bm__os_write_at(bm_dataset_source(l->ds), w->offset + done, (const unsigned char *)w->view.data + done, want);
+  if (l->cancel != NULL && *l->cancel) return BM_ECANCELED;
+  while (done < want) {
+    size_t got = 0;
+    int err = bm__os_read_at(l->file, l->next + done, w->buf + done, want - done, &got);
     if (err != 0) {
       w->os_error = bm_last_os_error();
       return err;
     }
-    done += want;
+    if (got == 0) return BM_ETRUNCATED; /* the file ended early: it shrank */
+    done += got;
   }
+  w->offset = l->next;
+  w->length = w->avail = want;
+  w->overlap = 0;
+  w->final = l->next + want == l->size;
+  l->next += want;
   return 0;
 }
 
-static int load_hash_copied(void *ctx, bm__pool_win_t *w) {
+static int load_buffer_write(void *ctx, bm__pool_win_t *w) {
   load_t *l = ctx;
-  /* Under a read lease nobody could write the file: the bytes just written from its window
-   * are the section's, hashed from that window (no second read). Else the section is read. */
-  if (l->leased && bm__dataset_hash_written(l->ds, w->offset, w->view.data, w->length) == 0) return 0;
-  return bm__dataset_hash_from(l->ds, w->offset, w->length);
+  int err = bm__os_write_at(bm_dataset_source(l->ds), w->offset, w->buf, w->length);
+  if (err != 0) w->os_error = bm_last_os_error();
+  return err;
+}
+
+static int load_buffer_hash(void *ctx, bm__pool_win_t *w) {
+  load_t *l = ctx;
+  return bm__dataset_hash_written(l->ds, w->offset, w->buf, w->length);
 }
 
 static int load_read(void *ctx, bm__pool_win_t *w) {
@@ -155,26 +170,34 @@ static int dataset_load(bm_dataset_t **out, const char *name, const char *path,
   {
     const char *why = bm__dataset_unstable_why(l.ds);
     res->source_stable = why == NULL;
-    l.leased = why == NULL;
     snprintf(res->unstable_why, sizeof(res->unstable_why), "%s", why != NULL ? why : "");
   }
   if ((err = bm__dataset_set_info(l.ds, &fi)) != 0) goto failed;
 
-  memset(&wo, 0, sizeof(wo));
-  wo.length = size;
   memset(&p, 0, sizeof(p));
   p.threads = opts->threads ? opts->threads : bm__os_cpu_count();
   p.inflight = p.threads + 2;
-  if ((err = bm_window_plan(bm_dataset_source(l.ds), &wo, p.inflight, &p.plan)) != 0) goto failed;
-  /* Where the section takes writes (tmpfs) the copy is pwrite from the file's windows, and
-   * the hash reads the section after; else (hugetlbfs, Windows) the file is read into the
-   * section's writable windows and hashed from them. */
+  /* Where the section takes writes (tmpfs) the file is read into buffers and written with
+   * pwrite; else (hugetlbfs, Windows) it is read into the section's writable windows and
+   * hashed from them. */
+  l.size = size;
   l.direct = bm__os_write_at(bm_dataset_source(l.ds), 0, "", 0) == 0;
-  p.src = l.direct ? l.file : bm_dataset_source(l.ds);
-  p.prefault = l.direct;
-  p.access = l.direct ? BM_ACCESS_READ : BM_ACCESS_WRITE;
-  p.parallel = l.direct ? load_copy : load_read;
-  p.ordered = l.direct ? load_hash_copied : load_hash;
+  if (l.direct) {
+    p.plan.count = (size + LOAD_BUFFER - 1) / LOAD_BUFFER;
+    p.read = load_buffer_read;
+    p.bufsize = LOAD_BUFFER;
+    p.total = size;
+    p.parallel = load_buffer_write;
+    p.ordered = load_buffer_hash;
+  } else {
+    memset(&wo, 0, sizeof(wo));
+    wo.length = size;
+    if ((err = bm_window_plan(bm_dataset_source(l.ds), &wo, p.inflight, &p.plan)) != 0) goto failed;
+    p.src = bm_dataset_source(l.ds);
+    p.access = BM_ACCESS_WRITE;
+    p.parallel = load_read;
+    p.ordered = load_hash;
+  }
   p.ctx = &l;
   p.progress = opts->progress;
   p.progress_arg = opts->progress_arg;

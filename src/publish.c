@@ -7,8 +7,10 @@
 #include <string.h>
 #include "os.h"
 #include "words.h"
+#include "dataset.h"
 
 #define PUB_CHUNK (64u << 20) /* bytes mapped at a time */
+#define PUB_PIECE (256u << 10) /* bytes through the buffer at a time (tmpfs) */
 
 typedef struct {
   unsigned char *dst;
@@ -100,14 +102,32 @@ static int publish_buffer(bm_dataset_t **out, const char *name, const void *data
   if ((err = bm_dataset_create(&ds, name, &dso, &res->large)) != 0) return err;
   res->failed_at = BM_LOAD_AT_FILL;
   if ((err = bm__dataset_set_info(ds, &fi)) != 0) goto failed;
-  /* Where the section takes writes (tmpfs), the header and the bytes go in with pwrite (no
-   * page of the section faulted in through a mapping), and publish hashes the section
-   * after, through read-only windows faulted in at once. */
-  if ((err = bm__os_write_at(bm_dataset_source(ds), 0, hdr, hlen)) == 0) {
-    for (off = 0; off < n && err == 0; off += PUB_CHUNK) {
-      size_t len = (size_t)(n - off < PUB_CHUNK ? n - off : PUB_CHUNK);
-      err = bm__os_write_at(bm_dataset_source(ds), hlen + off, (const unsigned char *)data + off, len);
+  /* Where the section takes writes (tmpfs), the payload goes in as cp would write it: a
+   * piece at a time copied into a small buffer of our own that stays in the CPU's cache
+   * (guarded: a fault there is the caller's buffer's, its backing file cut short), hashed
+   * from it, and written from it with pwrite (no page of the section faulted in through a
+   * mapping, which traps on a virtual machine). The hash is of the very bytes written,
+   * whatever another thread does to the caller's buffer meanwhile. */
+  if ((err = bm__os_write_at(bm_dataset_source(ds), 0, "", 0)) == 0) {
+    unsigned char *buf = malloc(PUB_PIECE);
+    if (buf == NULL) {
+      err = BM_ENOMEM;
+      goto failed;
     }
+    for (off = 0; off < total && err == 0; off += PUB_PIECE) {
+      pub_copy_t c;
+      c.dst = buf;
+      c.hdr = hdr;
+      c.data = data;
+      c.hlen = hlen;
+      c.n = n;
+      c.off = off;
+      c.len = (size_t)(total - off < PUB_PIECE ? total - off : PUB_PIECE);
+      if ((err = bm_guard_call(pub_copy, &c)) == 0 &&
+          (err = bm__dataset_hash_written(ds, off, buf, c.len)) == 0)
+        err = bm__os_write_at(bm_dataset_source(ds), off, buf, c.len);
+    }
+    free(buf);
     res->os_error = err != 0 ? bm_last_os_error() : 0;
     if (err != 0) goto failed;
     total = 0; /* nothing left for the views */

@@ -1172,8 +1172,9 @@ BM_EXTERN int bm_scan_finish(bm_scan_t *s, bm_scan_result_t *out);
 BM_EXTERN void bm_scan_free(bm_scan_t *s);
 
 /* ---------------------------------------------------------------------------------------
- * The load: a file into a new dataset, read in parallel on the library's threads straight
- * into the section, the section's bytes hashed in payload order, the file watched (a file
+ * The load: a file into a new dataset on the library's threads (onto tmpfs: read into
+ * small buffers, each written with pwrite and hashed from itself; onto large pages: read
+ * straight into the section's windows), hashed in payload order, the file watched (a file
  * that changed is not published: BM_ECHANGED), then published, or failed and removed. */
 typedef struct bm_load_opts_s {
   bm_dataset_opts_t dataset;     /* size is the file's; source NULL: the file's base name */
@@ -1243,7 +1244,7 @@ typedef struct bm_publish_opts_s {
 BM_EXTERN void bm_publish_opts_init(bm_publish_opts_t *opts);
 
 /* Publishes data[0, n) as a new dataset NAME in one call: checked (format or layout),
- * created, copied in, hashed from the section and published `ready`; on failure nothing
+ * created, copied in, hashed from the very bytes written and published `ready`; on failure nothing
  * is left under the name. *result as for bm_dataset_load (failed_at is
  * BM_LOAD_AT_FORMAT for a bad header or layout, AT_CREATE, AT_FILL; source_cached is not
  * set). out as for bm_dataset_load (NULL: closed; on POSIX it stays until removed).

@@ -1,7 +1,8 @@
-/* bm_dataset_load: a file into a new dataset on the core's window scheduler (pool.h): the
- * file read in parallel straight into the section's windows, the section's bytes hashed
- * in payload order by the dataset (bm_dataset_hash_view), the file watched, then the
- * dataset published, or failed and its name removed. */
+/* bm_dataset_load: a file into a new dataset on the core's window scheduler (pool.h): onto
+ * tmpfs, the file read in order into small buffers, each written with pwrite and hashed
+ * from itself; onto hugetlbfs (and on Windows), read in parallel into the section's
+ * windows and hashed from them in order; the file watched, then the dataset published, or
+ * failed and its name removed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,8 @@
 /* bm_dataset_publish_buffer: a caller's bytes into a new dataset in one call (docs/design.md
  * section 6, publishing from memory): judged as a file's header is (or, given a layout,
  * written as an npy payload: the npy header, then the bytes), created, copied in through
- * bounded guarded views and hashed from the section as it is filled, then published. */
+ * a small buffer of its own (tmpfs) or bounded guarded views (hugetlbfs, Windows), hashed
+ * from the very bytes written, then published. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -66,7 +66,7 @@ for spec in "0 1" "1 4095" "4095 2" "65535 70000" "12345 1000000" "4999999 1" "5
   [ "$(json "$out" lines)" = "$(wc -l <"$T/cut")" ] && ok || fail "--offset $1 --length $2 lines"
 done
 
-# 5, 6 and 16 (several GiB: a sparse 3 GiB, a 64 GiB under ulimit -v, past 32 bits) are
+# 5, 6 and 16 (several GiB: a sparse 3 GiB, a 10 GiB under ulimit -v, past 32 bits) are
 # tests/tool/test_tool_large.sh, run once, in the native lane.
 
 # 7. Bad input: a clear message, the docs/design.md exit code, never a signal.

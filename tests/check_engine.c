@@ -1235,7 +1235,10 @@ START_TEST(cancel_and_progress) {
   o.cancel = &flag;
   ck_assert_bm_err(bm_scan(src, &o, &r), BM_ECANCELED);
   ck_assert_ptr_null(r.part);
-  /* set midway (on the calling thread, as a signal handler would) */
+  /* set midway (on the calling thread, as a signal handler would). The counts start again:
+   * on a loaded machine the scan above can outlast one progress period (20 ms) before its
+   * workers see the flag, and its progress call would be taken for this scan's first. */
+  memset(&pg, 0, sizeof(pg));
   flag = 0;
   pg.cancel = &flag;
   o.flags |= BM_SCAN_PART;

@@ -23,6 +23,30 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 os.chdir(HERE)  # setuptools wants paths relative to the project
 
 
+def _newest_header():
+    """The newest mtime of any header (and of setup.py): an object older is compiled again."""
+    newest = os.path.getmtime(os.path.abspath(__file__))
+    for pattern in ("include/**/*.h", "src/**/*.h", "python/src/*.h", "tools/**/*.h"):
+        for h in glob.glob(pattern, recursive=True):
+            newest = max(newest, os.path.getmtime(h))
+    return newest
+
+
+_NEWEST_HEADER = []
+
+
+def _up_to_date(obj, src):
+    """An object newer than its source and every header is kept, as make keeps it: pip
+    install or python3 -m build run again in the same tree compiles only what changed."""
+    if not _NEWEST_HEADER:
+        _NEWEST_HEADER.append(_newest_header())
+    try:
+        t = os.path.getmtime(obj)
+    except OSError:
+        return False
+    return t >= os.path.getmtime(src) and t >= _NEWEST_HEADER[0]
+
+
 def _compile_in_parallel(self, sources, output_dir=None, macros=None, include_dirs=None,
                          debug=0, extra_preargs=None, extra_postargs=None, depends=None):
     """CCompiler.compile, one source a CPU at a time (setuptools compiles one by one): the
@@ -35,6 +59,8 @@ def _compile_in_parallel(self, sources, output_dir=None, macros=None, include_di
     def one(obj):
         if obj in build:
             src, ext = build[obj]
+            if _up_to_date(obj, src):
+                return
             self._compile(obj, src, ext, cc_args, extra_postargs, pp_opts)
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:

@@ -100,9 +100,17 @@ def _copy_source(dst):
     return dst
 
 
-def test_pip_install_in_venv(tmp_path):
+@pytest.fixture(scope="module")
+def source_tree(tmp_path_factory):
+    """One copy of the tree for pip and python3 -m build, as a user's own checkout: both
+    build in it (in-tree), so the second compiles only what is not up to date (nothing)
+    instead of the library, the extension and the tool a second time."""
+    return _copy_source(tmp_path_factory.mktemp("tree") / "src")
+
+
+def test_pip_install_in_venv(tmp_path, source_tree):
     """python3 -m venv --system-site-packages v && v/bin/pip install --no-build-isolation ."""
-    src = _copy_source(tmp_path / "src")
+    src = source_tree
     venv = tmp_path / "v"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
                    check=True, capture_output=True)
@@ -188,12 +196,12 @@ def _pip_user_transcript(venv, tmp_path):
         assert not os.path.exists("/dev/shm/" + name)
 
 
-def test_build_wheel_no_isolation(tmp_path):
+def test_build_wheel_no_isolation(tmp_path, source_tree):
     """python3 -m build --wheel --no-isolation (python3-build)."""
     probe = subprocess.run([sys.executable, "-c", "import build"], capture_output=True)
     if probe.returncode != 0:
         pytest.skip("python3-build is not installed")
-    src = _copy_source(tmp_path / "src")
+    src = source_tree
     out = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir",
                           str(tmp_path / "dist"), str(src)], capture_output=True, text=True,
                          env=_clean_env())

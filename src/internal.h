@@ -117,6 +117,8 @@ typedef struct bm__trailer_s {
   bm_layout_t layout;
   uint64_t header_bytes; /* the format's header at the payload's start */
   uint32_t n_tensors;    /* safetensors */
+  char writer_token[33]; /* version 5, written only while loading: the random part of the
+                            writer token's name (Windows), 32 lowercase hex digits; "" none */
   int source_stable;     /* metadata beside the bytes only (not in the trailer block): 1 the
                             source was under a read lease for the whole load, 0 not checked,
                             -1 not recorded */

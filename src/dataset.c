@@ -246,6 +246,10 @@ static int dataset_create(bm_dataset_t **out, const char *name, const bm_dataset
     err = BM_ENOMEM;
     goto undo;
   }
+  /* The trailer names the writer token (Windows: its name is random, so readers learn it
+   * here, never by guessing). Written before the payload, microseconds after the section
+   * was made: a reader that finds the section first looks again (dataset_open). */
+  snprintf(ds->t.writer_token, sizeof(ds->t.writer_token), "%s", ds->src->token);
   if (ds->st == NULL && (err = bm__trailer_io(ds->src, ds->section, &ds->t, 1)) != 0) goto undo;
   *out = ds;
   return 0;
@@ -515,8 +519,9 @@ again:
     return err;
   }
   err = bm__trailer_io(ds->src, ds->section, &ds->t, 0);
-  if (err == BM_ENOTDATASET && bm__os_writer_alive(ds->src) == 1) {
-    /* No trailer yet, but its creator lives: a dataset being made. */
+  if (err == BM_ENOTDATASET && bm__os_writer_alive(ds->src, NULL) == 1) {
+    /* No trailer yet, but its creator lives: a dataset being made (POSIX, whose lock is
+     * on the object). */
     memset(&ds->t, 0, sizeof(ds->t));
     state = BM_STATE_LOADING;
     err = BM_EINCOMPLETE;

@@ -498,6 +498,6 @@ int bm__trailer_io(bm_source_t *src, uint64_t section, bm__trailer_t *t, int wri
 int bm__trailer_judge(bm_source_t *src, const bm__trailer_t *t) {
   int alive;
   if (t->state != BM_STATE_LOADING) return (int)t->state;
-  alive = bm__os_writer_alive(src);
+  alive = bm__os_writer_alive(src, t->writer_token);
   return alive == 0 ? BM_STATE_ABANDONED : BM_STATE_LOADING;
 }

@@ -142,6 +142,9 @@ int bm__trailer_io(bm_source_t *src, uint64_t section, bm__trailer_t *t, int wri
 /* The state a reader sees of t: LOADING is ABANDONED once src's writer lock is free (the
  * lock t names, where the backend finds it through the metadata). */
 int bm__trailer_judge(bm_source_t *src, const bm__trailer_t *t);
+/* Whether src's trailer is not written yet: all zero (a section just made), or the magic
+ * without a state word (a first trailer being encoded). 1 yes, 0 no, < 0 as trailer_io. */
+int bm__trailer_unwritten(bm_source_t *src, uint64_t section);
 /* Section bytes for a payload with pages of page_size. BM_EOVERFLOW when it wraps. */
 int bm__dataset_size(uint64_t payload, size_t page_size, uint64_t *size);
 

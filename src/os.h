@@ -21,6 +21,9 @@ typedef struct bm__os_config_s {
                        0: in a trailer at the end of the section (Windows) */
   const char *const *name_prefixes; /* namespace prefixes passed through to the kernel
                                        object's name (Windows: Local\, Global\), NULL-ended */
+  int token_in_meta; /* the writer lock is found only through the name its trailer records
+                        (Windows): a section whose trailer is not written yet cannot be
+                        judged, only looked at again */
 } bm__os_config_t;
 
 const bm__os_config_t *bm__os_config(void);

@@ -462,6 +462,33 @@ static int bm__trailer_call(void *arg) {
   return c->write ? bm__trailer_encode(c->at, c->t) : bm__trailer_decode(c->at, c->section, c->t);
 }
 
+/* 1 when the trailer at `at` has no state word yet and nothing but zeros, or the magic,
+ * before it is stored. */
+static int bm__unwritten_call(void *arg) {
+  const unsigned char *p = ((bm__trailer_call_t *)arg)->at;
+  size_t i;
+  if (bm__load_state(p, __ATOMIC_ACQUIRE) != 0) return 0;
+  if (memcmp(p, BM__MAGIC, 8) == 0) return 1; /* being encoded: the state is stored last */
+  for (i = 0; i < BM_TRAILER_SIZE; i++)
+    if (p[i] != 0) return 0;
+  return 1;
+}
+
+int bm__trailer_unwritten(bm_source_t *src, uint64_t section) {
+  bm__trailer_call_t c;
+  bm_view_t v;
+  int r;
+  if (section < BM_TRAILER_SIZE) return 0;
+  r = bm_view_map(&v, src, section - BM_TRAILER_SIZE, BM_TRAILER_SIZE, BM_ACCESS_READ);
+  if (r == BM_ERANGE) return BM_ETRUNCATED;
+  if (r != 0) return r;
+  memset(&c, 0, sizeof(c));
+  c.at = v.data;
+  r = bm_guard_call(bm__unwritten_call, &c);
+  bm_view_unmap(&v);
+  return r;
+}
+
 int bm__trailer_io(bm_source_t *src, uint64_t section, bm__trailer_t *t, int write) {
   bm__trailer_call_t c;
   bm_view_t v;

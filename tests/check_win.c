@@ -1026,6 +1026,78 @@ static void loading_trailer(unsigned char *tr, const char *hex) {
   ck_assert_bm_ok(bm__trailer_encode(tr, &t));
 }
 
+/* A token's random part for a test: unique enough, 32 lowercase hex digits. */
+static void test_hex(char hex[33]) {
+  static unsigned n;
+  snprintf(hex, 33, "%08lx%08lx%08x%08x", (unsigned long)GetCurrentProcessId(),
+           (unsigned long)GetTickCount(), ++n, 0xb01dface);
+}
+
+typedef struct {
+  unsigned char *tr;
+  WCHAR token_name[300];
+  char hex[33];
+  HANDLE token;
+} late_writer_t;
+
+/* What a creator does right after making its section, done late: the token, then the
+ * trailer that names it. */
+static DWORD WINAPI late_writer(LPVOID arg) {
+  late_writer_t *lw = arg;
+  Sleep(100);
+  lw->token = CreateMutexW(NULL, FALSE, lw->token_name);
+  loading_trailer(lw->tr, lw->hex);
+  return 0;
+}
+
+/* The instant between a section's creation and its trailer naming the token: a reader
+ * that finds the section then looks again and sees the writer's dataset `loading` (not
+ * foreign, not abandoned), then `abandoned` once the token goes. A section whose trailer
+ * stays blank is no dataset, nor is one whose last bytes are another program's. */
+START_TEST(trailer_not_written_yet) {
+  const char *name = section_name("late");
+  late_writer_t lw;
+  unsigned char *base, *tr;
+  bm_dataset_t *rd;
+  bm_dataset_info_t info;
+  HANDLE m = raw_section(name, &base, &tr), t;
+  char tn[300];
+
+  memset(&lw, 0, sizeof(lw));
+  lw.tr = tr;
+  test_hex(lw.hex);
+  snprintf(tn, sizeof(tn), "Local\\bulkmap#token#%s", lw.hex);
+  ck_assert(MultiByteToWideChar(CP_UTF8, 0, tn, -1, lw.token_name, 300) > 0);
+  t = CreateThread(NULL, 0, late_writer, &lw, 0, NULL);
+  ck_assert_ptr_nonnull(t);
+  ck_assert_bm_ok(bm_dataset_open(&rd, name, BM_OPEN_ANY_STATE, &info));
+  ck_assert_int_eq(info.state, BM_STATE_LOADING);
+  ck_assert_int_eq(info.writer_pid, 4242);
+  ck_assert_uint_eq(WaitForSingleObject(t, 60000), WAIT_OBJECT_0);
+  CloseHandle(t);
+  ck_assert_ptr_nonnull(lw.token);
+  ck_assert(token_exists(name, lw.hex));
+  CloseHandle(lw.token); /* its writer gone */
+  ck_assert_bm_ok(bm_dataset_info(rd, &info));
+  ck_assert_int_eq(info.state, BM_STATE_ABANDONED);
+  bm_dataset_close(rd);
+  UnmapViewOfFile(base);
+  CloseHandle(m);
+
+  /* Never written: looked at again for a while, then not a dataset. */
+  name = section_name("blank");
+  m = raw_section(name, &base, &tr);
+  ck_assert_bm_err(bm_dataset_open(&rd, name, BM_OPEN_ANY_STATE, &info), BM_ENOTDATASET);
+  ck_assert_int_eq(info.state, BM_STATE_FOREIGN);
+  /* Another program's bytes at the end: not a dataset either. */
+  memset(tr, 0x5a, 4096);
+  ck_assert_bm_err(bm_dataset_open(&rd, name, BM_OPEN_ANY_STATE, &info), BM_ENOTDATASET);
+  ck_assert_int_eq(info.state, BM_STATE_FOREIGN);
+  UnmapViewOfFile(base);
+  CloseHandle(m);
+}
+END_TEST
+
 /* A `loading` dataset whose trailer names no token (bulkmap before version-5 trailers)
  * is judged by the token name its writer used then: alive while that mutex stands. */
 START_TEST(token_of_earlier_writers) {
@@ -1214,6 +1286,7 @@ Suite *win_suite(void) {
   tc = tcase_create("writer_token");
   tcase_add_test(tc, planted_old_token);
   tcase_add_test(tc, tokens_are_random);
+  tcase_add_test(tc, trailer_not_written_yet);
   tcase_add_test(tc, token_of_earlier_writers);
   suite_add_tcase(s, tc);
   tc = tcase_create("large_pages");

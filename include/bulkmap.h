@@ -651,7 +651,8 @@ BM_EXTERN int bm_npy_header(const bm_layout_t *layout, void *buf, size_t n, size
  *
  * Writer liveness: the creator holds a lock on the section that the kernel drops when it
  * dies (Linux: an open-file-description write lock, which needs a descriptor opened for
- * writing, so a reader cannot take it; Windows: a named mutex that becomes abandoned), so
+ * writing, so a reader cannot take it; Windows: a handle to a mutex, never owned, whose
+ * name carries 128 random bits that the trailer records, so no one can create it first), so
  * a `loading` dataset whose lock is free is `abandoned`, whatever pid namespace either side is in. The
  * pid in the trailer is for people to read. Ownership is by identity: a writer removes its
  * section only while the name still refers to the object it created. */

@@ -246,6 +246,10 @@ static int dataset_create(bm_dataset_t **out, const char *name, const bm_dataset
     err = BM_ENOMEM;
     goto undo;
   }
+  /* The trailer names the writer token (Windows: its name is random, so readers learn it
+   * here, never by guessing). Written before the payload, microseconds after the section
+   * was made: a reader that finds the section first looks again (dataset_open). */
+  snprintf(ds->t.writer_token, sizeof(ds->t.writer_token), "%s", ds->src->token);
   if (ds->st == NULL && (err = bm__trailer_io(ds->src, ds->section, &ds->t, 1)) != 0) goto undo;
   *out = ds;
   return 0;
@@ -481,6 +485,41 @@ int bm_dataset_remove(bm_dataset_t *ds) {
 
 /* ---- Readers. */
 
+/* How long a reader looks again at a section whose trailer is not written yet, where the
+ * writer lock is found only through the trailer (token_in_meta). Its creator writes the
+ * trailer a few system calls after making the section, before any payload: a reader that
+ * meets it then must not judge it (it cannot name the writer's token yet), so it waits for
+ * the trailer, generously, since a loaded machine can hold a thread off for much of a
+ * second. One still blank after is no dataset being made: another program's section (the
+ * only one that pays the wait, and only when its last 4 KiB are zero), or one whose
+ * creator died in that instant (it goes with its last handle; never judged abandoned:
+ * nothing says it ever was a dataset). */
+#define BM__UNWRITTEN_GRACE 2.0
+
+/* err: what reading ds's trailer said. While the trailer is unwritten (blank, or a first
+ * one being encoded), reads it again until it is or the grace has passed; returns the last
+ * read's result. Each read follows the look that says whether to go on, so a trailer
+ * written between the two is read, not taken for a foreign section's bytes. */
+static int bm__await_trailer(bm_dataset_t *ds, int err) {
+  bm__os_waiter_t *w;
+  double end;
+  int unwritten;
+  if ((err != BM_ENOTDATASET && err != BM_ECORRUPT) || !bm__os_config()->token_in_meta ||
+      bm__os_wait_begin(&w, ds->name) != 0)
+    return err;
+  end = bm__os_now() + BM__UNWRITTEN_GRACE;
+  for (;;) {
+    unwritten = bm__trailer_unwritten(ds->src, ds->section);
+    memset(&ds->t, 0, sizeof(ds->t));
+    err = bm__trailer_io(ds->src, ds->section, &ds->t, 0);
+    if ((err != BM_ENOTDATASET && err != BM_ECORRUPT) || unwritten != 1 || bm__os_now() >= end)
+      break;
+    bm__os_wait(w, 0.005);
+  }
+  bm__os_wait_end(w);
+  return err;
+}
+
 static int dataset_open(bm_dataset_t **out, const char *name, unsigned flags,
                         bm_dataset_info_t *info) {
   bm_dataset_t *ds;
@@ -514,9 +553,10 @@ again:
     bm__dataset_free(ds);
     return err;
   }
-  err = bm__trailer_io(ds->src, ds->section, &ds->t, 0);
-  if (err == BM_ENOTDATASET && bm__os_writer_alive(ds->src) == 1) {
-    /* No trailer yet, but its creator lives: a dataset being made. */
+  err = bm__await_trailer(ds, bm__trailer_io(ds->src, ds->section, &ds->t, 0));
+  if (err == BM_ENOTDATASET && bm__os_writer_alive(ds->src, NULL) == 1) {
+    /* No trailer yet, but its creator lives: a dataset being made (POSIX, whose lock is
+     * on the object; where the lock is named in the trailer, it was looked for above). */
     memset(&ds->t, 0, sizeof(ds->t));
     state = BM_STATE_LOADING;
     err = BM_EINCOMPLETE;

@@ -20,6 +20,8 @@ struct bm_source_s {
   bm_large_t large;       /* outcome of the large-page request at creation / open */
   uint64_t dev, ino;      /* POSIX: identity of a named section's object (0: none) */
   bm_os_handle_t lock;    /* Windows: the writer mutex a section's creator holds */
+  char token[33];         /* Windows: the random part of that mutex's name, 32 lowercase hex
+                             digits, recorded in the trailer for readers ("" none) */
   int writer;             /* created by this process (it holds the writer lock) */
   char path[BM_PATH_MAX]; /* file path, or where the section lives (for messages:
                              truncated when long) */
@@ -117,6 +119,8 @@ typedef struct bm__trailer_s {
   bm_layout_t layout;
   uint64_t header_bytes; /* the format's header at the payload's start */
   uint32_t n_tensors;    /* safetensors */
+  char writer_token[33]; /* version 5, written only while loading: the random part of the
+                            writer token's name (Windows), 32 lowercase hex digits; "" none */
   int source_stable;     /* metadata beside the bytes only (not in the trailer block): 1 the
                             source was under a read lease for the whole load, 0 not checked,
                             -1 not recorded */
@@ -135,8 +139,12 @@ int bm__trailer_encode(void *bytes, const bm__trailer_t *t);
  * BM_ENOTDATASET (shorter than a trailer), BM_ETRUNCATED (cut short, or a read saw its size
  * change), BM_ENOSPC (a write's page could not be had). */
 int bm__trailer_io(bm_source_t *src, uint64_t section, bm__trailer_t *t, int write);
-/* The state a reader sees of t: LOADING is ABANDONED once src's writer lock is free. */
+/* The state a reader sees of t: LOADING is ABANDONED once src's writer lock is free (the
+ * lock t names, where the backend finds it through the metadata). */
 int bm__trailer_judge(bm_source_t *src, const bm__trailer_t *t);
+/* Whether src's trailer is not written yet: all zero (a section just made), or the magic
+ * without a state word (a first trailer being encoded). 1 yes, 0 no, < 0 as trailer_io. */
+int bm__trailer_unwritten(bm_source_t *src, uint64_t section);
 /* Section bytes for a payload with pages of page_size. BM_EOVERFLOW when it wraps. */
 int bm__dataset_size(uint64_t payload, size_t page_size, uint64_t *size);
 

@@ -107,7 +107,7 @@ static int life_judge(void *arg, const bm__os_entry_t *e) {
   bm__trailer_t t;
   memset(&t, 0, sizeof(t));
   /* Never one whose writer lives, whatever its trailer says. */
-  if (bm__os_writer_alive(e->src) != 0) return 0;
+  if (bm__os_writer_alive(e->src, NULL) != 0) return 0;
   r->writer_pid = 0;
   if (life_trailer(e->src, e->size, &t) == 0) {
     r->writer_pid = t.writer_pid;

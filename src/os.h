@@ -21,6 +21,9 @@ typedef struct bm__os_config_s {
                        0: in a trailer at the end of the section (Windows) */
   const char *const *name_prefixes; /* namespace prefixes passed through to the kernel
                                        object's name (Windows: Local\, Global\), NULL-ended */
+  int token_in_meta; /* the writer lock is found only through the name its trailer records
+                        (Windows): a section whose trailer is not written yet cannot be
+                        judged, only looked at again */
 } bm__os_config_t;
 
 const bm__os_config_t *bm__os_config(void);
@@ -60,10 +63,15 @@ int bm__os_section_large(bm_source_t *src, bm_large_t *outcome);
 /* Datasets. A named section's creator holds its writer lock from creation until it
  * closes the source (POSIX: an OFD write lock (fcntl F_OFD_SETLK, F_WRLCK) on byte 0 of the
  * section, which needs a descriptor opened for writing; Windows: a handle to a named mutex,
- * held but not owned, which the kernel deletes with the writer's last handle).
+ * held but not owned, which the kernel deletes with the writer's last handle, its name
+ * carrying 128 random bits, src->token, that the dataset's trailer records for readers).
  * bm__os_writer_alive: 1 when some process holds it, 0 when free (the writer died or
- * closed), < 0 on error. */
-int bm__os_writer_alive(bm_source_t *src);
+ * closed), < 0 on error. token: the lock's name as the metadata recorded it
+ * (bm__trailer_t.writer_token): "" for metadata that recorded none (Windows: a trailer
+ * written before tokens had random names, whose token has the name bulkmap used then),
+ * NULL where no metadata was read (Windows then answers 0: a token it cannot name is one it
+ * cannot find). POSIX ignores it: the lock is on the object itself. */
+int bm__os_writer_alive(bm_source_t *src, const char *token);
 /* Gives the writer lock up (a published dataset needs no liveness). */
 void bm__os_writer_release(bm_source_t *src);
 /* Removes `name` only if it still refers to src's object (device + inode), atomically (no

@@ -226,7 +226,7 @@ static int bm__list_one(void *arg, const bm__os_entry_t *e) {
       si.layout = t.layout;
     } else if (err == BM_ECORRUPT) {
       si.state = BM_STATE_CORRUPT;
-    } else if (err == BM_ENOTDATASET && bm__os_writer_alive(e->src) == 1) {
+    } else if (err == BM_ENOTDATASET && bm__os_writer_alive(e->src, NULL) == 1) {
       si.state = BM_STATE_LOADING; /* being made: no trailer yet */
     } else {
       si.state = BM_STATE_FOREIGN;

@@ -42,6 +42,12 @@
  *    664   8  header bytes
  *    672 256  shape, BM_MAX_DIMS dimensions of 8 bytes (zero past ndim)
  *    928 ...  zero
+ *   version 5 adds the writer token's name (Windows, where a reader finds the writer's
+ *   liveness through the trailer: src/win/section.c), written only while the state is
+ *   `loading` (a ready or failed trailer needs no liveness, so it stays readable by
+ *   version-2 to 4 readers); the mount and format fields are as in version 4:
+ *    928  32  the random part of the token's name, 32 lowercase hex digits (128 bits)
+ *    960 ...  zero
  *   4088   8  CRC-64/XZ of bytes [12, 4088)
  *
  * Publish protocol: the writer fills the payload, then bm__trailer_encode writes every
@@ -93,12 +99,17 @@
 #define BM__OFF_HBYTES 664
 #define BM__OFF_SHAPE 672
 #define BM__OFF_FMT_END (BM__OFF_SHAPE + 8 * BM_MAX_DIMS)
+#define BM__VERSION_TOKEN 5
+#define BM__OFF_TOKEN BM__OFF_FMT_END
+#define BM__TOKEN_LEN 32
 /* The last reason each version can record. */
 #define BM__REASON_MAX2 BM_REASON_POOL_TOO_SMALL
 #define BM__REASON_MAX3 BM_REASON_MOUNT_INODES
 #define BM__OFF_CRC (BM_TRAILER_SIZE - 8)
 
 _Static_assert(sizeof(((bm__trailer_t *)0)->source) == BM__SOURCE_LEN, "source field size");
+_Static_assert(sizeof(((bm__trailer_t *)0)->writer_token) == BM__TOKEN_LEN + 1, "token size");
+_Static_assert(BM__OFF_TOKEN == 928, "the token follows the format fields");
 
 /* ---- CRC-64/XZ (ECMA-182 polynomial, reflected), a nibble at a time. */
 static const uint64_t bm__crc_nibble[16] = {
@@ -193,6 +204,14 @@ const char *bm_state_name(int state) {
 
 static int bm__page_ok(uint64_t ps) { return ps != 0 && (ps & (ps - 1)) == 0; }
 
+/* A token's random part: exactly BM__TOKEN_LEN lowercase hex digits. */
+static int bm__token_ok(const char *p) {
+  int i;
+  for (i = 0; i < BM__TOKEN_LEN; i++)
+    if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f'))) return 0;
+  return 1;
+}
+
 /* The format fields must describe bytes inside the payload, whatever the CRC says. */
 static int bm__format_ok(const bm__trailer_t *t) {
   const bm_layout_t *l = &t->layout;
@@ -232,6 +251,7 @@ static int bm__format_ok(const bm__trailer_t *t) {
 int bm__trailer_encode(void *bytes, const bm__trailer_t *t) {
   unsigned char *p = bytes;
   uint32_t w;
+  int token;
 
   if (p == NULL || t == NULL) return BM_EINVAL;
   if ((w = bm__state_word(t->state)) == 0) return BM_EINVAL;
@@ -242,6 +262,10 @@ int bm__trailer_encode(void *bytes, const bm__trailer_t *t) {
     return BM_EINVAL;
   if (memchr(t->source, '\0', sizeof(t->source)) == NULL) return BM_EINVAL;
   if (!bm__format_ok(t)) return BM_EINVAL;
+  if (t->writer_token[0] != '\0' &&
+      (!bm__token_ok(t->writer_token) || t->writer_token[BM__TOKEN_LEN] != '\0'))
+    return BM_EINVAL;
+  token = t->state == BM_STATE_LOADING && t->writer_token[0] != '\0';
 
   /* Take the old state back first (seqlock style: the fence orders the invalid word
    * before the field stores), so that a reader never pairs an old `ready` with new
@@ -249,9 +273,12 @@ int bm__trailer_encode(void *bytes, const bm__trailer_t *t) {
   bm__store_state(p, 0);
   __atomic_thread_fence(__ATOMIC_RELEASE);
   memcpy(p, BM__MAGIC, 8);
+  /* The lowest version that holds what is written, so older readers read the rest. */
   bm__put32(p + BM__OFF_VERSION,
-            t->format > BM_FORMAT_RAW ? BM__VERSION_FORMAT
-            : t->large.reason > BM__REASON_MAX2 ? BM__VERSION_MOUNTS : BM__TRAILER_VERSION);
+            token                               ? BM__VERSION_TOKEN
+            : t->format > BM_FORMAT_RAW         ? BM__VERSION_FORMAT
+            : t->large.reason > BM__REASON_MAX2 ? BM__VERSION_MOUNTS
+                                                : BM__TRAILER_VERSION);
   bm__put64(p + BM__OFF_PAYLOAD, t->payload_size);
   bm__put64(p + BM__OFF_XXH3, t->xxh3);
   bm__put64(p + BM__OFF_PAGE, t->page_size);
@@ -291,6 +318,7 @@ int bm__trailer_encode(void *bytes, const bm__trailer_t *t) {
       for (i = 0; i < BM_MAX_DIMS; i++) bm__put64(p + BM__OFF_SHAPE + 8 * i, l->shape[i]);
     }
   }
+  if (token) memcpy(p + BM__OFF_TOKEN, t->writer_token, BM__TOKEN_LEN);
   bm__put64(p + BM__OFF_CRC, bm__crc64(p + BM__OFF_VERSION, BM__OFF_CRC - BM__OFF_VERSION));
   bm__store_state(p, w); /* last, release: everything above is visible first */
   return 0;
@@ -322,7 +350,7 @@ int bm__trailer_decode(const void *bytes, uint64_t section_size, bm__trailer_t *
     return BM_ECORRUPT;
   version = bm__get32(b + BM__OFF_VERSION);
   if (version != 1 && version != BM__TRAILER_VERSION && version != BM__VERSION_MOUNTS &&
-      version != BM__VERSION_FORMAT)
+      version != BM__VERSION_FORMAT && version != BM__VERSION_TOKEN)
     return BM_ECORRUPT;
 
   /* The numbers must fit the section they describe, whatever the CRC says. */
@@ -398,6 +426,12 @@ int bm__trailer_decode(const void *bytes, uint64_t section_size, bm__trailer_t *
     }
     if (out->format == BM_FORMAT_RAW || !bm__format_ok(out)) return BM_ECORRUPT;
   }
+  if (version >= BM__VERSION_TOKEN) {
+    /* Written only to name a token: one that names none is no version-5 trailer. */
+    if (!bm__token_ok((const char *)b + BM__OFF_TOKEN)) return BM_ECORRUPT;
+    memcpy(out->writer_token, b + BM__OFF_TOKEN, BM__TOKEN_LEN);
+    out->writer_token[BM__TOKEN_LEN] = '\0';
+  }
   return 0;
 }
 
@@ -426,6 +460,33 @@ typedef struct {
 static int bm__trailer_call(void *arg) {
   bm__trailer_call_t *c = arg;
   return c->write ? bm__trailer_encode(c->at, c->t) : bm__trailer_decode(c->at, c->section, c->t);
+}
+
+/* 1 when the trailer at `at` has no state word yet and nothing but zeros, or the magic,
+ * before it is stored. */
+static int bm__unwritten_call(void *arg) {
+  const unsigned char *p = ((bm__trailer_call_t *)arg)->at;
+  size_t i;
+  if (bm__load_state(p, __ATOMIC_ACQUIRE) != 0) return 0;
+  if (memcmp(p, BM__MAGIC, 8) == 0) return 1; /* being encoded: the state is stored last */
+  for (i = 0; i < BM_TRAILER_SIZE; i++)
+    if (p[i] != 0) return 0;
+  return 1;
+}
+
+int bm__trailer_unwritten(bm_source_t *src, uint64_t section) {
+  bm__trailer_call_t c;
+  bm_view_t v;
+  int r;
+  if (section < BM_TRAILER_SIZE) return 0;
+  r = bm_view_map(&v, src, section - BM_TRAILER_SIZE, BM_TRAILER_SIZE, BM_ACCESS_READ);
+  if (r == BM_ERANGE) return BM_ETRUNCATED;
+  if (r != 0) return r;
+  memset(&c, 0, sizeof(c));
+  c.at = v.data;
+  r = bm_guard_call(bm__unwritten_call, &c);
+  bm_view_unmap(&v);
+  return r;
 }
 
 int bm__trailer_io(bm_source_t *src, uint64_t section, bm__trailer_t *t, int write) {
@@ -464,6 +525,6 @@ int bm__trailer_io(bm_source_t *src, uint64_t section, bm__trailer_t *t, int wri
 int bm__trailer_judge(bm_source_t *src, const bm__trailer_t *t) {
   int alive;
   if (t->state != BM_STATE_LOADING) return (int)t->state;
-  alive = bm__os_writer_alive(src);
+  alive = bm__os_writer_alive(src, t->writer_token);
   return alive == 0 ? BM_STATE_ABANDONED : BM_STATE_LOADING;
 }

@@ -115,13 +115,76 @@ START_TEST(layout_round_trip) {
 }
 END_TEST
 
+#define TOKEN "0123456789abcdef00112233445566ff"
+
+/* Version 5: a `loading` trailer names its writer token (Windows) at 928; any other state
+ * does not, and keeps the version older readers read. */
+START_TEST(writer_token) {
+  bm__trailer_t t, d;
+  size_t i;
+  sample(&t, BM_STATE_LOADING);
+  strcpy(t.writer_token, TOKEN);
+  memset(tb, 0xee, sizeof(tb));
+  ck_assert_bm_ok(bm__trailer_encode(tb, &t));
+  ck_assert_mem_eq(tb + 8, "LOAD", 4);
+  ck_assert_uint_eq(tb[12], 5);
+  ck_assert_mem_eq(tb + 928, TOKEN, 32);
+  for (i = 960; i < BM_TRAILER_SIZE - 8; i++)
+    ck_assert_msg(tb[i] == 0, "byte %zu of the trailer not zero", i);
+  ck_assert_bm_ok(bm__trailer_decode(tb, SECTION, &d));
+  ck_assert_uint_eq(d.version, 5);
+  ck_assert_str_eq(d.writer_token, TOKEN);
+  ck_assert_uint_eq(d.payload_size, t.payload_size);
+  ck_assert_int_eq(d.large.reason, BM_REASON_POOL_TOO_SMALL);
+  /* With the mount and format fields of versions 3 and 4. */
+  t.large.reason = BM_REASON_MOUNT_LIMIT;
+  strcpy(t.large.mount, "/mnt/huge");
+  t.large.mount_limit = 2;
+  t.format = BM_FORMAT_SAFETENSORS;
+  t.header_bytes = 64;
+  t.n_tensors = 1;
+  ck_assert_bm_ok(bm__trailer_encode(tb, &t));
+  ck_assert_uint_eq(tb[12], 5);
+  ck_assert_bm_ok(bm__trailer_decode(tb, SECTION, &d));
+  ck_assert_str_eq(d.writer_token, TOKEN);
+  ck_assert_str_eq(d.large.mount, "/mnt/huge");
+  ck_assert_int_eq(d.format, BM_FORMAT_SAFETENSORS);
+  ck_assert_uint_eq(d.n_tensors, 1);
+  /* Published or failed: no liveness to find, the token not written. */
+  sample(&t, BM_STATE_READY);
+  strcpy(t.writer_token, TOKEN);
+  ck_assert_bm_ok(bm__trailer_encode(tb, &t));
+  ck_assert_uint_eq(tb[12], 2);
+  for (i = 928; i < 960; i++) ck_assert_uint_eq(tb[i], 0);
+  ck_assert_bm_ok(bm__trailer_decode(tb, SECTION, &d));
+  ck_assert_str_eq(d.writer_token, "");
+  t.state = BM_STATE_FAILED;
+  ck_assert_bm_ok(bm__trailer_encode(tb, &t));
+  ck_assert_uint_eq(tb[12], 2);
+  /* Loading without a token (POSIX, where the lock is on the object): as before. */
+  sample(&t, BM_STATE_LOADING);
+  ck_assert_bm_ok(bm__trailer_encode(tb, &t));
+  ck_assert_uint_eq(tb[12], 2);
+  ck_assert_bm_ok(bm__trailer_decode(tb, SECTION, &d));
+  ck_assert_str_eq(d.writer_token, "");
+  /* Only 32 lowercase hex digits are a token. */
+  strcpy(t.writer_token, "0123456789ABCDEF00112233445566FF");
+  ck_assert_bm_err(bm__trailer_encode(tb, &t), BM_EINVAL);
+  strcpy(t.writer_token, "0123456789abcdef");
+  ck_assert_bm_err(bm__trailer_encode(tb, &t), BM_EINVAL);
+  strcpy(t.writer_token, "0123456789abcdef00112233445566fg");
+  ck_assert_bm_err(bm__trailer_encode(tb, &t), BM_EINVAL);
+}
+END_TEST
+
 /* Every byte of an encoded trailer changed in turn, to several values: never accepted. */
-static void flip_every_byte(uint32_t state) {
+static void flip_every_byte(uint32_t state, const char *token) {
   static const unsigned char deltas[] = {0xff, 0x01, 0x80, 0x10, 0x5a};
   unsigned char orig[BM_TRAILER_SIZE];
   bm__trailer_t t, d;
   size_t i, k;
   sample(&t, state);
+  strcpy(t.writer_token, token);
   ck_assert_bm_ok(bm__trailer_encode(tb, &t));
   memcpy(orig, tb, sizeof(orig));
   for (i = 0; i < BM_TRAILER_SIZE; i++) {
@@ -140,9 +203,10 @@ static void flip_every_byte(uint32_t state) {
 }
 
 START_TEST(every_byte_changed) {
-  flip_every_byte(BM_STATE_READY);
-  flip_every_byte(BM_STATE_LOADING); /* no change turns loading into ready */
-  flip_every_byte(BM_STATE_FAILED);
+  flip_every_byte(BM_STATE_READY, "");
+  flip_every_byte(BM_STATE_LOADING, ""); /* no change turns loading into ready */
+  flip_every_byte(BM_STATE_FAILED, "");
+  flip_every_byte(BM_STATE_LOADING, TOKEN); /* nor names another token */
 }
 END_TEST
 
@@ -482,6 +546,7 @@ Suite *trailer_suite(void) {
   tcase_add_test(tc, layout_round_trip);
   tcase_add_test(tc, dataset_sizes);
   tcase_add_test(tc, mount_reasons);
+  tcase_add_test(tc, writer_token);
   suite_add_tcase(s, tc);
   tc = tcase_create("corrupt");
   tcase_add_test(tc, every_byte_changed);

@@ -3,9 +3,11 @@
  * mapped files that cannot shrink (ERROR_USER_MAPPED_FILE), files grown by others, UTF-8
  * paths, named sections read by a plain second process, large-page view offsets, the
  * process facts of the trailer, and datasets across processes: writer liveness (a named
- * token the writer's process holds), abandoned writers, file identity. Sections are driven
- * through the backend (bm__os_section_*) so that these rules hold whatever the portable
- * section code does. On other systems the suite has one case that says it was skipped. */
+ * token the writer's process holds, its name random and read from the trailer, whatever
+ * another program planted under the name it had before), abandoned writers, file
+ * identity. Sections are driven through the backend (bm__os_section_*) so that these rules
+ * hold whatever the portable section code does. On other systems the suite has one case
+ * that says it was skipped. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -35,15 +37,16 @@ static bm_source_t *new_source(void) {
   return src;
 }
 
-/* Whether section NAME's writer token exists, asked the raw way: a mutex named
- * "<Local\ or Global\ prefix>bulkmap#writer#<rest of the name>". */
-static int token_exists(const char *name) {
+/* Whether section NAME's writer token with random part HEX exists, asked the raw way: a
+ * mutex named "<Local\ or Global\ prefix of NAME>bulkmap#token#<HEX>". */
+static int token_exists(const char *name, const char *hex) {
   char t[300];
   const char *rest = strchr(name, '\\');
   size_t p = rest != NULL ? (size_t)(rest + 1 - name) : 0;
   HANDLE h;
   DWORD e;
-  snprintf(t, sizeof(t), "%.*sbulkmap#writer#%s", (int)p, name, name + p);
+  ck_assert_uint_eq(strlen(hex), 32);
+  snprintf(t, sizeof(t), "%.*sbulkmap#token#%s", (int)p, name, hex);
   h = OpenMutexW(SYNCHRONIZE, FALSE, wide(t));
   e = GetLastError();
   if (h != NULL) {
@@ -52,6 +55,34 @@ static int token_exists(const char *name) {
   }
   ck_assert_msg(e == ERROR_FILE_NOT_FOUND, "OpenMutexW(%s): %lu", t, (unsigned long)e);
   return 0;
+}
+
+/* The writer token that dataset NAME's trailer names, read raw from the section's last
+ * 4096 bytes (docs/datasets.md, "The trailer"): a `loading` trailer of version 5 holds
+ * its random part, 32 lowercase hex digits at offset 928; hex is "" for any other. */
+static void trailer_token(const char *name, char hex[33]) {
+  MEMORY_BASIC_INFORMATION mbi;
+  const unsigned char *p, *t;
+  HANDLE m = OpenFileMappingW(FILE_MAP_READ, FALSE, wide(name));
+  size_t i;
+  ck_assert_ptr_nonnull(m);
+  p = MapViewOfFile(m, FILE_MAP_READ, 0, 0, 0);
+  ck_assert_ptr_nonnull(p);
+  ck_assert(VirtualQuery(p, &mbi, sizeof(mbi)) != 0);
+  t = p + mbi.RegionSize - 4096;
+  ck_assert_mem_eq(t, "BULKMAP\0", 8);
+  hex[0] = '\0';
+  if (memcmp(t + 8, "LOAD", 4) == 0) {
+    ck_assert_uint_eq(t[12], 5);
+    memcpy(hex, t + 928, 32);
+    hex[32] = '\0';
+    for (i = 0; i < 32; i++) ck_assert_msg(strchr("0123456789abcdef", hex[i]) != NULL, "token %s", hex);
+  } else {
+    ck_assert_uint_lt(t[12], 5); /* no token: readable by readers of versions 2 to 4 */
+    for (i = 928; i < 960; i++) ck_assert_uint_eq(t[i], 0);
+  }
+  UnmapViewOfFile(p);
+  CloseHandle(m);
 }
 
 static const char *section_name(const char *what) {
@@ -276,7 +307,7 @@ START_TEST(named_section) {
   HANDLE m;
   DWORD e;
   uint64_t i, size;
-  char nbuf[32];
+  char nbuf[32], hex[33];
 
   memset(&o, 0, sizeof(o));
   o.size = 100000; /* not a multiple of the page: rounded up */
@@ -317,14 +348,18 @@ START_TEST(named_section) {
   ck_assert_bm_err(bm__os_section_remove_name(name, 1), BM_ENOTSUP);
   ck_assert_bm_err(bm__os_section_remove_own(src, name), BM_ENOTSUP);
   ck_assert_int_eq(bm_last_os_error(), 0);
-  /* The creator holds the writer token while its source is open; a reader sees it. */
+  /* The creator holds the writer token while its source is open; a reader that is told
+   * its name (a dataset's trailer tells it) sees it, one that is not cannot find it. */
   ck_assert_int_eq(src->writer, 1);
-  ck_assert(token_exists(name));
-  ck_assert_int_eq(bm__os_writer_alive(src), 1);
-  ck_assert_int_eq(bm__os_writer_alive(rd), 1);
+  ck_assert_uint_eq(strlen(src->token), 32);
+  strcpy(hex, src->token);
+  ck_assert(token_exists(name, hex));
+  ck_assert_int_eq(bm__os_writer_alive(src, NULL), 1);
+  ck_assert_int_eq(bm__os_writer_alive(rd, hex), 1);
+  ck_assert_int_eq(bm__os_writer_alive(rd, NULL), 0);
   bm_source_close(src);
-  ck_assert(!token_exists(name));
-  ck_assert_int_eq(bm__os_writer_alive(rd), 0);
+  ck_assert(!token_exists(name, hex));
+  ck_assert_int_eq(bm__os_writer_alive(rd, hex), 0);
   bm_source_close(rd);
   m = OpenFileMappingW(FILE_MAP_READ, FALSE, wide(name));
   e = GetLastError();
@@ -582,16 +617,19 @@ START_TEST(dataset_second_process) {
   bm_dataset_t *ds;
   bm_dataset_info_t info;
   bm_view_t v;
-  char sz[24], hx[24], pid[24];
+  char sz[24], hx[24], pid[24], hex[33], again[33];
   const char *args[5] = {name, sz, hx, pid, NULL};
 
   ds = make_dataset(name, size);
-  ck_assert(token_exists(name));
+  trailer_token(name, hex);
+  ck_assert(token_exists(name, hex));
   ck_assert_bm_ok(fill_pattern(ds, size));
   ck_assert_bm_ok(bm_dataset_publish(ds, &info));
   ck_assert_int_eq(info.state, BM_STATE_READY);
   ck_assert_uint_eq(info.bytes, size);
-  ck_assert(!token_exists(name)); /* ready needs no liveness */
+  ck_assert(!token_exists(name, hex)); /* ready needs no liveness */
+  trailer_token(name, again);
+  ck_assert_str_eq(again, ""); /* nor names a token */
   snprintf(sz, sizeof(sz), "%llu", (unsigned long long)size);
   snprintf(hx, sizeof(hx), "%llx", (unsigned long long)info.xxh3);
   snprintf(pid, sizeof(pid), "%lu", (unsigned long)GetCurrentProcessId());
@@ -634,75 +672,110 @@ BM_TEST_CHILD(win_dataset_writer) {
   ExitProcess(3);
 }
 
-/* Whether the writer token of NAME goes within a few seconds: the process object is
+/* Whether the writer token HEX of NAME goes within a few seconds: the process object is
  * signalled when its threads end, and nothing documents that its handle table is gone by
  * then. */
-static int token_goes(const char *name) {
+static int token_goes(const char *name, const char *hex) {
   int i;
   for (i = 0; i < 100; i++) {
-    if (!token_exists(name)) return 1;
+    if (!token_exists(name, hex)) return 1;
     Sleep(50);
   }
   return 0;
+}
+
+/* A win_dataset_writer child loading NAME, and the events that drive it. */
+typedef struct {
+  PROCESS_INFORMATION pi;
+  HANDLE ready, go;
+} win_writer_t;
+
+/* Starts the writer of NAME and waits until it has made NAME and filled half of it. */
+static void writer_start(win_writer_t *w, const char *name) {
+  static int seq;
+  char ready_name[96], go_name[96], cmd[MAX_PATH + 400];
+  STARTUPINFOA si;
+  HANDLE wait[2];
+  DWORD code, r;
+  seq++;
+  snprintf(ready_name, sizeof(ready_name), "Local\\bmtest-ready-%lu-%d", (unsigned long)GetCurrentProcessId(), seq);
+  snprintf(go_name, sizeof(go_name), "Local\\bmtest-go-%lu-%d", (unsigned long)GetCurrentProcessId(), seq);
+  w->ready = CreateEventA(NULL, TRUE, FALSE, ready_name);
+  w->go = CreateEventA(NULL, TRUE, FALSE, go_name);
+  ck_assert(w->ready != NULL && w->go != NULL);
+  memset(&si, 0, sizeof(si));
+  si.cb = sizeof(si);
+  snprintf(cmd, sizeof(cmd), "\"%s\" --child win_dataset_writer %s %s %s", bm_test_self(), name,
+           ready_name, go_name);
+  ck_assert(CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &w->pi));
+  wait[0] = w->ready;
+  wait[1] = w->pi.hProcess;
+  r = WaitForMultipleObjects(2, wait, FALSE, 60000);
+  if (r != WAIT_OBJECT_0) {
+    GetExitCodeProcess(w->pi.hProcess, &code);
+    ck_abort_msg("writer did not get ready: wait %lu, exit code %lu", (unsigned long)r, (unsigned long)code);
+  }
+}
+
+/* Ends the writer without publishing: by itself (exit code 3), or killed (9). */
+static void writer_end(win_writer_t *w, int kill) {
+  DWORD code;
+  if (!kill) ck_assert(SetEvent(w->go));
+  else ck_assert(TerminateProcess(w->pi.hProcess, 9));
+  ck_assert_uint_eq(WaitForSingleObject(w->pi.hProcess, 60000), WAIT_OBJECT_0);
+  ck_assert(GetExitCodeProcess(w->pi.hProcess, &code));
+  ck_assert_uint_eq(code, kill ? 9 : 3);
+  CloseHandle(w->pi.hThread);
+  CloseHandle(w->pi.hProcess);
+  CloseHandle(w->ready);
+  CloseHandle(w->go);
+}
+
+/* NAME loading under a live writer in another process, whose token is HEX. */
+static void check_live_writer(const char *name, const win_writer_t *w, char hex[33]) {
+  bm_dataset_t *rd;
+  bm_dataset_info_t info;
+  trailer_token(name, hex);
+  ck_assert(token_exists(name, hex));
+  /* A live writer in another process: loading, refused unless any state will do. */
+  ck_assert_bm_err(bm_dataset_open(&rd, name, 0, &info), BM_EINCOMPLETE);
+  ck_assert_int_eq(info.state, BM_STATE_LOADING);
+  ck_assert_int_eq(info.writer_pid, (int64_t)w->pi.dwProcessId);
+  ck_assert_int_eq(info.has_xxh3, 0);
+}
+
+/* NAME once its writer (pid) died, still kept by keep: abandoned, to a new open too. */
+static void check_dead_writer(const char *name, bm_dataset_t *keep, const char *hex, DWORD pid) {
+  bm_dataset_t *rd;
+  bm_dataset_info_t info;
+  ck_assert_msg(token_goes(name, hex), "the writer token outlived its process");
+  ck_assert_bm_ok(bm_dataset_info(keep, &info));
+  ck_assert_int_eq(info.state, BM_STATE_ABANDONED);
+  ck_assert_bm_err(bm_dataset_open(&rd, name, 0, &info), BM_EABANDONED);
+  ck_assert_int_eq(info.state, BM_STATE_ABANDONED);
+  ck_assert_int_eq(info.writer_pid, (int64_t)pid);
+  ck_assert_bm_err(bm_dataset_verify(keep), BM_EINCOMPLETE);
 }
 
 START_TEST(dataset_dead_writer) {
   int round;
   for (round = 0; round < 2; round++) {
     const char *name = section_name(round == 0 ? "dsexit" : "dskill");
-    char ready_name[96], go_name[96], cmd[MAX_PATH + 400];
-    HANDLE ready, go, wait[2];
-    STARTUPINFOA si;
-    PROCESS_INFORMATION pi;
+    win_writer_t w;
     bm_dataset_t *keep, *rd;
     bm_dataset_info_t info;
-    DWORD code, w;
+    char hex[33];
 
-    snprintf(ready_name, sizeof(ready_name), "Local\\bmtest-ready-%lu-%d", (unsigned long)GetCurrentProcessId(), round);
-    snprintf(go_name, sizeof(go_name), "Local\\bmtest-go-%lu-%d", (unsigned long)GetCurrentProcessId(), round);
-    ready = CreateEventA(NULL, TRUE, FALSE, ready_name);
-    go = CreateEventA(NULL, TRUE, FALSE, go_name);
-    ck_assert(ready != NULL && go != NULL);
-    memset(&si, 0, sizeof(si));
-    si.cb = sizeof(si);
-    snprintf(cmd, sizeof(cmd), "\"%s\" --child win_dataset_writer %s %s %s", bm_test_self(), name,
-             ready_name, go_name);
-    ck_assert(CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi));
-    wait[0] = ready;
-    wait[1] = pi.hProcess;
-    w = WaitForMultipleObjects(2, wait, FALSE, 60000);
-    if (w != WAIT_OBJECT_0) {
-      GetExitCodeProcess(pi.hProcess, &code);
-      ck_abort_msg("writer did not get ready: wait %lu, exit code %lu", (unsigned long)w, (unsigned long)code);
-    }
-    ck_assert(token_exists(name));
-    /* A live writer in another process: loading, refused unless any state will do. */
-    ck_assert_bm_err(bm_dataset_open(&rd, name, 0, &info), BM_EINCOMPLETE);
-    ck_assert_int_eq(info.state, BM_STATE_LOADING);
-    ck_assert_int_eq(info.writer_pid, (int64_t)pi.dwProcessId);
-    ck_assert_int_eq(info.has_xxh3, 0);
+    writer_start(&w, name);
+    check_live_writer(name, &w, hex);
     /* Kept open: a Windows section lives while a handle to it is open. */
     ck_assert_bm_ok(bm_dataset_open(&keep, name, BM_OPEN_ANY_STATE, &info));
     ck_assert_int_eq(info.state, BM_STATE_LOADING);
     /* The writer ends without publishing: by itself, or killed. */
-    if (round == 0) ck_assert(SetEvent(go));
-    else ck_assert(TerminateProcess(pi.hProcess, 9));
-    ck_assert_uint_eq(WaitForSingleObject(pi.hProcess, 60000), WAIT_OBJECT_0);
-    ck_assert(GetExitCodeProcess(pi.hProcess, &code));
-    ck_assert_uint_eq(code, round == 0 ? 3 : 9);
-    ck_assert_msg(token_goes(name), "the writer token outlived its process");
-    ck_assert_bm_ok(bm_dataset_info(keep, &info));
-    ck_assert_int_eq(info.state, BM_STATE_ABANDONED);
-    ck_assert_bm_err(bm_dataset_open(&rd, name, 0, &info), BM_EABANDONED);
-    ck_assert_int_eq(info.state, BM_STATE_ABANDONED);
-    ck_assert_int_eq(info.writer_pid, (int64_t)pi.dwProcessId);
-    ck_assert_bm_err(bm_dataset_verify(keep), BM_EINCOMPLETE);
+    writer_end(&w, round == 1);
+    check_dead_writer(name, keep, hex, w.pi.dwProcessId);
     bm_dataset_close(keep);
     ck_assert_bm_err(bm_dataset_open(&rd, name, BM_OPEN_ANY_STATE, NULL), BM_ENOENT);
-    CloseHandle(pi.hThread);
-    CloseHandle(pi.hProcess);
-    CloseHandle(ready);
-    CloseHandle(go);
   }
 }
 END_TEST
@@ -741,20 +814,22 @@ START_TEST(dataset_writer_threads) {
   win_thread_job_t j;
   bm_dataset_t *rd;
   bm_dataset_info_t info;
+  char hex[33];
 
   /* Made by a thread that has ended: the process still lives, so loading. */
   j.name = section_name("dsthread");
   j.ds = NULL;
   run_thread(win_create_thread, &j);
   ck_assert_bm_ok(j.err);
-  ck_assert(token_exists(j.name));
+  trailer_token(j.name, hex);
+  ck_assert(token_exists(j.name, hex));
   ck_assert_bm_err(bm_dataset_open(&rd, j.name, 0, &info), BM_EINCOMPLETE);
   ck_assert_int_eq(info.state, BM_STATE_LOADING);
   /* Published from yet another thread: ready, and the token is gone. */
   ck_assert_bm_ok(fill_pattern(j.ds, 4096));
   run_thread(win_publish_thread, &j);
   ck_assert_bm_ok(j.err);
-  ck_assert(!token_exists(j.name));
+  ck_assert(!token_exists(j.name, hex));
   ck_assert_bm_ok(bm_dataset_open(&rd, j.name, BM_OPEN_VERIFY, &info));
   ck_assert_int_eq(info.state, BM_STATE_READY);
   bm_dataset_close(rd);
@@ -762,12 +837,13 @@ START_TEST(dataset_writer_threads) {
 
   /* A reader in the writer's own thread sees loading too. */
   j.ds = make_dataset((j.name = section_name("dsself")), 4096);
+  trailer_token(j.name, hex);
   ck_assert_bm_err(bm_dataset_open(&rd, j.name, 0, &info), BM_EINCOMPLETE);
   ck_assert_int_eq(info.state, BM_STATE_LOADING);
   ck_assert_bm_ok(bm_dataset_open(&rd, j.name, BM_OPEN_ANY_STATE, &info));
   /* Closed unpublished: the token is gone and the section (kept by rd) says failed. */
   bm_dataset_close(j.ds);
-  ck_assert(!token_exists(j.name));
+  ck_assert(!token_exists(j.name, hex));
   ck_assert_bm_err(bm_dataset_open(&j.ds, j.name, 0, &info), BM_EINCOMPLETE);
   ck_assert_int_eq(info.state, BM_STATE_FAILED);
   bm_dataset_close(rd);
@@ -800,6 +876,248 @@ START_TEST(dataset_not_supported) {
   ck_assert_int_eq(info.state, BM_STATE_FAILED);
   bm_dataset_close(ds);
   ck_assert_bm_err(bm_dataset_open(&rd, name, BM_OPEN_ANY_STATE, NULL), BM_ENOENT);
+}
+END_TEST
+
+/* ---- The writer token's name: 128 random bits, found through the trailer. */
+
+/* NAME's token under the name bulkmap gave it before (and anyone could guess):
+ * "<prefix>bulkmap#writer#<rest of NAME>". */
+static const char *old_token_name(const char *name) {
+  static char t[300];
+  const char *rest = strchr(name, '\\');
+  size_t p = rest != NULL ? (size_t)(rest + 1 - name) : 0;
+  snprintf(t, sizeof(t), "%.*sbulkmap#writer#%s", (int)p, name, name + p);
+  return t;
+}
+
+/* Takes NAME's old token name first, as anyone could: a mutex, or (kind 1) an event, an
+ * object of another kind. Held until closed. */
+static HANDLE plant_old_token(const char *name, int kind) {
+  HANDLE h = kind == 0 ? CreateMutexW(NULL, FALSE, wide(old_token_name(name)))
+                       : CreateEventW(NULL, TRUE, FALSE, wide(old_token_name(name)));
+  DWORD e = GetLastError();
+  ck_assert_ptr_nonnull(h);
+  ck_assert_uint_ne(e, ERROR_ALREADY_EXISTS);
+  return h;
+}
+
+/* Whether the planted object still stands under NAME's old token name. */
+static int old_token_stands(const char *name, int kind) {
+  HANDLE h = kind == 0 ? OpenMutexW(SYNCHRONIZE, FALSE, wide(old_token_name(name)))
+                       : OpenEventW(SYNCHRONIZE, FALSE, wide(old_token_name(name)));
+  if (h == NULL) return 0;
+  CloseHandle(h);
+  return 1;
+}
+
+/* A name taken first by someone else under the old predictable token name (a mutex made
+ * any dataset of that name look alive for ever; an object of another kind made every
+ * create of that name fail): a dataset of that name is made, filled, published and opened
+ * by another process as always, and a writer killed while loading is judged abandoned,
+ * whatever stands under the old name. Unprefixed and Local\ names. */
+START_TEST(planted_old_token) {
+  int round;
+  for (round = 0; round < 3; round++) {
+    const int kind = round == 2; /* 0 a mutex, 1 an event */
+    char name[128], dead[140], hex[33], again[33], sz[24], hx[24], pid[24];
+    const char *args[5] = {name, sz, hx, pid, NULL};
+    const uint64_t size = 2 * 65536 + 77;
+    HANDLE plant, plant_dead;
+    bm_dataset_t *ds, *keep;
+    bm_dataset_info_t info;
+    win_writer_t w;
+
+    snprintf(name, sizeof(name), "%sbmtest-plant%d-%lu-%lu", round == 0 ? "" : "Local\\", round,
+             (unsigned long)GetCurrentProcessId(), (unsigned long)GetTickCount());
+    snprintf(dead, sizeof(dead), "%s-dead", name);
+    plant = plant_old_token(name, kind);
+    plant_dead = plant_old_token(dead, kind);
+
+    /* Made, filled, published, opened verified by another process. */
+    ds = make_dataset(name, size);
+    trailer_token(name, hex);
+    ck_assert_str_eq(hex, bm_dataset_source(ds)->token);
+    ck_assert(token_exists(name, hex));
+    ck_assert_bm_ok(fill_pattern(ds, size));
+    ck_assert_bm_ok(bm_dataset_publish(ds, &info));
+    ck_assert_int_eq(info.state, BM_STATE_READY);
+    ck_assert(!token_exists(name, hex));
+    trailer_token(name, again);
+    ck_assert_str_eq(again, "");
+    snprintf(sz, sizeof(sz), "%llu", (unsigned long long)size);
+    snprintf(hx, sizeof(hx), "%llx", (unsigned long long)info.xxh3);
+    snprintf(pid, sizeof(pid), "%lu", (unsigned long)GetCurrentProcessId());
+    ck_assert_int_eq(bm_test_spawn("win_dataset_reader", args), 0);
+    bm_dataset_close(ds);
+
+    /* A writer killed while loading: abandoned, though the old name still stands. */
+    writer_start(&w, dead);
+    check_live_writer(dead, &w, hex);
+    ck_assert_bm_ok(bm_dataset_open(&keep, dead, BM_OPEN_ANY_STATE, &info));
+    writer_end(&w, 1);
+    check_dead_writer(dead, keep, hex, w.pi.dwProcessId);
+    ck_assert(old_token_stands(dead, kind));
+    bm_dataset_close(keep);
+    CloseHandle(plant_dead);
+    CloseHandle(plant);
+  }
+}
+END_TEST
+
+/* Every create draws a new token, whatever the name, and it is the one the trailer names;
+ * each goes with its own writer's publish or close. */
+START_TEST(tokens_are_random) {
+  const char *na = section_name("tokA"), *nb = section_name("tokB"), *nc = section_name("tokC");
+  char ha[33], hb[33], h1[33], h2[33];
+  bm_dataset_t *a = make_dataset(na, 1000), *b = make_dataset(nb, 1000), *c;
+
+  trailer_token(na, ha);
+  trailer_token(nb, hb);
+  ck_assert_str_eq(ha, bm_dataset_source(a)->token);
+  ck_assert_str_eq(hb, bm_dataset_source(b)->token);
+  ck_assert_str_ne(ha, hb);
+  ck_assert(token_exists(na, ha) && token_exists(nb, hb));
+  ck_assert_bm_ok(fill_pattern(a, 1000));
+  ck_assert_bm_ok(bm_dataset_publish(a, NULL));
+  ck_assert(!token_exists(na, ha));
+  ck_assert(token_exists(nb, hb));
+  bm_dataset_close(b);
+  ck_assert(!token_exists(nb, hb));
+  bm_dataset_close(a);
+  /* The same name made twice: two tokens. */
+  c = make_dataset(nc, 1000);
+  trailer_token(nc, h1);
+  bm_dataset_close(c);
+  c = make_dataset(nc, 1000);
+  trailer_token(nc, h2);
+  ck_assert_str_ne(h1, h2);
+  ck_assert(token_exists(nc, h2) && !token_exists(nc, h1));
+  bm_dataset_close(c);
+}
+END_TEST
+
+/* A section made the raw way, as big as bulkmap's creator would make one for 1000 bytes
+ * (zero until written), and a writable view of it: *tr is its trailer. */
+static HANDLE raw_section(const char *name, unsigned char **base, unsigned char **tr) {
+  HANDLE m = CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE | SEC_COMMIT, 0,
+                                2 * 65536, wide(name));
+  ck_assert_ptr_nonnull(m);
+  *base = MapViewOfFile(m, FILE_MAP_WRITE, 0, 0, 0);
+  ck_assert_ptr_nonnull(*base);
+  *tr = *base + 2 * 65536 - 4096;
+  return m;
+}
+
+/* A `loading` trailer of a 1000-byte payload naming token hex ("" none). */
+static void loading_trailer(unsigned char *tr, const char *hex) {
+  bm__trailer_t t;
+  memset(&t, 0, sizeof(t));
+  t.state = BM_STATE_LOADING;
+  t.payload_size = 1000;
+  t.page_size = 4096;
+  t.writer_pid = 4242;
+  t.created = (int64_t)time(NULL);
+  strcpy(t.source, "raw");
+  t.large.requested = BM_LARGE_OFF;
+  t.large.reason = BM_REASON_NOT_REQUESTED;
+  t.large.page_size = 4096;
+  snprintf(t.writer_token, sizeof(t.writer_token), "%s", hex);
+  ck_assert_bm_ok(bm__trailer_encode(tr, &t));
+}
+
+/* A token's random part for a test: unique enough, 32 lowercase hex digits. */
+static void test_hex(char hex[33]) {
+  static unsigned n;
+  snprintf(hex, 33, "%08lx%08lx%08x%08x", (unsigned long)GetCurrentProcessId(),
+           (unsigned long)GetTickCount(), ++n, 0xb01dface);
+}
+
+typedef struct {
+  unsigned char *tr;
+  WCHAR token_name[300];
+  char hex[33];
+  HANDLE token;
+} late_writer_t;
+
+/* What a creator does right after making its section, done late: the token, then the
+ * trailer that names it. */
+static DWORD WINAPI late_writer(LPVOID arg) {
+  late_writer_t *lw = arg;
+  Sleep(100);
+  lw->token = CreateMutexW(NULL, FALSE, lw->token_name);
+  loading_trailer(lw->tr, lw->hex);
+  return 0;
+}
+
+/* The instant between a section's creation and its trailer naming the token: a reader
+ * that finds the section then looks again and sees the writer's dataset `loading` (not
+ * foreign, not abandoned), then `abandoned` once the token goes. A section whose trailer
+ * stays blank is no dataset, nor is one whose last bytes are another program's. */
+START_TEST(trailer_not_written_yet) {
+  const char *name = section_name("late");
+  late_writer_t lw;
+  unsigned char *base, *tr;
+  bm_dataset_t *rd;
+  bm_dataset_info_t info;
+  HANDLE m = raw_section(name, &base, &tr), t;
+  char tn[300];
+
+  memset(&lw, 0, sizeof(lw));
+  lw.tr = tr;
+  test_hex(lw.hex);
+  snprintf(tn, sizeof(tn), "Local\\bulkmap#token#%s", lw.hex);
+  ck_assert(MultiByteToWideChar(CP_UTF8, 0, tn, -1, lw.token_name, 300) > 0);
+  t = CreateThread(NULL, 0, late_writer, &lw, 0, NULL);
+  ck_assert_ptr_nonnull(t);
+  ck_assert_bm_ok(bm_dataset_open(&rd, name, BM_OPEN_ANY_STATE, &info));
+  ck_assert_int_eq(info.state, BM_STATE_LOADING);
+  ck_assert_int_eq(info.writer_pid, 4242);
+  ck_assert_uint_eq(WaitForSingleObject(t, 60000), WAIT_OBJECT_0);
+  CloseHandle(t);
+  ck_assert_ptr_nonnull(lw.token);
+  ck_assert(token_exists(name, lw.hex));
+  CloseHandle(lw.token); /* its writer gone */
+  ck_assert_bm_ok(bm_dataset_info(rd, &info));
+  ck_assert_int_eq(info.state, BM_STATE_ABANDONED);
+  bm_dataset_close(rd);
+  UnmapViewOfFile(base);
+  CloseHandle(m);
+
+  /* Never written: looked at again for a while, then not a dataset. */
+  name = section_name("blank");
+  m = raw_section(name, &base, &tr);
+  ck_assert_bm_err(bm_dataset_open(&rd, name, BM_OPEN_ANY_STATE, &info), BM_ENOTDATASET);
+  ck_assert_int_eq(info.state, BM_STATE_FOREIGN);
+  /* Another program's bytes at the end: not a dataset either. */
+  memset(tr, 0x5a, 4096);
+  ck_assert_bm_err(bm_dataset_open(&rd, name, BM_OPEN_ANY_STATE, &info), BM_ENOTDATASET);
+  ck_assert_int_eq(info.state, BM_STATE_FOREIGN);
+  UnmapViewOfFile(base);
+  CloseHandle(m);
+}
+END_TEST
+
+/* A `loading` dataset whose trailer names no token (bulkmap before version-5 trailers)
+ * is judged by the token name its writer used then: alive while that mutex stands. */
+START_TEST(token_of_earlier_writers) {
+  const char *name = section_name("early");
+  unsigned char *base, *tr;
+  bm_dataset_t *rd;
+  bm_dataset_info_t info;
+  HANDLE m = raw_section(name, &base, &tr), old;
+
+  old = plant_old_token(name, 0);
+  loading_trailer(tr, "");
+  ck_assert_uint_eq(tr[12], 2); /* written as such a writer wrote it */
+  ck_assert_bm_ok(bm_dataset_open(&rd, name, BM_OPEN_ANY_STATE, &info));
+  ck_assert_int_eq(info.state, BM_STATE_LOADING);
+  CloseHandle(old);
+  ck_assert_bm_ok(bm_dataset_info(rd, &info));
+  ck_assert_int_eq(info.state, BM_STATE_ABANDONED);
+  bm_dataset_close(rd);
+  UnmapViewOfFile(base);
+  CloseHandle(m);
 }
 END_TEST
 
@@ -964,6 +1282,12 @@ Suite *win_suite(void) {
   tcase_add_test(tc, dataset_writer_threads);
   tcase_add_test(tc, dataset_not_supported);
   tcase_add_test(tc, dataset_source_changed);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("writer_token");
+  tcase_add_test(tc, planted_old_token);
+  tcase_add_test(tc, tokens_are_random);
+  tcase_add_test(tc, trailer_not_written_yet);
+  tcase_add_test(tc, token_of_earlier_writers);
   suite_add_tcase(s, tc);
   tc = tcase_create("large_pages");
   tcase_add_test(tc, large_page_sections);

@@ -26,6 +26,8 @@ static BOOL CALLBACK win_config_init(PINIT_ONCE once, PVOID param, PVOID *ctx) {
   win_config.names_persist = 0; /* a section dies with its last handle */
   /* "Local\" and "Global\" pick the kernel namespace of the object (CreateFileMappingW). */
   win_config.name_prefixes = win_name_prefixes;
+  /* The writer token's name is random and recorded in the trailer (src/win/section.c). */
+  win_config.token_in_meta = 1;
   /* Windows has no call that faults a file range in and reports failure: populate is a
    * guarded touch (bm__os_populate answers BM_ENOTSUP). */
   win_config.has_populate = 0;

@@ -8,6 +8,7 @@
 #include "../os.h"
 #include "win.h"
 #include <psapi.h>
+#include <ntsecapi.h> /* RtlGenRandom */
 
 /* NtQuerySection's SectionBasicInformation (ntdll; stable since NT 3.1, documented in the
  * WDK as ZwQuerySection's); looked up at run time. */
@@ -194,52 +195,91 @@ made:
 }
 
 /* ---- The writer token. Liveness belongs to the writer's process, not to one of its
- * threads: the creator holds a handle to a named mutex, "<prefix>bulkmap#writer#<rest>",
+ * threads: the creator holds a handle to a named mutex, "<prefix>bulkmap#token#<32 hex>",
  * and a reader asks whether that object still exists. Kernel objects live exactly while a
  * handle to them is open, and the kernel closes every handle of a process that dies, so
- * the token goes with its writer however it ends (docs/design.md section 2: "Windows: the handle
- * itself"). The mutex is never owned: ownership would belong to the creating thread (it is
- * abandoned when that thread exits while the process loads on, ReleaseMutex fails from any
- * other thread, and the owning thread would acquire it again when it checks as a reader).
- * '#' is no name character, so the token's name never collides with a section's. A
- * reader's check holds the token open only for the check. */
+ * the token goes with its writer however it ends (docs/design.md section 2: "Windows: the
+ * handle itself"). The mutex is never owned: ownership would belong to the creating thread
+ * (it is abandoned when that thread exits while the process loads on, ReleaseMutex fails
+ * from any other thread, and the owning thread would acquire it again when it checks as a
+ * reader). Its handle is not inheritable (NULL attributes): a child of the writer must not
+ * keep it alive.
+ *
+ * The name carries 128 random bits and nothing of the dataset's name, and the dataset's
+ * trailer records them (src/trailer.c, version 5) from microseconds after the section is
+ * made until it is published or failed: readers learn the name from the dataset, never by
+ * guessing. A name anyone can work out can be taken first by anyone, and mutexes in
+ * Global\ need no privilege: a mutex planted under bulkmap's earlier name for this token,
+ * "<prefix>bulkmap#writer#<rest of NAME>", made a dead writer's dataset of that NAME look
+ * alive for ever (or, an object of another kind, made every load of NAME fail). A random
+ * name that exists already was taken by someone who cannot have known it: drawn again.
+ * Only who can read the trailer learns the name (the section's default security: its
+ * owner, SYSTEM and administrators, who can open the token itself anyway). '#' is no name
+ * character, so a token's name never collides with a section's. A reader's check holds
+ * the token open only for the check. */
 
-/* The token's name for section `name` (with its Local\ or Global\ prefix, if any). */
-static int win_writer_name(const char *name, WCHAR *buf) {
+#define WIN_TOKEN_DRAWS 8
+
+/* 128 random bits as 32 hex digits (the name src/posix/store.c gives its helper):
+ * RtlGenRandom (advapi32's SystemFunction036, which libuv's uv_random uses on Windows too;
+ * no CSP to open, nothing to link beyond advapi32). */
+static int random_hex(char out[33]) {
+  unsigned char b[16];
+  int i;
+  if (!RtlGenRandom(b, sizeof(b))) return bm__win_last_error();
+  for (i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", b[i]);
+  return 0;
+}
+
+/* The token's name for section `name`, in the section's namespace (its prefix Local\ or
+ * Global\, if any, is kept): "<prefix>bulkmap#token#<token>"; with token "" the name
+ * bulkmap used before tokens were random, "<prefix>bulkmap#writer#<rest of name>", which a
+ * dataset whose trailer names no token (written by an earlier bulkmap) still has. */
+static int win_writer_name(const char *name, const char *token, WCHAR *buf) {
   char n[WIN_NAME_CAP];
   size_t p = 0;
+  int w;
   if (strncmp(name, "Local\\", 6) == 0) p = 6;
   else if (strncmp(name, "Global\\", 7) == 0) p = 7;
-  if ((size_t)snprintf(n, sizeof(n), "%.*sbulkmap#writer#%s", (int)p, name, name + p) >= sizeof(n))
-    return bm__set_os_error(0), BM_ENAME;
+  if (token[0] != '\0') w = snprintf(n, sizeof(n), "%.*sbulkmap#token#%s", (int)p, name, token);
+  else w = snprintf(n, sizeof(n), "%.*sbulkmap#writer#%s", (int)p, name, name + p);
+  if (w < 0 || (size_t)w >= sizeof(n)) return bm__set_os_error(0), BM_ENAME;
   return bm__win_utf8_to_wide(n, buf, WIN_NAME_CAP);
 }
 
-static int win_writer_create(const char *name, HANDLE *out) {
+/* Creates a token no one else holds: *out and its random part in token. */
+static int win_writer_create(const char *name, HANDLE *out, char token[33]) {
   WCHAR w[WIN_NAME_CAP];
   HANDLE h;
-  DWORD e;
-  int err;
-  if ((err = win_writer_name(name, w)) != 0) return err;
-  /* Not inheritable (NULL attributes): a child of the writer must not keep it alive. An
-   * existing token (ERROR_ALREADY_EXISTS) is a reader's check of a dead namesake in
-   * flight, or one left by another program; holding it is still right while we live. */
-  h = CreateMutexW(NULL, FALSE, w);
-  if (h == NULL) {
+  DWORD e = 0;
+  int err, i;
+  for (i = 0; i < WIN_TOKEN_DRAWS; i++) {
+    if ((err = random_hex(token)) != 0) return err;
+    if ((err = win_writer_name(name, token, w)) != 0) return err;
+    h = CreateMutexW(NULL, FALSE, w);
     e = GetLastError();
-    /* ERROR_INVALID_HANDLE: the name is another kind of object. */
-    return e == ERROR_INVALID_HANDLE ? (bm__set_os_error((int)e), BM_EEXIST) : bm__win_error(e);
+    if (h != NULL && e != ERROR_ALREADY_EXISTS) {
+      *out = h;
+      return 0;
+    }
+    /* Opened someone else's object (ERROR_ALREADY_EXISTS), or the name is another
+     * user's (ERROR_ACCESS_DENIED) or another kind of object's (ERROR_INVALID_HANDLE):
+     * never ours to hold. Anything else is no matter of names. */
+    if (h != NULL) CloseHandle(h);
+    else if (e != ERROR_ACCESS_DENIED && e != ERROR_INVALID_HANDLE) break;
   }
-  *out = h;
-  return 0;
+  token[0] = '\0';
+  return e == ERROR_INVALID_HANDLE ? (bm__set_os_error((int)e), BM_EEXIST) : bm__win_error(e);
 }
 
 int bm__os_section_create(bm_source_t *src, const char *name, const bm_section_opts_t *opts,
                           bm_large_t *outcome) {
   HANDLE token = NULL;
+  char id[33] = "";
   int err;
-  /* The token first: a reader that finds the section then always finds its writer. */
-  if (name != NULL && (err = win_writer_create(name, &token)) != 0) return err;
+  /* The token first: its name is in the trailer the creator writes next, so it must exist
+   * before any reader can read that name. */
+  if (name != NULL && (err = win_writer_create(name, &token, id)) != 0) return err;
   if ((err = win_section_create(src, name, opts, outcome)) != 0) {
     if (token != NULL) CloseHandle(token);
     return err;
@@ -247,18 +287,20 @@ int bm__os_section_create(bm_source_t *src, const char *name, const bm_section_o
   if (token != NULL) {
     src->lock = token;
     src->writer = 1;
+    memcpy(src->token, id, sizeof(src->token));
   }
   return 0;
 }
 
-int bm__os_writer_alive(bm_source_t *src) {
+int bm__os_writer_alive(bm_source_t *src, const char *token) {
   WCHAR w[WIN_NAME_CAP];
   HANDLE h;
   DWORD e;
   int err;
   if (src->writer) return 1; /* this very source holds it */
-  if (src->kind != BM__SRC_SECTION || src->path[0] == '\0') return bm__set_os_error(0), 0;
-  if ((err = win_writer_name(src->path, w)) != 0) return err;
+  if (src->kind != BM__SRC_SECTION || src->path[0] == '\0' || token == NULL)
+    return bm__set_os_error(0), 0;
+  if ((err = win_writer_name(src->path, token, w)) != 0) return err;
   h = OpenMutexW(SYNCHRONIZE, FALSE, w);
   if (h != NULL) {
     CloseHandle(h);
@@ -278,6 +320,7 @@ void bm__os_writer_release(bm_source_t *src) {
   if (src->lock != BM_OS_INVALID_HANDLE && src->lock != NULL) CloseHandle(src->lock);
   src->lock = BM_OS_INVALID_HANDLE;
   src->writer = 0;
+  src->token[0] = '\0';
 }
 
 /* Windows charges a pagefile-backed section against the commit limit when it is made and

@@ -364,19 +364,21 @@ else
 fi
 expect 0 rm "$NAME-m"
 # A real ambiguity (the same name in /dev/shm and on a hugetlbfs mount, both yours): refused,
-# and the message names both paths.
-if [ "$(id -u)" = 0 ] && command -v flock >/dev/null; then
-  (
+# and the message names both paths. The mount is made in a private mount namespace: made
+# where every process sees it, it is a trusted mount (root's, mode 0700) that the loads of
+# any other test or program running as root meanwhile would take for `--large-pages auto`.
+if [ "$(id -u)" = 0 ] && command -v flock >/dev/null && command -v unshare >/dev/null; then
+  BM="$BM" NAME="$NAME" AMB="$T/amb" unshare --mount --propagation private bash -c '
     flock -x -w 120 9 || { echo "SKIP ambiguity: the huge page lock stayed taken"; exit 0; }
     m=$(mktemp -d /tmp/bmamb.XXXXXX)
     mount -t hugetlbfs -o pagesize=2M,mode=0700 none "$m" || { rmdir "$m"; echo "SKIP ambiguity: no hugetlbfs"; exit 0; }
-    # However this subshell ends (a timeout's kill included), the mount does not outlive it.
-    trap 'rm -f "$m/$NAME-g" "/dev/shm/$NAME-g"; umount "$m" 2>/dev/null; rmdir "$m" 2>/dev/null' EXIT
+    # However this ends (a timeout'"'"'s kill included), the mount goes with the namespace.
+    trap '"'"'rm -f "$m/$NAME-g" "/dev/shm/$NAME-g"; umount "$m" 2>/dev/null; rmdir "$m" 2>/dev/null'"'"' EXIT
     : >"$m/$NAME-g"
     : >"/dev/shm/$NAME-g"
-    "$BM" stat "$NAME-g" >/dev/null 2>"$T/amb" </dev/null
+    "$BM" stat "$NAME-g" >/dev/null 2>"$AMB" </dev/null
     echo "rc=$?"
-  ) 9>/tmp/bulkmap-hugepages.lock >"$T/ambout" 2>&1
+  ' 9>/tmp/bulkmap-hugepages.lock >"$T/ambout" 2>&1
   if grep -q SKIP "$T/ambout"; then cat "$T/ambout" >&2; ok
   elif grep -q "rc=1" "$T/ambout" && grep -q "/dev/shm/$NAME-g" "$T/amb" && grep -q "/tmp/bmamb.*/$NAME-g" "$T/amb"; then ok
   else fail "ambiguous name: $(cat "$T/ambout" "$T/amb")"; fi

@@ -259,15 +259,18 @@ enum {
 
 #define BM_TO_END UINT64_MAX /* length meaning "up to the end of the source" */
 
+/* 8-byte words of a view's private storage: 32 bytes are used on 64-bit systems (16 on
+ * 32-bit ones), the rest is room to grow without changing sizeof(bm_view_t). */
+#define BM_VIEW_OPAQUE_WORDS 6
+
 typedef struct bm_view_s {
   void *data;          /* the exact byte asked for (never NULL, even when length is 0) */
   size_t length;       /* bytes usable at data */
   uint64_t offset;     /* the offset asked for */
-  /* private */
-  void *base;          /* what the OS mapped: offset rounded down to the granularity */
-  size_t map_length;
-  bm_source_t *src;
-  unsigned access;
+  /* The library's own state (what the OS mapped, the source, the access). Its size is part
+   * of the ABI, so that callers can keep a view on the stack or in their own structs; its
+   * contents are the library's and may change in any release (pthread_mutex_t's way). */
+  uint64_t opaque_[BM_VIEW_OPAQUE_WORDS];
 } bm_view_t;
 
 /* Maps [offset, offset+length) of src. offset may be any value up to the source size; the
@@ -299,6 +302,10 @@ BM_EXTERN int bm_view_advise(bm_view_t *view, int advice);
 BM_EXTERN int bm_view_prefetch(bm_view_t *view);
 /* Unmaps the view and zeroes it. An empty or already unmapped view is fine. */
 BM_EXTERN int bm_view_unmap(bm_view_t *view);
+/* The bytes the OS mapped for the view, what it takes of the address space: from its offset
+ * rounded down to the granularity to its end (rounded up to whole large pages where those
+ * apply). 0 for an empty, unmapped or NULL view. Never fails. */
+BM_EXTERN size_t bm_view_mapped(const bm_view_t *view);
 
 /* Runs fn(arg) and turns a SIGBUS (Windows: EXCEPTION_IN_PAGE_ERROR) raised in this thread
  * while it runs into BM_ETRUNCATED; otherwise returns what fn returned. Thread-safe; the
@@ -326,6 +333,10 @@ typedef struct bm_window_opts_s {
 /* The defaults: the whole source (length BM_TO_END), 64 MiB windows, no overlap, READ. */
 BM_EXTERN void bm_window_opts_init(bm_window_opts_t *opts);
 
+/* 8-byte words of a window's private storage: 232 bytes are used on 64-bit systems (208 on
+ * 32-bit ones), the rest is room to grow without changing sizeof(bm_window_t). */
+#define BM_WINDOW_OPAQUE_WORDS 40
+
 typedef struct bm_window_s {
   /* the current window, valid after bm_window_next returned 1 */
   const unsigned char *data;
@@ -333,14 +344,9 @@ typedef struct bm_window_s {
   size_t overlap;      /* leading bytes repeated from the previous window */
   uint64_t offset;     /* source offset of data[0] */
   uint64_t peak_mapped;/* most bytes mapped at once so far */
-  /* private */
-  bm_source_t *src;
-  uint64_t start, end, pos, step, ovl;
-  uint64_t mapped;
-  int readahead, prefault, fresh, done_empty;
-  unsigned access;
-  bm_view_t cur, next;
-  uint64_t next_pos;
+  /* The library's own state (the range, the position, the two views it maps). Its size is
+   * part of the ABI, its contents are the library's (as bm_view_t's). */
+  uint64_t opaque_[BM_WINDOW_OPAQUE_WORDS];
 } bm_window_t;
 
 /* Prepares a cursor over src (which must outlive it). opts may be NULL for defaults.

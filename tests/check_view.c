@@ -2,6 +2,7 @@
  * and around the granularity; flush, copy-on-write, advice, prefetch and every error. */
 #include <string.h>
 #include "testutil.h"
+#include "internal.h" /* bm__view_priv: where the OS mapped a view */
 #ifndef _WIN32
 #include <errno.h>
 #include <sys/stat.h>
@@ -15,11 +16,14 @@ static void check_view_bytes(bm_source_t *src, uint64_t off, uint64_t len) {
   ck_assert_ptr_nonnull(v.data);
   ck_assert_uint_eq(v.length, len);
   ck_assert_uint_eq(v.offset, off);
+  /* A file's view is mapped from the granule below its offset to its last byte. */
+  ck_assert_uint_eq(bm_view_mapped(&v), off % bm_source_granularity(src) + len);
   for (i = 0; i < len; i++)
     if (((unsigned char *)v.data)[i] != bm_test_byte(off + i))
       ck_abort_msg("byte %llu of view at %llu differs", (unsigned long long)i,
                    (unsigned long long)off);
   ck_assert_bm_ok(bm_view_unmap(&v));
+  ck_assert_uint_eq(bm_view_mapped(&v), 0);
 }
 
 START_TEST(offsets_around_granularity) {
@@ -49,7 +53,7 @@ START_TEST(offsets_around_granularity) {
       ck_assert_bm_ok(bm_view_map(&v, src, size - 1, BM_TO_END, BM_ACCESS_READ));
       ck_assert_uint_eq(v.length, 1);
       ck_assert_uint_eq(*(unsigned char *)v.data, bm_test_byte(size - 1));
-      ck_assert_uint_eq((uintptr_t)v.base % bm_page_size(), 0);
+      ck_assert_uint_eq((uintptr_t)bm__view_priv(&v)->base % bm_page_size(), 0);
       bm_view_unmap(&v);
     }
     bm_source_close(src);
@@ -66,6 +70,7 @@ START_TEST(empty_sources) {
   ck_assert_bm_ok(bm_view_map(&v, src, 0, BM_TO_END, BM_ACCESS_READ));
   ck_assert_ptr_nonnull(v.data);
   ck_assert_uint_eq(v.length, 0);
+  ck_assert_uint_eq(bm_view_mapped(&v), 0); /* nothing mapped */
   ck_assert_bm_ok(bm_view_prefetch(&v));
   ck_assert_bm_ok(bm_view_advise(&v, BM_ADVICE_SEQUENTIAL));
   ck_assert_bm_ok(bm_view_unmap(&v));
@@ -195,6 +200,7 @@ START_TEST(view_errors) {
   ck_assert_uint_eq(v.length, 0);
   bm_view_unmap(&v);
   ck_assert_bm_ok(bm_view_unmap(&v)); /* twice is fine */
+  ck_assert_uint_eq(bm_view_mapped(NULL), 0);
   bm_source_close(src);
   bm_source_close(NULL);
 }

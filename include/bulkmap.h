@@ -166,8 +166,6 @@ BM_EXTERN const char *bm_large_describe(const bm_large_t *large, char *buf, size
 
 /* ---------------------------------------------------------------------------------------
  * System facts. */
-#define BM_MAX_LARGE_SIZES 4
-
 typedef enum {
   BM_THP_UNSUPPORTED = 0,
   BM_THP_NEVER,
@@ -179,10 +177,8 @@ typedef struct bm_sysinfo_s {
   char os[64];                  /* "linux", "windows", ... */
   size_t page_size;             /* base page size */
   size_t granularity;           /* view offset granularity (64 KiB on Windows) */
-  int n_large_sizes;            /* large page sizes the OS offers, ascending */
-  size_t large_sizes[BM_MAX_LARGE_SIZES];
-  uint64_t large_free[BM_MAX_LARGE_SIZES];  /* free pages of each size (-1: unknown) */
-  uint64_t large_total[BM_MAX_LARGE_SIZES]; /* reserved pages of each size (-1: unknown) */
+  int n_large_sizes;            /* large page sizes the OS offers, however many: each one,
+                                   with its pool, is bm_sysinfo_large_size(i) */
   size_t default_large_size;    /* the OS default large page size, 0 when none */
   int n_mounts;                 /* hugetlbfs mounts (Linux), however many: each one is
                                    bm_sysinfo_mount(i) */
@@ -208,6 +204,21 @@ typedef struct bm_mount_s {
  * /proc/mounts escapes (a space in it) is not listed. Errors: BM_EINVAL (out NULL, i < 0),
  * BM_ENOENT, BM_ENOMEM. */
 BM_EXTERN int bm_sysinfo_mount(int i, bm_mount_t *out);
+/* A large page size the OS offers, and its pool. */
+typedef struct bm_large_size_s {
+  size_t size;    /* bytes a page */
+  uint64_t free;  /* free pages of this size (UINT64_MAX: unknown) */
+  uint64_t total; /* reserved pages of this size (UINT64_MAX: unknown) */
+} bm_large_size_t;
+/* The i-th large page size the OS offers now (0 <= i; ascending), with its pool, into *out
+ * (Linux: the /sys/kernel/mm/hugepages/hugepages-<N>kB directories, the pool's
+ * free_hugepages and nr_hugepages; Windows: the one size GetLargePageMinimum gives, its
+ * pool unknown). There is no limit to their number: BM_ENOENT past the last one (every i
+ * where there are no large pages). Each call reads the OS afresh, so pools change and
+ * n_large_sizes from bm_sysinfo_get can be stale: walk them as
+ * `for (i = 0; bm_sysinfo_large_size(i, &ls) == 0; i++)`. Errors: BM_EINVAL (out NULL,
+ * i < 0), BM_ENOENT, BM_ENOMEM. */
+BM_EXTERN int bm_sysinfo_large_size(int i, bm_large_size_t *out);
 /* The view offset granularity; never 0. */
 BM_EXTERN size_t bm_granularity(void);
 /* The base page size; never 0. */

@@ -392,7 +392,11 @@ START_TEST(large_page_sections) {
     BM_TEST_SKIP("GetLargePageMinimum() is 0: no large pages on this system");
   }
   ck_assert_int_eq(si.n_large_sizes, 1);
-  ck_assert_uint_eq(si.large_sizes[0], lp);
+  {
+    bm_large_size_t ls;
+    ck_assert_bm_ok(bm_sysinfo_large_size(0, &ls));
+    ck_assert_uint_eq(ls.size, lp);
+  }
   /* A size that is not a multiple is refused (round = 0) before anything is asked. */
   memset(&o, 0, sizeof(o));
   o.size = lp + 1;
@@ -522,6 +526,21 @@ START_TEST(sysinfo_windows) {
   ck_assert_int_eq(si.n_mounts, 0);
   ck_assert_str_eq(si.shmem_enabled, "");
   ck_assert(si.privilege >= -1 && si.privilege <= 1);
+  {
+    /* One large page size, GetLargePageMinimum's, its pool unknown; none where it is 0. */
+    const size_t lp = (size_t)GetLargePageMinimum();
+    bm_large_size_t ls;
+    int n = lp > si.page_size ? 1 : 0;
+    ck_assert_int_eq(si.n_large_sizes, n);
+    if (n == 1) {
+      ck_assert_bm_ok(bm_sysinfo_large_size(0, &ls));
+      ck_assert_uint_eq(ls.size, lp);
+      ck_assert_uint_eq(ls.free, UINT64_MAX);
+      ck_assert_uint_eq(ls.total, UINT64_MAX);
+    }
+    ck_assert_bm_err(bm_sysinfo_large_size(n, &ls), BM_ENOENT);
+    ck_assert_bm_err(bm_sysinfo_large_size(-1, &ls), BM_EINVAL);
+  }
 }
 END_TEST
 /* ---- Datasets across processes. */

@@ -166,8 +166,6 @@ BM_EXTERN const char *bm_large_describe(const bm_large_t *large, char *buf, size
 
 /* ---------------------------------------------------------------------------------------
  * System facts. */
-#define BM_MAX_LARGE_SIZES 4
-
 typedef enum {
   BM_THP_UNSUPPORTED = 0,
   BM_THP_NEVER,
@@ -179,10 +177,8 @@ typedef struct bm_sysinfo_s {
   char os[64];                  /* "linux", "windows", ... */
   size_t page_size;             /* base page size */
   size_t granularity;           /* view offset granularity (64 KiB on Windows) */
-  int n_large_sizes;            /* large page sizes the OS offers, ascending */
-  size_t large_sizes[BM_MAX_LARGE_SIZES];
-  uint64_t large_free[BM_MAX_LARGE_SIZES];  /* free pages of each size (-1: unknown) */
-  uint64_t large_total[BM_MAX_LARGE_SIZES]; /* reserved pages of each size (-1: unknown) */
+  int n_large_sizes;            /* large page sizes the OS offers, however many: each one,
+                                   with its pool, is bm_sysinfo_large_size(i) */
   size_t default_large_size;    /* the OS default large page size, 0 when none */
   int n_mounts;                 /* hugetlbfs mounts (Linux), however many: each one is
                                    bm_sysinfo_mount(i) */
@@ -208,6 +204,21 @@ typedef struct bm_mount_s {
  * /proc/mounts escapes (a space in it) is not listed. Errors: BM_EINVAL (out NULL, i < 0),
  * BM_ENOENT, BM_ENOMEM. */
 BM_EXTERN int bm_sysinfo_mount(int i, bm_mount_t *out);
+/* A large page size the OS offers, and its pool. */
+typedef struct bm_large_size_s {
+  size_t size;    /* bytes a page */
+  uint64_t free;  /* free pages of this size (UINT64_MAX: unknown) */
+  uint64_t total; /* reserved pages of this size (UINT64_MAX: unknown) */
+} bm_large_size_t;
+/* The i-th large page size the OS offers now (0 <= i; ascending), with its pool, into *out
+ * (Linux: the /sys/kernel/mm/hugepages/hugepages-<N>kB directories, the pool's
+ * free_hugepages and nr_hugepages; Windows: the one size GetLargePageMinimum gives, its
+ * pool unknown). There is no limit to their number: BM_ENOENT past the last one (every i
+ * where there are no large pages). Each call reads the OS afresh, so pools change and
+ * n_large_sizes from bm_sysinfo_get can be stale: walk them as
+ * `for (i = 0; bm_sysinfo_large_size(i, &ls) == 0; i++)`. Errors: BM_EINVAL (out NULL,
+ * i < 0), BM_ENOENT, BM_ENOMEM. */
+BM_EXTERN int bm_sysinfo_large_size(int i, bm_large_size_t *out);
 /* The view offset granularity; never 0. */
 BM_EXTERN size_t bm_granularity(void);
 /* The base page size; never 0. */
@@ -259,15 +270,18 @@ enum {
 
 #define BM_TO_END UINT64_MAX /* length meaning "up to the end of the source" */
 
+/* 8-byte words of a view's private storage: 32 bytes are used on 64-bit systems (16 on
+ * 32-bit ones), the rest is room to grow without changing sizeof(bm_view_t). */
+#define BM_VIEW_OPAQUE_WORDS 6
+
 typedef struct bm_view_s {
   void *data;          /* the exact byte asked for (never NULL, even when length is 0) */
   size_t length;       /* bytes usable at data */
   uint64_t offset;     /* the offset asked for */
-  /* private */
-  void *base;          /* what the OS mapped: offset rounded down to the granularity */
-  size_t map_length;
-  bm_source_t *src;
-  unsigned access;
+  /* The library's own state (what the OS mapped, the source, the access). Its size is part
+   * of the ABI, so that callers can keep a view on the stack or in their own structs; its
+   * contents are the library's and may change in any release (pthread_mutex_t's way). */
+  uint64_t opaque_[BM_VIEW_OPAQUE_WORDS];
 } bm_view_t;
 
 /* Maps [offset, offset+length) of src. offset may be any value up to the source size; the
@@ -299,6 +313,10 @@ BM_EXTERN int bm_view_advise(bm_view_t *view, int advice);
 BM_EXTERN int bm_view_prefetch(bm_view_t *view);
 /* Unmaps the view and zeroes it. An empty or already unmapped view is fine. */
 BM_EXTERN int bm_view_unmap(bm_view_t *view);
+/* The bytes the OS mapped for the view, what it takes of the address space: from its offset
+ * rounded down to the granularity to its end (rounded up to whole large pages where those
+ * apply). 0 for an empty, unmapped or NULL view. Never fails. */
+BM_EXTERN size_t bm_view_mapped(const bm_view_t *view);
 
 /* Runs fn(arg) and turns a SIGBUS (Windows: EXCEPTION_IN_PAGE_ERROR) raised in this thread
  * while it runs into BM_ETRUNCATED; otherwise returns what fn returned. Thread-safe; the
@@ -326,6 +344,10 @@ typedef struct bm_window_opts_s {
 /* The defaults: the whole source (length BM_TO_END), 64 MiB windows, no overlap, READ. */
 BM_EXTERN void bm_window_opts_init(bm_window_opts_t *opts);
 
+/* 8-byte words of a window's private storage: 232 bytes are used on 64-bit systems (208 on
+ * 32-bit ones), the rest is room to grow without changing sizeof(bm_window_t). */
+#define BM_WINDOW_OPAQUE_WORDS 40
+
 typedef struct bm_window_s {
   /* the current window, valid after bm_window_next returned 1 */
   const unsigned char *data;
@@ -333,14 +355,9 @@ typedef struct bm_window_s {
   size_t overlap;      /* leading bytes repeated from the previous window */
   uint64_t offset;     /* source offset of data[0] */
   uint64_t peak_mapped;/* most bytes mapped at once so far */
-  /* private */
-  bm_source_t *src;
-  uint64_t start, end, pos, step, ovl;
-  uint64_t mapped;
-  int readahead, prefault, fresh, done_empty;
-  unsigned access;
-  bm_view_t cur, next;
-  uint64_t next_pos;
+  /* The library's own state (the range, the position, the two views it maps). Its size is
+   * part of the ABI, its contents are the library's (as bm_view_t's). */
+  uint64_t opaque_[BM_WINDOW_OPAQUE_WORDS];
 } bm_window_t;
 
 /* Prepares a cursor over src (which must outlive it). opts may be NULL for defaults.

@@ -321,7 +321,8 @@ static int bm__same_identity(const bm__identity_t *a, const bm__identity_t *b) {
 int bm_dataset_hash_view(bm_dataset_t *ds, const bm_view_t *view) {
   bm__hash_call_t c;
   uint64_t end, skip;
-  if (ds == NULL || view == NULL || view->src != ds->src || ds->published) return BM_EINVAL;
+  if (ds == NULL || view == NULL || bm__view_cpriv(view)->src != ds->src || ds->published)
+    return BM_EINVAL;
   end = view->offset + view->length;
   if (end > ds->t.payload_size) end = ds->t.payload_size;
   if (end <= ds->hashed) return 0; /* nothing new */

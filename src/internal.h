@@ -32,6 +32,62 @@ struct bm_source_s {
                              until bm__os_section_commit makes it NAME; "" otherwise */
 };
 
+/* ---- The private state of a view and of a window, kept in the opaque_ storage of the
+ * public structs (bulkmap.h) and reached only through bm__view_priv and bm__window_priv. */
+#if defined(__GNUC__) || defined(__clang__)
+/* The storage is declared uint64_t[] and used as these structs: may_alias takes their
+ * accesses out of type-based alias analysis, as char's are (C11 6.5p7 allows no other
+ * type). MSVC does no such analysis. */
+#define BM__MAY_ALIAS __attribute__((__may_alias__))
+#else
+#define BM__MAY_ALIAS
+#endif
+
+typedef struct BM__MAY_ALIAS bm__view_priv_s {
+  void *base;          /* what the OS mapped: offset rounded down to the granularity; NULL
+                          for an empty or unmapped view */
+  size_t map_length;
+  bm_source_t *src;    /* NULL once unmapped (or never mapped) */
+  unsigned access;
+} bm__view_priv_t;
+
+typedef struct BM__MAY_ALIAS bm__window_priv_s {
+  bm_source_t *src;    /* NULL before init and after close */
+  uint64_t start, end, pos, step, ovl;
+  uint64_t mapped;     /* bytes mapped now (cur and next) */
+  int readahead, prefault, fresh, done_empty;
+  unsigned access;
+  bm_view_t cur, next; /* the window returned, and the one mapped ahead of it */
+  uint64_t next_pos;   /* where next's new bytes begin (UINT64_MAX: none mapped ahead) */
+} bm__window_priv_t;
+
+/* The private state must fit the storage and meet its alignment on every build (64-bit,
+ * i386, mingw): opaque_ is at an offset of the public struct that is a multiple of the
+ * private struct's alignment, in a struct aligned at least as strictly. */
+_Static_assert(sizeof(bm__view_priv_t) <= sizeof(((bm_view_t *)0)->opaque_),
+               "bm__view_priv_t outgrew bm_view_t's opaque_ (BM_VIEW_OPAQUE_WORDS)");
+_Static_assert(_Alignof(bm__view_priv_t) <= _Alignof(bm_view_t) &&
+                   offsetof(bm_view_t, opaque_) % _Alignof(bm__view_priv_t) == 0,
+               "bm_view_t's opaque_ is not aligned for bm__view_priv_t");
+_Static_assert(sizeof(bm__window_priv_t) <= sizeof(((bm_window_t *)0)->opaque_),
+               "bm__window_priv_t outgrew bm_window_t's opaque_ (BM_WINDOW_OPAQUE_WORDS)");
+_Static_assert(_Alignof(bm__window_priv_t) <= _Alignof(bm_window_t) &&
+                   offsetof(bm_window_t, opaque_) % _Alignof(bm__window_priv_t) == 0,
+               "bm_window_t's opaque_ is not aligned for bm__window_priv_t");
+
+static inline bm__view_priv_t *bm__view_priv(bm_view_t *v) {
+  return (bm__view_priv_t *)(void *)v->opaque_;
+}
+static inline const bm__view_priv_t *bm__view_cpriv(const bm_view_t *v) {
+  return (const bm__view_priv_t *)(const void *)v->opaque_;
+}
+static inline bm__window_priv_t *bm__window_priv(bm_window_t *w) {
+  return (bm__window_priv_t *)(void *)w->opaque_;
+}
+static inline const bm__window_priv_t *bm__window_cpriv(const bm_window_t *w) {
+  return (const bm__window_priv_t *)(const void *)w->opaque_;
+}
+
 /* A zeroed source of the given kind with no OS object yet, the granularity and page size
  * of normal pages, and no large pages; NULL when out of memory. */
 bm_source_t *bm__source_new(int kind, unsigned flags);

@@ -30,6 +30,8 @@ const bm__os_config_t *bm__os_config(void);
 int bm__os_sysinfo(bm_sysinfo_t *info);
 /* The i-th hugetlbfs mount (i >= 0): BM_ENOENT past the last. */
 int bm__os_mount(int i, bm_mount_t *out);
+/* The i-th large page size, ascending, with its pool (i >= 0): BM_ENOENT past the last. */
+int bm__os_large_size(int i, bm_large_size_t *out);
 
 /* Files: fills src->fd, src->size; rejects what cannot be mapped (BM_EISDIR, BM_ENOTREG). */
 int bm__os_file_open(bm_source_t *src, const char *path, unsigned flags);

@@ -86,7 +86,7 @@ static int run_map(run_t *r, bm__pool_win_t *w) {
   }
   w->data = w->view.data;
   bm__os_lock(r->lock);
-  run_account(r, w->view.map_length, 0);
+  run_account(r, bm_view_mapped(&w->view), 0);
   bm__os_unlock(r->lock);
   if (p->prefault && w->view.length > 0) err = bm_view_prefetch(&w->view);
   /* The stages touch mapped bytes: a source cut short since the prefetch would raise
@@ -130,8 +130,8 @@ static int run_read(run_t *r, bm__pool_win_t *w) {
 }
 
 static void run_unmap(run_t *r, bm__pool_win_t *w) {
-  size_t len = w->view.map_length;
-  if (w->view.src == NULL) return;
+  size_t len = bm_view_mapped(&w->view);
+  if (bm__view_priv(&w->view)->src == NULL) return;
   bm_view_unmap(&w->view);
   bm__os_lock(r->lock);
   run_account(r, 0, len);

@@ -94,9 +94,11 @@ int bm_view_map(bm_view_t *view, bm_source_t *src, uint64_t offset, uint64_t len
   uint64_t size, lim;
   void *base;
   int err, whole;
+  bm__view_priv_t *pv;
 
   if (view == NULL) return BM_EINVAL;
   memset(view, 0, sizeof(*view));
+  pv = bm__view_priv(view);
   if (src == NULL) return BM_EINVAL;
   if (access == 0) access = BM_ACCESS_READ;
   if (access & ~(unsigned)(BM_ACCESS_READ | BM_ACCESS_WRITE | BM_ACCESS_COPY)) return BM_EINVAL;
@@ -114,30 +116,34 @@ int bm_view_map(bm_view_t *view, bm_source_t *src, uint64_t offset, uint64_t len
   lim = bm__os_config()->map_offset_limit;
   if (plan.length != 0 && (plan.start >= lim || plan.span > lim - plan.start)) return BM_EOVERFLOW;
   view->offset = offset;
-  view->src = src;
-  view->access = access;
+  pv->src = src;
+  pv->access = access;
   if (plan.length == 0) {
     view->data = bm__empty_view;
     return 0;
   }
   if ((err = bm__os_map(src, plan.start, (size_t)plan.span, access, &base)) != 0) return err;
-  view->base = base;
-  view->map_length = (size_t)plan.span;
+  pv->base = base;
+  pv->map_length = (size_t)plan.span;
   view->data = (unsigned char *)base + (offset - plan.start);
   view->length = (size_t)plan.length;
   return 0;
 }
 
 int bm_view_flush(bm_view_t *view) {
+  bm__view_priv_t *pv;
   if (view == NULL) return BM_EINVAL;
-  if (view->base == NULL || !(view->access & BM_ACCESS_WRITE)) return 0;
-  return bm__os_flush(view->src, view->base, view->map_length);
+  pv = bm__view_priv(view);
+  if (pv->base == NULL || !(pv->access & BM_ACCESS_WRITE)) return 0;
+  return bm__os_flush(pv->src, pv->base, pv->map_length);
 }
 
 int bm_view_advise(bm_view_t *view, int advice) {
+  bm__view_priv_t *pv;
   if (view == NULL || advice < BM_ADVICE_NORMAL || advice > BM_ADVICE_DONTNEED) return BM_EINVAL;
-  if (view->base == NULL) return 0;
-  return bm__os_advise(view->base, view->map_length, advice);
+  pv = bm__view_priv(view);
+  if (pv->base == NULL) return 0;
+  return bm__os_advise(pv->base, pv->map_length, advice);
 }
 
 typedef struct {
@@ -159,19 +165,21 @@ int bm_view_prefetch(bm_view_t *view) {
   bm__touch_t t;
   uint64_t size;
   int err;
+  bm__view_priv_t *pv;
 
   if (view == NULL) return BM_EINVAL;
-  if (view->base == NULL) return 0;
-  err = bm__os_populate(view->base, view->map_length);
+  pv = bm__view_priv(view);
+  if (pv->base == NULL) return 0;
+  err = bm__os_populate(pv->base, pv->map_length);
   if (err == BM_ENOTSUP) {
-    t.p = view->base;
-    t.n = view->map_length;
+    t.p = pv->base;
+    t.n = pv->map_length;
     t.step = bm__os_config()->page_size;
     err = bm__os_guard(bm__touch, &t);
   }
   if (err == BM_ETRUNCATED || err == BM_EIO) {
     /* Say "truncated" only when the source really is shorter than the view now. */
-    if (bm__os_source_size(view->src, &size) == 0)
+    if (bm__os_source_size(pv->src, &size) == 0)
       err = size < view->offset + view->length ? BM_ETRUNCATED : BM_EIO;
   }
   return err;
@@ -179,10 +187,16 @@ int bm_view_prefetch(bm_view_t *view) {
 
 int bm_view_unmap(bm_view_t *view) {
   int err = 0;
+  bm__view_priv_t *pv;
   if (view == NULL) return BM_EINVAL;
-  if (view->base != NULL) err = bm__os_unmap(view->base, view->map_length);
+  pv = bm__view_priv(view);
+  if (pv->base != NULL) err = bm__os_unmap(pv->base, pv->map_length);
   memset(view, 0, sizeof(*view));
   return err;
+}
+
+size_t bm_view_mapped(const bm_view_t *view) {
+  return view != NULL ? bm__view_cpriv(view)->map_length : 0;
 }
 
 int bm_guard_call(int (*fn)(void *arg), void *arg) {

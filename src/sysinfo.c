@@ -14,6 +14,12 @@ int bm_sysinfo_mount(int i, bm_mount_t *out) {
   return bm__os_mount(i, out);
 }
 
+int bm_sysinfo_large_size(int i, bm_large_size_t *out) {
+  if (out == NULL || i < 0) return BM_EINVAL;
+  memset(out, 0, sizeof(*out));
+  return bm__os_large_size(i, out);
+}
+
 size_t bm_granularity(void) { return bm__os_config()->granularity; }
 size_t bm_page_size(void) { return bm__os_config()->page_size; }
 int bm_section_names_persist(void) { return bm__os_config()->names_persist; }

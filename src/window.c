@@ -8,9 +8,11 @@ int bm_window_init(bm_window_t *w, bm_source_t *src, const bm_window_opts_t *opt
   bm__window_plan_t plan;
   uint64_t size;
   int err;
+  bm__window_priv_t *p;
 
   if (w == NULL) return BM_EINVAL;
   memset(w, 0, sizeof(*w));
+  p = bm__window_priv(w);
   if (src == NULL) return BM_EINVAL;
   if (opts != NULL) o = *opts;
   else {
@@ -21,126 +23,135 @@ int bm_window_init(bm_window_t *w, bm_source_t *src, const bm_window_opts_t *opt
   if (o.access != BM_ACCESS_READ && o.access != BM_ACCESS_COPY) return BM_EINVAL;
   if ((err = bm__os_source_size(src, &size)) != 0) return err;
   if ((err = bm__window_plan(size, src->granularity, &o, &plan)) != 0) return err;
-  w->src = src;
-  w->start = plan.start;
-  w->end = plan.end;
-  w->pos = plan.start;
-  w->step = plan.step;
-  w->ovl = plan.overlap;
-  w->readahead = plan.readahead;
-  w->prefault = o.prefault;
-  w->access = o.access;
-  w->next_pos = UINT64_MAX;
-  w->fresh = 1;
+  p->src = src;
+  p->start = plan.start;
+  p->end = plan.end;
+  p->pos = plan.start;
+  p->step = plan.step;
+  p->ovl = plan.overlap;
+  p->readahead = plan.readahead;
+  p->prefault = o.prefault;
+  p->access = o.access;
+  p->next_pos = UINT64_MAX;
+  p->fresh = 1;
   return 0;
 }
 
-uint64_t bm_window_size(const bm_window_t *w) { return w->step; }
+uint64_t bm_window_size(const bm_window_t *w) { return bm__window_cpriv(w)->step; }
 
 /* Maps the window whose new bytes begin at pos into v. */
-static int bm__window_map(bm_window_t *w, uint64_t pos, int fresh, bm_view_t *v) {
+static int bm__window_map(bm__window_priv_t *p, uint64_t pos, int fresh, bm_view_t *v) {
   bm__window_plan_t plan;
   uint64_t size, off, len;
   int err;
 
-  plan.start = w->start;
-  plan.end = w->end;
-  plan.step = w->step;
-  plan.overlap = w->ovl;
-  plan.readahead = w->readahead;
+  plan.start = p->start;
+  plan.end = p->end;
+  plan.step = p->step;
+  plan.overlap = p->ovl;
+  plan.readahead = p->readahead;
   bm__window_span(&plan, pos, fresh, &off, &len);
   /* The source must still hold the whole range being walked: a file cut short under the
    * cursor is reported here, before any byte past its end could be touched. */
-  if ((err = bm__os_source_size(w->src, &size)) != 0) return err;
+  if ((err = bm__os_source_size(p->src, &size)) != 0) return err;
   if (size < off + len) return BM_ETRUNCATED;
-  return bm_view_map(v, w->src, off, len, w->access);
+  return bm_view_map(v, p->src, off, len, p->access);
 }
 
 static void bm__window_account(bm_window_t *w) {
-  w->mapped = (uint64_t)w->cur.map_length + w->next.map_length;
-  if (w->mapped > w->peak_mapped) w->peak_mapped = w->mapped;
+  bm__window_priv_t *p = bm__window_priv(w);
+  p->mapped = (uint64_t)bm_view_mapped(&p->cur) + bm_view_mapped(&p->next);
+  if (p->mapped > w->peak_mapped) w->peak_mapped = p->mapped;
 }
 
 int bm_window_next(bm_window_t *w) {
   int err;
   uint64_t newpos;
+  bm__window_priv_t *p;
 
-  if (w == NULL || w->src == NULL) return BM_EINVAL;
-  if (w->cur.src != NULL) {
-    bm_view_unmap(&w->cur);
+  if (w == NULL) return BM_EINVAL;
+  p = bm__window_priv(w);
+  if (p->src == NULL) return BM_EINVAL;
+  if (bm__view_priv(&p->cur)->src != NULL) {
+    bm_view_unmap(&p->cur);
     bm__window_account(w);
   }
-  if (w->pos >= w->end) {
+  if (p->pos >= p->end) {
     /* An empty range gives one empty window, then the end. */
-    if (!(w->fresh && w->pos == w->start && w->end == w->start && !w->done_empty)) return 0;
-    w->done_empty = 1;
+    if (!(p->fresh && p->pos == p->start && p->end == p->start && !p->done_empty)) return 0;
+    p->done_empty = 1;
     w->data = (const unsigned char *)"";
     w->length = 0;
     w->overlap = 0;
-    w->offset = w->pos;
+    w->offset = p->pos;
     return 1;
   }
 
-  if (w->next.src != NULL && w->next_pos == w->pos) {
+  if (bm__view_priv(&p->next)->src != NULL && p->next_pos == p->pos) {
     /* Mapped ahead of time: the source may have shrunk since, so check again. */
     uint64_t size;
-    w->cur = w->next;
-    memset(&w->next, 0, sizeof(w->next));
-    err = bm__os_source_size(w->src, &size);
-    if (err == 0 && size < w->cur.offset + w->cur.length) err = BM_ETRUNCATED;
+    p->cur = p->next;
+    memset(&p->next, 0, sizeof(p->next));
+    err = bm__os_source_size(p->src, &size);
+    if (err == 0 && size < p->cur.offset + p->cur.length) err = BM_ETRUNCATED;
     if (err != 0) {
-      bm_view_unmap(&w->cur);
+      bm_view_unmap(&p->cur);
       bm__window_account(w);
       return err;
     }
   } else {
-    if (w->next.src != NULL) bm_view_unmap(&w->next);
-    if ((err = bm__window_map(w, w->pos, w->fresh, &w->cur)) != 0) return err;
+    if (bm__view_priv(&p->next)->src != NULL) bm_view_unmap(&p->next);
+    if ((err = bm__window_map(p, p->pos, p->fresh, &p->cur)) != 0) return err;
   }
-  w->next_pos = UINT64_MAX;
-  newpos = w->cur.offset + w->cur.length;
+  p->next_pos = UINT64_MAX;
+  newpos = p->cur.offset + p->cur.length;
 
-  if (w->readahead && newpos < w->end) {
+  if (p->readahead && newpos < p->end) {
     /* Map the next window now and let the OS read it in while this one is used. */
-    if (bm__window_map(w, newpos, 0, &w->next) == 0) {
-      w->next_pos = newpos;
-      bm_view_advise(&w->next, BM_ADVICE_WILLNEED);
+    if (bm__window_map(p, newpos, 0, &p->next) == 0) {
+      p->next_pos = newpos;
+      bm_view_advise(&p->next, BM_ADVICE_WILLNEED);
     }
   }
   bm__window_account(w);
 
-  if (w->prefault && (err = bm_view_prefetch(&w->cur)) != 0) {
-    bm_view_unmap(&w->cur);
-    bm_view_unmap(&w->next);
+  if (p->prefault && (err = bm_view_prefetch(&p->cur)) != 0) {
+    bm_view_unmap(&p->cur);
+    bm_view_unmap(&p->next);
     bm__window_account(w);
     return err;
   }
-  w->data = w->cur.data;
-  w->length = w->cur.length;
-  w->overlap = (size_t)(w->pos - w->cur.offset);
-  w->offset = w->cur.offset;
-  w->pos = newpos;
-  w->fresh = 0;
+  w->data = p->cur.data;
+  w->length = p->cur.length;
+  w->overlap = (size_t)(p->pos - p->cur.offset);
+  w->offset = p->cur.offset;
+  p->pos = newpos;
+  p->fresh = 0;
   return 1;
 }
 
 int bm_window_seek(bm_window_t *w, uint64_t offset) {
-  if (w == NULL || w->src == NULL) return BM_EINVAL;
-  if (offset < w->start || offset > w->end) return BM_ERANGE;
+  bm__window_priv_t *p;
+  if (w == NULL) return BM_EINVAL;
+  p = bm__window_priv(w);
+  if (p->src == NULL) return BM_EINVAL;
+  if (offset < p->start || offset > p->end) return BM_ERANGE;
   /* A mapped read-ahead window carries overlap, and a seek asks for none: drop it. */
-  bm_view_unmap(&w->next);
-  w->next_pos = UINT64_MAX;
-  w->pos = offset;
-  w->fresh = 1;
-  w->done_empty = 1;
+  bm_view_unmap(&p->next);
+  p->next_pos = UINT64_MAX;
+  p->pos = offset;
+  p->fresh = 1;
+  p->done_empty = 1;
   return 0;
 }
 
 void bm_window_close(bm_window_t *w) {
+  bm__window_priv_t *p;
   if (w == NULL) return;
-  bm_view_unmap(&w->cur);
-  bm_view_unmap(&w->next);
-  w->src = NULL;
+  p = bm__window_priv(w);
+  bm_view_unmap(&p->cur);
+  bm_view_unmap(&p->next);
+  p->src = NULL;
   w->data = NULL;
   w->length = 0;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "testutil.h"
+#include "internal.h" /* bm__view_priv: where the OS mapped a view */
 #include "hugetest.h"
 
 #ifdef __linux__
@@ -289,9 +290,9 @@ START_TEST(anonymous_memfd_hugetlb) {
   ck_assert_int_eq(free_2m(), before - 2);
   /* A view at any offset: the mapping starts on a huge page boundary. */
   ck_assert_bm_ok(bm_view_map(&v, src, 2 * MiB + 5, 100, BM_ACCESS_WRITE));
-  ck_assert_uint_eq((uintptr_t)v.base % (2 * MiB), 0);
-  ck_assert_ptr_eq(v.data, (unsigned char *)v.base + 5);
-  ck_assert_uint_eq(v.map_length % (2 * MiB), 0);
+  ck_assert_uint_eq((uintptr_t)bm__view_priv(&v)->base % (2 * MiB), 0);
+  ck_assert_ptr_eq(v.data, (unsigned char *)bm__view_priv(&v)->base + 5);
+  ck_assert_uint_eq(bm_view_mapped(&v) % (2 * MiB), 0);
   fill(v.data, 2 * MiB + 5, 100);
   ck_assert_int_eq(ht_smaps_kb(v.data, "KernelPageSize"), HUGE_KB);
   bm_view_unmap(&v);
@@ -318,7 +319,7 @@ START_TEST(gigantic_1g) {
   ck_assert_uint_eq(out.page_size, 1ull << 30);
   ck_assert_uint_eq(bm_source_granularity(src), 1ull << 30);
   ck_assert_bm_ok(bm_view_map(&v, src, 12345, 4096, BM_ACCESS_WRITE));
-  ck_assert_uint_eq((uintptr_t)v.base % (1ull << 30), 0);
+  ck_assert_uint_eq((uintptr_t)bm__view_priv(&v)->base % (1ull << 30), 0);
   fill(v.data, 12345, 4096);
   ck_assert(check(v.data, 12345, 4096));
   ck_assert_int_eq(ht_smaps_kb(v.data, "KernelPageSize"), 1048576);
@@ -469,7 +470,7 @@ START_TEST(file_on_hugetlbfs) {
   for (i = 0; i < 4 * MiB; i++) ((unsigned char *)v.data)[i] = bm_test_byte(i);
   bm_view_unmap(&v);
   ck_assert_bm_ok(bm_view_map(&v, src, 5000, 10, BM_ACCESS_READ));
-  ck_assert_uint_eq((uintptr_t)v.base % (2 * MiB), 0);
+  ck_assert_uint_eq((uintptr_t)bm__view_priv(&v)->base % (2 * MiB), 0);
   for (i = 0; i < 10; i++) ck_assert_uint_eq(((unsigned char *)v.data)[i], bm_test_byte(5000 + i));
   bm_view_unmap(&v);
   ck_assert_bm_ok(bm_view_map(&v, src, 2 * MiB + 1, BM_TO_END, BM_ACCESS_READ));

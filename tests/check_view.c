@@ -2,7 +2,10 @@
  * and around the granularity; flush, copy-on-write, advice, prefetch and every error. */
 #include <string.h>
 #include "testutil.h"
+#include "internal.h" /* bm__view_priv: where the OS mapped a view */
+#include <stdlib.h>
 #ifndef _WIN32
+#include <dirent.h>
 #include <errno.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,11 +18,14 @@ static void check_view_bytes(bm_source_t *src, uint64_t off, uint64_t len) {
   ck_assert_ptr_nonnull(v.data);
   ck_assert_uint_eq(v.length, len);
   ck_assert_uint_eq(v.offset, off);
+  /* A file's view is mapped from the granule below its offset to its last byte. */
+  ck_assert_uint_eq(bm_view_mapped(&v), off % bm_source_granularity(src) + len);
   for (i = 0; i < len; i++)
     if (((unsigned char *)v.data)[i] != bm_test_byte(off + i))
       ck_abort_msg("byte %llu of view at %llu differs", (unsigned long long)i,
                    (unsigned long long)off);
   ck_assert_bm_ok(bm_view_unmap(&v));
+  ck_assert_uint_eq(bm_view_mapped(&v), 0);
 }
 
 START_TEST(offsets_around_granularity) {
@@ -49,7 +55,7 @@ START_TEST(offsets_around_granularity) {
       ck_assert_bm_ok(bm_view_map(&v, src, size - 1, BM_TO_END, BM_ACCESS_READ));
       ck_assert_uint_eq(v.length, 1);
       ck_assert_uint_eq(*(unsigned char *)v.data, bm_test_byte(size - 1));
-      ck_assert_uint_eq((uintptr_t)v.base % bm_page_size(), 0);
+      ck_assert_uint_eq((uintptr_t)bm__view_priv(&v)->base % bm_page_size(), 0);
       bm_view_unmap(&v);
     }
     bm_source_close(src);
@@ -66,6 +72,7 @@ START_TEST(empty_sources) {
   ck_assert_bm_ok(bm_view_map(&v, src, 0, BM_TO_END, BM_ACCESS_READ));
   ck_assert_ptr_nonnull(v.data);
   ck_assert_uint_eq(v.length, 0);
+  ck_assert_uint_eq(bm_view_mapped(&v), 0); /* nothing mapped */
   ck_assert_bm_ok(bm_view_prefetch(&v));
   ck_assert_bm_ok(bm_view_advise(&v, BM_ADVICE_SEQUENTIAL));
   ck_assert_bm_ok(bm_view_unmap(&v));
@@ -195,6 +202,7 @@ START_TEST(view_errors) {
   ck_assert_uint_eq(v.length, 0);
   bm_view_unmap(&v);
   ck_assert_bm_ok(bm_view_unmap(&v)); /* twice is fine */
+  ck_assert_uint_eq(bm_view_mapped(NULL), 0);
   bm_source_close(src);
   bm_source_close(NULL);
 }
@@ -306,8 +314,15 @@ START_TEST(sysinfo_facts) {
   ck_assert_uint_eq(si.granularity % si.page_size, 0);
   ck_assert_uint_eq(bm_granularity(), si.granularity);
   ck_assert_str_ne(si.os, "");
-  for (i = 1; i < si.n_large_sizes; i++) ck_assert_uint_gt(si.large_sizes[i], si.large_sizes[i - 1]);
-  for (i = 0; i < si.n_large_sizes; i++) ck_assert_uint_gt(si.large_sizes[i], si.page_size);
+  {
+    bm_large_size_t ls;
+    size_t prev = si.page_size;
+    for (i = 0; bm_sysinfo_large_size(i, &ls) == 0; i++) {
+      ck_assert_uint_gt(ls.size, prev); /* ascending, and larger than the base page */
+      prev = ls.size;
+    }
+    ck_assert_int_eq(i, si.n_large_sizes);
+  }
 #ifdef _WIN32
   ck_assert_str_eq(si.os, "windows");
   ck_assert_uint_eq(si.granularity, 65536);
@@ -325,6 +340,117 @@ START_TEST(sysinfo_facts) {
   }
 #endif
   ck_assert_bm_err(bm_sysinfo_get(NULL), BM_EINVAL);
+}
+END_TEST
+
+#ifdef __linux__
+/* The kernel's huge page sizes and pools as the test reads them itself: one
+ * hugepages-<N>kB directory a size, ascending, its free_hugepages and nr_hugepages. */
+typedef struct {
+  size_t n;
+  bm_large_size_t *v;
+} sys_sizes_t;
+
+static uint64_t sys_u64(unsigned long kb, const char *file) {
+  char path[256];
+  unsigned long long v;
+  FILE *f;
+  int ok;
+  snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%lukB/%s", kb, file);
+  if ((f = fopen(path, "r")) == NULL) return UINT64_MAX;
+  ok = fscanf(f, "%llu", &v) == 1;
+  fclose(f);
+  return ok ? (uint64_t)v : UINT64_MAX;
+}
+
+static int sys_size_cmp(const void *a, const void *b) {
+  size_t x = ((const bm_large_size_t *)a)->size, y = ((const bm_large_size_t *)b)->size;
+  return x < y ? -1 : x > y;
+}
+
+static void sys_sizes_read(sys_sizes_t *out) {
+  DIR *d = opendir("/sys/kernel/mm/hugepages");
+  struct dirent *e;
+  unsigned long kb;
+  size_t i;
+  out->n = 0;
+  out->v = NULL;
+  if (d == NULL) return; /* a kernel without hugetlb pages: no sizes */
+  while ((e = readdir(d)) != NULL)
+    if (sscanf(e->d_name, "hugepages-%lukB", &kb) == 1) {
+      out->v = realloc(out->v, (out->n + 1) * sizeof(*out->v));
+      ck_assert_ptr_nonnull(out->v);
+      out->v[out->n++].size = (size_t)kb << 10;
+    }
+  closedir(d);
+  if (out->n > 0) qsort(out->v, out->n, sizeof(*out->v), sys_size_cmp);
+  for (i = 0; i < out->n; i++) {
+    out->v[i].free = sys_u64((unsigned long)(out->v[i].size >> 10), "free_hugepages");
+    out->v[i].total = sys_u64((unsigned long)(out->v[i].size >> 10), "nr_hugepages");
+  }
+}
+
+static int sys_sizes_same(const sys_sizes_t *a, const sys_sizes_t *b) {
+  size_t i;
+  if (a->n != b->n) return 0;
+  for (i = 0; i < a->n; i++)
+    if (a->v[i].size != b->v[i].size || a->v[i].free != b->v[i].free ||
+        a->v[i].total != b->v[i].total)
+      return 0;
+  return 1;
+}
+#endif
+
+/* bm_sysinfo_large_size against the kernel's own listing, read by the test: every size,
+ * ascending, with its pool; BM_ENOENT past the last. */
+START_TEST(sysinfo_large_sizes) {
+  bm_sysinfo_t si;
+  bm_large_size_t ls;
+  ck_assert_bm_ok(bm_sysinfo_get(&si));
+  ck_assert_bm_err(bm_sysinfo_large_size(-1, &ls), BM_EINVAL);
+  ck_assert_bm_err(bm_sysinfo_large_size(0, NULL), BM_EINVAL);
+  ck_assert_bm_err(bm_sysinfo_large_size(si.n_large_sizes, &ls), BM_ENOENT);
+  ck_assert_bm_err(bm_sysinfo_large_size(si.n_large_sizes + 1000, &ls), BM_ENOENT);
+#ifdef __linux__
+  {
+    sys_sizes_t before, after, lib;
+    int tries, same = 0;
+    size_t i;
+    /* Other processes may take or free huge pages meanwhile (other tests grow the pool):
+     * the library's figures are compared with readings the same before and after them. */
+    for (tries = 0; tries < 50 && !same; tries++) {
+      sys_sizes_read(&before);
+      lib.n = 0;
+      lib.v = NULL;
+      for (i = 0; bm_sysinfo_large_size((int)i, &ls) == 0; i++) {
+        lib.v = realloc(lib.v, (i + 1) * sizeof(*lib.v));
+        ck_assert_ptr_nonnull(lib.v);
+        lib.v[i] = ls;
+        lib.n = i + 1;
+      }
+      ck_assert_bm_err(bm_sysinfo_large_size((int)lib.n, &ls), BM_ENOENT);
+      sys_sizes_read(&after);
+      /* The sizes themselves do not change while the system runs. */
+      ck_assert_uint_eq(lib.n, before.n);
+      ck_assert_uint_eq(lib.n, (size_t)si.n_large_sizes);
+      for (i = 0; i < lib.n; i++) ck_assert_uint_eq(lib.v[i].size, before.v[i].size);
+      if ((same = sys_sizes_same(&before, &after)) != 0)
+        for (i = 0; i < lib.n; i++) {
+          ck_assert_uint_eq(lib.v[i].free, before.v[i].free);
+          ck_assert_uint_eq(lib.v[i].total, before.v[i].total);
+        }
+      free(before.v);
+      free(after.v);
+      free(lib.v);
+    }
+    ck_assert_msg(same, "the huge page pools changed under every one of %d readings", tries);
+    fprintf(stderr, "sysinfo: %d large page sizes, default %zu\n", si.n_large_sizes,
+            si.default_large_size);
+  }
+#else
+  BM_TEST_SKIP("the kernel's own listing is Linux's /sys/kernel/mm/hugepages "
+               "(check_win.sysinfo_windows checks GetLargePageMinimum)");
+#endif
 }
 END_TEST
 
@@ -347,6 +473,9 @@ Suite *view_suite(void) {
   tcase_add_test(tc, os_error_kept);
   tcase_add_test(tc, parse_sizes);
   tcase_add_test(tc, sysinfo_facts);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("sysinfo");
+  tcase_add_test(tc, sysinfo_large_sizes);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -94,6 +94,9 @@ static const char *section_name(const char *what) {
   return b;
 }
 
+/* Where the OS mapped a view (white box: the library's private state). */
+static unsigned char *view_base(bm_view_t *v) { return bm__view_priv(v)->base; }
+
 static unsigned char plain_byte(uint64_t i) { return (unsigned char)((i * 31 + 7) & 0xff); }
 
 START_TEST(mapped_alignment) {
@@ -128,8 +131,8 @@ START_TEST(mapped_alignment) {
   for (k = 0; k < sizeof(offs) / sizeof(offs[0]); k++) {
     ck_assert_bm_ok(bm_view_map(&v, src, offs[k], 1000 < 3 * g - offs[k] ? 1000 : 3 * g - offs[k],
                                 BM_ACCESS_READ));
-    ck_assert_uint_eq((uintptr_t)v.base % g, 0);
-    ck_assert_uint_eq((uint64_t)((unsigned char *)v.data - (unsigned char *)v.base), offs[k] % g);
+    ck_assert_uint_eq((uintptr_t)view_base(&v) % g, 0);
+    ck_assert_uint_eq((uint64_t)((unsigned char *)v.data - view_base(&v)), offs[k] % g);
     for (i = 0; i < v.length; i++) ck_assert_uint_eq(((unsigned char *)v.data)[i], bm_test_byte(offs[k] + i));
     bm_view_unmap(&v);
   }
@@ -399,12 +402,12 @@ static void check_large_views(bm_source_t *src, size_t lp) {
   ck_assert_uint_eq(src->granularity, lp);
   ck_assert_uint_eq(bm_source_granularity(src), lp);
   ck_assert_bm_ok(bm_view_map(&v, src, lp + 5, 10, BM_ACCESS_READ));
-  ck_assert_uint_eq((uint64_t)((unsigned char *)v.data - (unsigned char *)v.base), 5);
-  ck_assert_uint_eq(v.map_length % lp, 0);
+  ck_assert_uint_eq((uint64_t)((unsigned char *)v.data - view_base(&v)), 5);
+  ck_assert_uint_eq(bm_view_mapped(&v) % lp, 0);
   bm_view_unmap(&v);
   ck_assert_bm_ok(bm_view_map(&v, src, 65536 + 1, 1, BM_ACCESS_READ));
-  ck_assert_uint_eq((uint64_t)((unsigned char *)v.data - (unsigned char *)v.base), 65536 + 1);
-  ck_assert_uint_eq(v.map_length % lp, 0);
+  ck_assert_uint_eq((uint64_t)((unsigned char *)v.data - view_base(&v)), 65536 + 1);
+  ck_assert_uint_eq(bm_view_mapped(&v) % lp, 0);
   bm_view_unmap(&v);
 }
 
@@ -424,7 +427,11 @@ START_TEST(large_page_sections) {
     BM_TEST_SKIP("GetLargePageMinimum() is 0: no large pages on this system");
   }
   ck_assert_int_eq(si.n_large_sizes, 1);
-  ck_assert_uint_eq(si.large_sizes[0], lp);
+  {
+    bm_large_size_t ls;
+    ck_assert_bm_ok(bm_sysinfo_large_size(0, &ls));
+    ck_assert_uint_eq(ls.size, lp);
+  }
   /* A size that is not a multiple is refused (round = 0) before anything is asked. */
   memset(&o, 0, sizeof(o));
   o.size = lp + 1;
@@ -554,6 +561,21 @@ START_TEST(sysinfo_windows) {
   ck_assert_int_eq(si.n_mounts, 0);
   ck_assert_str_eq(si.shmem_enabled, "");
   ck_assert(si.privilege >= -1 && si.privilege <= 1);
+  {
+    /* One large page size, GetLargePageMinimum's, its pool unknown; none where it is 0. */
+    const size_t lp = (size_t)GetLargePageMinimum();
+    bm_large_size_t ls;
+    int n = lp > si.page_size ? 1 : 0;
+    ck_assert_int_eq(si.n_large_sizes, n);
+    if (n == 1) {
+      ck_assert_bm_ok(bm_sysinfo_large_size(0, &ls));
+      ck_assert_uint_eq(ls.size, lp);
+      ck_assert_uint_eq(ls.free, UINT64_MAX);
+      ck_assert_uint_eq(ls.total, UINT64_MAX);
+    }
+    ck_assert_bm_err(bm_sysinfo_large_size(n, &ls), BM_ENOENT);
+    ck_assert_bm_err(bm_sysinfo_large_size(-1, &ls), BM_EINVAL);
+  }
 }
 END_TEST
 /* ---- Datasets across processes. */

@@ -326,7 +326,7 @@ PyTypeObject private_type = {
  * payload reserves. */
 static PyObject *private_refused(dataset_obj *self, int err, int os, const bm_dataset_info_t *info) {
   char why[BM_DESCRIBE_MAX], msg[BM_DESCRIBE_MAX + 400];
-  bm_sysinfo_t si;
+  bm_large_size_t ls;
   bm_large_t l;
   size_t H = info->page_size;
   int i;
@@ -337,9 +337,8 @@ static PyObject *private_refused(dataset_obj *self, int err, int os, const bm_da
   l.requested = BM_LARGE_ON;
   l.page_size = H;
   l.pages_needed = (info->section_bytes + H - 1) / H;
-  if (bm_sysinfo_get(&si) == 0)
-    for (i = 0; i < si.n_large_sizes; i++)
-      if (si.large_sizes[i] == H && si.large_free[i] != (uint64_t)-1) l.pages_free = si.large_free[i];
+  for (i = 0; bm_sysinfo_large_size(i, &ls) == 0; i++)
+    if (ls.size == H && ls.free != UINT64_MAX) l.pages_free = ls.free;
   l.reason = l.pages_free == 0 ? BM_REASON_POOL_EMPTY : BM_REASON_POOL_TOO_SMALL;
   snprintf(msg, sizeof(msg), "tensors(): the dataset is on large pages, and a private "
            "(copy-on-write) mapping of it reserves free huge pages of the pool for its writes, "

@@ -170,7 +170,7 @@ int bm__posix_huge_target(const posix_mounts_t *ms, const char *name, const bm_s
                           const posix_mount_t **mntp, size_t *Hp, uint64_t *sizep,
                           bm_large_t *out) {
   const posix_mount_t *mnt = NULL;
-  size_t H = opts->large_page_size;
+  size_t H = opts->large_page_size, j;
   uint64_t size = opts->size;
   int i;
 
@@ -205,7 +205,7 @@ int bm__posix_huge_target(const posix_mounts_t *ms, const char *name, const bm_s
   } else {
     int ok = 0;
     if (H == 0) H = ms->default_size;
-    for (i = 0; i < ms->n_sizes; i++) ok |= ms->sizes[i] == H;
+    for (j = 0; j < ms->n_sizes; j++) ok |= ms->sizes[j].size == H;
     if (!ok || !is_pow2(H)) return out->reason = BM_REASON_UNSUPPORTED, POSIX_NOT_HAD;
   }
 

@@ -31,6 +31,9 @@ void bm__posix_mounts_close(posix_mounts_t *ms) {
   free(ms->m);
   ms->m = NULL;
   ms->n = 0;
+  free(ms->sizes);
+  ms->sizes = NULL;
+  ms->n_sizes = 0;
   if (ms->shm_fd >= 0) close(ms->shm_fd);
   ms->shm_fd = -1;
 }
@@ -53,8 +56,9 @@ void bm__posix_mounts_open(posix_mounts_t *ms) {
   }
   if (bm__os_sysinfo(&info) != 0) return;
   ms->default_size = info.default_large_size;
-  ms->n_sizes = info.n_large_sizes;
-  memcpy(ms->sizes, info.large_sizes, sizeof(ms->sizes));
+  /* Every size, however many (out of memory: none is known to be offered, so a section
+   * on them is refused). */
+  if (bm__posix_large_sizes(&ms->sizes, &ms->n_sizes) != 0) ms->n_sizes = 0;
   /* Every mount, however many: a name on any of them is seen by every walker. */
   if ((r = bm__posix_hugetlbfs_mounts(&mv, &nm)) == 0 && nm > 0 &&
       (ms->m = malloc(nm * sizeof(*ms->m))) == NULL)

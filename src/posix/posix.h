@@ -19,6 +19,12 @@ int bm__posix_room(int named, uint64_t size, struct bm_preflight_s *out);
  * malloc'd (free() it; NULL when none), *n of them. BM_ENOMEM; no /proc/mounts is none. */
 struct bm_mount_s;
 int bm__posix_hugetlbfs_mounts(struct bm_mount_s **out, size_t *n);
+/* Every large page size the kernel offers (a /sys/kernel/mm/hugepages/hugepages-<N>kB
+ * directory each; src/posix/sysinfo.c), however many, ascending, each with its pool's free
+ * and reserved pages (UINT64_MAX when unreadable): *out malloc'd (free() it; NULL when
+ * none), *n of them. BM_ENOMEM; no such directory is none. */
+struct bm_large_size_s;
+int bm__posix_large_sizes(struct bm_large_size_s **out, size_t *n);
 
 /* ---- Between the files of sections (src/posix/section.c: pages and locks; places.c;
  * maps.c: who maps what) and src/posix/store.c (where a dataset's bytes and metadata live). */

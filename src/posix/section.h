@@ -35,8 +35,8 @@ typedef struct {
   int n;
   posix_mount_t *m;    /* every hugetlbfs mount, however many (malloc'd) */
   size_t default_size; /* the OS default huge page size */
-  int n_sizes;
-  size_t sizes[BM_MAX_LARGE_SIZES];
+  size_t n_sizes;
+  bm_large_size_t *sizes; /* every huge page size the kernel offers, ascending (malloc'd) */
   int err; /* errno of a listed mount that could not be opened (0: none) */
   int shm_fd;       /* SHM_DIR, or -1 (names there are then resolved by path) */
   int shm_err;      /* why it could not be opened */

@@ -36,31 +36,76 @@ static size_t default_huge_size(void) {
   return r;
 }
 
-static int cmp_size(const void *a, const void *b) {
-  size_t x = *(const size_t *)a, y = *(const size_t *)b;
+/* The page size a hugepages-<N>kB directory entry names; 0 for any other entry. */
+static size_t large_size_of(const char *entry) {
+  unsigned long kb;
+  return sscanf(entry, "hugepages-%lukB", &kb) == 1 ? (size_t)kb << 10 : 0;
+}
+
+static int cmp_large_size(const void *a, const void *b) {
+  size_t x = ((const bm_large_size_t *)a)->size, y = ((const bm_large_size_t *)b)->size;
   return x < y ? -1 : x > y;
 }
 
-static void read_large_sizes(bm_sysinfo_t *info) {
+int bm__posix_large_sizes(bm_large_size_t **out, size_t *n) {
   DIR *d = opendir(HUGEPAGES_DIR);
   struct dirent *e;
+  bm_large_size_t *v = NULL;
+  size_t cap = 0, i, size;
   unsigned long kb;
   char path[512];
-  int i;
 
-  if (d == NULL) return;
-  while ((e = readdir(d)) != NULL && info->n_large_sizes < BM_MAX_LARGE_SIZES)
-    if (sscanf(e->d_name, "hugepages-%lukB", &kb) == 1)
-      info->large_sizes[info->n_large_sizes++] = (size_t)kb << 10;
-  closedir(d);
-  qsort(info->large_sizes, (size_t)info->n_large_sizes, sizeof(size_t), cmp_size);
-  for (i = 0; i < info->n_large_sizes; i++) {
-    kb = (unsigned long)(info->large_sizes[i] >> 10);
-    snprintf(path, sizeof(path), HUGEPAGES_DIR "/hugepages-%lukB/free_hugepages", kb);
-    if (read_u64(path, &info->large_free[i]) != 0) info->large_free[i] = UINT64_MAX;
-    snprintf(path, sizeof(path), HUGEPAGES_DIR "/hugepages-%lukB/nr_hugepages", kb);
-    if (read_u64(path, &info->large_total[i]) != 0) info->large_total[i] = UINT64_MAX;
+  *out = NULL;
+  *n = 0;
+  if (d == NULL) return 0;
+  while ((e = readdir(d)) != NULL) {
+    if ((size = large_size_of(e->d_name)) == 0) continue;
+    if (*n == cap) {
+      bm_large_size_t *w = realloc(v, (cap = cap ? cap * 2 : 8) * sizeof(*v));
+      if (w == NULL) {
+        closedir(d);
+        free(v);
+        *n = 0;
+        return bm__set_os_error(ENOMEM), BM_ENOMEM;
+      }
+      v = w;
+    }
+    v[(*n)++].size = size;
   }
+  closedir(d);
+  if (*n > 0) qsort(v, *n, sizeof(*v), cmp_large_size);
+  for (i = 0; i < *n; i++) {
+    kb = (unsigned long)(v[i].size >> 10);
+    snprintf(path, sizeof(path), HUGEPAGES_DIR "/hugepages-%lukB/free_hugepages", kb);
+    if (read_u64(path, &v[i].free) != 0) v[i].free = UINT64_MAX;
+    snprintf(path, sizeof(path), HUGEPAGES_DIR "/hugepages-%lukB/nr_hugepages", kb);
+    if (read_u64(path, &v[i].total) != 0) v[i].total = UINT64_MAX;
+  }
+  *out = v;
+  return 0;
+}
+
+int bm__os_large_size(int i, bm_large_size_t *out) {
+  bm_large_size_t *v;
+  size_t n;
+  int r = bm__posix_large_sizes(&v, &n);
+  if (r != 0) return r;
+  if ((size_t)i < n) *out = v[i];
+  else r = (bm__set_os_error(0), BM_ENOENT);
+  free(v);
+  return r;
+}
+
+/* How many large page sizes the kernel offers (no pool figures read, nothing allocated). */
+static int count_large_sizes(void) {
+  DIR *d = opendir(HUGEPAGES_DIR);
+  struct dirent *e;
+  int n = 0;
+  if (d == NULL) return 0;
+  while ((e = readdir(d)) != NULL)
+    if (large_size_of(e->d_name) != 0) n++;
+  closedir(d);
+  return n;
 }
 
 /* Parses a "pagesize=2M" mount option; 0 when absent. */
@@ -152,7 +197,7 @@ int bm__os_sysinfo(bm_sysinfo_t *info) {
   info->granularity = cfg->granularity;
   info->has_populate = cfg->has_populate;
   info->default_large_size = default_huge_size();
-  read_large_sizes(info);
+  info->n_large_sizes = count_large_sizes();
   {
     bm_mount_t *v;
     size_t n;

@@ -40,8 +40,8 @@ static int pipe_call_ordered(void *arg) {
 
 /* A mapped window is unmapped; a stream's buffer stays with its slot until the end. */
 static void pipe_unmap(bm_uv_window_t *w) {
-  size_t len = w->view.map_length;
-  if (w->view.src == NULL) return;
+  size_t len = bm_view_mapped(&w->view);
+  if (w->view.data == NULL) return; /* never mapped, or unmapped (bm_view_unmap zeroes it) */
   bm_view_unmap(&w->view);
   pipe_account(w->pipe, -(int64_t)len);
 }
@@ -61,7 +61,7 @@ static void pipe_parallel_work(uv_work_t *req) {
     /* The range was checked at start: a range error now means the source shrank. */
     if (err == BM_ERANGE) err = BM_ETRUNCATED;
     if (err == 0) {
-      pipe_account(p, (int64_t)w->view.map_length);
+      pipe_account(p, (int64_t)bm_view_mapped(&w->view));
       w->data = w->view.data;
       w->length = w->view.length;
       w->overlap = (size_t)(p->start + w->index * p->plan.step - off);

@@ -88,6 +88,17 @@ int bm__os_mount(int i, bm_mount_t *out) {
   return bm__set_os_error(0), BM_ENOENT;
 }
 
+/* Windows offers one large page size to applications (GetLargePageMinimum); the pool is
+ * all of free physical memory, how much of it is contiguous is unknown. */
+int bm__os_large_size(int i, bm_large_size_t *out) {
+  size_t large = bm__win_large_page_size();
+  if (i != 0 || large <= bm__os_config()->page_size) return bm__set_os_error(0), BM_ENOENT;
+  out->size = large;
+  out->free = UINT64_MAX;
+  out->total = UINT64_MAX;
+  return 0;
+}
+
 int bm__os_sysinfo(bm_sysinfo_t *info) {
   const bm__os_config_t *cfg = bm__os_config();
   size_t large = bm__win_large_page_size();
@@ -97,12 +108,7 @@ int bm__os_sysinfo(bm_sysinfo_t *info) {
   info->granularity = cfg->granularity;
   info->has_populate = cfg->has_populate;
   if (large > cfg->page_size) {
-    /* Windows offers one large page size to applications (GetLargePageMinimum); the
-     * pool is all of free physical memory, how much of it is contiguous is unknown. */
-    info->n_large_sizes = 1;
-    info->large_sizes[0] = large;
-    info->large_free[0] = UINT64_MAX;
-    info->large_total[0] = UINT64_MAX;
+    info->n_large_sizes = 1; /* bm__os_large_size(0) */
     info->default_large_size = large;
   }
   info->n_mounts = 0;

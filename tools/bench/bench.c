@@ -209,12 +209,13 @@ static void lib_reason(bench_row_t *r, int round, const char *what, int err, con
                "only in advise, within_size, always or force)", bm_large_reason_str(l->reason), mode);
     else if (l->reason == BM_REASON_POOL_EMPTY) {
       bm_sysinfo_t si;
+      bm_large_size_t ls;
       int i;
       long long fr = -1;
       if (bm_sysinfo_get(&si) == 0)
-        for (i = 0; i < si.n_large_sizes; i++)
-          if (si.large_sizes[i] == si.default_large_size && si.large_free[i] != UINT64_MAX)
-            fr = (long long)si.large_free[i];
+        for (i = 0; bm_sysinfo_large_size(i, &ls) == 0; i++)
+          if (ls.size == si.default_large_size && ls.free != UINT64_MAX)
+            fr = (long long)ls.free;
       if (fr >= 0 && si.default_large_size > 0)
         row_fail(r, round, "pool empty: %lld free %llu MiB pages, %llu needed (bulkmap setup "
                  "--large-pages SIZE)", fr, (unsigned long long)(si.default_large_size >> 20),

@@ -34,14 +34,15 @@ double bench_os_now(void) {
 /* The default large page size and how many of them are free, for the reasons. */
 static void large_pool(size_t *size, long long *free_pages) {
   bm_sysinfo_t si;
+  bm_large_size_t ls;
   int i;
   *size = 0;
   *free_pages = -1;
   if (bm_sysinfo_get(&si) != 0) return;
   *size = si.default_large_size;
-  for (i = 0; i < si.n_large_sizes; i++)
-    if (si.large_sizes[i] == si.default_large_size && si.large_free[i] != UINT64_MAX)
-      *free_pages = (long long)si.large_free[i];
+  for (i = 0; bm_sysinfo_large_size(i, &ls) == 0; i++)
+    if (ls.size == si.default_large_size && ls.free != UINT64_MAX)
+      *free_pages = (long long)ls.free;
 }
 
 

@@ -1,4 +1,5 @@
 /* bulkmap info: the machine's facts, and whether large pages can be had now. */
+#include <stdlib.h>
 #include <string.h>
 #include "cli.h"
 
@@ -11,30 +12,63 @@ static const char *thp_name(int thp) {
   return "unsupported";
 }
 
+/* Every large page size the OS offers with its pool, however many, read once (so that the
+ * sizes and the pools printed agree): *out malloc'd (NULL when none), *n of them. */
+static int info_large_sizes(bm_large_size_t **out, int *n) {
+  bm_large_size_t *v = NULL, *w;
+  int cap = 0, rc;
+  *out = NULL;
+  *n = 0;
+  for (;;) {
+    if (*n == cap) {
+      if ((w = realloc(v, (size_t)(cap = cap ? cap * 2 : 8) * sizeof(*v))) == NULL) {
+        free(v);
+        return BM_ENOMEM;
+      }
+      v = w;
+    }
+    if ((rc = bm_sysinfo_large_size(*n, &v[*n])) != 0) break;
+    (*n)++;
+  }
+  if (rc != BM_ENOENT) {
+    free(v);
+    *n = 0;
+    return rc;
+  }
+  *out = v;
+  return 0;
+}
+
 int cmd_info(int argc, char **argv) {
   const char *o_json = NULL, *pos[1];
   const cli_opt_t opts[] = {{"--json", 0, &o_json}};
   bm_sysinfo_t si;
   bm_mount_t m;
-  uint64_t sizes[BM_MAX_LARGE_SIZES], free_bytes = 0;
-  int npos, rc, i, dflt = -1, available, reason = BM_REASON_NONE;
+  bm_large_size_t *ls;
+  uint64_t *sizes, free_bytes = 0;
+  int npos, rc, i, n, dflt = -1, available, reason = BM_REASON_NONE;
   cli_out_t out;
 
   rc = cli_parse("info", argc, argv, opts, 1, pos, 0, &npos);
   if (rc != 0) return rc < 0 ? EXIT_DONE : rc;
-  if ((rc = bm_sysinfo_get(&si)) != 0) {
+  if ((rc = bm_sysinfo_get(&si)) != 0 || (rc = info_large_sizes(&ls, &n)) != 0) {
     cli_lib_error("info", rc);
     return EXIT_FAILED;
   }
-  for (i = 0; i < si.n_large_sizes; i++) {
-    sizes[i] = si.large_sizes[i];
-    if (si.large_sizes[i] == si.default_large_size) dflt = i;
+  if ((sizes = malloc((size_t)(n > 0 ? n : 1) * sizeof(*sizes))) == NULL) {
+    free(ls);
+    cli_lib_error("info", BM_ENOMEM);
+    return EXIT_FAILED;
   }
-  if (dflt < 0 && si.n_large_sizes > 0) dflt = 0;
-  if (dflt >= 0 && si.large_free[dflt] != UINT64_MAX)
-    free_bytes = si.large_free[dflt] * si.large_sizes[dflt];
+  for (i = 0; i < n; i++) {
+    sizes[i] = ls[i].size;
+    if (ls[i].size == si.default_large_size) dflt = i;
+  }
+  if (dflt < 0 && n > 0) dflt = 0;
+  if (dflt >= 0 && ls[dflt].free != UINT64_MAX)
+    free_bytes = ls[dflt].free * ls[dflt].size;
   /* "available": a large-page section of the default size could be created now. */
-  if (si.n_large_sizes == 0) reason = BM_REASON_UNSUPPORTED;
+  if (n == 0) reason = BM_REASON_UNSUPPORTED;
   else if (si.privilege == 0) reason = BM_REASON_NO_PRIVILEGE;
   else if (free_bytes == 0 && strcmp(si.os, "windows") != 0) reason = BM_REASON_POOL_EMPTY;
   available = reason == BM_REASON_NONE;
@@ -43,7 +77,7 @@ int cmd_info(int argc, char **argv) {
   out_str(&out, "os", si.os);
   out_u64(&out, "page_size", si.page_size);
   out_u64(&out, "allocation_granularity", si.granularity);
-  out_arr_u64(&out, "large_page_sizes", sizes, si.n_large_sizes);
+  out_arr_u64(&out, "large_page_sizes", sizes, n);
   out_obj_begin(&out, "large_pages");
   if (!out.json) printf("  ");
   out_bool(&out, "available", available);
@@ -62,11 +96,11 @@ int cmd_info(int argc, char **argv) {
   /* Every pool (free/total pages per page size) and every hugetlbfs mount. */
   if (out.json) {
     printf(",\"pools\":[");
-    for (i = 0; i < si.n_large_sizes; i++)
+    for (i = 0; i < n; i++)
       printf("%s{\"page_size\":%llu,\"free\":%lld,\"total\":%lld}", i ? "," : "",
-             (unsigned long long)si.large_sizes[i],
-             si.large_free[i] == UINT64_MAX ? -1LL : (long long)si.large_free[i],
-             si.large_total[i] == UINT64_MAX ? -1LL : (long long)si.large_total[i]);
+             (unsigned long long)ls[i].size,
+             ls[i].free == UINT64_MAX ? -1LL : (long long)ls[i].free,
+             ls[i].total == UINT64_MAX ? -1LL : (long long)ls[i].total);
     printf("],\"mounts\":[");
     for (i = 0; bm_sysinfo_mount(i, &m) == 0; i++) {
       printf("%s{\"path\":", i ? "," : "");
@@ -75,14 +109,16 @@ int cmd_info(int argc, char **argv) {
     }
     printf("]");
   } else {
-    for (i = 0; i < si.n_large_sizes; i++)
-      printf("  pool_%zuk: %lld free of %lld\n", si.large_sizes[i] >> 10,
-             si.large_free[i] == UINT64_MAX ? -1LL : (long long)si.large_free[i],
-             si.large_total[i] == UINT64_MAX ? -1LL : (long long)si.large_total[i]);
+    for (i = 0; i < n; i++)
+      printf("  pool_%zuk: %lld free of %lld\n", ls[i].size >> 10,
+             ls[i].free == UINT64_MAX ? -1LL : (long long)ls[i].free,
+             ls[i].total == UINT64_MAX ? -1LL : (long long)ls[i].total);
     for (i = 0; bm_sysinfo_mount(i, &m) == 0; i++)
       printf("  mount: %s (page size %zu)\n", m.path, m.page_size);
   }
   out_obj_end(&out);
+  free(sizes);
+  free(ls);
   {
     /* systemd-logind with RemoveIPC=yes (its default) removes a non-system user's shared
      * memory, datasets included, when the user's last session ends (docs/design.md section 7). */

@@ -10,11 +10,12 @@
 
 /* The pool of the default huge page size, as the library reads it (-1 when unknown). */
 static int setup_pool(const bm_sysinfo_t *si, uint64_t *total, uint64_t *free_pages) {
+  bm_large_size_t ls;
   int i;
-  for (i = 0; i < si->n_large_sizes; i++)
-    if (si->large_sizes[i] == si->default_large_size && si->large_total[i] != UINT64_MAX) {
-      *total = si->large_total[i];
-      *free_pages = si->large_free[i];
+  for (i = 0; bm_sysinfo_large_size(i, &ls) == 0; i++)
+    if (ls.size == si->default_large_size && ls.total != UINT64_MAX) {
+      *total = ls.total;
+      *free_pages = ls.free;
       return 0;
     }
   return -1;

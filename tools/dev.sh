@@ -52,6 +52,18 @@ demo)
   ;;
 test)
   need $PKGS_TEST
+  # What the tests may change only for a while (huge page pools, hugetlbfs mounts, the
+  # protected_* settings, THP) and must give back: compared after every lane has run.
+  machine_state() {
+    local f
+    for f in /proc/sys/vm/nr_hugepages /sys/kernel/mm/hugepages/*/nr_hugepages \
+      /proc/sys/fs/protected_regular /proc/sys/fs/protected_fifos /proc/sys/fs/protected_symlinks \
+      /sys/kernel/mm/transparent_hugepage/enabled /sys/kernel/mm/transparent_hugepage/shmem_enabled; do
+      [ -r "$f" ] && printf '%s=%s\n' "$f" "$(cat "$f" 2>/dev/null)"
+    done
+    awk '$3 == "hugetlbfs" {print "mount " $2}' /proc/mounts
+  }
+  state_before=$(machine_state)
   lanes=${BULKMAP_LANES:-"default asan windows linux32"}
   for lane in $lanes; do
     if [ "$lane" = linux32 ] && ! can_run_32bit; then
@@ -82,7 +94,12 @@ test)
     exit 1
   fi
   grep -E '^[0-9]+: (fault|note|SKIP)' build/fault/fault.log >&2 || true
-  echo "dev.sh: all lanes passed ($lanes valgrind fuzz fault) in $SECONDS s" >&2
+  if [ "$(machine_state)" != "$state_before" ]; then
+    echo "dev.sh: the tests left the machine changed (before, then after):" >&2
+    diff <(echo "$state_before") <(machine_state) >&2 || true
+    exit 1
+  fi
+  echo "dev.sh: all lanes passed ($lanes valgrind fuzz fault) in $SECONDS s; the machine as it was" >&2
   ;;
 soak)
   # ROUNDS rounds (20) of the suites that must never flake, on the native build, under load.

@@ -565,10 +565,6 @@ def test_dask_load_once_per_host(client, names, pattern_file, tmp_path):
     assert "ENOENT" in r["hosts"][0]["error"] and "missing" in r["hosts"][0]["error"]
 
 
-if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "reclaim":
-    _reclaim_scenario(sys.argv[2], sys.argv[3])
-
-
 def test_fork_of_a_writer_is_not_the_writer(names):
     """create(), then os.fork(): the parent dies without publishing while the child lives on.
     The child is not the writer, so the dataset is abandoned at once, not `loading` for as
@@ -728,8 +724,15 @@ def test_remove_on_exit_watcher_is_small_and_stops_cleanly(names):
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-    # Watcher and process killed together: the binding's lock is gone, rm --abandoned reclaims.
-    name = names("watchkill")
+
+
+def _watchkill_scenario():
+    """Run inside `unshare -m` with a fresh tmpfs on /dev/shm (rm(abandoned=True) reclaims
+    every abandoned dataset it sees: in the shared /dev/shm it would take the ones other
+    tests running meanwhile leave abandoned on purpose, and they take this one): a watcher
+    and its process killed together; the binding's lock is gone, rm --abandoned reclaims."""
+    name = "py-watchkill"
+    r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         code = 1
@@ -745,10 +748,28 @@ def test_remove_on_exit_watcher_is_small_and_stops_cleanly(names):
     os.kill(wpid, signal.SIGKILL)
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
-    assert bulkmap.stat(name)["state"] == "ready"  # still whole, until reclaimed
+    state = bulkmap.stat(name)["state"]
     got = bulkmap.rm(abandoned=True)
-    assert name in [x["name"] for x in got["removed"]]
-    assert not os.path.exists("/dev/shm/" + name) and not os.path.exists("/dev/shm/bulkmap#" + name)
+    print(json.dumps({"state": state, "removed": [x["name"] for x in got["removed"]],
+                      "left": os.path.exists("/dev/shm/" + name)
+                      or os.path.exists("/dev/shm/bulkmap#" + name)}))
+
+
+def test_remove_on_exit_watcher_killed_with_its_process_is_reclaimed(tmp_path):
+    try:
+        p = subprocess.run(["unshare", "-m", "sh", "-c", NS_SCRIPT, sys.executable,
+                            os.path.join(HERE, "test_lifecycle.py"), "watchkill"],
+                           capture_output=True, text=True, timeout=120)
+    except FileNotFoundError:
+        pytest.skip("unshare(1) is not installed (util-linux)")
+    if p.returncode == 77 or "unshare failed" in p.stderr:
+        pytest.skip("no private mount namespace with its own /dev/shm here (needs root): "
+                    + p.stderr.strip())
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["state"] == "ready"  # still whole, until reclaimed
+    assert out["removed"] == ["py-watchkill"]
+    assert not out["left"]
 
 
 def _producer(name, payload, rounds, seed):
@@ -827,3 +848,9 @@ def test_open_wait_under_two_producers_that_publish_and_remove(names):
     assert not bad, bad
     assert all(c == 0 for c in codes.values()), codes  # the producers met only EEXIST, ENOENT
     assert opened > 0
+
+
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "reclaim":
+    _reclaim_scenario(sys.argv[2], sys.argv[3])
+elif __name__ == "__main__" and len(sys.argv) == 2 and sys.argv[1] == "watchkill":
+    _watchkill_scenario()

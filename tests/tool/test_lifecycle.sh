@@ -4,6 +4,15 @@
 # deadline), rm --abandoned beside a live writer, ls's maps, info's RemoveIPC warning.
 # Usage: test_lifecycle.sh BULKMAP
 BM=$1
+# As root, in a private mount namespace with a /dev/shm of its own (as large as the machine's):
+# its rm --abandoned reclaims every abandoned dataset it sees, and in the shared /dev/shm it
+# would take those other tests running meanwhile leave abandoned on purpose (and they, this
+# test's). Hugetlbfs mounts stay as they are.
+if [ "$(id -u)" = 0 ] && [ -z "${BULKMAP_TEST_PRIVATE_SHM:-}" ] && unshare -m true 2>/dev/null; then
+  shm_size=$(df -B1 --output=size /dev/shm 2>/dev/null | tail -n 1 | tr -d ' ')
+  BULKMAP_TEST_PRIVATE_SHM=1 SHM_SIZE=${shm_size:-2147483648} exec unshare -m --propagation private \
+    sh -c 'mount -t tmpfs -o size="$SHM_SIZE",mode=1777 tmpfs /dev/shm || exit 1; exec bash "$0" "$@"' "$0" "$@"
+fi
 . "$(dirname "$0")/lib.sh"
 N="bmtl-$$"
 at_exit "for s in /dev/shm/$N-*; do [ -e \"\$s\" ] && rm -f \"\$s\"; done"

@@ -599,6 +599,7 @@ static void planted_body(void) {
   struct stat before, after;
   int i, rc;
   planted_name = name;
+  bm_test_private_shm(); /* it reclaims (below) */
   bm_test_write_pattern(victim, 4096);
   ck_assert_int_eq(stat(victim, &before), 0);
   rc = nobody_start(&nb, plant_names, victim);

@@ -339,18 +339,8 @@ START_TEST(replace_keeps_place) {
 END_TEST
 
 /* Another user may not replace root's dataset; root may replace another user's. */
-/* A reclaim removes every abandoned dataset of the caller's: a test that reclaims does so
- * in a /dev/shm of its own (a private mount namespace, as root), so that it never takes
- * away what another test running beside it is judging. Without root it shares /dev/shm. */
-static void private_shm(void) {
-  if (geteuid() != 0) return;
-  if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
-      mount("bmtest", "/dev/shm", "tmpfs", 0, "mode=1777") != 0)
-    fprintf(stderr, "note: no private /dev/shm (%s): reclaiming in the shared one\n", strerror(errno));
-}
-
 START_TEST(replace_by_another_user) {
-  private_shm();
+  bm_test_private_shm();
   const char *x = ht_name("notyours");
   uint64_t h0 = gen_hash(0);
   bm_dataset_t *rd;
@@ -390,7 +380,7 @@ END_TEST
 
 /* A failed replace (the source changes: BM_ECHANGED) leaves the old as it was. */
 START_TEST(replace_that_fails) {
-  private_shm();
+  bm_test_private_shm();
   const char *x = ht_name("failrep");
   const char *path = bm_test_path("src");
   bm_load_opts_t lo;
@@ -623,7 +613,7 @@ static pid_t loading_child(const char *name, int replace) {
 }
 
 START_TEST(reclaim_beside_live_writer) {
-  private_shm();
+  bm_test_private_shm();
   const char *dead = ht_name("dead"), *live = ht_name("live"), *rep = ht_name("rep");
   bm_reclaimed_t *v;
   size_t n, i;
@@ -846,7 +836,7 @@ START_TEST(writers_killed_anywhere) {
   const char *name = ht_name("crash");
   int round, rounds = 300, counts[8] = {0}, left_ready = 0;
   unsigned seed = (unsigned)getpid();
-  private_shm();
+  bm_test_private_shm();
   for (round = 0; round < rounds; round++) {
     bm_dataset_t *ds = NULL;
     bm_dataset_info_t info;

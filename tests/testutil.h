@@ -17,6 +17,11 @@ static inline unsigned char bm_test_byte(uint64_t i) {
 /* A fresh temporary directory for the calling test (removed by bm_test_tmp_cleanup). */
 const char *bm_test_tmpdir(void);
 void bm_test_tmp_cleanup(void);
+/* Linux, as root: the calling process (and its children) in a private mount namespace with a
+ * tmpfs of its own on /dev/shm. A test that reclaims every abandoned dataset it sees does so
+ * there, so that it never takes what another test running beside it is judging, nor has its
+ * own taken. Elsewhere (not root, or no namespace) it says so and shares /dev/shm. */
+void bm_test_private_shm(void);
 /* Path of `name` inside the temporary directory (static buffer rotated among 4). */
 const char *bm_test_path(const char *name);
 /* Writes a file of `size` bytes of the pattern (with plain write()). */

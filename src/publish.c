@@ -21,6 +21,19 @@ typedef struct {
   size_t len;
 } pub_copy_t;
 
+static pub_copy_t pub_piece(unsigned char *dst, const unsigned char *hdr, size_t hlen,
+                            const void *data, size_t n, uint64_t off, size_t len) {
+  pub_copy_t c;
+  c.dst = dst;
+  c.hdr = hdr;
+  c.data = data;
+  c.hlen = hlen;
+  c.n = n;
+  c.off = off;
+  c.len = len;
+  return c;
+}
+
 /* The payload is hdr[0, hlen) then data[0, n): copies its bytes [off, off+len). */
 static int pub_copy(void *arg) {
   pub_copy_t *c = arg;
@@ -116,14 +129,8 @@ static int publish_buffer(bm_dataset_t **out, const char *name, const void *data
       goto failed;
     }
     for (off = 0; off < total && err == 0; off += PUB_PIECE) {
-      pub_copy_t c;
-      c.dst = buf;
-      c.hdr = hdr;
-      c.data = data;
-      c.hlen = hlen;
-      c.n = n;
-      c.off = off;
-      c.len = (size_t)(total - off < PUB_PIECE ? total - off : PUB_PIECE);
+      pub_copy_t c = pub_piece(buf, hdr, hlen, data, n, off,
+                               (size_t)(total - off < PUB_PIECE ? total - off : PUB_PIECE));
       if ((err = bm_guard_call(pub_copy, &c)) == 0 &&
           (err = bm__dataset_hash_written(ds, off, buf, c.len)) == 0)
         err = bm__os_write_at(bm_dataset_source(ds), off, buf, c.len);
@@ -141,13 +148,7 @@ static int publish_buffer(bm_dataset_t **out, const char *name, const void *data
     pub_copy_t c;
     bm_view_t v;
     if ((err = bm_view_map(&v, bm_dataset_source(ds), off, len, BM_ACCESS_WRITE)) != 0) goto failed;
-    c.dst = v.data;
-    c.hdr = hdr;
-    c.data = data;
-    c.hlen = hlen;
-    c.n = n;
-    c.off = off;
-    c.len = len;
+    c = pub_piece(v.data, hdr, hlen, data, n, off, len);
     /* The section's pages made first, in one call: a page that cannot be had (tmpfs full)
      * is BM_ENOSPC here, and the copy takes no fault a page. A fault in the copy is then
      * the caller's buffer's (its backing file shrank): BM_ETRUNCATED, said as such. */

@@ -479,18 +479,24 @@ exec "$0" "$@"
 """
 
 
-def test_rm_abandoned_beside_a_live_writer(tool, tmp_path):
+def _in_private_shm(*args, timeout=300):
+    """This file's scenario ARGS run in `unshare -m` with a /dev/shm of its own (NS_SCRIPT);
+    the JSON it prints last. Skips where there is no such namespace (not root)."""
     try:
         p = subprocess.run(["unshare", "-m", "sh", "-c", NS_SCRIPT, sys.executable,
-                            os.path.join(HERE, "test_lifecycle.py"), "reclaim", tool,
-                            str(tmp_path)], capture_output=True, text=True, timeout=300)
+                            os.path.join(HERE, "test_lifecycle.py"), *args],
+                           capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:
         pytest.skip("unshare(1) is not installed (util-linux)")
     if p.returncode == 77 or "unshare failed" in p.stderr:
         pytest.skip("no private mount namespace with its own /dev/shm here (needs root): "
                     + p.stderr.strip())
     assert p.returncode == 0, p.stderr
-    out = json.loads(p.stdout.strip().splitlines()[-1])
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def test_rm_abandoned_beside_a_live_writer(tool, tmp_path):
+    out = _in_private_shm("reclaim", tool, str(tmp_path))
     r = out["removed"]
     assert set(r) == {"removed", "freed_bytes"}
     assert [x["name"] for x in r["removed"]] == ["py-dead"]
@@ -755,18 +761,8 @@ def _watchkill_scenario():
                       or os.path.exists("/dev/shm/bulkmap#" + name)}))
 
 
-def test_remove_on_exit_watcher_killed_with_its_process_is_reclaimed(tmp_path):
-    try:
-        p = subprocess.run(["unshare", "-m", "sh", "-c", NS_SCRIPT, sys.executable,
-                            os.path.join(HERE, "test_lifecycle.py"), "watchkill"],
-                           capture_output=True, text=True, timeout=120)
-    except FileNotFoundError:
-        pytest.skip("unshare(1) is not installed (util-linux)")
-    if p.returncode == 77 or "unshare failed" in p.stderr:
-        pytest.skip("no private mount namespace with its own /dev/shm here (needs root): "
-                    + p.stderr.strip())
-    assert p.returncode == 0, p.stderr
-    out = json.loads(p.stdout.strip().splitlines()[-1])
+def test_remove_on_exit_watcher_killed_with_its_process_is_reclaimed():
+    out = _in_private_shm("watchkill", timeout=120)
     assert out["state"] == "ready"  # still whole, until reclaimed
     assert out["removed"] == ["py-watchkill"]
     assert not out["left"]

@@ -25,6 +25,24 @@ int bm__dataset_hash_from(bm_dataset_t *ds, uint64_t offset, uint64_t length);
  * the caller's own (so they are the section's whatever the source does), next in order.
  * BM_EINVAL out of order. */
 int bm__dataset_hash_written(bm_dataset_t *ds, uint64_t offset, const void *p, size_t n);
+
+/* src/fill.c: a new dataset's section filled through small buffers with pwrite, each
+ * hashed from itself in order, on the pool (tmpfs). take(ctx, off, buf, n) puts the
+ * payload's bytes [off, off+n) into buf (calls one at a time, in order). */
+typedef struct {
+  bm_dataset_t *ds;
+  uint64_t size;
+  int (*take)(void *ctx, uint64_t off, unsigned char *buf, size_t n);
+  void *ctx;
+  unsigned threads; /* 0: the CPU count */
+  int (*progress)(uint64_t done, uint64_t total, void *arg);
+  void *progress_arg;
+  const volatile sig_atomic_t *cancel;
+  int *os_error;    /* the failure's OS error (may be NULL) */
+} bm__fill_t;
+/* 1 when the dataset's section takes writes (pwrite): tmpfs, not hugetlbfs nor Windows. */
+int bm__fill_takes_writes(bm_dataset_t *ds);
+int bm__fill(const bm__fill_t *f);
 /* Why the watched source's stability is not checked (NULL: it is, a lease held). */
 const char *bm__dataset_unstable_why(bm_dataset_t *ds);
 /* The dataset's store (NULL: its metadata is in its trailer). */

@@ -14,58 +14,25 @@
 typedef struct {
   bm_source_t *file;
   bm_dataset_t *ds;
-  uint64_t size;         /* the file's bytes */
-  uint64_t next;         /* the direct copy: the next byte to read (reads are in order) */
-  int direct;            /* the section takes writes (tmpfs): read into small buffers, each
-                            written with pwrite and hashed from the buffer itself */
   const volatile sig_atomic_t *cancel;
 } load_t;
 
 /* Pieces a read: a cancel is seen between them, well within 100 ms. */
 #define LOAD_PIECE (8u << 20)
 
-/* The direct copy (the section takes writes: tmpfs) is cp's way with the hash beside it:
- * the file read with pread into a few small buffers that stay in the CPU's cache, in order
- * (the pool's stream), each written into the section with pwrite on any worker and hashed
- * in order from that same buffer. No page of the file or of the section is touched through
- * a mapping: on a virtual machine each first touch of a mapped page traps, several times
- * slower than the kernel's own copy (perf/RESULTS.md). The hashed bytes are the written
- * bytes whatever happens to the file meanwhile (its changes are the watch's business). */
-#define LOAD_BUFFER (512u << 10)
-
-static int load_buffer_read(void *ctx, bm__pool_win_t *w) {
+/* The direct copy (the section takes writes: tmpfs): src/fill.c, the file's bytes taken
+ * with pread. */
+static int load_take(void *ctx, uint64_t off, unsigned char *buf, size_t n) {
   load_t *l = ctx;
-  size_t want = l->size - l->next > LOAD_BUFFER ? LOAD_BUFFER : (size_t)(l->size - l->next);
   size_t done = 0;
-  if (l->cancel != NULL && *l->cancel) return BM_ECANCELED;
-  while (done < want) {
+  while (done < n) {
     size_t got = 0;
-    int err = bm__os_read_at(l->file, l->next + done, w->buf + done, want - done, &got);
-    if (err != 0) {
-      w->os_error = bm_last_os_error();
-      return err;
-    }
-    if (got == 0) return BM_ETRUNCATED; /* the file ended early: it shrank */
+    int err = bm__os_read_at(l->file, off + done, buf + done, n - done, &got);
+    if (err != 0) return err;
+    if (got == 0) return bm__set_os_error(0), BM_ETRUNCATED; /* the file ended early: it shrank */
     done += got;
   }
-  w->offset = l->next;
-  w->length = w->avail = want;
-  w->overlap = 0;
-  w->final = l->next + want == l->size;
-  l->next += want;
   return 0;
-}
-
-static int load_buffer_write(void *ctx, bm__pool_win_t *w) {
-  load_t *l = ctx;
-  int err = bm__os_write_at(bm_dataset_source(l->ds), w->offset, w->buf, w->length);
-  if (err != 0) w->os_error = bm_last_os_error();
-  return err;
-}
-
-static int load_buffer_hash(void *ctx, bm__pool_win_t *w) {
-  load_t *l = ctx;
-  return bm__dataset_hash_written(l->ds, w->offset, w->buf, w->length);
 }
 
 static int load_read(void *ctx, bm__pool_win_t *w) {
@@ -175,22 +142,26 @@ static int dataset_load(bm_dataset_t **out, const char *name, const char *path,
   }
   if ((err = bm__dataset_set_info(l.ds, &fi)) != 0) goto failed;
 
-  memset(&p, 0, sizeof(p));
-  p.threads = opts->threads ? opts->threads : bm__os_cpu_count();
-  p.inflight = p.threads + 2;
-  /* Where the section takes writes (tmpfs) the file is read into buffers and written with
-   * pwrite; else (hugetlbfs, Windows) it is read into the section's writable windows and
-   * hashed from them. */
-  l.size = size;
-  l.direct = bm__os_write_at(bm_dataset_source(l.ds), 0, "", 0) == 0;
-  if (l.direct) {
-    p.plan.count = (size + LOAD_BUFFER - 1) / LOAD_BUFFER;
-    p.read = load_buffer_read;
-    p.bufsize = LOAD_BUFFER;
-    p.total = size;
-    p.parallel = load_buffer_write;
-    p.ordered = load_buffer_hash;
+  /* Where the section takes writes (tmpfs) the file goes in through buffers with pwrite
+   * (src/fill.c); else (hugetlbfs, Windows) it is read into the section's writable windows
+   * and hashed from them. */
+  if (bm__fill_takes_writes(l.ds)) {
+    bm__fill_t f;
+    memset(&f, 0, sizeof(f));
+    f.ds = l.ds;
+    f.size = size;
+    f.take = load_take;
+    f.ctx = &l;
+    f.threads = opts->threads;
+    f.progress = opts->progress;
+    f.progress_arg = opts->progress_arg;
+    f.cancel = opts->cancel;
+    f.os_error = &res->os_error;
+    err = bm__fill(&f);
   } else {
+    memset(&p, 0, sizeof(p));
+    p.threads = opts->threads ? opts->threads : bm__os_cpu_count();
+    p.inflight = p.threads + 2;
     memset(&wo, 0, sizeof(wo));
     wo.length = size;
     if ((err = bm_window_plan(bm_dataset_source(l.ds), &wo, p.inflight, &p.plan)) != 0) goto failed;
@@ -198,13 +169,13 @@ static int dataset_load(bm_dataset_t **out, const char *name, const char *path,
     p.access = BM_ACCESS_WRITE;
     p.parallel = load_read;
     p.ordered = load_hash;
+    p.ctx = &l;
+    p.progress = opts->progress;
+    p.progress_arg = opts->progress_arg;
+    p.cancel = opts->cancel;
+    err = bm__pool_run(&p);
+    res->os_error = p.os_error;
   }
-  p.ctx = &l;
-  p.progress = opts->progress;
-  p.progress_arg = opts->progress_arg;
-  p.cancel = opts->cancel;
-  err = bm__pool_run(&p);
-  res->os_error = p.os_error;
   if (err == 0 && l.cancel != NULL && *l.cancel) err = BM_ECANCELED;
   if (err == 0) err = bm_dataset_publish(l.ds, &res->info);
   if (err != 0) goto failed;

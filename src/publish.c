@@ -11,7 +11,6 @@
 #include "dataset.h"
 
 #define PUB_CHUNK (64u << 20) /* bytes mapped at a time */
-#define PUB_PIECE (256u << 10) /* bytes through the buffer at a time (tmpfs) */
 
 typedef struct {
   unsigned char *dst;
@@ -46,6 +45,20 @@ static int pub_copy(void *arg) {
   }
   if (done < c->len) memcpy(c->dst + done, c->data + (size_t)(c->off + done - c->hlen), c->len - done);
   return 0;
+}
+
+typedef struct {
+  const unsigned char *hdr;
+  size_t hlen;
+  const void *data;
+  size_t n;
+} pub_src_t;
+
+/* src/fill.c's take: the payload's bytes [off, off+len) into buf, guarded. */
+static int pub_take(void *ctx, uint64_t off, unsigned char *buf, size_t len) {
+  pub_src_t *ps = ctx;
+  pub_copy_t c = pub_piece(buf, ps->hdr, ps->hlen, ps->data, ps->n, off, len);
+  return bm_guard_call(pub_copy, &c);
 }
 
 static int pub_layout(const bm_layout_t *in, size_t n, bm_format_info_t *fi, size_t *hlen,
@@ -116,32 +129,26 @@ static int publish_buffer(bm_dataset_t **out, const char *name, const void *data
   if ((err = bm_dataset_create(&ds, name, &dso, &res->large)) != 0) return err;
   res->failed_at = BM_LOAD_AT_FILL;
   if ((err = bm__dataset_set_info(ds, &fi)) != 0) goto failed;
-  /* Where the section takes writes (tmpfs), the payload goes in as cp would write it: a
-   * piece at a time copied into a small buffer of our own that stays in the CPU's cache
-   * (guarded: a fault there is the caller's buffer's, its backing file cut short), hashed
-   * from it, and written from it with pwrite (no page of the section faulted in through a
-   * mapping, which traps on a virtual machine). The hash is of the very bytes written,
-   * whatever another thread does to the caller's buffer meanwhile. */
-  if ((err = bm__os_write_at(bm_dataset_source(ds), 0, "", 0)) == 0) {
-    unsigned char *buf = malloc(PUB_PIECE);
-    if (buf == NULL) {
-      err = BM_ENOMEM;
-      goto failed;
-    }
-    for (off = 0; off < total && err == 0; off += PUB_PIECE) {
-      pub_copy_t c = pub_piece(buf, hdr, hlen, data, n, off,
-                               (size_t)(total - off < PUB_PIECE ? total - off : PUB_PIECE));
-      if ((err = bm_guard_call(pub_copy, &c)) == 0 &&
-          (err = bm__dataset_hash_written(ds, off, buf, c.len)) == 0)
-        err = bm__os_write_at(bm_dataset_source(ds), off, buf, c.len);
-    }
-    free(buf);
-    res->os_error = err != 0 ? bm_last_os_error() : 0;
-    if (err != 0) goto failed;
+  /* Where the section takes writes (tmpfs), the payload goes in through small buffers with
+   * pwrite, each hashed from itself (src/fill.c): a piece of the caller's bytes is copied
+   * into a buffer of ours, guarded (a fault there is the caller's buffer's, its backing file
+   * cut short), so the hash is of the very bytes written whatever another thread does to
+   * the caller's buffer meanwhile. */
+  if (bm__fill_takes_writes(ds)) {
+    bm__fill_t f;
+    pub_src_t ps;
+    ps.hdr = hdr;
+    ps.hlen = hlen;
+    ps.data = data;
+    ps.n = n;
+    memset(&f, 0, sizeof(f));
+    f.ds = ds;
+    f.size = total;
+    f.take = pub_take;
+    f.ctx = &ps;
+    f.os_error = &res->os_error;
+    if ((err = bm__fill(&f)) != 0) goto failed;
     total = 0; /* nothing left for the views */
-  } else if (err != BM_ENOTSUP) {
-    res->os_error = bm_last_os_error();
-    goto failed;
   }
   for (off = 0; off < total; off += PUB_CHUNK) {
     size_t len = (size_t)(total - off < PUB_CHUNK ? total - off : PUB_CHUNK);

@@ -209,6 +209,13 @@ static int make_normal(bm_source_t *src, const posix_mounts_t *ms, const char *n
     r = 0;
   } else if (want_thp) {
     r = bm__posix_probe(fd, pmd, pmd, 1, 1, &sm);
+  } else if (!thp_allowed(name != NULL)) {
+    /* The kernel gives this object no large folio at all (shmem_enabled, the tmpfs mount's
+     * huge=): its pages are base pages, with no need to map one and read this process's
+     * whole /proc/self/smaps (a millisecond and more in a process with many mappings,
+     * most of a small publish's time). */
+    memset(&sm, 0, sizeof(sm));
+    r = 0;
   } else {
     r = bm__posix_probe(fd, base, base, 1, 0, &sm);
   }

@@ -85,7 +85,7 @@ cksrc=$(ls -d "$work"/src/check-*/ | head -n1)
 jssrc=$(ls -d "$work"/src/jansson-*/ | head -n1)
 jobs=$(nproc 2>/dev/null || echo 2)
 
-if [ ! -f "$prefix/.complete-jansson" ]; then
+build_jansson() {
   # Static and position-independent (libbulkmap.so links it in), no tests, docs or examples.
   rm -rf "$work/build-jansson"
   echo "windeps: building libjansson from $jssrc" >&2
@@ -97,27 +97,53 @@ if [ ! -f "$prefix/.complete-jansson" ]; then
   cmake --install "$work/build-jansson" >"$work/jansson-install.log"
   touch "$prefix/.complete-jansson"
   echo "windeps: libjansson installed in $prefix" >&2
+}
+
+build_uv() {
+  # A fresh build tree: a cached one would keep flags of an older toolchain file.
+  rm -rf "$work/build-uv"
+  echo "windeps: building libuv from $uvsrc" >&2
+  cmake -S "$uvsrc" -B "$work/build-uv" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
+    -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix" -DLIBUV_BUILD_TESTS=OFF \
+    -DLIBUV_BUILD_BENCH=OFF -DBUILD_TESTING=OFF >"$work/uv-configure.log" 2>&1
+  # Only what bulkmap links: the static library (uv_a), not the DLL too (the same sources
+  # compiled again), installed by hand where `cmake --install` would put it.
+  cmake --build "$work/build-uv" -j "$jobs" --target uv_a >"$work/uv-build.log" 2>&1
+  mkdir -p "$prefix/lib" "$prefix/include/uv"
+  cp "$uvsrc/include/uv.h" "$prefix/include/"
+  cp "$uvsrc"/include/uv/*.h "$prefix/include/uv/"
+  cp "$work/build-uv/libuv_a.a" "$prefix/lib/"
+}
+
+build_check() {
+  rm -rf "$work/build-check"
+  echo "windeps: building Check from $cksrc" >&2
+  cmake -S "$cksrc" -B "$work/build-check" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
+    -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix" -DCHECK_ENABLE_TESTS=OFF \
+    -DBUILD_TESTING=OFF -DCHECK_ENABLE_SUBUNIT=OFF -DENABLE_MEMORY_LEAKING_TESTS=OFF \
+    -DHAVE_SUBUNIT=0 >"$work/check-configure.log" 2>&1
+  # The static library only (not checkShared: the same sources again) and its two headers.
+  cmake --build "$work/build-check" -j "$jobs" --target check >"$work/check-build.log" 2>&1
+  mkdir -p "$prefix/lib"
+  cp "$work/build-check/src/check.h" "$work/build-check/check_stdint.h" "$prefix/include/"
+  cp "$work/build-check/src/libcheck.a" "$prefix/lib/"
+}
+
+# The three at once: their configure steps are long runs of one small compile after
+# another (one CPU each), which two CPUs take side by side.
+pids=()
+[ -f "$prefix/.complete-jansson" ] || { build_jansson & pids+=($!); }
+if [ ! -f "$prefix/.complete-v2" ]; then
+  build_uv & pids+=($!)
+  build_check & pids+=($!)
 fi
-if [ -f "$prefix/.complete-v2" ]; then exit 0; fi
-
-# Fresh build trees: a cached one would keep flags of an older toolchain file.
-rm -rf "$work/build-uv" "$work/build-check"
-echo "windeps: building libuv from $uvsrc" >&2
-cmake -S "$uvsrc" -B "$work/build-uv" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
-  -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix" -DLIBUV_BUILD_TESTS=OFF \
-  -DLIBUV_BUILD_BENCH=OFF -DBUILD_TESTING=OFF >"$work/uv-configure.log" 2>&1
-cmake --build "$work/build-uv" -j "$jobs" >"$work/uv-build.log" 2>&1
-cmake --install "$work/build-uv" >"$work/uv-install.log"
-
-echo "windeps: building Check from $cksrc" >&2
-cmake -S "$cksrc" -B "$work/build-check" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
-  -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix" -DCHECK_ENABLE_TESTS=OFF \
-  -DBUILD_TESTING=OFF -DCHECK_ENABLE_SUBUNIT=OFF -DENABLE_MEMORY_LEAKING_TESTS=OFF \
-  -DHAVE_SUBUNIT=0 >"$work/check-configure.log" 2>&1
-cmake --build "$work/build-check" -j "$jobs" >"$work/check-build.log" 2>&1
-cmake --install "$work/build-check" >"$work/check-install.log"
-# Check's CMake build names libcheck_pic in check.pc but installs only libcheck.
-if [ -f "$prefix/lib/pkgconfig/check.pc" ]; then sed -i 's/-lcheck_pic/-lcheck/' "$prefix/lib/pkgconfig/check.pc"; fi
-
-touch "$prefix/.complete-v2"
-echo "windeps: libuv and Check installed in $prefix" >&2
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+if [ $failed != 0 ]; then
+  echo "windeps: a build failed; its logs are in $work" >&2
+  exit 1
+fi
+if [ ! -f "$prefix/.complete-v2" ]; then
+  touch "$prefix/.complete-v2"
+  echo "windeps: libuv and Check installed in $prefix" >&2
+fi

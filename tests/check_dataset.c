@@ -21,6 +21,10 @@
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
 extern char **environ;
 
 #define MiB (1ull << 20)
@@ -795,6 +799,40 @@ START_TEST(memory_cgroup) {
 }
 END_TEST
 
+/* publish of a buffer whose backing file is cut short under it: the guarded copy into the
+ * fill's buffer (src/fill.c, on a worker thread) catches the SIGBUS, the error is the
+ * caller's buffer's (BM_ETRUNCATED, not a full /dev/shm), and nothing is left under the
+ * name. */
+START_TEST(publish_from_a_cut_mapping) {
+  const char *name = ht_name("cutbuf");
+  const char *path = bm_test_path("cut");
+  const size_t n = 4u << 20;
+  bm_publish_opts_t o;
+  bm_load_result_t r;
+  unsigned char *m;
+  char p[300];
+  struct stat sb;
+  int fd;
+  bm_test_write_pattern(path, n);
+  fd = open(path, O_RDWR);
+  ck_assert_int_ge(fd, 0);
+  m = mmap(NULL, n, PROT_READ, MAP_SHARED, fd, 0);
+  ck_assert_ptr_ne(m, MAP_FAILED);
+  ck_assert_int_eq(ftruncate(fd, (off_t)(n / 2)), 0);
+  bm_publish_opts_init(&o);
+  o.format = BM_FORMAT_RAW;
+  o.dataset.large = BM_LARGE_OFF;
+  ck_assert_bm_err(bm_dataset_publish_buffer(NULL, name, m, n, &o, &r), BM_ETRUNCATED);
+  ck_assert_int_eq(r.failed_at, BM_LOAD_AT_FILL);
+  snprintf(p, sizeof(p), "/dev/shm/%s", name);
+  ck_assert_msg(stat(p, &sb) != 0, "%s left", p);
+  snprintf(p, sizeof(p), "/dev/shm/bulkmap#%s", name);
+  ck_assert_msg(stat(p, &sb) != 0, "%s left", p);
+  munmap(m, n);
+  close(fd);
+}
+END_TEST
+
 Suite *dataset_suite(void) {
   Suite *s = suite_create("dataset");
   TCase *tc = tcase_create("lifecycle");
@@ -804,6 +842,7 @@ Suite *dataset_suite(void) {
   tcase_add_test(tc, lifecycle_and_mode);
   tcase_add_test(tc, nothing_removed_that_is_not_yours);
   tcase_add_test(tc, source_changed_during_load);
+  tcase_add_test(tc, publish_from_a_cut_mapping);
   tcase_add_test(tc, pid_namespaces);
   suite_add_tcase(s, tc);
   tc = tcase_create("users_and_places");

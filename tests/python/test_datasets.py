@@ -180,7 +180,7 @@ def _start_stopped_load(tool, path, name):
                              "--no-progress"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
-    while not os.path.exists("/dev/shm/" + name) and time.monotonic() < deadline:
+    while not os.path.exists("/dev/shm/bulkmap#" + name) and time.monotonic() < deadline:
         if proc.poll() is not None:
             return None
         time.sleep(0.0005)

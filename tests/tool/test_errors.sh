@@ -109,7 +109,7 @@ expect 0 stat "$N-a" --json
 grep -q '"error"' "$T/out" && fail "a ready stat holds an error: $(cat "$T/out")" || ok
 truncate -s 1G "$T/big"
 "$BM" load "$T/big" --name "$N-dead" --no-progress --large-pages off >/dev/null 2>&1 & lpid=$!
-for i in $(seq 1 100); do [ -e "/dev/shm/$N-dead" ] && break; sleep 0.01; done
+for i in $(seq 1 100); do [ -e "/dev/shm/bulkmap#$N-dead" ] && break; sleep 0.01; done
 sleep 0.05; kill -9 $lpid 2>/dev/null; wait $lpid 2>/dev/null
 if "$BM" stat "$N-dead" --json 2>/dev/null | grep -q '"state":"abandoned"'; then
   expect 1 stat "$N-dead" --json

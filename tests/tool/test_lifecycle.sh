@@ -82,7 +82,7 @@ expect 0 stat "$N-late" --wait 1
 # rm --abandoned: a load killed midway is reclaimed, a live one (--hold) is not.
 truncate -s 3G "$T/big"
 "${LIB_BM[@]}" load "$T/big" --name "$N-dead" --no-progress --large-pages off >/dev/null 2>&1 & lpid=$!
-for i in $(seq 1 100); do [ -e "/dev/shm/$N-dead" ] && break; sleep 0.01; done
+for i in $(seq 1 100); do [ -e "/dev/shm/bulkmap#$N-dead" ] && break; sleep 0.01; done
 sleep 0.1; kill -9 $lpid 2>/dev/null; wait $lpid 2>/dev/null
 "${LIB_BM[@]}" load "$T/a" --name "$N-live" --hold --no-progress >/dev/null 2>&1 & hpid=$!
 for i in $(seq 1 100); do [ -e "/dev/shm/$N-live" ] && break; sleep 0.02; done

@@ -1262,8 +1262,10 @@ typedef struct bm_publish_opts_s {
 BM_EXTERN void bm_publish_opts_init(bm_publish_opts_t *opts);
 
 /* Publishes data[0, n) as a new dataset NAME in one call: checked (format or layout),
- * created, copied in, hashed from the very bytes written and published `ready`; on failure nothing
- * is left under the name. *result as for bm_dataset_load (failed_at is
+ * created, copied in (onto tmpfs with pwrite straight from data, hashed there beside the
+ * writes), hashed and published `ready`; on failure nothing is left under the name. data
+ * must not change meanwhile: bytes changed by another thread during the call may be
+ * written other than hashed, and bm_dataset_verify then says the dataset is corrupt. *result as for bm_dataset_load (failed_at is
  * BM_LOAD_AT_FORMAT for a bad header or layout, AT_CREATE, AT_FILL; source_cached is not
  * set). out as for bm_dataset_load (NULL: closed; on POSIX it stays until removed).
  * Errors: BM_EINVAL, BM_EFORMAT (why in result->why), BM_EOVERFLOW, and as

@@ -384,8 +384,6 @@ static void bm__dataset_read_layout(bm_dataset_t *ds) {
 int bm__dataset_hash_written(bm_dataset_t *ds, uint64_t offset, const void *p, size_t n) {
   bm__hash_call_t c;
   int err;
-  /* p is the very bytes just written at offset: the caller's own buffer, which nobody
-   * else writes, so the hash is the section's whatever happens to the source. */
   if (ds == NULL || !ds->writer || ds->published || offset != ds->hashed ||
       offset + n > ds->t.payload_size)
     return BM_EINVAL;

@@ -21,9 +21,9 @@ int bm__dataset_watch_from(bm_dataset_t *ds, bm__watch_t *w);
 /* Hashes the payload's bytes [offset, offset+length) as they are in the section (read
  * through a small buffer where it can be), next in payload order. */
 int bm__dataset_hash_from(bm_dataset_t *ds, uint64_t offset, uint64_t length);
-/* Hashes p[0, n), the very bytes just written at payload offset `offset` from a buffer of
- * the caller's own (so they are the section's whatever the source does), next in order.
- * BM_EINVAL out of order. */
+/* Hashes p[0, n), the bytes written (or about to be) at payload offset `offset`, guarded,
+ * next in order: from a buffer of the caller's own (load: so they are the section's
+ * whatever the source does), or the publisher's memory. BM_EINVAL out of order. */
 int bm__dataset_hash_written(bm_dataset_t *ds, uint64_t offset, const void *p, size_t n);
 
 /* src/fill.c: a new dataset's section filled through small buffers with pwrite, each
@@ -43,6 +43,12 @@ typedef struct {
 /* 1 when the dataset's section takes writes (pwrite): tmpfs, not hugetlbfs nor Windows. */
 int bm__fill_takes_writes(bm_dataset_t *ds);
 int bm__fill(const bm__fill_t *f);
+/* The payload made of parts[0..parts) in order (publish: an npy header, then the caller's
+ * bytes), written from where it lies and hashed there beside the writes. A caller that
+ * changes its bytes meanwhile races with itself: what is written may then differ from
+ * what was hashed, and bm_dataset_verify says so. */
+int bm__fill_memory(bm_dataset_t *ds, const void *const *part, const size_t *len, int parts,
+                    int *os_error);
 /* Why the watched source's stability is not checked (NULL: it is, a lease held). */
 const char *bm__dataset_unstable_why(bm_dataset_t *ds);
 /* The dataset's store (NULL: its metadata is in its trailer). */

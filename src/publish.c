@@ -1,8 +1,8 @@
 /* bm_dataset_publish_buffer: a caller's bytes into a new dataset in one call (docs/design.md
  * section 6, publishing from memory): judged as a file's header is (or, given a layout,
  * written as an npy payload: the npy header, then the bytes), created, copied in through
- * a small buffer of its own (tmpfs) or bounded guarded views (hugetlbfs, Windows), hashed
- * from the very bytes written, then published. */
+ * pwrite from the caller's memory (tmpfs) or bounded guarded views (hugetlbfs, Windows),
+ * hashed, then published. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,20 +45,6 @@ static int pub_copy(void *arg) {
   }
   if (done < c->len) memcpy(c->dst + done, c->data + (size_t)(c->off + done - c->hlen), c->len - done);
   return 0;
-}
-
-typedef struct {
-  const unsigned char *hdr;
-  size_t hlen;
-  const void *data;
-  size_t n;
-} pub_src_t;
-
-/* src/fill.c's take: the payload's bytes [off, off+len) into buf, guarded. */
-static int pub_take(void *ctx, uint64_t off, unsigned char *buf, size_t len) {
-  pub_src_t *ps = ctx;
-  pub_copy_t c = pub_piece(buf, ps->hdr, ps->hlen, ps->data, ps->n, off, len);
-  return bm_guard_call(pub_copy, &c);
 }
 
 static int pub_layout(const bm_layout_t *in, size_t n, bm_format_info_t *fi, size_t *hlen,
@@ -129,25 +115,16 @@ static int publish_buffer(bm_dataset_t **out, const char *name, const void *data
   if ((err = bm_dataset_create(&ds, name, &dso, &res->large)) != 0) return err;
   res->failed_at = BM_LOAD_AT_FILL;
   if ((err = bm__dataset_set_info(ds, &fi)) != 0) goto failed;
-  /* Where the section takes writes (tmpfs), the payload goes in through small buffers with
-   * pwrite, each hashed from itself (src/fill.c): a piece of the caller's bytes is copied
-   * into a buffer of ours, guarded (a fault there is the caller's buffer's, its backing file
-   * cut short), so the hash is of the very bytes written whatever another thread does to
-   * the caller's buffer meanwhile. */
+  /* Where the section takes writes (tmpfs), the payload goes in with pwrite straight from
+   * the caller's memory, each piece hashed there first (src/fill.c). */
   if (bm__fill_takes_writes(ds)) {
-    bm__fill_t f;
-    pub_src_t ps;
-    ps.hdr = hdr;
-    ps.hlen = hlen;
-    ps.data = data;
-    ps.n = n;
-    memset(&f, 0, sizeof(f));
-    f.ds = ds;
-    f.size = total;
-    f.take = pub_take;
-    f.ctx = &ps;
-    f.os_error = &res->os_error;
-    if ((err = bm__fill(&f)) != 0) goto failed;
+    const void *part[2];
+    size_t plen[2];
+    part[0] = hdr;
+    plen[0] = hlen;
+    part[1] = data;
+    plen[1] = n;
+    if ((err = bm__fill_memory(ds, part, plen, 2, &res->os_error)) != 0) goto failed;
     total = 0; /* nothing left for the views */
   }
   for (off = 0; off < total; off += PUB_CHUNK) {

@@ -234,6 +234,24 @@ def test_publish_ndarray_as_npy(names, tool):
     assert e.value.code == "EEXIST"
 
 
+@pytest.mark.parametrize("n", [4095, (4 << 20) - 129, (4 << 20) - 128, (9 << 20) + 7],
+                         ids=["small", "just-under-threaded", "threaded-from", "threaded-odd"])
+def test_publish_sizes_hash_as_xxhsum(names, n):
+    """The payload written from the caller's memory and hashed there beside the writes
+    (one thread under 4 MiB, two from there): the checksum is xxhsum's of the file, and
+    numpy reads the array back, across piece edges and odd lengths."""
+    arr = np.random.default_rng(n).integers(0, 256, n, dtype=np.uint8)
+    name = names("pubn")
+    r = bulkmap.publish(name, arr, large_pages="off")
+    assert r["bytes"] == 128 + n
+    with open("/dev/shm/" + name, "rb") as f:
+        payload = f.read(r["bytes"])
+    assert r["xxh3"] == xxhsum(payload)
+    assert np.array_equal(np.load("/dev/shm/" + name), arr)
+    with bulkmap.open(name, verify=True) as ds:
+        ds.verify()
+
+
 @pytest.mark.parametrize("arr", [
     np.asfortranarray(np.arange(20, dtype=np.int16).reshape(4, 5)),  # kept in F order
     np.arange(40, dtype=np.float64).reshape(5, 8)[:, ::2],  # not contiguous: copied to C

@@ -16,7 +16,8 @@ PKGS_BUILD="cmake make gcc pkg-config libuv1-dev check libjansson-dev libxxhash-
 # DataLoader tests of tests/python/test_arrays.py.
 PKGS_PY_TEST="python3-pytest python3-dask python3-distributed python3-venv python3-pip python3-setuptools python3-wheel python3-build python3-torch"
 # stress-ng: the load beside the soak (tools/dev.sh soak, the ctest entry soak).
-PKGS_TEST="$PKGS_BUILD $PKGS_PY_TEST valgrind clang libclang-rt-14-dev gcc-mingw-w64-x86-64 wine64 dpkg-dev gcc-multilib stress-ng"
+# ninja-build: cmake/windeps.sh's configure steps (many small try-compiles) in 0.6 the time.
+PKGS_TEST="$PKGS_BUILD $PKGS_PY_TEST valgrind clang libclang-rt-14-dev gcc-mingw-w64-x86-64 wine64 dpkg-dev gcc-multilib stress-ng ninja-build"
 
 need() {
   local missing=()

@@ -1,5 +1,5 @@
 /* libFuzzer: the scan engine's literal search (src/kernels.c: SIMD packed pair, memchr,
- * memmem) against a naive byte-by-byte search, on any haystack and literal. */
+ * memmem, Two-Way) against a naive byte-by-byte search, on any haystack and literal. */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +16,7 @@ static const unsigned char *naive(const unsigned char *p, size_t n, const unsign
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
   size_t len;
   if (n < 2) return 0;
-  len = 1 + data[0] % 16;
+  len = 1 + data[0] % 64; /* long enough for the packed pair to give way to Two-Way */
   if (n - 1 < len) return 0;
   {
     const unsigned char *lit = data + 1, *hay = data + 1 + len;

@@ -24,13 +24,21 @@ printf '%s\n' "$top"/src/*.c "$top"/src/posix/*.c |
 rm -f "$out/libbulkmap_fuzz.a"
 ar rcs "$out/libbulkmap_fuzz.a" "$objs"/*.o
 names="plan parse trailer literal fold format"
-for name in $names; do
-  if [ "$name" = literal ]; then
-    clang "${flags[@]}" "$here/fuzz_$name.c" "$top/src/kernels.c" -o "$out/fuzz_$name"
+build_one() {
+  if [ "$1" = literal ]; then
+    clang "${flags[@]}" "$here/fuzz_$1.c" "$top/src/kernels.c" -o "$out/fuzz_$1"
   else
-    clang "${flags[@]}" "$here/fuzz_$name.c" "$out/libbulkmap_fuzz.a" -o "$out/fuzz_$name" -lpthread -lrt $extra_libs
+    clang "${flags[@]}" "$here/fuzz_$1.c" "$out/libbulkmap_fuzz.a" -o "$out/fuzz_$1" -lpthread -lrt $extra_libs
   fi
+}
+# The harnesses compiled and linked as many at once as there are CPUs.
+pids=()
+for name in $names; do
+  build_one "$name" &
+  pids+=($!)
+  if [ ${#pids[@]} -ge "$(nproc)" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
 done
+for pid in "${pids[@]}"; do wait "$pid"; done
 # Each harness for its own SECONDS, as many at once as there are CPUs.
 run_one() {
   local name=$1 corpus="$out/corpus-$1" log="$out/fuzz_$1.log"

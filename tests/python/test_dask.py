@@ -64,7 +64,8 @@ def test_self_overlapping_literals_at_range_edges(client, tmp_path):
     rnd = random.Random(7)
     files, datas = [], []
     for i in range(4):
-        n = rnd.randint(40, 120)
+        # Short files (a range a byte at chunk 1 is a task each): every edge is still cut.
+        n = rnd.randint(14, 40)
         if i == 0:
             data = b"a" * n
         elif i == 1:

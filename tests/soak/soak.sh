@@ -9,8 +9,10 @@
 # in its TMPDIR is said). Needs root (unshare -m, tmpfs); skips (77) without it, or without stress-ng.
 #   soak.sh BUILD [ROUNDS]
 # Environment: ROUNDS (20), SOAK_TESTS (a ctest -R regex), SOAK_JOBS (ctest -j, 2),
-# SOAK_CPU (stress-ng --cpu, 2), SOAK_VM_BYTES (1G), SOAK_SHM_SIZE (the machine's /dev/shm
-# size), SOAK_LOGS (where a failed round's logs are kept: BUILD/soak-logs).
+# SOAK_CPU (stress-ng --cpu, 2), SOAK_VM_BYTES (1G), SOAK_STRESS (1; 0: no stress-ng, the
+# load is what runs beside the soak: CI's round runs beside the rest of its lane),
+# SOAK_SHM_SIZE (the machine's /dev/shm size), SOAK_LOGS (where a failed round's logs are
+# kept: BUILD/soak-logs).
 set -uo pipefail
 skip() { echo "SKIP: $*"; exit 77; }
 build=$(cd "${1:?usage: soak.sh BUILD [ROUNDS]}" && pwd) || exit 2
@@ -21,7 +23,9 @@ self=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
 
 [ "$(id -u)" = 0 ] || skip "not root (a private mount namespace with its own /dev/shm needs it)"
 command -v unshare >/dev/null || skip "no unshare (util-linux)"
-command -v stress-ng >/dev/null || skip "no stress-ng (tools/dev.sh installs it: apt-get install stress-ng)"
+stress=${SOAK_STRESS:-1}
+[ "$stress" = 0 ] || command -v stress-ng >/dev/null ||
+  skip "no stress-ng (tools/dev.sh installs it: apt-get install stress-ng)"
 [ -f "$build/CTestTestfile.cmake" ] || { echo "soak: $build is not a configured build" >&2; exit 2; }
 
 # The settings a test may change and must put back (large-page pools, the protected_*
@@ -126,14 +130,18 @@ n=$(ctest --test-dir "$W/ctest" -N -R "$tests" | sed -n 's/^Total Tests: //p')
 cpu=${SOAK_CPU:-2} vm_bytes=${SOAK_VM_BYTES:-1G}
 stress_timeout=$((rounds * 900 + 60))
 if command -v setpriv >/dev/null; then pdeath=(setpriv --pdeathsig KILL --); else pdeath=(); fi
-set -m
-"${pdeath[@]}" stress-ng --cpu "$cpu" --vm 1 --vm-bytes "$vm_bytes" --timeout "${stress_timeout}s" \
-  >"$W/stress.log" 2>&1 </dev/null &
-stress_pid=$!
-set +m
-sleep 1
-kill -0 "$stress_pid" 2>/dev/null || { echo "soak: stress-ng did not start: $(cat "$W/stress.log")" >&2; stress_pid=""; exit 1; }
-echo "soak: load: stress-ng --cpu $cpu --vm 1 --vm-bytes $vm_bytes (pid $stress_pid); /dev/shm: private tmpfs; $n tests a round"
+if [ "$stress" != 0 ]; then
+  set -m
+  "${pdeath[@]}" stress-ng --cpu "$cpu" --vm 1 --vm-bytes "$vm_bytes" --timeout "${stress_timeout}s" \
+    >"$W/stress.log" 2>&1 </dev/null &
+  stress_pid=$!
+  set +m
+  sleep 1
+  kill -0 "$stress_pid" 2>/dev/null || { echo "soak: stress-ng did not start: $(cat "$W/stress.log")" >&2; stress_pid=""; exit 1; }
+  echo "soak: load: stress-ng --cpu $cpu --vm 1 --vm-bytes $vm_bytes (pid $stress_pid); /dev/shm: private tmpfs; $n tests a round"
+else
+  echo "soak: load: what runs beside it (SOAK_STRESS=0: no stress-ng; load average $(cut -d' ' -f1-3 /proc/loadavg)); /dev/shm: private tmpfs; $n tests a round"
+fi
 settings | sed 's/^/soak: setting /'
 
 fail_round() {  # round, reason: keep the logs, say where, stop
@@ -160,7 +168,7 @@ for r in $(seq "$rounds"); do
   wait "$ctest_pid"
   rc=$?
   ctest_pid=""
-  if ! kill -0 "$stress_pid" 2>/dev/null; then
+  if [ -n "$stress_pid" ] && ! kill -0 "$stress_pid" 2>/dev/null; then
     wait "$stress_pid"; st=$?; stress_pid=""
     fail_round "$r" "stress-ng ended early (exit status $st): $(tail -20 "$W/stress.log")"
   fi

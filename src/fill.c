@@ -97,8 +97,7 @@ typedef struct {
   const size_t *len;
   int parts;
   int hash, write;   /* which of the two this pass does */
-  size_t piece;
-  volatile int *stop; /* set by the pass that fails first */
+  int *stop;         /* set by the pass that fails first (relaxed: only an early end) */
   int err, os_error;
 } fill_pass_t;
 
@@ -109,9 +108,9 @@ static void fill_pass(void *arg) {
   for (i = 0; i < f->parts && err == 0; i++) {
     const unsigned char *p = f->part[i];
     size_t at;
-    for (at = 0; at < f->len[i] && err == 0; at += f->piece) {
-      size_t k = f->len[i] - at < f->piece ? f->len[i] - at : f->piece;
-      if (*f->stop) return;
+    for (at = 0; at < f->len[i] && err == 0; at += FILL_PIECE) {
+      size_t k = f->len[i] - at < FILL_PIECE ? f->len[i] - at : FILL_PIECE;
+      if (__atomic_load_n(f->stop, __ATOMIC_RELAXED)) return;
       /* The hash is guarded: a fault there is the caller's buffer's, its backing file cut
        * short (BM_ETRUNCATED); pwrite says the same with EFAULT. */
       if (f->hash) err = bm__dataset_hash_written(f->ds, off, p + at, k);
@@ -122,13 +121,13 @@ static void fill_pass(void *arg) {
   if (err != 0) {
     f->err = err;
     f->os_error = bm_last_os_error();
-    *f->stop = 1;
+    __atomic_store_n(f->stop, 1, __ATOMIC_RELAXED);
   }
 }
 
 int bm__fill_memory(bm_dataset_t *ds, const void *const *part, const size_t *len, int parts,
                     int *os_error) {
-  volatile int stop = 0;
+  int stop = 0;
   fill_pass_t w, h;
   bm__os_thread_t *t = NULL;
   memset(&w, 0, sizeof(w));
@@ -137,7 +136,6 @@ int bm__fill_memory(bm_dataset_t *ds, const void *const *part, const size_t *len
   w.len = len;
   w.parts = parts;
   w.stop = &stop;
-  w.piece = FILL_PIECE;
   h = w;
   w.write = 1;
   h.hash = 1;

@@ -149,6 +149,9 @@ int bm__fill_memory(bm_dataset_t *ds, const void *const *part, const size_t *len
   fill_pass(&w);
   if (t != NULL) bm__os_thread_join(t);
   if (w.err == 0 && h.err != 0) w = h;
-  if (w.err != 0 && os_error != NULL) *os_error = w.os_error;
+  if (w.err != 0) {
+    bm__set_os_error(w.os_error); /* the failing pass's, on the calling thread */
+    if (os_error != NULL) *os_error = w.os_error;
+  }
   return w.err;
 }

@@ -74,7 +74,7 @@ void bm__posix_maps_end(void);
   X(open) X(openat) X(fstat) X(fstatat) X(lstat) X(fstatfs) X(ftruncate) X(fallocate)      \
   X(fchmod) X(mmap) X(munmap) X(msync) X(fsync) X(madvise) X(posix_madvise) X(shm_open)    \
   X(shm_unlink) X(memfd_create) X(unlink) X(unlinkat) X(fopen) X(sigaction) X(stat)       \
-  X(flock) X(fchown)
+  X(flock) X(fchown) X(pwrite) X(pthread_create)
 
 #ifdef BULKMAP_FAULT_INJECTION
 enum {
@@ -123,6 +123,9 @@ const char *bm__fault_name(int i);
 #define bm__sys_posix_madvise(...) \
   (BM__FAULT(posix_madvise) ? errno : posix_madvise(__VA_ARGS__))
 #define bm__sys_shm_open(...) (BM__FAULT(shm_open) ? -1 : shm_open(__VA_ARGS__))
+#define bm__sys_pwrite(...) (BM__FAULT(pwrite) ? -1 : pwrite(__VA_ARGS__))
+#define bm__sys_pthread_create(...) \
+  (BM__FAULT(pthread_create) ? errno : pthread_create(__VA_ARGS__))
 #define bm__sys_shm_unlink(...) (BM__FAULT(shm_unlink) ? -1 : shm_unlink(__VA_ARGS__))
 #define bm__sys_memfd_create(...) (BM__FAULT(memfd_create) ? -1 : memfd_create(__VA_ARGS__))
 #define bm__sys_unlink(...) (BM__FAULT(unlink) ? -1 : unlink(__VA_ARGS__))

@@ -28,7 +28,7 @@ int bm__os_thread_start(bm__os_thread_t **out, void (*fn)(void *arg), void *arg)
   if (t == NULL) return BM_ENOMEM;
   t->fn = fn;
   t->arg = arg;
-  if ((e = pthread_create(&t->tid, NULL, posix_thread_main, t)) != 0) {
+  if ((e = bm__sys_pthread_create(&t->tid, NULL, posix_thread_main, t)) != 0) {
     free(t);
     bm__set_os_error(e);
     return e == ENOMEM ? BM_ENOMEM : BM_EAGAIN;
@@ -102,7 +102,7 @@ int bm__os_write_at(bm_source_t *dst, uint64_t offset, const void *buf, size_t n
   /* hugetlbfs has no write(2): the caller copies through a mapping there. */
   if (dst->hugetlb) return BM_ENOTSUP;
   while (put < n) {
-    ssize_t r = pwrite(dst->fd, (const char *)buf + put, n - put, (off_t)(offset + put));
+    ssize_t r = bm__sys_pwrite(dst->fd, (const char *)buf + put, n - put, (off_t)(offset + put));
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) {
       int e = errno;

@@ -397,25 +397,31 @@ elif [ $rc -eq 0 ]; then
   expect 0 rm "$NAME-c"
 else fail "load of a rewritten source: exit $rc: $(cat "$T/err")"; fi
 rm -f "$T/rw"
-# setup never shrinks a pool, and never mounts world-writable.
-if [ "$(id -u)" = 0 ] && [ -w /proc/sys/vm/nr_hugepages ] && command -v flock >/dev/null; then
-  (
-    flock -x -w 120 9 || { echo "SKIP setup: the huge page lock stayed taken for 2 minutes"; exit 0; }
-    nr=$(cat /proc/sys/vm/nr_hugepages)
-    had_mount=$(awk '$3 == "hugetlbfs"' /proc/mounts | wc -l)
-    echo $((nr + 6)) >/proc/sys/vm/nr_hugepages
-    big=$(cat /proc/sys/vm/nr_hugepages)
-    out=$("$BM" setup --large-pages 4M --json 2>&1)
-    after=$(cat /proc/sys/vm/nr_hugepages)
-    [ "$after" = "$big" ] && echo "ok shrink" || echo "FAIL setup shrank the pool: $big -> $after: $out"
-    if [ "$had_mount" = 0 ]; then
-      m=$(awk '$3 == "hugetlbfs" {print $2; exit}' /proc/mounts)
-      mode=$(stat -c %a "$m" 2>/dev/null)
-      [ "$mode" = 755 ] && echo "ok mode" || echo "FAIL setup mounted $m with mode $mode"
-      umount "$m"
-    fi
-    echo "$nr" >/proc/sys/vm/nr_hugepages
-  ) 9>/tmp/bulkmap-hugepages.lock >"$T/setup" 2>&1
+# setup never shrinks a pool, and never mounts world-writable. In a private mount namespace:
+# the /dev/hugepages it mounts (root's, mode 0755: trusted) is then nobody else's to use or
+# hold busy, and goes with the namespace even if the umount below fails.
+setup_case() {
+  flock -x -w 120 9 || { echo "SKIP setup: the huge page lock stayed taken for 2 minutes"; return 0; }
+  local nr had_mount big out after m mode
+  nr=$(cat /proc/sys/vm/nr_hugepages)
+  had_mount=$(awk '$3 == "hugetlbfs"' /proc/mounts | wc -l)
+  echo $((nr + 6)) >/proc/sys/vm/nr_hugepages
+  big=$(cat /proc/sys/vm/nr_hugepages)
+  out=$("$BM" setup --large-pages 4M --json 2>&1)
+  after=$(cat /proc/sys/vm/nr_hugepages)
+  [ "$after" = "$big" ] && echo "ok shrink" || echo "FAIL setup shrank the pool: $big -> $after: $out"
+  if [ "$had_mount" = 0 ]; then
+    m=$(awk '$3 == "hugetlbfs" {print $2; exit}' /proc/mounts)
+    mode=$(stat -c %a "$m" 2>/dev/null)
+    [ "$mode" = 755 ] && echo "ok mode" || echo "FAIL setup mounted $m with mode $mode"
+    umount "$m"
+  fi
+  echo "$nr" >/proc/sys/vm/nr_hugepages
+}
+if [ "$(id -u)" = 0 ] && [ -w /proc/sys/vm/nr_hugepages ] && command -v flock >/dev/null &&
+  command -v unshare >/dev/null; then
+  BM="$BM" unshare -m --propagation private bash -c "$(declare -f setup_case); setup_case" \
+    9>/tmp/bulkmap-hugepages.lock >"$T/setup" 2>&1
   if grep -q FAIL "$T/setup"; then fail "$(cat "$T/setup")"; else ok; fi
 else
   echo "SKIP setup: needs root" >&2

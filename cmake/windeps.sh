@@ -90,30 +90,33 @@ jobs=$(nproc 2>/dev/null || echo 2)
 gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
 
+# configure_build NAME SRC TARGET [-DVAR=VALUE ...]: a fresh build tree (a cached one would
+# keep the flags of an older toolchain file) of SRC, configured for the toolchain and built
+# (TARGET only, or all when empty); its logs in $work/NAME-*.log.
+configure_build() {
+  local name=$1 src=$2 target=$3
+  shift 3
+  rm -rf "$work/build-$name"
+  echo "windeps: building $name from $src" >&2
+  cmake "${gen[@]}" -S "$src" -B "$work/build-$name" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
+    -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix" "$@" >"$work/$name-configure.log" 2>&1
+  cmake --build "$work/build-$name" -j "$jobs" ${target:+--target "$target"} >"$work/$name-build.log" 2>&1
+}
+
 build_jansson() {
   # Static and position-independent (libbulkmap.so links it in), no tests, docs or examples.
-  rm -rf "$work/build-jansson"
-  echo "windeps: building libjansson from $jssrc" >&2
-  cmake "${gen[@]}" -S "$jssrc" -B "$work/build-jansson" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
-    -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix" -DJANSSON_BUILD_SHARED_LIBS=OFF \
+  configure_build jansson "$jssrc" "" -DJANSSON_BUILD_SHARED_LIBS=OFF \
     -DCMAKE_POSITION_INDEPENDENT_CODE=ON -DJANSSON_WITHOUT_TESTS=ON -DJANSSON_EXAMPLES=OFF \
-    -DJANSSON_BUILD_DOCS=OFF -DJANSSON_INSTALL_LIB_DIR=lib >"$work/jansson-configure.log" 2>&1
-  cmake --build "$work/build-jansson" -j "$jobs" >"$work/jansson-build.log" 2>&1
+    -DJANSSON_BUILD_DOCS=OFF -DJANSSON_INSTALL_LIB_DIR=lib
   cmake --install "$work/build-jansson" >"$work/jansson-install.log"
   touch "$prefix/.complete-jansson"
   echo "windeps: libjansson installed in $prefix" >&2
 }
 
 build_uv() {
-  # A fresh build tree: a cached one would keep flags of an older toolchain file.
-  rm -rf "$work/build-uv"
-  echo "windeps: building libuv from $uvsrc" >&2
-  cmake "${gen[@]}" -S "$uvsrc" -B "$work/build-uv" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
-    -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix" -DLIBUV_BUILD_TESTS=OFF \
-    -DLIBUV_BUILD_BENCH=OFF -DBUILD_TESTING=OFF >"$work/uv-configure.log" 2>&1
   # Only what bulkmap links: the static library (uv_a), not the DLL too (the same sources
   # compiled again), installed by hand where `cmake --install` would put it.
-  cmake --build "$work/build-uv" -j "$jobs" --target uv_a >"$work/uv-build.log" 2>&1
+  configure_build uv "$uvsrc" uv_a -DLIBUV_BUILD_TESTS=OFF -DLIBUV_BUILD_BENCH=OFF -DBUILD_TESTING=OFF
   mkdir -p "$prefix/lib" "$prefix/include/uv"
   cp "$uvsrc/include/uv.h" "$prefix/include/"
   cp "$uvsrc"/include/uv/*.h "$prefix/include/uv/"
@@ -121,14 +124,9 @@ build_uv() {
 }
 
 build_check() {
-  rm -rf "$work/build-check"
-  echo "windeps: building Check from $cksrc" >&2
-  cmake "${gen[@]}" -S "$cksrc" -B "$work/build-check" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
-    -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix" -DCHECK_ENABLE_TESTS=OFF \
-    -DBUILD_TESTING=OFF -DCHECK_ENABLE_SUBUNIT=OFF -DENABLE_MEMORY_LEAKING_TESTS=OFF \
-    -DHAVE_SUBUNIT=0 >"$work/check-configure.log" 2>&1
   # The static library only (not checkShared: the same sources again) and its two headers.
-  cmake --build "$work/build-check" -j "$jobs" --target check >"$work/check-build.log" 2>&1
+  configure_build check "$cksrc" check -DCHECK_ENABLE_TESTS=OFF -DBUILD_TESTING=OFF \
+    -DCHECK_ENABLE_SUBUNIT=OFF -DENABLE_MEMORY_LEAKING_TESTS=OFF -DHAVE_SUBUNIT=0
   mkdir -p "$prefix/lib"
   cp "$work/build-check/src/check.h" "$work/build-check/check_stdint.h" "$prefix/include/"
   cp "$work/build-check/src/libcheck.a" "$prefix/lib/"

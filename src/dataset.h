@@ -5,6 +5,7 @@
 #define BULKMAP_DATASET_H
 
 #include "os.h"
+#include "pool.h"
 
 /* A file watched from the moment it is opened (bm_dataset_load: before its header is read
  * and the dataset made): its identity and, where one can be had, a read lease. */
@@ -26,23 +27,16 @@ int bm__dataset_hash_from(bm_dataset_t *ds, uint64_t offset, uint64_t length);
  * whatever the source does), or the publisher's memory. BM_EINVAL out of order. */
 int bm__dataset_hash_written(bm_dataset_t *ds, uint64_t offset, const void *p, size_t n);
 
-/* src/fill.c: a new dataset's section filled through small buffers with pwrite, each
- * hashed from itself in order, on the pool (tmpfs). take(ctx, off, buf, n) puts the
- * payload's bytes [off, off+n) into buf (calls one at a time, in order). */
-typedef struct {
-  bm_dataset_t *ds;
-  uint64_t size;
-  int (*take)(void *ctx, uint64_t off, unsigned char *buf, size_t n);
-  void *ctx;
-  unsigned threads; /* 0: the CPU count */
-  int (*progress)(uint64_t done, uint64_t total, void *arg);
-  void *progress_arg;
-  const volatile sig_atomic_t *cancel;
-  int *os_error;    /* the failure's OS error (may be NULL) */
-} bm__fill_t;
-/* 1 when the dataset's section takes writes (pwrite): tmpfs, not hugetlbfs nor Windows. */
+/* src/fill.c. 1 when the dataset's section takes writes (pwrite): tmpfs, not hugetlbfs nor
+ * Windows. */
 int bm__fill_takes_writes(bm_dataset_t *ds);
-int bm__fill(const bm__fill_t *f);
+/* The section (one that takes writes) filled through small buffers of the pool's stream,
+ * each written with pwrite and hashed from itself, in order. take(ctx, off, buf, n) puts
+ * the payload's bytes [off, off+n) into buf (one call at a time, in order). p comes with
+ * the caller's threads (0: the CPU count; at most two are used), progress, progress_arg
+ * and cancel set and the rest zero; its os_error says the failure's OS error. */
+int bm__fill(bm__pool_t *p, bm_dataset_t *ds, uint64_t size,
+             int (*take)(void *ctx, uint64_t off, unsigned char *buf, size_t n), void *ctx);
 /* The payload made of parts[0..parts) in order (publish: an npy header, then the caller's
  * bytes), written from where it lies and hashed there beside the writes. A caller that
  * changes its bytes meanwhile races with itself: what is written may then differ from

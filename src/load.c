@@ -145,22 +145,15 @@ static int dataset_load(bm_dataset_t **out, const char *name, const char *path,
   /* Where the section takes writes (tmpfs) the file goes in through buffers with pwrite
    * (src/fill.c); else (hugetlbfs, Windows) it is read into the section's writable windows
    * and hashed from them. */
+  memset(&p, 0, sizeof(p));
+  p.threads = opts->threads;
+  p.progress = opts->progress;
+  p.progress_arg = opts->progress_arg;
+  p.cancel = opts->cancel;
   if (bm__fill_takes_writes(l.ds)) {
-    bm__fill_t f;
-    memset(&f, 0, sizeof(f));
-    f.ds = l.ds;
-    f.size = size;
-    f.take = load_take;
-    f.ctx = &l;
-    f.threads = opts->threads;
-    f.progress = opts->progress;
-    f.progress_arg = opts->progress_arg;
-    f.cancel = opts->cancel;
-    f.os_error = &res->os_error;
-    err = bm__fill(&f);
+    err = bm__fill(&p, l.ds, size, load_take, &l);
   } else {
-    memset(&p, 0, sizeof(p));
-    p.threads = opts->threads ? opts->threads : bm__os_cpu_count();
+    if (p.threads == 0) p.threads = bm__os_cpu_count();
     p.inflight = p.threads + 2;
     memset(&wo, 0, sizeof(wo));
     wo.length = size;
@@ -170,12 +163,9 @@ static int dataset_load(bm_dataset_t **out, const char *name, const char *path,
     p.parallel = load_read;
     p.ordered = load_hash;
     p.ctx = &l;
-    p.progress = opts->progress;
-    p.progress_arg = opts->progress_arg;
-    p.cancel = opts->cancel;
     err = bm__pool_run(&p);
-    res->os_error = p.os_error;
   }
+  res->os_error = p.os_error;
   if (err == 0 && l.cancel != NULL && *l.cancel) err = BM_ECANCELED;
   if (err == 0) err = bm_dataset_publish(l.ds, &res->info);
   if (err != 0) goto failed;
